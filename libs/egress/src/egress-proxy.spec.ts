@@ -1,0 +1,167 @@
+import net from 'node:net';
+import tls from 'node:tls';
+import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { Cidr, CidrSet } from '@rvpn/config';
+import { createCa, issueCertificate, type CertKeyPair } from '@rvpn/pki';
+import { createEgressProxy, parseAuthority, PathGate, type EgressOutcome, type EgressProxy } from './index.js';
+
+let ca: CertKeyPair, server: CertKeyPair, client: CertKeyPair, otherCn: CertKeyPair, foreign: CertKeyPair;
+const cleanup: Array<() => Promise<void> | void> = [];
+afterEach(async () => {
+  while (cleanup.length) await cleanup.pop()!();
+});
+
+beforeAll(async () => {
+  ca = await createCa({ commonName: 'ca-vpn' });
+  server = await issueCertificate(ca, { commonName: 'vpn-seed-server', usage: 'server', dnsNames: ['vpn-seed-server'], ipAddresses: ['127.0.0.1'] });
+  client = await issueCertificate(ca, { commonName: 'kube-apiserver-http-proxy-client', usage: 'client' });
+  otherCn = await issueCertificate(ca, { commonName: 'vpn-shoot-client', usage: 'client' });
+  const otherCa = await createCa({ commonName: 'other-ca' });
+  foreign = await issueCertificate(otherCa, { commonName: 'kube-apiserver-http-proxy-client', usage: 'client' });
+});
+
+async function echoServer(): Promise<number> {
+  const srv = net.createServer((s) => s.pipe(s));
+  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+  cleanup.push(() => new Promise<void>((r) => srv.close(() => r())));
+  return (srv.address() as net.AddressInfo).port;
+}
+
+async function startProxy(over: Partial<Parameters<typeof createEgressProxy>[0]> = {}) {
+  const gate = over.gate ?? new PathGate();
+  if (!over.gate) gate.set(true);
+  const outcomes: EgressOutcome[] = [];
+  const proxy: EgressProxy = createEgressProxy({
+    host: '127.0.0.1',
+    port: 0,
+    tls: () => ({ ca: ca.certPem, cert: server.certPem, key: server.keyPem }),
+    allowedCommonNames: ['kube-apiserver-http-proxy-client'],
+    allowedDestinations: new CidrSet([Cidr.parse('127.0.0.0/8')]),
+    gate,
+    holdTimeoutMs: 2000,
+    maxPending: 10,
+    dialTimeoutMs: 2000,
+    onOutcome: (o) => outcomes.push(o),
+    ...over,
+  });
+  const { port } = await proxy.start();
+  cleanup.push(() => proxy.stop());
+  return { proxy, port, gate, outcomes };
+}
+
+/** Sends one CONNECT over mTLS; resolves with the status line and the live socket. */
+function connect(port: number, target: string, id: CertKeyPair = client, method = 'CONNECT'): Promise<{ status: number; body: string; socket: tls.TLSSocket }> {
+  return new Promise((resolve, reject) => {
+    const s = tls.connect({ host: '127.0.0.1', port, ca: ca.certPem, cert: id.certPem, key: id.keyPem, servername: 'vpn-seed-server' });
+    cleanup.push(() => void s.destroy());
+    let buf = Buffer.alloc(0);
+    s.once('secureConnect', () => s.write(`${method} ${target} HTTP/1.1\r\nHost: ${target}\r\n\r\n`));
+    s.on('error', reject);
+    const onData = (d: Buffer) => {
+      buf = Buffer.concat([buf, d]);
+      const end = buf.indexOf('\r\n\r\n');
+      if (end < 0) return;
+      const status = Number(/^HTTP\/1\.1 (\d{3})/.exec(buf.toString('latin1'))?.[1]);
+      if (status !== 200) {
+        s.once('end', () => resolve({ status, body: buf.subarray(end + 4).toString(), socket: s }));
+        s.resume();
+        return;
+      }
+      s.off('data', onData);
+      resolve({ status, body: '', socket: s });
+    };
+    s.on('data', onData);
+  });
+}
+
+describe('egress CONNECT proxy', () => {
+  it('pipes an allowed destination', async () => {
+    const echo = await echoServer();
+    const { port, outcomes } = await startProxy();
+    const { status, socket } = await connect(port, `127.0.0.1:${echo}`);
+    expect(status).toBe(200);
+    const got = new Promise<string>((r) => socket.once('data', (d) => r(d.toString())));
+    socket.write('hello through the tunnel');
+    expect(await got).toBe('hello through the tunnel');
+    expect(outcomes).toEqual(['connected']);
+  });
+
+  it('refuses destinations outside the shoot networks with 403 and a reason', async () => {
+    const { port, outcomes } = await startProxy({ allowedDestinations: new CidrSet([Cidr.parse('100.96.0.0/11')]) });
+    const r = await connect(port, '127.0.0.1:22');
+    expect(r.status).toBe(403);
+    expect(r.body).toMatch(/outside the shoot's networks/);
+    expect(outcomes).toEqual(['forbidden']);
+  });
+
+  it('refuses host names, other methods and foreign certificates', async () => {
+    const { port, outcomes } = await startProxy();
+    expect((await connect(port, 'kubernetes.default.svc:443')).status).toBe(400);
+    expect((await connect(port, '127.0.0.1:80', client, 'GET')).status).toBe(405);
+    expect((await connect(port, '127.0.0.1:80', otherCn)).status).toBe(403);
+    await expect(connect(port, '127.0.0.1:80', foreign)).rejects.toThrow();
+    expect(outcomes.slice(0, 3)).toEqual(['bad_request', 'method_not_allowed', 'unauthorized']);
+  });
+
+  it('holds a CONNECT while the path is down and completes it when the path returns', async () => {
+    const echo = await echoServer();
+    const gate = new PathGate();
+    const { port, proxy } = await startProxy({ gate });
+    const pendingReq = connect(port, `127.0.0.1:${echo}`);
+    while (proxy.pending === 0) await new Promise((r) => setTimeout(r, 10));
+    expect(proxy.pending).toBe(1);
+    gate.set(true);
+    expect((await pendingReq).status).toBe(200);
+    expect(proxy.pending).toBe(0);
+  });
+
+  it('answers 503 with a reason when the path stays down past the hold time', async () => {
+    const { port, outcomes } = await startProxy({ gate: new PathGate(), holdTimeoutMs: 200 });
+    const r = await connect(port, '127.0.0.1:9');
+    expect(r.status).toBe(503);
+    expect(r.body).toMatch(/not connected/);
+    expect(outcomes).toEqual(['no_path']);
+  });
+
+  it('caps the number of held requests', async () => {
+    const { port, proxy, outcomes } = await startProxy({ gate: new PathGate(), holdTimeoutMs: 3000, maxPending: 1 });
+    void connect(port, '127.0.0.1:9').catch(() => undefined);
+    while (proxy.pending === 0) await new Promise((r) => setTimeout(r, 10));
+    const second = await connect(port, '127.0.0.1:9');
+    expect(second.status).toBe(503);
+    expect(second.body).toMatch(/already waiting/);
+    expect(outcomes).toEqual(['overloaded']);
+  });
+
+  it('answers 502 when the destination refuses', async () => {
+    const closed = net.createServer();
+    await new Promise<void>((r) => closed.listen(0, '127.0.0.1', r));
+    const deadPort = (closed.address() as net.AddressInfo).port;
+    await new Promise<void>((r) => closed.close(() => r()));
+    const { port } = await startProxy();
+    const r = await connect(port, `127.0.0.1:${deadPort}`);
+    expect(r.status).toBe(502);
+    expect(r.body).toMatch(/ECONNREFUSED/);
+  });
+
+  it('keeps serving after garbage bytes', async () => {
+    const echo = await echoServer();
+    const { port } = await startProxy();
+    const raw = net.connect(port, '127.0.0.1');
+    await new Promise((r) => raw.once('connect', r));
+    raw.write(Buffer.from([0x16, 0x03, 0x01, 0xff, 0xff, 1, 2, 3, 4, 5]));
+    await new Promise((r) => raw.once('close', r));
+    expect((await connect(port, `127.0.0.1:${echo}`)).status).toBe(200);
+  });
+});
+
+describe('parseAuthority', () => {
+  it('accepts IP literals only', () => {
+    expect(parseAuthority('100.96.1.10:8080')).toEqual({ host: '100.96.1.10', port: 8080 });
+    expect(parseAuthority('[fd10:96:1::10]:8080')).toEqual({ host: 'fd10:96:1::10', port: 8080 });
+    expect(parseAuthority('example.com:443')).toBeUndefined();
+    expect(parseAuthority('1.2.3.4:0')).toBeUndefined();
+    expect(parseAuthority('1.2.3.4:70000')).toBeUndefined();
+    expect(parseAuthority('1.2.3.4')).toBeUndefined();
+  });
+});
