@@ -1,0 +1,308 @@
+// rvpn_tun: TUN/TAP file descriptors for Node.js with batched, non-blocking I/O.
+//
+// Reading: the fd is non-blocking and watched by a uv_poll handle on the main loop (no threadpool).
+// On readiness we read() packets until EAGAIN or until maxBatch packets, into one scratch buffer, in
+// "packed batch" layout ([u16 BE length][packet]...), then make ONE call into JS with a fresh Buffer
+// holding a copy of exactly those bytes. JS owns that Buffer; the scratch is never handed out.
+// The batch bound keeps timers and keepalives from starving under load.
+//
+// Writing: writeBatch(packed) loops write() over the entries synchronously; a TUN write either takes
+// the packet or fails at once, so nothing is retained after the call returns.
+#include <napi.h>
+#include <uv.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/if.h>
+#include <linux/if_tun.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
+
+#include <cstdint>
+#include <cstdlib>
+#include <string>
+
+#ifndef TUNSETCARRIER
+#define TUNSETCARRIER _IOW('T', 226, int)
+#endif
+
+namespace {
+
+constexpr size_t kMaxPacket = 65535;
+
+class TunDevice : public Napi::ObjectWrap<TunDevice> {
+ public:
+  static Napi::Object Init(Napi::Env env, Napi::Object exports) {
+    Napi::Function ctor = DefineClass(env, "TunDevice", {
+      InstanceMethod("start", &TunDevice::Start),
+      InstanceMethod("writeBatch", &TunDevice::WriteBatch),
+      InstanceMethod("pause", &TunDevice::Pause),
+      InstanceMethod("resume", &TunDevice::Resume),
+      InstanceMethod("setCarrier", &TunDevice::SetCarrier),
+      InstanceMethod("close", &TunDevice::Close),
+      InstanceMethod("stats", &TunDevice::Stats),
+      InstanceAccessor("name", &TunDevice::GetName, nullptr),
+      InstanceAccessor("fd", &TunDevice::GetFd, nullptr),
+    });
+    exports.Set("TunDevice", ctor);
+    return exports;
+  }
+
+  // new TunDevice(name: string, tap: boolean, maxBatch: number)
+  explicit TunDevice(const Napi::CallbackInfo& info) : Napi::ObjectWrap<TunDevice>(info) {
+    Napi::Env env = info.Env();
+    if (info.Length() < 3 || !info[0].IsString() || !info[1].IsBoolean() || !info[2].IsNumber()) {
+      Napi::TypeError::New(env, "TunDevice(name: string, tap: boolean, maxBatch: number)").ThrowAsJavaScriptException();
+      return;
+    }
+    std::string name = info[0].As<Napi::String>().Utf8Value();
+    bool tap = info[1].As<Napi::Boolean>().Value();
+    int64_t maxBatch = info[2].As<Napi::Number>().Int64Value();
+    if (name.size() >= IFNAMSIZ) {
+      ThrowErrno(env, "RVPN_ERR_TUN_OPEN", "interface name longer than 15 characters", EINVAL);
+      return;
+    }
+    if (maxBatch < 1 || maxBatch > 1024) {
+      Napi::RangeError::New(env, "maxBatch must be 1..1024").ThrowAsJavaScriptException();
+      return;
+    }
+    max_batch_ = static_cast<size_t>(maxBatch);
+    fd_ = open("/dev/net/tun", O_RDWR | O_NONBLOCK | O_CLOEXEC);
+    if (fd_ < 0) {
+      ThrowErrno(env, "RVPN_ERR_TUN_OPEN", "open /dev/net/tun", errno);
+      return;
+    }
+    struct ifreq ifr;
+    memset(&ifr, 0, sizeof(ifr));
+    ifr.ifr_flags = (tap ? IFF_TAP : IFF_TUN) | IFF_NO_PI;
+    strncpy(ifr.ifr_name, name.c_str(), IFNAMSIZ - 1);
+    if (ioctl(fd_, TUNSETIFF, &ifr) < 0) {
+      int e = errno;
+      close(fd_);
+      fd_ = -1;
+      ThrowErrno(env, "RVPN_ERR_TUN_OPEN", ("TUNSETIFF " + name).c_str(), e);
+      return;
+    }
+    name_ = ifr.ifr_name;
+    // Room for a full batch of maximum-size packets plus their length prefixes. Pages are only
+    // touched as packets arrive, so an idle device costs little resident memory.
+    scratch_size_ = max_batch_ * (2 + kMaxPacket);
+    scratch_ = static_cast<uint8_t*>(malloc(scratch_size_));
+    if (!scratch_) {
+      close(fd_);
+      fd_ = -1;
+      Napi::Error::New(env, "out of memory").ThrowAsJavaScriptException();
+      return;
+    }
+  }
+
+  ~TunDevice() override {
+    // The JS object was collected without close(): release what we hold. The poll handle cannot be
+    // active here (an active poll keeps a reference on the object), so it is safe to free directly.
+    if (poll_ != nullptr) {
+      uv_close(reinterpret_cast<uv_handle_t*>(poll_), [](uv_handle_t* h) { delete reinterpret_cast<uv_poll_t*>(h); });
+      poll_ = nullptr;
+    }
+    if (fd_ >= 0) close(fd_);
+    free(scratch_);
+  }
+
+ private:
+  static void ThrowErrno(Napi::Env env, const char* code, const char* what, int err) {
+    Napi::Error e = Napi::Error::New(env, std::string(what) + ": " + strerror(err));
+    e.Set("code", Napi::String::New(env, code));
+    e.Set("errno", Napi::Number::New(env, err));
+    e.Set("syscallError", Napi::String::New(env, strerror(err)));
+    e.ThrowAsJavaScriptException();
+  }
+
+  bool CheckOpen(Napi::Env env) {
+    if (fd_ < 0) {
+      Napi::Error e = Napi::Error::New(env, "device " + name_ + " is closed");
+      e.Set("code", Napi::String::New(env, "RVPN_ERR_TUN_CLOSED"));
+      e.ThrowAsJavaScriptException();
+      return false;
+    }
+    return true;
+  }
+
+  Napi::Value GetName(const Napi::CallbackInfo& info) { return Napi::String::New(info.Env(), name_); }
+  Napi::Value GetFd(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), fd_); }
+
+  // start(onBatch: (batch: Buffer) => void)
+  Napi::Value Start(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (!CheckOpen(env)) return env.Undefined();
+    if (info.Length() < 1 || !info[0].IsFunction()) {
+      Napi::TypeError::New(env, "start(onBatch)").ThrowAsJavaScriptException();
+      return env.Undefined();
+    }
+    if (poll_ != nullptr) {
+      Napi::Error::New(env, "already started").ThrowAsJavaScriptException();
+      return env.Undefined();
+    }
+    callback_ = Napi::Persistent(info[0].As<Napi::Function>());
+    uv_loop_t* loop = nullptr;
+    napi_get_uv_event_loop(env, &loop);
+    poll_ = new uv_poll_t;
+    poll_->data = this;
+    int r = uv_poll_init(loop, poll_, fd_);
+    if (r != 0) {
+      delete poll_;
+      poll_ = nullptr;
+      Napi::Error::New(env, std::string("uv_poll_init: ") + uv_strerror(r)).ThrowAsJavaScriptException();
+      return env.Undefined();
+    }
+    StartPolling();
+    return env.Undefined();
+  }
+
+  void StartPolling() {
+    if (poll_ == nullptr || polling_ || fd_ < 0) return;
+    uv_poll_start(poll_, UV_READABLE, &TunDevice::OnReadable);
+    polling_ = true;
+    Ref();  // keep the JS object alive while the loop may call back into it
+  }
+
+  void StopPolling() {
+    if (!polling_) return;
+    uv_poll_stop(poll_);
+    polling_ = false;
+    Unref();
+  }
+
+  static void OnReadable(uv_poll_t* handle, int status, int /*events*/) {
+    auto* self = static_cast<TunDevice*>(handle->data);
+    if (status < 0) return;
+    self->DrainOnce();
+  }
+
+  void DrainOnce() {
+    size_t used = 0;
+    size_t count = 0;
+    while (count < max_batch_ && scratch_size_ - used >= 2 + kMaxPacket) {
+      ssize_t n = read(fd_, scratch_ + used + 2, kMaxPacket);
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        if (errno != EAGAIN && errno != EWOULDBLOCK) read_errors_++;
+        break;
+      }
+      if (n == 0) break;
+      scratch_[used] = static_cast<uint8_t>(n >> 8);
+      scratch_[used + 1] = static_cast<uint8_t>(n & 0xff);
+      used += 2 + static_cast<size_t>(n);
+      count++;
+      bytes_read_ += static_cast<uint64_t>(n);
+    }
+    if (count == 0) return;
+    packets_read_ += count;
+    read_batches_++;
+    Napi::Env env = Env();
+    Napi::HandleScope scope(env);
+    Napi::Buffer<uint8_t> batch = Napi::Buffer<uint8_t>::Copy(env, scratch_, used);
+    // MakeCallback runs microtasks afterwards, as a libuv callback into JS should.
+    callback_.MakeCallback(Value(), {batch});
+  }
+
+  // writeBatch(packed: Buffer) -> number of packets the kernel accepted
+  Napi::Value WriteBatch(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (!CheckOpen(env)) return env.Undefined();
+    if (info.Length() < 1 || !info[0].IsBuffer()) {
+      Napi::TypeError::New(env, "writeBatch(packed: Buffer)").ThrowAsJavaScriptException();
+      return env.Undefined();
+    }
+    auto buf = info[0].As<Napi::Buffer<uint8_t>>();
+    const uint8_t* p = buf.Data();
+    size_t len = buf.Length();
+    size_t off = 0;
+    uint32_t written = 0;
+    while (off + 2 <= len) {
+      size_t n = (static_cast<size_t>(p[off]) << 8) | p[off + 1];
+      if (off + 2 + n > len) {
+        malformed_++;
+        break;
+      }
+      if (n > 0) {
+        ssize_t w;
+        do {
+          w = write(fd_, p + off + 2, n);
+        } while (w < 0 && errno == EINTR);
+        if (w < 0) {
+          write_drops_++;
+        } else {
+          written++;
+          bytes_written_ += static_cast<uint64_t>(w);
+        }
+      }
+      off += 2 + n;
+    }
+    packets_written_ += written;
+    return Napi::Number::New(env, written);
+  }
+
+  Napi::Value Pause(const Napi::CallbackInfo& info) {
+    StopPolling();
+    return info.Env().Undefined();
+  }
+
+  Napi::Value Resume(const Napi::CallbackInfo& info) {
+    StartPolling();
+    return info.Env().Undefined();
+  }
+
+  Napi::Value SetCarrier(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (!CheckOpen(env)) return env.Undefined();
+    int on = info.Length() > 0 && info[0].ToBoolean().Value() ? 1 : 0;
+    if (ioctl(fd_, TUNSETCARRIER, &on) < 0) ThrowErrno(env, "RVPN_ERR_TUN_CARRIER", "TUNSETCARRIER", errno);
+    return env.Undefined();
+  }
+
+  // close(): idempotent, safe from inside the batch callback.
+  Napi::Value Close(const Napi::CallbackInfo& info) {
+    StopPolling();
+    if (poll_ != nullptr) {
+      uv_close(reinterpret_cast<uv_handle_t*>(poll_), [](uv_handle_t* h) { delete reinterpret_cast<uv_poll_t*>(h); });
+      poll_ = nullptr;
+    }
+    if (fd_ >= 0) {
+      close(fd_);
+      fd_ = -1;
+    }
+    if (!callback_.IsEmpty()) callback_.Reset();
+    return info.Env().Undefined();
+  }
+
+  Napi::Value Stats(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("packetsRead", Napi::Number::New(env, static_cast<double>(packets_read_)));
+    o.Set("bytesRead", Napi::Number::New(env, static_cast<double>(bytes_read_)));
+    o.Set("readBatches", Napi::Number::New(env, static_cast<double>(read_batches_)));
+    o.Set("readErrors", Napi::Number::New(env, static_cast<double>(read_errors_)));
+    o.Set("packetsWritten", Napi::Number::New(env, static_cast<double>(packets_written_)));
+    o.Set("bytesWritten", Napi::Number::New(env, static_cast<double>(bytes_written_)));
+    o.Set("writeDrops", Napi::Number::New(env, static_cast<double>(write_drops_)));
+    o.Set("malformed", Napi::Number::New(env, static_cast<double>(malformed_)));
+    return o;
+  }
+
+  int fd_ = -1;
+  std::string name_;
+  size_t max_batch_ = 64;
+  uint8_t* scratch_ = nullptr;
+  size_t scratch_size_ = 0;
+  uv_poll_t* poll_ = nullptr;
+  bool polling_ = false;
+  Napi::FunctionReference callback_;
+  uint64_t packets_read_ = 0, bytes_read_ = 0, read_batches_ = 0, read_errors_ = 0;
+  uint64_t packets_written_ = 0, bytes_written_ = 0, write_drops_ = 0, malformed_ = 0;
+};
+
+Napi::Object InitAll(Napi::Env env, Napi::Object exports) { return TunDevice::Init(env, exports); }
+
+}  // namespace
+
+NODE_API_MODULE(rvpn_tun, InitAll)

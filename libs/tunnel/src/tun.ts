@@ -1,0 +1,113 @@
+/**
+ * The real TUN/TAP device, backed by the native addon in ../native (see native/src/tun.cc for the
+ * batching design). Implements PacketDevice.
+ */
+import { createRequire } from 'node:module';
+import { existsSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { DeviceMode, PacketDevice } from './device.js';
+import { TunAddonError, TunClosedError, TunOpenError, TunCarrierError } from './errors.js';
+
+interface NativeTun {
+  readonly name: string;
+  readonly fd: number;
+  start(onBatch: (batch: Buffer) => void): void;
+  writeBatch(batch: Buffer): number;
+  pause(): void;
+  resume(): void;
+  setCarrier(up: boolean): void;
+  close(): void;
+  stats(): TunStats;
+}
+
+export interface TunStats {
+  packetsRead: number;
+  bytesRead: number;
+  readBatches: number;
+  readErrors: number;
+  packetsWritten: number;
+  bytesWritten: number;
+  writeDrops: number;
+  malformed: number;
+}
+
+let addon: { TunDevice: new (name: string, tap: boolean, maxBatch: number) => NativeTun } | undefined;
+
+function loadAddon() {
+  if (addon) return addon;
+  // src/ (tests) and dist/ (runtime) both sit one level below the package root.
+  const here = dirname(fileURLToPath(import.meta.url));
+  const path = join(here, '..', 'native', 'build', 'Release', 'rvpn_tun.node');
+  if (!existsSync(path)) throw new TunAddonError(`native addon missing at ${path}; build it with: pnpm --filter @rvpn/tunnel build`);
+  try {
+    addon = createRequire(import.meta.url)(path);
+  } catch (err) {
+    throw new TunAddonError(`cannot load ${path}: ${(err as Error).message}`, { cause: err });
+  }
+  return addon!;
+}
+
+export interface OpenTunOptions {
+  /** Interface name (≤ 15 chars); empty lets the kernel pick (tunN/tapN). */
+  name?: string;
+  mode?: DeviceMode;
+  /** Most packets per JS call. Default 64. */
+  maxBatchPackets?: number;
+}
+
+export interface TunDevice extends PacketDevice {
+  stats(): TunStats;
+}
+
+function rethrow(err: unknown): never {
+  const code = (err as { code?: string }).code;
+  const msg = (err as Error).message;
+  if (code === 'RVPN_ERR_TUN_OPEN') {
+    throw new TunOpenError(`${msg} (needs root or CAP_NET_ADMIN and /dev/net/tun)`, { cause: err, details: { errno: (err as { errno?: number }).errno } });
+  }
+  if (code === 'RVPN_ERR_TUN_CLOSED') throw new TunClosedError(msg, { cause: err });
+  if (code === 'RVPN_ERR_TUN_CARRIER') throw new TunCarrierError(msg, { cause: err });
+  throw err;
+}
+
+export function openTunDevice(opts: OpenTunOptions = {}): TunDevice {
+  const mode = opts.mode ?? 'tun';
+  const { TunDevice: Native } = loadAddon();
+  let native: NativeTun;
+  try {
+    native = new Native(opts.name ?? '', mode === 'tap', opts.maxBatchPackets ?? 64);
+  } catch (err) {
+    rethrow(err);
+  }
+  let closed = false;
+  return {
+    name: native.name,
+    mode,
+    get closed() {
+      return closed;
+    },
+    start(onBatch) {
+      try { native.start(onBatch); } catch (err) { rethrow(err); }
+    },
+    writeBatch(batch) {
+      try { return native.writeBatch(batch); } catch (err) { rethrow(err); }
+    },
+    pause() {
+      native.pause();
+    },
+    resume() {
+      native.resume();
+    },
+    setCarrier(up) {
+      try { native.setCarrier(up); } catch (err) { rethrow(err); }
+    },
+    close() {
+      closed = true;
+      native.close();
+    },
+    stats() {
+      return native.stats();
+    },
+  };
+}
