@@ -10,7 +10,7 @@ import { isIP } from 'node:net';
 import * as x509 from '@peculiar/x509';
 import { PkiInvalidInputError, PkiParseError } from './errors.js';
 
-x509.cryptoProvider.set(webcrypto as unknown as Crypto);
+x509.cryptoProvider.set(webcrypto as unknown as Parameters<typeof x509.cryptoProvider.set>[0]);
 
 const ALG = { name: 'ECDSA', namedCurve: 'P-256', hash: 'SHA-256' } as const;
 const DAY = 86_400_000;
@@ -42,15 +42,15 @@ function serial(): string {
   return b.toString('hex');
 }
 
-async function exportKeyPem(key: CryptoKey): Promise<string> {
+async function exportKeyPem(key: webcrypto.CryptoKey): Promise<string> {
   const der = Buffer.from(await webcrypto.subtle.exportKey('pkcs8', key as webcrypto.CryptoKey));
   return `-----BEGIN PRIVATE KEY-----\n${der.toString('base64').replace(/(.{64})/g, '$1\n').replace(/\n$/, '')}\n-----END PRIVATE KEY-----\n`;
 }
 
-async function importKeyPem(pem: string): Promise<CryptoKey> {
+async function importKeyPem(pem: string): Promise<webcrypto.CryptoKey> {
   try {
     const der = createPrivateKey(pem).export({ format: 'der', type: 'pkcs8' });
-    return (await webcrypto.subtle.importKey('pkcs8', der, ALG, true, ['sign'])) as unknown as CryptoKey;
+    return (await webcrypto.subtle.importKey('pkcs8', der, ALG, true, ['sign'])) ;
   } catch (err) {
     throw new PkiParseError(`cannot parse the CA private key: ${(err as Error).message}`, { cause: err });
   }
@@ -67,7 +67,7 @@ function validity(opts: { validityDays?: number; notBefore?: Date }) {
 /** A self-signed CA (ECDSA P-256, CA:true, keyCertSign|cRLSign). */
 export async function createCa(opts: { commonName: string; validityDays?: number; notBefore?: Date }): Promise<CertKeyPair> {
   if (!opts.commonName) throw new PkiInvalidInputError('the CA needs a common name');
-  const keys = (await webcrypto.subtle.generateKey(ALG, true, ['sign', 'verify'])) as unknown as CryptoKeyPair;
+  const keys = (await webcrypto.subtle.generateKey(ALG, true, ['sign', 'verify'])) ;
   const cert = await x509.X509CertificateGenerator.createSelfSigned({
     serialNumber: serial(),
     name: subject(opts.commonName),
@@ -94,7 +94,7 @@ export async function issueCertificate(ca: CertKeyPair, opts: IssueOptions): Pro
     throw new PkiParseError(`cannot parse the CA certificate: ${(err as Error).message}`, { cause: err });
   }
   const caKey = await importKeyPem(ca.keyPem);
-  const keys = (await webcrypto.subtle.generateKey(ALG, true, ['sign', 'verify'])) as unknown as CryptoKeyPair;
+  const keys = (await webcrypto.subtle.generateKey(ALG, true, ['sign', 'verify'])) ;
   const eku: string[] = [];
   if (opts.usage !== 'client') eku.push(x509.ExtendedKeyUsage.serverAuth);
   if (opts.usage !== 'server') eku.push(x509.ExtendedKeyUsage.clientAuth);

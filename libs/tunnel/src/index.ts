@@ -1,5 +1,14 @@
 /**
- * @rvpn/tunnel: the tunnel library (device, protocol, sessions, dialer, listener, data path).
+ * @rvpn/tunnel: the tunnel — TUN/TAP device (native addon), wire protocol over TLS 1.3, sessions,
+ * dialer and listener, and the data path between device and session.
+ *
+ *   const device = openTunDevice({ name: 'tun0' });
+ *   const datapath = new TunnelDataPath({ device, inboundFilter: { allowSource: shootNets } });
+ *   datapath.start();
+ *   const listener = new TunnelListener({ host: '0.0.0.0', port: 1194, tls, hello,
+ *     authorize: authorizeByIdentity({ allowedCommonNames: ['vpn-shoot-client'], requiredUri }),
+ *     onSession: (s) => datapath.attach(s) });
+ *   await listener.start();
  */
 export { packBatch, unpackBatch } from './device.js';
 export type { PacketDevice, DeviceMode } from './device.js';
@@ -7,3 +16,45 @@ export { openTunDevice } from './tun.js';
 export type { TunDevice, TunStats, OpenTunOptions } from './tun.js';
 export { NetConfig, routeArgs } from './netconfig.js';
 export type { RouteSpec, NetConfigOptions, NetLogger } from './netconfig.js';
+export {
+  PROTOCOL_MAJOR,
+  PROTOCOL_MINOR,
+  MAX_FRAME_PAYLOAD,
+  DEFAULT_KEEPALIVE_INTERVAL_MS,
+  DEFAULT_KEEPALIVE_TIMEOUT_MS,
+  FrameType,
+  FrameParser,
+  CloseReason,
+  encodeHello,
+  decodeHello,
+} from './protocol.js';
+export type { Role, TunnelAssignment, HelloBody, Hello } from './protocol.js';
+export { TunnelSession, establishSession } from './session.js';
+export type { LocalHello, PeerHello, SessionEnd, SessionStats, EstablishOptions } from './session.js';
+export { filterBatch } from './filter.js';
+export type { FilterRules, FilterResult } from './filter.js';
+export { TunnelDataPath } from './datapath.js';
+export type { TunnelDataPathOptions, DropReason } from './datapath.js';
+export { TunnelListener, authorizeByIdentity } from './listener.js';
+export type { TunnelListenerOptions, TlsMaterial, AuthorizeResult, TunnelLogger } from './listener.js';
+export { TunnelDialer } from './dialer.js';
+export type { TunnelDialerOptions, DialerState } from './dialer.js';
+export { backoffDelay } from './backoff.js';
+export type { BackoffOptions } from './backoff.js';
+export {
+  TunOpenError,
+  TunClosedError,
+  TunCarrierError,
+  TunAddonError,
+  NetCommandError,
+  NetToolMissingError,
+  ProtoVersionError,
+  ProtoMalformedError,
+  ProtoHandshakeError,
+  TunnelPeerDeadError,
+  TunnelClosedError,
+  TunnelUnauthorizedError,
+  TunnelConfigMismatchError,
+  TunnelTlsError,
+  TunnelListenError,
+} from './errors.js';

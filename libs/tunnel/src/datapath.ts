@@ -1,0 +1,129 @@
+/**
+ * The data path between one packet device and the current tunnel session. Sessions come and go
+ * (reconnects); the device, its addresses and routes stay, so flows survive a reconnect.
+ *
+ * device → (outbound filter) → session.sendBatch; backpressure pauses the device until the session
+ * drains, so the kernel queue drops like a router would instead of JS buffering without bound.
+ * session → inbound filter (anti-spoofing) → device.writeBatch, one call per batch.
+ */
+import type { PacketDevice } from './device.js';
+import { filterBatch, type FilterRules } from './filter.js';
+import type { TunnelSession } from './session.js';
+
+export type DropReason = 'no_session' | 'spoofed_source' | 'malformed' | 'backpressure' | 'outbound_filtered';
+
+export interface DataPathLogger {
+  debug(obj: object, msg?: string): void;
+  warn(obj: object, msg?: string): void;
+}
+
+export interface TunnelDataPathOptions {
+  device: PacketDevice;
+  /** Checks on packets arriving from the peer (anti-spoofing). */
+  inboundFilter?: FilterRules;
+  /** Checks on packets leaving through the tunnel. */
+  outboundFilter?: FilterRules;
+  logger?: DataPathLogger;
+  onDrop?: (reason: DropReason, count: number) => void;
+}
+
+export class TunnelDataPath {
+  private readonly opts: TunnelDataPathOptions;
+  private session: TunnelSession | undefined;
+  private offDrain: (() => void) | undefined;
+  private paused = false;
+  private started = false;
+  readonly drops: Record<DropReason, number> = { no_session: 0, spoofed_source: 0, malformed: 0, backpressure: 0, outbound_filtered: 0 };
+
+  constructor(opts: TunnelDataPathOptions) {
+    this.opts = opts;
+  }
+
+  private drop(reason: DropReason, n: number) {
+    if (n <= 0) return;
+    this.drops[reason] += n;
+    this.opts.onDrop?.(reason, n);
+  }
+
+  start(): void {
+    if (this.started) return;
+    this.started = true;
+    this.opts.device.start((batch) => this.fromDevice(batch));
+  }
+
+  private fromDevice(batch: Buffer) {
+    const s = this.session;
+    if (!s) {
+      this.drop('no_session', countPackets(batch));
+      return;
+    }
+    if (this.opts.outboundFilter) {
+      const r = filterBatch(batch, this.opts.outboundFilter);
+      this.drop('outbound_filtered', r.dropped);
+      this.drop('malformed', r.malformed);
+      batch = r.batch;
+      if (batch.length === 0) return;
+    }
+    const before = s.stats.sendDrops;
+    if (!s.sendBatch(batch)) {
+      if (s.stats.sendDrops > before) this.drop('backpressure', countPackets(batch));
+      if (!this.paused) {
+        this.paused = true;
+        this.opts.device.pause();
+      }
+    }
+  }
+
+  private fromSession(batch: Buffer) {
+    if (this.opts.inboundFilter) {
+      const r = filterBatch(batch, this.opts.inboundFilter);
+      this.drop('spoofed_source', r.dropped);
+      this.drop('malformed', r.malformed);
+      batch = r.batch;
+    }
+    if (batch.length > 0 && !this.opts.device.closed) this.opts.device.writeBatch(batch);
+  }
+
+  /** Makes `session` the current one (replacing any previous one without closing it). */
+  attach(session: TunnelSession): void {
+    this.detach();
+    this.session = session;
+    session.onPackets((b) => {
+      if (this.session === session) this.fromSession(b);
+    });
+    this.offDrain = session.onDrain(() => this.resume());
+  }
+
+  /** Forgets the current session; device packets are dropped (counted) until the next attach. */
+  detach(): void {
+    this.offDrain?.();
+    this.offDrain = undefined;
+    this.session = undefined;
+    this.resume();
+  }
+
+  private resume() {
+    if (this.paused && !this.opts.device.closed) {
+      this.paused = false;
+      this.opts.device.resume();
+    }
+  }
+
+  get attached(): TunnelSession | undefined {
+    return this.session;
+  }
+
+  stop(): void {
+    this.detach();
+  }
+}
+
+function countPackets(batch: Buffer): number {
+  let n = 0;
+  let off = 0;
+  while (off + 2 <= batch.length) {
+    off += 2 + batch.readUInt16BE(off);
+    n++;
+  }
+  return n;
+}

@@ -1,0 +1,255 @@
+/**
+ * The reversed-vpn tunnel protocol, version 1.1. Everything on the wire is declared here.
+ *
+ * TRANSPORT
+ *   One TCP connection (directly, or inside an HTTP CONNECT tunnel through sni-proxy), then TLS 1.3
+ *   with mutual certificate authentication. Everything below runs inside TLS.
+ *
+ * FRAME (all integers big-endian)
+ *   +--------+--------+--------+--------+------------------------------+
+ *   | type   | payload length (u24)     | payload (0..MAX_FRAME_PAYLOAD) |
+ *   +--------+--------+--------+--------+------------------------------+
+ *   A frame larger than MAX_FRAME_PAYLOAD is a protocol error (RVPN_ERR_PROTO_MALFORMED): the
+ *   receiver closes the connection. Senders split batches to stay below it.
+ *
+ * FRAME TYPES
+ *   0x01 HELLO       "RVPN" (4 bytes) | major u8 | minor u8 | UTF-8 JSON (HelloBody)
+ *   0x02 DATA        one packet (IP, or Ethernet for TAP). The only data frame of version 1.0.
+ *   0x03 DATA_BATCH  a packed batch: ([u16 length][packet bytes])* — since 1.1, sent only when both
+ *                    sides negotiated minor >= 1. The layout is the one the TUN addon produces.
+ *   0x04 PING        seq u32 | sender timestamp u64 (ns, sender's monotonic clock)
+ *   0x05 PONG        the PING payload echoed unchanged (the sender computes the RTT)
+ *   0x06 CLOSE       reason u16 | UTF-8 text. The sender closes after it.
+ *   0x07 ERROR       UTF-8 JSON { code: "RVPN_ERR_…", message }. The sender closes after it.
+ *   0x80-0xff        optional extensions: ignored by receivers that do not know them.
+ *   Any other unknown type below 0x80 is a protocol error.
+ *
+ * HANDSHAKE
+ *   After TLS, the DIALER sends HELLO first; the LISTENER checks it and answers with its own HELLO,
+ *   or with ERROR and a close. Which side dials is configuration (reversed: the shoot dials; classic:
+ *   the seed dials). The SEED role always carries `assignment` (tunnel addresses from VPN_NETWORK),
+ *   whichever side dialed. A peer with another MAJOR version is refused with ERROR
+ *   RVPN_ERR_PROTO_VERSION naming both versions; minors interoperate: the session uses
+ *   min(local minor, peer minor) and only the frames that version knows.
+ *   No data frame is sent before the handshake completes.
+ *
+ * KEEPALIVE
+ *   Each side sends PING every keepaliveIntervalMs (default 250 ms) and declares the peer dead when
+ *   NOTHING (any frame, data included) arrived for keepaliveTimeoutMs (default 1000 ms). Counting data
+ *   as liveness means a link saturated with traffic is never declared dead because its pings queued
+ *   behind data. Gardener's OpenVPN needs 30-60 s for the same decision.
+ */
+
+export const PROTOCOL_MAJOR = 1;
+export const PROTOCOL_MINOR = 1;
+export const MAGIC = Buffer.from('RVPN', 'ascii');
+export const FRAME_HEADER_BYTES = 4;
+export const MAX_FRAME_PAYLOAD = 1 << 20;
+export const DEFAULT_KEEPALIVE_INTERVAL_MS = 250;
+export const DEFAULT_KEEPALIVE_TIMEOUT_MS = 1000;
+
+export const FrameType = {
+  HELLO: 0x01,
+  DATA: 0x02,
+  DATA_BATCH: 0x03,
+  PING: 0x04,
+  PONG: 0x05,
+  CLOSE: 0x06,
+  ERROR: 0x07,
+} as const;
+
+export type Role = 'seed' | 'shoot';
+
+export interface TunnelAssignment {
+  seedAddress: string;
+  shootAddress: string;
+  prefixLength: number;
+}
+
+/** The JSON part of HELLO. */
+export interface HelloBody {
+  role: Role;
+  /** Human-readable identity for logs (e.g. `vpn-shoot/<namespace>/<pod>`). */
+  identity: string;
+  keepaliveIntervalMs: number;
+  keepaliveTimeoutMs: number;
+  /** VPN_NETWORK as a CIDR string; both ends must agree. */
+  vpnNetwork: string;
+  mtu: number;
+  /** Sent by the seed role only. */
+  assignment?: TunnelAssignment;
+  features?: string[];
+}
+
+export interface Hello extends HelloBody {
+  major: number;
+  minor: number;
+}
+
+export function frameHeader(type: number, length: number): Buffer {
+  if (length > MAX_FRAME_PAYLOAD) throw new RangeError(`frame payload ${length} exceeds ${MAX_FRAME_PAYLOAD}`);
+  const h = Buffer.allocUnsafe(FRAME_HEADER_BYTES);
+  h[0] = type;
+  h[1] = (length >>> 16) & 0xff;
+  h[2] = (length >>> 8) & 0xff;
+  h[3] = length & 0xff;
+  return h;
+}
+
+export function encodeFrame(type: number, payload: Buffer = Buffer.alloc(0)): Buffer {
+  return Buffer.concat([frameHeader(type, payload.length), payload]);
+}
+
+export function encodeHello(body: HelloBody, major = PROTOCOL_MAJOR, minor = PROTOCOL_MINOR): Buffer {
+  const json = Buffer.from(JSON.stringify(body), 'utf8');
+  const p = Buffer.allocUnsafe(6 + json.length);
+  MAGIC.copy(p, 0);
+  p[4] = major;
+  p[5] = minor;
+  json.copy(p, 6);
+  return encodeFrame(FrameType.HELLO, p);
+}
+
+/** Parses a HELLO payload; returns a reason string when it is invalid. */
+export function decodeHello(payload: Buffer): Hello | string {
+  if (payload.length < 6 || !payload.subarray(0, 4).equals(MAGIC)) return 'HELLO without the RVPN magic';
+  const major = payload[4]!;
+  const minor = payload[5]!;
+  let body: unknown;
+  try {
+    body = JSON.parse(payload.subarray(6).toString('utf8'));
+  } catch {
+    return 'HELLO body is not JSON';
+  }
+  const b = body as Partial<HelloBody>;
+  if (typeof b !== 'object' || b === null) return 'HELLO body is not an object';
+  // A peer of another major version may use another body; the caller checks the version first.
+  if (major !== PROTOCOL_MAJOR) return { ...(b as HelloBody), major, minor };
+  if (b.role !== 'seed' && b.role !== 'shoot') return `HELLO role must be seed or shoot, got ${JSON.stringify(b.role)}`;
+  if (typeof b.identity !== 'string') return 'HELLO identity missing';
+  if (!Number.isFinite(b.keepaliveIntervalMs) || !Number.isFinite(b.keepaliveTimeoutMs)) return 'HELLO keepalive settings missing';
+  if (typeof b.vpnNetwork !== 'string') return 'HELLO vpnNetwork missing';
+  if (!Number.isInteger(b.mtu)) return 'HELLO mtu missing';
+  if (b.role === 'seed') {
+    const a = b.assignment;
+    if (!a || typeof a.seedAddress !== 'string' || typeof a.shootAddress !== 'string' || !Number.isInteger(a.prefixLength)) {
+      return 'HELLO from the seed role lacks the address assignment';
+    }
+  }
+  return { ...(b as HelloBody), major, minor };
+}
+
+export function encodePing(seq: number, timestampNs: bigint): Buffer {
+  const p = Buffer.allocUnsafe(12);
+  p.writeUInt32BE(seq >>> 0, 0);
+  p.writeBigUInt64BE(timestampNs, 4);
+  return encodeFrame(FrameType.PING, p);
+}
+
+export function encodeClose(reason: number, text: string): Buffer {
+  const t = Buffer.from(text.slice(0, 512), 'utf8');
+  const p = Buffer.allocUnsafe(2 + t.length);
+  p.writeUInt16BE(reason, 0);
+  t.copy(p, 2);
+  return encodeFrame(FrameType.CLOSE, p);
+}
+
+export function decodeClose(payload: Buffer): { reason: number; text: string } {
+  if (payload.length < 2) return { reason: 0, text: '' };
+  return { reason: payload.readUInt16BE(0), text: payload.subarray(2).toString('utf8') };
+}
+
+export function encodeError(code: string, message: string): Buffer {
+  return encodeFrame(FrameType.ERROR, Buffer.from(JSON.stringify({ code, message: message.slice(0, 1024) }), 'utf8'));
+}
+
+export function decodeError(payload: Buffer): { code: string; message: string } {
+  try {
+    const o = JSON.parse(payload.toString('utf8')) as { code?: unknown; message?: unknown };
+    return { code: typeof o.code === 'string' ? o.code : 'RVPN_ERR_PROTO_MALFORMED', message: typeof o.message === 'string' ? o.message : '' };
+  } catch {
+    return { code: 'RVPN_ERR_PROTO_MALFORMED', message: 'unparseable ERROR frame' };
+  }
+}
+
+/** CLOSE reason codes. */
+export const CloseReason = {
+  NORMAL: 0,
+  REPLACED: 1,
+  SHUTDOWN: 2,
+  PEER_DEAD: 3,
+} as const;
+
+/**
+ * Incremental frame parser. Frames that lie within one chunk are handed out as views (no copy);
+ * a frame spanning chunks is assembled once into a buffer of its exact size. Payload views stay
+ * valid after the callback (chunks from a socket are never reused).
+ */
+export class FrameParser {
+  private partial: Buffer | null = null;
+  private filled = 0;
+  private readonly hdr = Buffer.alloc(FRAME_HEADER_BYTES);
+  private hdrLen = 0;
+  private failed = false;
+
+  constructor(
+    private readonly onFrame: (type: number, payload: Buffer) => void,
+    private readonly onError: (reason: string) => void,
+    private readonly maxPayload = MAX_FRAME_PAYLOAD,
+  ) {}
+
+  push(chunk: Buffer): void {
+    let off = 0;
+    while (off < chunk.length && !this.failed) {
+      if (this.partial) {
+        const n = Math.min(this.partial.length - this.filled, chunk.length - off);
+        chunk.copy(this.partial, this.filled, off, off + n);
+        this.filled += n;
+        off += n;
+        if (this.filled === this.partial.length) {
+          const f = this.partial;
+          this.partial = null;
+          this.onFrame(f[0]!, f.subarray(FRAME_HEADER_BYTES));
+        }
+        continue;
+      }
+      if (this.hdrLen > 0 || chunk.length - off < FRAME_HEADER_BYTES) {
+        const n = Math.min(FRAME_HEADER_BYTES - this.hdrLen, chunk.length - off);
+        chunk.copy(this.hdr, this.hdrLen, off, off + n);
+        this.hdrLen += n;
+        off += n;
+        if (this.hdrLen < FRAME_HEADER_BYTES) return;
+        this.hdrLen = 0;
+        const len = (this.hdr[1]! << 16) | (this.hdr[2]! << 8) | this.hdr[3]!;
+        if (!this.checkLength(len)) return;
+        if (len === 0) {
+          this.onFrame(this.hdr[0]!, Buffer.alloc(0));
+          continue;
+        }
+        this.partial = Buffer.allocUnsafe(FRAME_HEADER_BYTES + len);
+        this.hdr.copy(this.partial, 0);
+        this.filled = FRAME_HEADER_BYTES;
+        continue;
+      }
+      const type = chunk[off]!;
+      const len = (chunk[off + 1]! << 16) | (chunk[off + 2]! << 8) | chunk[off + 3]!;
+      if (!this.checkLength(len)) return;
+      if (off + FRAME_HEADER_BYTES + len <= chunk.length) {
+        this.onFrame(type, chunk.subarray(off + FRAME_HEADER_BYTES, off + FRAME_HEADER_BYTES + len));
+        off += FRAME_HEADER_BYTES + len;
+      } else {
+        this.partial = Buffer.allocUnsafe(FRAME_HEADER_BYTES + len);
+        chunk.copy(this.partial, 0, off);
+        this.filled = chunk.length - off;
+        off = chunk.length;
+      }
+    }
+  }
+
+  private checkLength(len: number): boolean {
+    if (len <= this.maxPayload) return true;
+    this.failed = true;
+    this.onError(`frame of ${len} bytes exceeds the ${this.maxPayload}-byte limit`);
+    return false;
+  }
+}

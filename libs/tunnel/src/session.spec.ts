@@ -1,0 +1,142 @@
+import { describe, expect, it } from 'vitest';
+import { packBatch, unpackBatch } from './device.js';
+import { encodeHelloForVersion, establishSession, type LocalHello, type TunnelSession } from './session.js';
+import { createMemoryTransportPair } from './testing/memory-transport.js';
+
+const base = { keepaliveIntervalMs: 50, keepaliveTimeoutMs: 400, vpnNetwork: 'fd8f:6d53:b97a:1::/96', mtu: 1500 };
+const seedHello: LocalHello = { ...base, role: 'seed', identity: 'seed', assignment: { seedAddress: 'fd8f:6d53:b97a:1::1', shootAddress: 'fd8f:6d53:b97a:1::2', prefixLength: 96 } };
+const shootHello: LocalHello = { ...base, role: 'shoot', identity: 'shoot' };
+
+async function pair(opts: { dialerMinor?: number } = {}): Promise<[TunnelSession, TunnelSession]> {
+  const [a, b] = createMemoryTransportPair();
+  return Promise.all([
+    establishSession(a, { side: 'dialer', hello: shootHello, ...(opts.dialerMinor !== undefined ? { protocolMinor: opts.dialerMinor } : {}) }),
+    establishSession(b, { side: 'listener', hello: seedHello }),
+  ]);
+}
+
+function collect(s: TunnelSession): Buffer[] {
+  const got: Buffer[] = [];
+  s.onPackets((b) => got.push(...unpackBatch(b)));
+  return got;
+}
+
+const until = async (cond: () => boolean, ms = 5000) => {
+  const t0 = Date.now();
+  while (!cond()) {
+    if (Date.now() - t0 > ms) throw new Error('timeout');
+    await new Promise((r) => setTimeout(r, 5));
+  }
+};
+
+describe('TunnelSession', () => {
+  it('handshakes, carries the seed assignment and moves packets both ways', async () => {
+    const [shoot, seed] = await pair();
+    expect(shoot.peerHello.assignment?.shootAddress).toBe('fd8f:6d53:b97a:1::2');
+    expect(shoot.negotiatedMinor).toBe(1);
+    const atSeed = collect(seed);
+    const atShoot = collect(shoot);
+    shoot.sendBatch(packBatch([Buffer.from('a'), Buffer.from('bb')]));
+    seed.sendBatch(packBatch([Buffer.from('ccc')]));
+    await until(() => atSeed.length === 2 && atShoot.length === 1);
+    expect(atSeed.map(String)).toEqual(['a', 'bb']);
+    expect(atShoot.map(String)).toEqual(['ccc']);
+    expect(shoot.stats).toMatchObject({ packetsOut: 2, bytesOut: 3 });
+    await until(() => (shoot.stats.rttSmoothedMs ?? -1) >= 0);
+    shoot.close('done');
+    expect((await seed.closed).reason).toMatch(/peer closed: done/);
+  });
+
+  it('talks to a peer one minor version older with single-packet DATA frames', async () => {
+    const [shoot, seed] = await pair({ dialerMinor: 0 });
+    expect(shoot.negotiatedMinor).toBe(0);
+    expect(seed.negotiatedMinor).toBe(0);
+    const atShoot = collect(shoot);
+    seed.sendBatch(packBatch([Buffer.from('x'), Buffer.from('yy'), Buffer.from('zzz')]));
+    await until(() => atShoot.length === 3);
+    expect(seed.stats.framesOut).toBeGreaterThanOrEqual(3);
+    expect(atShoot.map(String)).toEqual(['x', 'yy', 'zzz']);
+    shoot.close();
+  });
+
+  it('refuses another major version with RVPN_ERR_PROTO_VERSION on both sides', async () => {
+    const [a, b] = createMemoryTransportPair();
+    const listener = establishSession(b, { side: 'listener', hello: seedHello });
+    const answer = new Promise<string>((resolve) => {
+      let buf = Buffer.alloc(0);
+      a.on('data', (d: Buffer) => { buf = Buffer.concat([buf, d]); if (buf.length > 4) resolve(buf.subarray(4).toString()); });
+    });
+    a.write(encodeHelloForVersion(shootHello, 2, 0));
+    await expect(listener).rejects.toMatchObject({ code: 'RVPN_ERR_PROTO_VERSION' });
+    expect(await answer).toMatch(/RVPN_ERR_PROTO_VERSION.*protocol 2\.0, this side 1\.1/);
+  });
+
+  it('reports the peer refusal code to the dialer', async () => {
+    const [a, b] = createMemoryTransportPair();
+    const dialer = establishSession(a, { side: 'dialer', hello: shootHello });
+    const listener = establishSession(b, {
+      side: 'listener', hello: seedHello,
+      validatePeerHello: () => { throw Object.assign(new Error('VPN_NETWORK differs'), { code: 'RVPN_ERR_TUNNEL_CONFIG_MISMATCH' }); },
+    });
+    await expect(listener).rejects.toMatchObject({ code: 'RVPN_ERR_TUNNEL_CONFIG_MISMATCH' });
+    await expect(dialer).rejects.toMatchObject({ code: 'RVPN_ERR_TUNNEL_CONFIG_MISMATCH' });
+  });
+
+  it('declares a silent peer dead', async () => {
+    const [a, b] = createMemoryTransportPair();
+    const [shoot, seed] = await Promise.all([
+      establishSession(a, { side: 'dialer', hello: shootHello }),
+      establishSession(b, { side: 'listener', hello: seedHello }),
+    ]);
+    // The shoot side goes silent: nothing it writes reaches the wire any more.
+    a.write = (() => true) as typeof a.write;
+    const end = await seed.closed;
+    expect(end.code).toBe('RVPN_ERR_TUNNEL_PEER_DEAD');
+    shoot.close();
+  });
+
+  it('counts data as liveness while the peer sends no pings', async () => {
+    const [a, b] = createMemoryTransportPair();
+    const [shoot, seed] = await Promise.all([
+      establishSession(a, { side: 'dialer', hello: { ...shootHello, keepaliveIntervalMs: 10_000 } }),
+      establishSession(b, { side: 'listener', hello: seedHello }),
+    ]);
+    collect(seed);
+    let ended = false;
+    void seed.closed.then(() => (ended = true));
+    const t0 = Date.now();
+    while (Date.now() - t0 < 1200) {
+      shoot.sendBatch(packBatch([Buffer.alloc(1000)]));
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    expect(ended).toBe(false);
+    shoot.close();
+  });
+
+  it('closes on a malformed frame with RVPN_ERR_PROTO_MALFORMED', async () => {
+    const [a, b] = createMemoryTransportPair();
+    const [, seed] = await Promise.all([
+      establishSession(a, { side: 'dialer', hello: shootHello }),
+      establishSession(b, { side: 'listener', hello: seedHello }),
+    ]);
+    a.write(Buffer.from([0x33, 0, 0, 0]));
+    expect((await seed.closed).code).toBe('RVPN_ERR_PROTO_MALFORMED');
+  });
+
+  it('reports backpressure when the peer stops reading', async () => {
+    const [a, b] = createMemoryTransportPair({ highWaterMark: 16 * 1024 });
+    const [shoot] = await Promise.all([
+      establishSession(a, { side: 'dialer', hello: shootHello, writeBufferCap: 64 * 1024 }),
+      establishSession(b, { side: 'listener', hello: seedHello }),
+    ]);
+    b.pause();
+    let accepted = true;
+    for (let i = 0; i < 200 && accepted; i++) accepted = shoot.sendBatch(packBatch([Buffer.alloc(1400)]));
+    expect(accepted).toBe(false);
+    const drained = new Promise<void>((r) => shoot.onDrain(r));
+    b.resume();
+    await drained;
+    expect(shoot.writable).toBe(true);
+    shoot.close();
+  });
+});

@@ -1,0 +1,396 @@
+/**
+ * A tunnel session over one stream (a TLS socket in production, an in-memory duplex in tests):
+ * the HELLO handshake, data frames in both directions, keepalive with RTT, and one `closed` promise
+ * that says why it ended. See protocol.ts for the wire format.
+ */
+import type { Duplex } from 'node:stream';
+import { errorCode } from '@rvpn/config';
+import {
+  CloseReason,
+  decodeClose,
+  decodeError,
+  decodeHello,
+  DEFAULT_KEEPALIVE_INTERVAL_MS,
+  DEFAULT_KEEPALIVE_TIMEOUT_MS,
+  encodeClose,
+  encodeError,
+  encodeHello,
+  encodePing,
+  FrameParser,
+  frameHeader,
+  FrameType,
+  MAX_FRAME_PAYLOAD,
+  PROTOCOL_MAJOR,
+  PROTOCOL_MINOR,
+  type Hello,
+  type HelloBody,
+} from './protocol.js';
+import { ProtoHandshakeError, ProtoMalformedError, ProtoVersionError, TunnelClosedError, TunnelPeerDeadError, TunnelTlsError } from './errors.js';
+
+export type LocalHello = HelloBody;
+export type PeerHello = Hello;
+
+export interface SessionEnd {
+  reason: string;
+  code?: string;
+  error?: Error;
+}
+
+export interface SessionStats {
+  bytesIn: number;
+  bytesOut: number;
+  packetsIn: number;
+  packetsOut: number;
+  framesIn: number;
+  framesOut: number;
+  pingsSent: number;
+  pongsReceived: number;
+  rttMs: number | undefined;
+  rttSmoothedMs: number | undefined;
+  /** Batches dropped because the socket's write buffer was over its cap. */
+  sendDrops: number;
+}
+
+export interface EstablishOptions {
+  side: 'dialer' | 'listener';
+  hello: LocalHello;
+  /** Speak an older minor version (rolling upgrades; version-skew tests). */
+  protocolMinor?: number;
+  /** Extra checks of the peer's HELLO; throw a coded error to refuse it. */
+  validatePeerHello?: (peer: PeerHello) => void;
+  handshakeTimeoutMs?: number;
+  /** Socket write-buffer cap above which sendBatch reports backpressure. Default 1 MiB. */
+  writeBufferCap?: number;
+  /** Batches held for a consumer that has not registered onPackets yet. Default 256. */
+  maxPendingBatches?: number;
+  signal?: AbortSignal;
+}
+
+type Listener = () => void;
+
+export class TunnelSession {
+  readonly peerHello: PeerHello;
+  readonly negotiatedMinor: number;
+  readonly stats: SessionStats = {
+    bytesIn: 0, bytesOut: 0, packetsIn: 0, packetsOut: 0, framesIn: 0, framesOut: 0,
+    pingsSent: 0, pongsReceived: 0, rttMs: undefined, rttSmoothedMs: undefined, sendDrops: 0,
+  };
+  readonly closed: Promise<SessionEnd>;
+
+  private readonly stream: Duplex;
+  private readonly cap: number;
+  private readonly maxPending: number;
+  private packetHandler: ((packed: Buffer) => void) | undefined;
+  private pendingBatches: Buffer[] = [];
+  private drainListeners = new Set<Listener>();
+  private resolveClosed!: (end: SessionEnd) => void;
+  private ended = false;
+  private lastRx = Date.now();
+  private pingSeq = 0;
+  private pingTimer: NodeJS.Timeout | undefined;
+  private deadTimer: NodeJS.Timeout | undefined;
+  private readonly keepaliveTimeoutMs: number;
+
+  /** @internal use establishSession */
+  constructor(stream: Duplex, parser: { setHandler(h: (type: number, payload: Buffer) => void): void }, peer: PeerHello, minor: number, local: LocalHello, opts: EstablishOptions) {
+    this.stream = stream;
+    this.peerHello = peer;
+    this.negotiatedMinor = minor;
+    this.cap = opts.writeBufferCap ?? 1 << 20;
+    this.maxPending = opts.maxPendingBatches ?? 256;
+    this.keepaliveTimeoutMs = local.keepaliveTimeoutMs || DEFAULT_KEEPALIVE_TIMEOUT_MS;
+    this.closed = new Promise((r) => (this.resolveClosed = r));
+    parser.setHandler((type, payload) => this.onFrame(type, payload));
+    stream.on('drain', () => {
+      for (const l of [...this.drainListeners]) l();
+    });
+    stream.on('close', () => this.finish({ reason: 'connection closed', code: TunnelClosedError.code }));
+    stream.on('error', (err) => this.finish({ reason: `connection error: ${err.message}`, code: TunnelClosedError.code, error: err }));
+    stream.on('end', () => this.finish({ reason: 'peer ended the connection', code: TunnelClosedError.code }));
+    const interval = local.keepaliveIntervalMs || DEFAULT_KEEPALIVE_INTERVAL_MS;
+    this.pingTimer = setInterval(() => this.ping(), interval);
+    this.pingTimer.unref();
+    this.deadTimer = setInterval(() => this.checkAlive(), Math.max(10, Math.floor(this.keepaliveTimeoutMs / 4)));
+    this.deadTimer.unref();
+  }
+
+  /** Registers the consumer of received packets (packed batches); flushes what arrived before. */
+  onPackets(handler: (packed: Buffer) => void): void {
+    this.packetHandler = handler;
+    const pending = this.pendingBatches;
+    this.pendingBatches = [];
+    for (const b of pending) handler(b);
+  }
+
+  onDrain(l: Listener): () => void {
+    this.drainListeners.add(l);
+    return () => this.drainListeners.delete(l);
+  }
+
+  /** True when the stream can take more right now. */
+  get writable(): boolean {
+    return !this.ended && this.stream.writableLength < this.cap;
+  }
+
+  /**
+   * Sends a packed batch in one write (one DATA_BATCH frame per ≤1 MiB, or one DATA frame per packet
+   * for a 1.0 peer). Returns false when the stream's buffer is over its cap: the caller should pause
+   * its source until onDrain. A batch offered while over twice the cap is dropped (counted).
+   */
+  sendBatch(packed: Buffer): boolean {
+    if (this.ended || packed.length === 0) return !this.ended;
+    if (this.stream.writableLength > 2 * this.cap) {
+      this.stats.sendDrops++;
+      return false;
+    }
+    const s = this.stream;
+    s.cork();
+    let packets = 0;
+    if (this.negotiatedMinor >= 1) {
+      let start = 0;
+      let off = 0;
+      while (off < packed.length) {
+        const len = packed.readUInt16BE(off);
+        if (off + 2 + len - start > MAX_FRAME_PAYLOAD) {
+          s.write(frameHeader(FrameType.DATA_BATCH, off - start));
+          s.write(packed.subarray(start, off));
+          this.stats.framesOut++;
+          start = off;
+        }
+        off += 2 + len;
+        packets++;
+      }
+      s.write(frameHeader(FrameType.DATA_BATCH, packed.length - start));
+      s.write(start === 0 ? packed : packed.subarray(start));
+      this.stats.framesOut++;
+    } else {
+      let off = 0;
+      while (off + 2 <= packed.length) {
+        const len = packed.readUInt16BE(off);
+        s.write(frameHeader(FrameType.DATA, len));
+        s.write(packed.subarray(off + 2, off + 2 + len));
+        off += 2 + len;
+        packets++;
+        this.stats.framesOut++;
+      }
+    }
+    s.uncork();
+    this.stats.packetsOut += packets;
+    this.stats.bytesOut += packed.length - 2 * packets;
+    return s.writableLength < this.cap;
+  }
+
+  /** Sends CLOSE and ends the connection. */
+  close(text = 'closed', reason: number = CloseReason.NORMAL): void {
+    if (this.ended) return;
+    try {
+      this.stream.write(encodeClose(reason, text));
+    } catch {
+      /* the stream is already gone */
+    }
+    this.finish({ reason: `closed locally: ${text}` });
+  }
+
+  private ping() {
+    if (this.ended) return;
+    this.stats.pingsSent++;
+    this.stream.write(encodePing(this.pingSeq++, process.hrtime.bigint()));
+  }
+
+  private checkAlive() {
+    const silent = Date.now() - this.lastRx;
+    if (silent > this.keepaliveTimeoutMs) {
+      const err = new TunnelPeerDeadError(`nothing received from ${this.peerHello.identity} for ${silent} ms`);
+      this.finish({ reason: err.message, code: err.code, error: err });
+    }
+  }
+
+  private deliver(packed: Buffer) {
+    if (this.packetHandler) this.packetHandler(packed);
+    else if (this.pendingBatches.length < this.maxPending) this.pendingBatches.push(packed);
+  }
+
+  private onFrame(type: number, payload: Buffer) {
+    this.lastRx = Date.now();
+    this.stats.framesIn++;
+    switch (type) {
+      case FrameType.DATA_BATCH: {
+        let off = 0;
+        let n = 0;
+        while (off + 2 <= payload.length) {
+          off += 2 + payload.readUInt16BE(off);
+          n++;
+        }
+        if (off !== payload.length) {
+          this.protocolError('DATA_BATCH with a truncated packet');
+          return;
+        }
+        this.stats.packetsIn += n;
+        this.stats.bytesIn += payload.length - 2 * n;
+        this.deliver(payload);
+        return;
+      }
+      case FrameType.DATA: {
+        if (payload.length > 0xffff) {
+          this.protocolError('DATA frame larger than a packet can be');
+          return;
+        }
+        const packed = Buffer.allocUnsafe(2 + payload.length);
+        packed.writeUInt16BE(payload.length, 0);
+        payload.copy(packed, 2);
+        this.stats.packetsIn++;
+        this.stats.bytesIn += payload.length;
+        this.deliver(packed);
+        return;
+      }
+      case FrameType.PING:
+        if (!this.ended) this.stream.write(Buffer.concat([frameHeader(FrameType.PONG, payload.length), payload]));
+        return;
+      case FrameType.PONG: {
+        if (payload.length < 12) return;
+        const rtt = Number(process.hrtime.bigint() - payload.readBigUInt64BE(4)) / 1e6;
+        this.stats.pongsReceived++;
+        this.stats.rttMs = rtt;
+        this.stats.rttSmoothedMs = this.stats.rttSmoothedMs === undefined ? rtt : this.stats.rttSmoothedMs * 0.875 + rtt * 0.125;
+        return;
+      }
+      case FrameType.CLOSE: {
+        const c = decodeClose(payload);
+        this.finish({ reason: `peer closed: ${c.text}`, code: TunnelClosedError.code });
+        return;
+      }
+      case FrameType.ERROR: {
+        const e = decodeError(payload);
+        this.finish({ reason: `peer error ${e.code}: ${e.message}`, code: e.code });
+        return;
+      }
+      case FrameType.HELLO:
+        this.protocolError('HELLO after the handshake');
+        return;
+      default:
+        if (type >= 0x80) return; // optional extension we do not know
+        this.protocolError(`unknown frame type 0x${type.toString(16)}`);
+    }
+  }
+
+  /** @internal */
+  protocolError(text: string) {
+    const err = new ProtoMalformedError(text);
+    try {
+      this.stream.write(encodeError(err.code, text));
+    } catch {
+      /* gone */
+    }
+    this.finish({ reason: text, code: err.code, error: err });
+  }
+
+  private finish(end: SessionEnd) {
+    if (this.ended) return;
+    this.ended = true;
+    clearInterval(this.pingTimer);
+    clearInterval(this.deadTimer);
+    this.stream.end();
+    // Give CLOSE/ERROR a moment to flush, then make sure the socket is released.
+    setTimeout(() => this.stream.destroy(), 200).unref();
+    this.drainListeners.clear();
+    this.resolveClosed(end);
+  }
+}
+
+/**
+ * Runs the HELLO handshake on `stream` and returns the session. On any failure the stream is
+ * destroyed and the promise rejects with a coded error (RVPN_ERR_PROTO_VERSION, _HANDSHAKE,
+ * _MALFORMED, or the code of the peer's ERROR frame / of validatePeerHello).
+ */
+export function establishSession(stream: Duplex, opts: EstablishOptions): Promise<TunnelSession> {
+  const localMinor = Math.min(opts.protocolMinor ?? PROTOCOL_MINOR, PROTOCOL_MINOR);
+  return new Promise<TunnelSession>((resolve, reject) => {
+    let handler: (type: number, payload: Buffer) => void = onHandshakeFrame;
+    let done = false;
+    const parser = new FrameParser(
+      (t, p) => handler(t, p),
+      (reason) => fail(new ProtoMalformedError(reason), true),
+    );
+    const onData = (chunk: Buffer) => parser.push(chunk);
+    const onClose = () => fail(new ProtoHandshakeError('connection closed during the tunnel handshake'));
+    const onError = (err: Error) =>
+      fail(/^ERR_SSL_|^ERR_TLS_/.test((err as NodeJS.ErrnoException).code ?? '')
+        ? new TunnelTlsError(`the peer refused the TLS session: ${err.message}`, { cause: err })
+        : new ProtoHandshakeError(`connection failed during the tunnel handshake: ${err.message}`, { cause: err }));
+    const timer = setTimeout(() => fail(new ProtoHandshakeError(`no HELLO within ${opts.handshakeTimeoutMs ?? 10_000} ms`)), opts.handshakeTimeoutMs ?? 10_000);
+    const onAbort = () => fail(new ProtoHandshakeError('handshake aborted'));
+    opts.signal?.addEventListener('abort', onAbort, { once: true });
+    stream.on('data', onData);
+    stream.once('close', onClose);
+    stream.once('error', onError);
+
+    function cleanup() {
+      done = true;
+      clearTimeout(timer);
+      opts.signal?.removeEventListener('abort', onAbort);
+      stream.off('close', onClose);
+      stream.off('error', onError);
+    }
+
+    function fail(err: Error, sendError = false) {
+      if (done) return;
+      cleanup();
+      stream.off('data', onData);
+      if (sendError) {
+        try {
+          stream.write(encodeError(errorCode(err) ?? ProtoHandshakeError.code, err.message));
+        } catch {
+          /* gone */
+        }
+        stream.end();
+        setTimeout(() => stream.destroy(), 200).unref();
+      } else {
+        stream.destroy();
+      }
+      reject(err);
+    }
+
+    function onHandshakeFrame(type: number, payload: Buffer) {
+      if (done) return;
+      if (type === FrameType.ERROR) {
+        const e = decodeError(payload);
+        const err = e.code === ProtoVersionError.code
+          ? new ProtoVersionError(`peer refused the session: ${e.message}`)
+          : Object.assign(new ProtoHandshakeError(`peer refused the session: ${e.code}: ${e.message}`), { code: e.code });
+        fail(err);
+        return;
+      }
+      if (type !== FrameType.HELLO) {
+        fail(new ProtoMalformedError(`expected HELLO, got frame type 0x${type.toString(16)}`), true);
+        return;
+      }
+      const peer = decodeHello(payload);
+      if (typeof peer === 'string') {
+        fail(new ProtoMalformedError(peer), true);
+        return;
+      }
+      if (peer.major !== PROTOCOL_MAJOR) {
+        fail(new ProtoVersionError(`peer speaks protocol ${peer.major}.${peer.minor}, this side ${PROTOCOL_MAJOR}.${localMinor}: upgrade the older side`), true);
+        return;
+      }
+      try {
+        opts.validatePeerHello?.(peer);
+      } catch (err) {
+        fail(err as Error, true);
+        return;
+      }
+      if (opts.side === 'listener') stream.write(encodeHello(opts.hello, PROTOCOL_MAJOR, localMinor));
+      const minor = Math.min(localMinor, peer.minor);
+      cleanup();
+      const session = new TunnelSession(stream, { setHandler: (h) => (handler = h) }, peer, minor, opts.hello, opts);
+      resolve(session);
+    }
+
+    if (opts.side === 'dialer') stream.write(encodeHello(opts.hello, PROTOCOL_MAJOR, localMinor));
+  });
+}
+
+/** For tests: a HELLO with an arbitrary version, as a peer of another release would send it. */
+export function encodeHelloForVersion(body: HelloBody, major: number, minor: number): Buffer {
+  return encodeHello(body, major, minor);
+}
