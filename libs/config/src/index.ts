@@ -1,10 +1,19 @@
 /**
  * @rvpn/config: typed configuration, error codes and IP/CIDR helpers shared by every component.
  *
- *   import { Cidr, defineError } from '@rvpn/config';
- *   const shootPods = Cidr.parse('100.96.0.0/11');
+ *   import { loadSeedServerConfig, Cidr } from '@rvpn/config';
+ *   const cfg = loadSeedServerConfig(process.env); // throws RVPN_ERR_CONFIG_INVALID listing every problem
  */
 export { RvpnError, defineError, registeredErrors, errorCode } from './errors.js';
 export type { RvpnErrorClass, RvpnErrorOptions, ErrorDefinition } from './errors.js';
 export { Cidr, CidrSet, parseIp, formatIp } from './net.js';
 export type { IpAddress, IpFamily } from './net.js';
+export { loadConfig, describeSchema, optional, t, ConfigInvalidError } from './schema.js';
+export type { Field, Schema, ConfigOf, Problem, HostPort } from './schema.js';
+export { seedServerSchema, loadSeedServerConfig } from './apps/seed-server.js';
+export type { SeedServerConfig } from './apps/seed-server.js';
+export { shootSchema, loadShootConfig } from './apps/shoot.js';
+export type { ShootConfig } from './apps/shoot.js';
+export { sniProxySchema, loadSniProxyConfig, DEFAULT_ALLOW_PATTERNS } from './apps/sni-proxy.js';
+export type { SniProxyConfig } from './apps/sni-proxy.js';
+export { haIndexOf } from './apps/common.js';

@@ -1,0 +1,87 @@
+/** Fields and checks shared by the apps' schemas (vpn2 names). */
+import type { Cidr, IpFamily } from '../net.js';
+import { t, optional, type Field } from '../schema.js';
+
+export const ipFamilies: Field<IpFamily[]> = {
+  env: 'IP_FAMILIES',
+  type: 'IPv4 | IPv6 | IPv4,IPv6',
+  doc: 'IP families of the shoot networks carried through the tunnel.',
+  default: 'IPv4',
+  parse(raw) {
+    const parts = raw.split(',').map((s) => s.trim()).filter(Boolean);
+    const fams: IpFamily[] = [];
+    for (const p of parts) {
+      if (p === 'IPv4') fams.push(4);
+      else if (p === 'IPv6') fams.push(6);
+      else return { problem: `unknown family ${JSON.stringify(p)}; allowed: IPv4, IPv6, IPv4,IPv6` };
+    }
+    if (fams.length === 0 || new Set(fams).size !== fams.length) return { problem: 'must name IPv4, IPv6 or both, once each' };
+    return fams;
+  },
+};
+
+export const networkFields = {
+  ipFamilies,
+  vpnNetwork: t.cidr({ env: 'VPN_NETWORK', default: 'fd8f:6d53:b97a:1::/96', doc: 'IPv6 transfer network of the tunnel (carries IPv4 and IPv6 payloads); the seed side takes ::1, the shoot client ::2.' }),
+  shootServiceNetworks: t.cidrList({ env: 'SHOOT_SERVICE_NETWORKS', default: '100.64.0.0/13', doc: "The shoot's service networks (comma list)." }),
+  shootPodNetworks: t.cidrList({ env: 'SHOOT_POD_NETWORKS', default: '100.96.0.0/11', doc: "The shoot's pod networks (comma list)." }),
+  shootNodeNetworks: t.cidrList({ env: 'SHOOT_NODE_NETWORKS', default: '', doc: "The shoot's node networks (comma list)." }),
+  seedPodNetwork: optional(t.cidr({ env: 'SEED_POD_NETWORK', doc: "The seed's pod network: IPv4 connections from the seed carry these sources, routed back through the tunnel." })),
+  namespace: t.string({ env: 'NAMESPACE', default: '', doc: "The shoot's control-plane namespace in the seed; names the shoot identity (urn:rvpn:shoot:<namespace>)." }),
+  podName: t.string({ env: 'POD_NAME', default: '', doc: 'Pod name; a trailing -N is the HA index.' }),
+  isHa: t.bool({ env: 'IS_HA', default: 'false', doc: 'High-availability mode (issue 3; not in this release).' }),
+  tunDevice: t.string({ env: 'TUN_DEVICE', default: 'tun0', doc: 'Name of the TUN device to create (at most 15 characters).' }),
+  mtu: t.int({ env: 'MTU', default: '1500', min: 1280, max: 65535, doc: 'MTU of the TUN device.' }),
+  keepaliveIntervalMs: t.duration({ env: 'KEEPALIVE_INTERVAL', default: '250ms', min: 10, doc: 'How often a keepalive PING is sent.' }),
+  keepaliveTimeoutMs: t.duration({ env: 'KEEPALIVE_TIMEOUT', default: '1000ms', min: 50, doc: 'A peer that sent nothing for this long is declared dead (Gardener: 30-60 s).' }),
+  logLevel: t.enumOf(['fatal', 'error', 'warn', 'info', 'debug', 'trace'] as const, { env: 'LOG_LEVEL', default: 'info', doc: 'Level of the structured JSON logs.' }),
+};
+
+export const tlsFields = {
+  tlsCaFile: t.file({ env: 'TLS_CA_FILE', required: true, doc: "The shoot's VPN CA (ca-vpn) bundle; during rotation it holds old and new CA." }),
+  tlsCertFile: t.file({ env: 'TLS_CERT_FILE', required: true, doc: 'This side’s tunnel certificate (PEM).' }),
+  tlsKeyFile: t.file({ env: 'TLS_KEY_FILE', required: true, doc: 'This side’s tunnel private key (PEM).' }),
+};
+
+export interface NetworkCheckable {
+  ipFamilies: IpFamily[];
+  vpnNetwork: Cidr;
+  shootServiceNetworks: Cidr[];
+  shootPodNetworks: Cidr[];
+  shootNodeNetworks: Cidr[];
+  seedPodNetwork: Cidr | undefined;
+  keepaliveIntervalMs: number;
+  keepaliveTimeoutMs: number;
+  tunDevice: string;
+}
+
+/** Cross-field checks every tunnel app shares. */
+export function checkNetworks(c: NetworkCheckable, add: (env: string, problem: string) => void): void {
+  if (c.vpnNetwork.family !== 6) add('VPN_NETWORK', 'must be an IPv6 network (it carries IPv4 and IPv6 payloads)');
+  else if (c.vpnNetwork.prefix > 120) add('VPN_NETWORK', 'must be /120 or larger');
+  const lists: Array<[string, Cidr[]]> = [
+    ['SHOOT_SERVICE_NETWORKS', c.shootServiceNetworks],
+    ['SHOOT_POD_NETWORKS', c.shootPodNetworks],
+    ['SHOOT_NODE_NETWORKS', c.shootNodeNetworks],
+  ];
+  for (const [env, list] of lists) {
+    for (const n of list) {
+      if (!c.ipFamilies.includes(n.family)) add(env, `${n} is IPv${n.family}, but IP_FAMILIES allows only ${c.ipFamilies.map((f) => `IPv${f}`).join(',')}`);
+    }
+  }
+  if (c.seedPodNetwork) {
+    for (const [env, list] of lists) {
+      for (const n of list) {
+        if (n.overlaps(c.seedPodNetwork)) add(env, `${n} overlaps SEED_POD_NETWORK ${c.seedPodNetwork}; overlapping seed and shoot networks (Gardener's double NAT) are not supported`);
+      }
+    }
+  }
+  if (c.keepaliveTimeoutMs <= 2 * c.keepaliveIntervalMs) add('KEEPALIVE_TIMEOUT', `must be more than twice KEEPALIVE_INTERVAL (${c.keepaliveIntervalMs} ms)`);
+  if (c.tunDevice.length > 15 || !/^[A-Za-z0-9_.-]+$/.test(c.tunDevice)) add('TUN_DEVICE', 'must be 1-15 characters of letters, digits, . _ -');
+}
+
+/** The HA index from a StatefulSet pod name (`vpn-seed-server-1` → 1). */
+export function haIndexOf(podName: string): number | undefined {
+  const m = /-(\d+)$/.exec(podName);
+  return m ? Number(m[1]) : undefined;
+}

@@ -1,0 +1,49 @@
+/** vpn-seed-server configuration. */
+import { loadConfig, optional, t, type ConfigOf } from '../schema.js';
+import { checkNetworks, haIndexOf, networkFields, tlsFields } from './common.js';
+
+export const seedServerSchema = {
+  ...networkFields,
+  localNodeIp: t.string({ env: 'LOCAL_NODE_IP', default: '', doc: 'The node IP of this pod (informational, vpn2 compatibility).' }),
+  tunnelMode: t.enumOf(['listen', 'dial'] as const, { env: 'TUNNEL_MODE', default: 'listen', doc: 'listen: the shoot dials in (reversed VPN); dial: the seed dials the shoot (classic direction).' }),
+  tunnelListen: t.hostPort({ env: 'TUNNEL_LISTEN', default: '0.0.0.0:1194', doc: 'Where the tunnel listener binds (listen mode).' }),
+  tunnelDialAddress: optional(t.hostPort({ env: 'TUNNEL_DIAL_ADDRESS', defaultPort: 4314, doc: "The shoot's vpn-shoot endpoint host[:port] (dial mode; default port 4314)." })),
+  tunnelServerName: t.string({ env: 'TUNNEL_SERVER_NAME', default: 'vpn-shoot', doc: "Expected DNS name in vpn-shoot's server certificate (dial mode)." }),
+  ...tlsFields,
+  clientAllowedCommonNames: t.stringList({ env: 'CLIENT_ALLOWED_COMMON_NAMES', default: 'vpn-shoot-client,vpn-shoot-client-0,vpn-shoot-client-1', doc: "Common names a shoot client certificate may have (it must also carry this shoot's URI)." }),
+  proxyListen: t.hostPort({ env: 'PROXY_LISTEN', default: '0.0.0.0:9443', doc: "Where the kube-apiserver's CONNECT proxy binds." }),
+  proxyTlsCaFile: t.string({ env: 'PROXY_TLS_CA_FILE', default: '', doc: 'CA for the proxy clients (default: TLS_CA_FILE).' }),
+  proxyTlsCertFile: t.string({ env: 'PROXY_TLS_CERT_FILE', default: '', doc: 'Proxy server certificate (default: TLS_CERT_FILE).' }),
+  proxyTlsKeyFile: t.string({ env: 'PROXY_TLS_KEY_FILE', default: '', doc: 'Proxy server key (default: TLS_KEY_FILE).' }),
+  proxyAllowedCommonNames: t.stringList({ env: 'PROXY_ALLOWED_COMMON_NAMES', default: 'kube-apiserver-http-proxy-client', doc: 'Client certificate common names allowed to use the proxy.' }),
+  proxyHoldTimeoutMs: t.duration({ env: 'PROXY_HOLD_TIMEOUT', default: '7s', min: 0, max: 9999, doc: "How long a CONNECT waits for a reconnecting tunnel before 503 (below the apiserver's 10 s webhook timeout)." }),
+  proxyMaxPending: t.int({ env: 'PROXY_MAX_PENDING', default: '1000', min: 0, doc: 'Most CONNECTs held at once; beyond, 503 at once.' }),
+  proxyDialTimeoutMs: t.duration({ env: 'PROXY_DIAL_TIMEOUT', default: '5s', min: 100, doc: 'Timeout of a dial into the shoot (then 504).' }),
+  statusListen: t.hostPort({ env: 'STATUS_LISTEN', default: '0.0.0.0:15000', doc: 'Where /healthz, /readyz and /metrics are served.' }),
+  probeIntervalMs: t.duration({ env: 'PROBE_INTERVAL', default: '1s', min: 50, doc: 'Interval of the data-path probe through the tunnel (readiness).' }),
+  nftTable: t.string({ env: 'NFT_TABLE', default: 'rvpn_seed', doc: 'Name of the nftables table this process owns.' }),
+};
+
+export type SeedServerConfig = ConfigOf<typeof seedServerSchema> & {
+  haIndex: number | undefined;
+  tls: { caFile: string; certFile: string; keyFile: string };
+  proxyTls: { caFile: string; certFile: string; keyFile: string };
+};
+
+export function loadSeedServerConfig(env: Record<string, string | undefined>): SeedServerConfig {
+  return loadConfig(seedServerSchema, env, {
+    app: 'vpn-seed-server',
+    derive: (c) => ({
+      haIndex: haIndexOf(c.podName),
+      tls: { caFile: c.tlsCaFile, certFile: c.tlsCertFile, keyFile: c.tlsKeyFile },
+      proxyTls: { caFile: c.proxyTlsCaFile || c.tlsCaFile, certFile: c.proxyTlsCertFile || c.tlsCertFile, keyFile: c.proxyTlsKeyFile || c.tlsKeyFile },
+    }),
+    check: (c, add) => {
+      checkNetworks(c, add);
+      if (!c.namespace) add('NAMESPACE', "is required: the shoot's control-plane namespace binds client certificates to this shoot");
+      if (c.tunnelMode === 'dial' && !env.TUNNEL_DIAL_ADDRESS) add('TUNNEL_DIAL_ADDRESS', 'is required when TUNNEL_MODE=dial');
+      if (c.ipFamilies.includes(4) && c.shootServiceNetworks.length + c.shootPodNetworks.length + c.shootNodeNetworks.length === 0) add('SHOOT_POD_NETWORKS', 'no shoot network configured');
+      if (c.isHa) add('IS_HA', 'HA mode is not implemented in this release (single seed server only)');
+    },
+  }) as SeedServerConfig;
+}
