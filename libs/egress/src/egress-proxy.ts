@@ -199,6 +199,8 @@ export function createEgressProxy(opts: EgressProxyOptions): EgressProxy {
         requestCert: true,
         rejectUnauthorized: true,
         minVersion: 'TLSv1.2',
+        // A client that stalls or sends junk mid-handshake is dropped after the head timeout.
+        handshakeTimeout: opts.headerTimeoutMs ?? 5000,
       });
       server.on('secureConnection', (sock: tls.TLSSocket) => {
         sockets.add(sock);
@@ -211,8 +213,10 @@ export function createEgressProxy(opts: EgressProxyOptions): EgressProxy {
           sock.destroy();
         });
       });
+      server.on('connection', (raw: net.Socket) => raw.on('error', () => undefined));
       server.on('tlsClientError', (err, sock) => {
         log.info({ err: err.message, remote: sock.remoteAddress }, 'proxy TLS handshake refused');
+        sock.destroy();
         opts.onOutcome?.('unauthorized', { heldMs: 0 });
       });
       const srv = server;

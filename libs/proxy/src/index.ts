@@ -1,5 +1,6 @@
 /**
- * @rvpn/proxy: the proxy wire formats shared by sni-proxy, vpn-seed-server and the tunnel client.
+ * @rvpn/proxy: the proxy wire formats shared by sni-proxy, vpn-seed-server and the tunnel client:
+ * HTTP/1.x CONNECT (client dialing, server head parsing), TLS ClientHello SNI, PROXY protocol v1/v2.
  *
  *   import { dialViaConnect } from '@rvpn/proxy';
  *   const { socket } = await dialViaConnect({ proxyHost: '198.18.0.10', proxyPort: 8443,
@@ -7,4 +8,20 @@
  */
 export { dialViaConnect } from './connect-client.js';
 export type { ConnectDialOptions, ConnectDialResult } from './connect-client.js';
-export { ProxyDialError, ProxyStatusError, ProxyTimeoutError, ProxyProtocolError } from './errors.js';
+export { readRequestHead, parseRequestHead, writeStatus, statusForHeadError } from './connect-head.js';
+export type { RequestHead, ReadHeadOptions } from './connect-head.js';
+export { readClientHello, clientHelloLength, parseServerName } from './sni.js';
+export { readProxyHeader, parseProxyHeader, proxyHeaderLength, encodeProxyV1, encodeProxyV2 } from './proxy-protocol.js';
+export type { ProxyHeader } from './proxy-protocol.js';
+export { readPrefix } from './read-prefix.js';
+export {
+  ProxyDialError,
+  ProxyStatusError,
+  ProxyTimeoutError,
+  ProxyProtocolError,
+  HeadTimeoutError,
+  HeadTooLargeError,
+  HeadMalformedError,
+  ProxyProtocolHeaderError,
+  ClientHelloError,
+} from './errors.js';

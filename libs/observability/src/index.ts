@@ -1,0 +1,12 @@
+/**
+ * @rvpn/observability: logs, metrics and the status endpoints every app shares, plus runMain,
+ * the one way an app starts (fail-fast config) and stops (cleanup on SIGTERM/SIGINT).
+ *
+ *   runMain({ name: 'vpn-shoot', load: () => loadShootConfig(process.env),
+ *             create: (cfg, { logger, registry }) => new ShootClient(cfg, { logger, registry }) });
+ */
+export { createStatusServer } from './status-server.js';
+export type { CheckResult, StatusServer, StatusServerOptions } from './status-server.js';
+export { runMain } from './run-main.js';
+export type { Component, RunMainOptions } from './run-main.js';
+export type { Logger } from 'pino';
