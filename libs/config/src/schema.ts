@@ -106,7 +106,7 @@ export const t = {
       if (!m) return bad('must be host:port (IPv6 as [addr]:port)');
       const port = m[2] !== undefined ? Number(m[2]) : spec.defaultPort;
       if (port === undefined) return bad('needs a port (host:port)');
-      if (port < 1 || port > 65535) return bad('port must be 1-65535');
+      if (port > 65535) return bad('port must be 0-65535 (0: any free port)');
       if (raw.startsWith('[') && !parseIp(m[1]!)) return bad('bad IPv6 address');
       return { host: m[1]!, port };
     }),

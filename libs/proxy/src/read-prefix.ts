@@ -36,7 +36,8 @@ export function readPrefix(
         finish(err as Error);
         return;
       }
-      if (n !== undefined) finish(undefined, n);
+      if (n !== undefined && n > opts.maxBytes) finish(new HeadTooLargeError(`${opts.what} exceeds ${opts.maxBytes} bytes`));
+      else if (n !== undefined) finish(undefined, n);
       else if (buf.length >= opts.maxBytes) finish(new HeadTooLargeError(`${opts.what} exceeds ${opts.maxBytes} bytes`));
     };
     const onData = (chunk: Buffer) => {

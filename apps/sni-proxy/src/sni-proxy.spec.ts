@@ -1,0 +1,200 @@
+import { createHash } from 'node:crypto';
+import { mkdtempSync, mkdirSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import net from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import tls from 'node:tls';
+import { pino } from 'pino';
+import { Registry } from 'prom-client';
+import { afterEach, describe, expect, it } from 'vitest';
+import { loadSniProxyConfig } from '@rvpn/config';
+import { encodeProxyV1, encodeProxyV2 } from '@rvpn/proxy';
+import { createCa, issueCertificate } from '@rvpn/pki';
+import { SniProxy } from './sni-proxy.js';
+
+const VALUE = 'outbound|1194||vpn-seed-server.shoot--p--a.svc.cluster.local';
+const VALUE_B = 'outbound|1194||vpn-seed-server.shoot--p--b.svc.cluster.local';
+const cleanups: Array<() => unknown> = [];
+afterEach(async () => {
+  while (cleanups.length) await cleanups.pop()!();
+});
+
+async function server(handler: (s: net.Socket) => void): Promise<number> {
+  const srv = net.createServer(handler);
+  const conns = new Set<net.Socket>();
+  srv.on('connection', (c) => { conns.add(c); c.on('close', () => conns.delete(c)); });
+  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+  cleanups.push(() => new Promise<void>((r) => { srv.close(() => r()); for (const c of conns) c.destroy(); }));
+  return (srv.address() as net.AddressInfo).port;
+}
+const tagServer = (tag: string) => server((s) => { s.write(`${tag}\n`); s.pipe(s); });
+
+async function startProxy(routes: object, env: Record<string, string> = {}) {
+  const dir = mkdtempSync(join(tmpdir(), 'rvpn-sni-'));
+  const file = join(dir, 'routes.json');
+  writeFileSync(file, JSON.stringify(routes));
+  const cfg = loadSniProxyConfig({ ROUTES_FILE: file, LISTEN_TLS: '127.0.0.1:0', LISTEN_CONNECT: '127.0.0.1:0', LISTEN_CONNECT_LEGACY: '127.0.0.1:0', STATUS_LISTEN: '127.0.0.1:0', ...env });
+  const registry = new Registry();
+  const proxy = new SniProxy(cfg, { logger: pino({ level: 'silent' }), registry });
+  await proxy.start();
+  cleanups.push(() => { rmSync(dir, { recursive: true, force: true }); });
+  cleanups.push(() => proxy.stop());
+  return { proxy, file, dir, registry };
+}
+
+/** Sends raw bytes, returns everything received until close (or the first line, when asked). */
+function exchange(port: number, payload: Buffer | string, opts: { untilLine?: boolean; prefix?: Buffer } = {}): Promise<string> {
+  return new Promise((resolve) => {
+    const s = net.connect(port, '127.0.0.1');
+    let got = '';
+    s.on('error', () => resolve(got));
+    s.on('data', (d) => {
+      got += d.toString('latin1');
+      if (opts.untilLine && /\r\n\r\n[^\n]*\n/.test(got)) { s.destroy(); resolve(got); }
+    });
+    s.on('close', () => resolve(got));
+    s.on('connect', () => s.write(opts.prefix ? Buffer.concat([opts.prefix, Buffer.from(payload)]) : payload));
+  });
+}
+const connectReq = (header: string, value: string, target = 'ignored.example:1') => `CONNECT ${target} HTTP/1.1\r\nHost: ${target}\r\n${header}: ${value}\r\n\r\n`;
+
+describe('sni-proxy CONNECT routing', () => {
+  it('routes by X-Gardener-Destination on 8443 and Reversed-VPN on 8132, ignoring the request target', async () => {
+    const a = await tagServer('seed-server-a');
+    const { proxy } = await startProxy({ connect: { [VALUE]: `127.0.0.1:${a}` } });
+    expect(await exchange(proxy.ports.connect!, connectReq('X-Gardener-Destination', VALUE), { untilLine: true })).toMatch(/^HTTP\/1\.1 200 .*\r\n\r\nseed-server-a\n/s);
+    expect(await exchange(proxy.ports['connect-legacy']!, connectReq('Reversed-VPN', VALUE, '10.0.0.1:22'), { untilLine: true })).toMatch(/\r\n\r\nseed-server-a\n/);
+    // HTTP/1.0 CONNECT
+    expect(await exchange(proxy.ports.connect!, `CONNECT x:1 HTTP/1.0\r\nX-Gardener-Destination: ${VALUE}\r\n\r\n`, { untilLine: true })).toMatch(/seed-server-a/);
+  });
+
+  it('refuses with a clear status for each mistake and keeps serving', async () => {
+    const a = await tagServer('a');
+    const closed = await server((s) => s.destroy());
+    const { proxy, registry } = await startProxy({ connect: { [VALUE]: `127.0.0.1:${a}`, [VALUE_B]: '127.0.0.1:1' } }, { HEADER_TIMEOUT: '300ms', MAX_HEADER_BYTES: '512' });
+    void closed;
+    const p = proxy.ports.connect!;
+    expect(await exchange(p, 'GET / HTTP/1.1\r\nHost: x\r\n\r\n')).toMatch(/^HTTP\/1\.1 405/);
+    expect(await exchange(p, 'CONNECT x:1 HTTP/1.1\r\nHost: x\r\n\r\n')).toMatch(/^HTTP\/1\.1 400/);
+    expect(await exchange(p, connectReq('Reversed-VPN', VALUE))).toMatch(/^HTTP\/1\.1 400/); // wrong header for this port
+    expect(await exchange(p, connectReq('X-Gardener-Destination', 'outbound|22||evil.example.com'))).toMatch(/^HTTP\/1\.1 403/);
+    expect(await exchange(p, connectReq('X-Gardener-Destination', 'outbound|1194||vpn-seed-server.shoot--p--zz.svc.cluster.local'))).toMatch(/^HTTP\/1\.1 404/);
+    expect(await exchange(p, connectReq('X-Gardener-Destination', VALUE_B))).toMatch(/^HTTP\/1\.1 502/);
+    expect(await exchange(p, 'CONNECT x:1 HTTP/1.1\r\n')).toMatch(/^HTTP\/1\.1 408/);
+    expect(await exchange(p, `CONNECT x:1 HTTP/1.1\r\n${'X-Pad: 0123456789\r\n'.repeat(60)}\r\n`)).toMatch(/^HTTP\/1\.1 431/);
+    for (const port of Object.values(proxy.ports).slice(0, 3)) {
+      await exchange(port, Buffer.from([0, 1, 2, 255, 254, 0x16, 3, 3, 0, 1, 9]));
+    }
+    expect(await exchange(p, connectReq('X-Gardener-Destination', VALUE), { untilLine: true })).toMatch(/\r\n\r\na\n/);
+    const metrics = await registry.metrics();
+    for (const reason of ['method', 'missing_header', 'forbidden', 'no_route', 'upstream_unreachable', 'timeout', 'head_too_large', 'not_tls']) {
+      expect(metrics).toMatch(new RegExp(`rvpn_sni_proxy_refused_total\\{listener="[a-z-]+",reason="${reason}"\\} [1-9]`));
+    }
+  });
+
+  it('accepts PROXY protocol v1 and v2 when configured', async () => {
+    const a = await tagServer('a');
+    const { proxy } = await startProxy({ connect: { [VALUE]: `127.0.0.1:${a}` } }, { PROXY_PROTOCOL: 'required' });
+    const src = { address: '203.0.113.9', port: 5555 };
+    const dst = { address: '198.18.0.10', port: 8443 };
+    for (const prefix of [encodeProxyV1(src, dst), encodeProxyV2(src, dst)]) {
+      expect(await exchange(proxy.ports.connect!, connectReq('X-Gardener-Destination', VALUE), { untilLine: true, prefix })).toMatch(/\r\n\r\na\n/);
+    }
+    expect(await exchange(proxy.ports.connect!, connectReq('X-Gardener-Destination', VALUE))).toBe('');
+  });
+});
+
+describe('sni-proxy TLS passthrough', () => {
+  it('routes by SNI to the right upstream and answers unknown names with an alert', async () => {
+    const ca = await createCa({ commonName: 'ca' });
+    const mk = async (name: string) => {
+      const c = await issueCertificate(ca, { commonName: name, usage: 'server', dnsNames: [name] });
+      const srv = tls.createServer({ cert: c.certPem, key: c.keyPem }, (s) => s.end(`hello from ${name}\n`));
+      await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+      cleanups.push(() => new Promise<void>((r) => srv.close(() => r())));
+      return (srv.address() as net.AddressInfo).port;
+    };
+    const one = await mk('api.one.example');
+    const two = await mk('api.two.example');
+    const { proxy } = await startProxy({ sni: { 'api.one.example': `127.0.0.1:${one}`, 'API.two.example': `127.0.0.1:${two}` } });
+    const get = (servername: string) => new Promise<string>((resolve, reject) => {
+      const c = tls.connect({ host: '127.0.0.1', port: proxy.ports.tls!, servername, ca: ca.certPem });
+      let out = '';
+      c.on('data', (d) => (out += d));
+      c.on('end', () => resolve(out));
+      c.on('error', reject);
+    });
+    expect(await get('api.one.example')).toBe('hello from api.one.example\n');
+    expect(await get('api.two.example')).toBe('hello from api.two.example\n');
+    await expect(get('api.unknown.example')).rejects.toThrow(/unrecognized name/i);
+  });
+});
+
+describe('sni-proxy route reloads', () => {
+  it('reloads without resetting a streaming connection; a bad file keeps the old routes', async () => {
+    const sink = await server((s) => {
+      const h = createHash('sha256');
+      s.on('data', (d) => h.update(d));
+      s.on('end', () => s.end(h.digest('hex')));
+    });
+    const other = await tagServer('other');
+    const { proxy, file } = await startProxy({ connect: { [VALUE]: `127.0.0.1:${sink}` } });
+    const c = net.connect(proxy.ports.connect!, '127.0.0.1');
+    await new Promise((r) => c.once('connect', r));
+    c.write(connectReq('X-Gardener-Destination', VALUE));
+    await new Promise((r) => c.once('data', r));
+    const sent = createHash('sha256');
+    let answer = '';
+    c.on('data', (d) => (answer += d));
+    const chunk = Buffer.alloc(64 * 1024, 7);
+    for (let i = 0; i < 160; i++) {
+      if (i === 40) {
+        writeFileSync(file, JSON.stringify({ connect: { [VALUE]: `127.0.0.1:${other}` } }));
+        await proxy.reload();
+      }
+      if (i === 80) {
+        writeFileSync(file, '{ not json');
+        expect(await proxy.reload()).toBe(false);
+      }
+      sent.update(chunk);
+      if (!c.write(chunk)) await new Promise((r) => c.once('drain', r));
+    }
+    c.end();
+    await new Promise((r) => c.once('close', r));
+    expect(answer).toBe(sent.digest('hex'));
+    // The reload took effect for new connections; the invalid file did not replace it.
+    expect(await exchange(proxy.ports.connect!, connectReq('X-Gardener-Destination', VALUE), { untilLine: true })).toMatch(/\r\n\r\nother\n/);
+  });
+
+  it('follows a ConfigMap-style ..data symlink swap', async () => {
+    const a = await tagServer('a');
+    const b = await tagServer('b');
+    const base = mkdtempSync(join(tmpdir(), 'rvpn-cm-'));
+    cleanups.push(() => rmSync(base, { recursive: true, force: true }));
+    const v1 = join(base, '..v1');
+    mkdirSync(v1);
+    writeFileSync(join(v1, 'routes.json'), JSON.stringify({ connect: { [VALUE]: `127.0.0.1:${a}` } }));
+    symlinkSync('..v1', join(base, '..data'));
+    symlinkSync('..data/routes.json', join(base, 'routes.json'));
+    const cfg = loadSniProxyConfig({ ROUTES_FILE: join(base, 'routes.json'), LISTEN_TLS: '127.0.0.1:0', LISTEN_CONNECT: '127.0.0.1:0', LISTEN_CONNECT_LEGACY: '127.0.0.1:0', STATUS_LISTEN: '127.0.0.1:0' });
+    const proxy = new SniProxy(cfg, { logger: pino({ level: 'silent' }), registry: new Registry() });
+    await proxy.start();
+    cleanups.push(() => proxy.stop());
+    expect(await exchange(proxy.ports.connect!, connectReq('X-Gardener-Destination', VALUE), { untilLine: true })).toMatch(/\r\n\r\na\n/);
+    const v2 = join(base, '..v2');
+    mkdirSync(v2);
+    writeFileSync(join(v2, 'routes.json'), JSON.stringify({ connect: { [VALUE]: `127.0.0.1:${b}` } }));
+    symlinkSync('..v2', join(base, '..data_tmp'));
+    renameSync(join(base, '..data_tmp'), join(base, '..data'));
+    const t0 = Date.now();
+    while (Date.now() - t0 < 5000) {
+      if (/\r\n\r\nb\n/.test(await exchange(proxy.ports.connect!, connectReq('X-Gardener-Destination', VALUE), { untilLine: true }))) return;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    throw new Error('the symlink swap was not picked up');
+  });
+
+  it('refuses an invalid route file at start with every problem listed', async () => {
+    await expect(startProxy({ connect: { 'outbound|22||evil': 'nohost', x: 5 }, extra: 1 })).rejects.toMatchObject({ code: 'RVPN_ERR_SNI_ROUTES_INVALID' });
+  });
+});

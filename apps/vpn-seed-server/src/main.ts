@@ -1,0 +1,13 @@
+#!/usr/bin/env node
+/** vpn-seed-server: load config, wire, handle signals. Logic lives in seed-server.ts and the libs. */
+import { loadSeedServerConfig } from '@rvpn/config';
+import { runMain } from '@rvpn/observability';
+import { SeedServer } from './seed-server.js';
+
+runMain({
+  name: 'vpn-seed-server',
+  load: () => loadSeedServerConfig(process.env),
+  create: (cfg, deps) => new SeedServer(cfg, deps),
+  logBase: (cfg) => ({ namespace: cfg.namespace, pod: cfg.podName || undefined }),
+  logLevel: (cfg) => cfg.logLevel,
+});

@@ -1,0 +1,24 @@
+/**
+ * Every metric vpn-seed-server exports, in one place. Prefix `rvpn_seed_server_`, units in names.
+ */
+import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
+
+export function createSeedServerMetrics(registry: Registry) {
+  const p = 'rvpn_seed_server_';
+  return {
+    tunnelConnected: new Gauge({ name: `${p}tunnel_connected`, help: '1 while a shoot client session is attached', registers: [registry] }),
+    sessionsTotal: new Counter({ name: `${p}tunnel_sessions_total`, help: 'Tunnel sessions established', registers: [registry] }),
+    sessionEndsTotal: new Counter({ name: `${p}tunnel_session_ends_total`, help: 'Tunnel sessions ended, by reason code', labelNames: ['code'], registers: [registry] }),
+    refusedTotal: new Counter({ name: `${p}tunnel_refused_total`, help: 'Tunnel connections refused, by code', labelNames: ['code'], registers: [registry] }),
+    rttSeconds: new Gauge({ name: `${p}tunnel_rtt_seconds`, help: 'Smoothed keepalive round-trip time of the attached session', registers: [registry] }),
+    bytesTotal: new Gauge({ name: `${p}tunnel_bytes_total`, help: 'Tunnel payload bytes of the attached session, by direction', labelNames: ['direction'], registers: [registry] }),
+    droppedPacketsTotal: new Counter({ name: `${p}tunnel_dropped_packets_total`, help: 'Packets dropped by the data path, by reason', labelNames: ['reason'], registers: [registry] }),
+    probeSuccess: new Gauge({ name: `${p}probe_success`, help: '1 when the last data-path probe through the tunnel succeeded', registers: [registry] }),
+    probeDurationSeconds: new Gauge({ name: `${p}probe_duration_seconds`, help: 'Duration of the last data-path probe', registers: [registry] }),
+    proxyRequestsTotal: new Counter({ name: `${p}proxy_requests_total`, help: 'CONNECT requests on the egress proxy, by outcome', labelNames: ['outcome'], registers: [registry] }),
+    proxyPending: new Gauge({ name: `${p}proxy_pending_requests`, help: 'CONNECT requests held while the tunnel reconnects', registers: [registry] }),
+    proxyHoldSeconds: new Histogram({ name: `${p}proxy_hold_seconds`, help: 'Time a CONNECT waited for the tunnel before being dialed or refused', buckets: [0.001, 0.01, 0.1, 0.25, 0.5, 1, 2, 5, 10], registers: [registry] }),
+  };
+}
+
+export type SeedServerMetrics = ReturnType<typeof createSeedServerMetrics>;

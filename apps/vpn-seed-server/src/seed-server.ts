@@ -1,0 +1,288 @@
+/**
+ * Wiring of vpn-seed-server (non-HA): one TUN device in this pod's network namespace, the shoot
+ * networks routed into it, one tunnel session from the shoot's vpn-shoot, and the kube-apiserver's
+ * CONNECT proxy on 9443 whose dials the kernel routes into the TUN.
+ *
+ * Data path facts pinned down here (see docs/architecture.md):
+ * - Every shoot CIDR is routed permanently: `dev <tun>` while a session is attached, `unreachable`
+ *   while none is, so a dial never falls through to the pod's default route.
+ * - ip_forward is off; from the TUN only established/related traffic is accepted, so the shoot can
+ *   answer but never open a connection into the seed.
+ * - IPv4 connections leave with this pod's eth0 address as source (the TUN has only the IPv6 transfer
+ *   address); vpn-shoot routes SEED_POD_NETWORK back into the tunnel.
+ * - The TUN, its addresses and routes outlive a session, so flows survive a reconnect.
+ */
+import { readFileSync } from 'node:fs';
+import { CidrSet, formatIp, errorCode, type Cidr } from '@rvpn/config';
+import type { SeedServerConfig } from '@rvpn/config';
+import { createEgressProxy, PathGate, type EgressProxy } from '@rvpn/egress';
+import { createStatusServer, type Logger } from '@rvpn/observability';
+import {
+  authorizeByIdentity,
+  NetConfig,
+  openTunDevice,
+  TunnelDataPath,
+  TunnelDialer,
+  TunnelListener,
+  type LocalHello,
+  type TunnelSession,
+  type TunDevice,
+} from '@rvpn/tunnel';
+import type { Registry } from 'prom-client';
+import { createSeedServerMetrics } from './metrics.js';
+import { probeTcpPath } from './probe.js';
+
+/** The URI SAN that binds a client certificate to one shoot (see @rvpn/pki shootIdentityUri). */
+export const shootIdentityUri = (namespace: string) => `urn:rvpn:shoot:${namespace}`;
+
+/** Tunnel addresses inside VPN_NETWORK (non-HA): the seed side takes ::1, the shoot client ::2. */
+export function tunnelAddresses(vpnNetwork: Cidr) {
+  return { seed: formatIp(vpnNetwork.address(1)), shoot: formatIp(vpnNetwork.address(2)), prefixLength: vpnNetwork.prefix };
+}
+
+export interface SeedServerDeps {
+  logger: Logger;
+  registry: Registry;
+}
+
+export class SeedServer {
+  private readonly cfg: SeedServerConfig;
+  private readonly log: Logger;
+  private readonly metrics: ReturnType<typeof createSeedServerMetrics>;
+  private readonly net: NetConfig;
+  private readonly gate = new PathGate();
+  private readonly shootNets: Cidr[];
+  private readonly addrs: ReturnType<typeof tunnelAddresses>;
+  private device: TunDevice | undefined;
+  private datapath: TunnelDataPath | undefined;
+  private listener: TunnelListener | undefined;
+  private dialer: TunnelDialer | undefined;
+  private proxy: EgressProxy | undefined;
+  private status: ReturnType<typeof createStatusServer> | undefined;
+  private session: TunnelSession | undefined;
+  private probeTimer: NodeJS.Timeout | undefined;
+  private lastProbe: { ok: boolean; at: number; detail: string } = { ok: false, at: 0, detail: 'no probe yet' };
+  private routesUp: boolean | undefined;
+  private routeChange: Promise<void> = Promise.resolve();
+  private stopping = false;
+
+  constructor(cfg: SeedServerConfig, deps: SeedServerDeps) {
+    this.cfg = cfg;
+    this.log = deps.logger;
+    this.metrics = createSeedServerMetrics(deps.registry);
+    this.net = new NetConfig({ logger: this.log });
+    this.shootNets = [...cfg.shootServiceNetworks, ...cfg.shootPodNetworks, ...cfg.shootNodeNetworks];
+    this.addrs = tunnelAddresses(cfg.vpnNetwork);
+    this.statusRegistry = deps.registry;
+  }
+  private readonly statusRegistry: Registry;
+
+  async start(): Promise<void> {
+    const cfg = this.cfg;
+    try {
+      // 1. Kernel side: sysctls, TUN, address, permanent routes (unreachable until a session exists), firewall.
+      await this.net.setSysctl('net.ipv4.ip_forward', '0');
+      await this.net.setSysctl('net.ipv6.conf.all.forwarding', '0');
+      await this.net.setSysctl('net.ipv4.conf.all.rp_filter', '0');
+      this.device = openTunDevice({ name: cfg.tunDevice, mode: 'tun' });
+      const dev = this.device.name;
+      await this.net.setMtu(dev, cfg.mtu);
+      await this.net.addAddress(dev, `${this.addrs.seed}/${this.addrs.prefixLength}`);
+      await this.net.linkUp(dev);
+      await this.setRoutes(false);
+      await this.net.applyNftTable('inet', cfg.nftTable, seedFirewall(dev));
+
+      // 2. The data path: packets from the shoot must come from a shoot or tunnel address.
+      this.datapath = new TunnelDataPath({
+        device: this.device,
+        inboundFilter: { allowSource: new CidrSet([...this.shootNets, cfg.vpnNetwork]) },
+        logger: this.log,
+        onDrop: (reason: string, count: number) => this.metrics.droppedPacketsTotal.inc({ reason }, count),
+      });
+      this.datapath.start();
+
+      // 3. The tunnel: accept the shoot client (reversed) or dial the shoot (classic direction).
+      const tlsMaterial = () => ({
+        ca: readFileSync(cfg.tls.caFile),
+        cert: readFileSync(cfg.tls.certFile),
+        key: readFileSync(cfg.tls.keyFile),
+      });
+      const hello = (): LocalHello => ({
+        role: 'seed',
+        identity: `vpn-seed-server/${cfg.namespace}`,
+        keepaliveIntervalMs: cfg.keepaliveIntervalMs,
+        keepaliveTimeoutMs: cfg.keepaliveTimeoutMs,
+        vpnNetwork: cfg.vpnNetwork.toString(),
+        mtu: cfg.mtu,
+        assignment: { seedAddress: this.addrs.seed, shootAddress: this.addrs.shoot, prefixLength: this.addrs.prefixLength },
+      });
+      const authorize = authorizeByIdentity({
+        allowedCommonNames: cfg.clientAllowedCommonNames,
+        requiredUri: shootIdentityUri(cfg.namespace),
+      });
+      if (cfg.tunnelMode === 'listen') {
+        this.listener = new TunnelListener({
+          host: cfg.tunnelListen.host,
+          port: cfg.tunnelListen.port,
+          tls: tlsMaterial,
+          authorize,
+          hello,
+          onSession: (s) => this.attach(s),
+          onRefused: (code: string) => this.metrics.refusedTotal.inc({ code }),
+          logger: this.log,
+        });
+        await this.listener.start();
+      } else {
+        const target = cfg.tunnelDialAddress!;
+        this.dialer = new TunnelDialer({
+          target,
+          tls: () => ({ ...tlsMaterial(), servername: target.host }),
+          hello,
+          authorizePeer: authorize,
+          onSession: (s) => this.attach(s),
+          backoff: { minMs: 100, maxMs: 5000 },
+          logger: this.log,
+        });
+        this.dialer.start();
+      }
+
+      // 4. The kube-apiserver's egress proxy.
+      const proxyTls = () => ({
+        ca: readFileSync(cfg.proxyTls.caFile),
+        cert: readFileSync(cfg.proxyTls.certFile),
+        key: readFileSync(cfg.proxyTls.keyFile),
+      });
+      this.proxy = createEgressProxy({
+        host: cfg.proxyListen.host,
+        port: cfg.proxyListen.port,
+        tls: proxyTls,
+        allowedCommonNames: cfg.proxyAllowedCommonNames,
+        allowedDestinations: new CidrSet(this.shootNets),
+        gate: this.gate,
+        holdTimeoutMs: cfg.proxyHoldTimeoutMs,
+        maxPending: cfg.proxyMaxPending,
+        dialTimeoutMs: cfg.proxyDialTimeoutMs,
+        logger: this.log,
+        onOutcome: (outcome, { heldMs }) => {
+          this.metrics.proxyRequestsTotal.inc({ outcome });
+          this.metrics.proxyHoldSeconds.observe(heldMs / 1000);
+        },
+      });
+      await this.proxy.start();
+
+      // 5. Readiness follows a probe through the tunnel, not merely a connected client.
+      this.probeTimer = setInterval(() => void this.probe(), cfg.probeIntervalMs);
+      this.probeTimer.unref();
+      this.status = createStatusServer({
+        host: cfg.statusListen.host,
+        port: cfg.statusListen.port,
+        registry: this.statusRegistry,
+        logger: this.log,
+        live: () => ({ ok: !this.stopping }),
+        ready: () => this.readiness(),
+      });
+      await this.status.start();
+      this.log.info({ tun: dev, mode: cfg.tunnelMode, seedAddress: this.addrs.seed, shootNetworks: this.shootNets.map(String) }, 'vpn-seed-server started');
+    } catch (err) {
+      await this.stop();
+      throw err;
+    }
+  }
+
+  private attach(session: TunnelSession): void {
+    if (this.stopping) {
+      session.close('server stopping');
+      return;
+    }
+    const previous = this.session;
+    this.session = session;
+    if (previous) previous.close('replaced by a new session from the same shoot');
+    this.datapath!.attach(session);
+    this.metrics.sessionsTotal.inc();
+    this.metrics.tunnelConnected.set(1);
+    this.gate.set(true);
+    this.log.info({ peer: session.peerHello.identity, minor: session.negotiatedMinor }, 'shoot tunnel attached');
+    void this.setRoutes(true);
+    void this.probe();
+    void session.closed.then((end) => {
+      this.metrics.sessionEndsTotal.inc({ code: end.code ?? 'closed' });
+      if (this.session !== session) return;
+      this.session = undefined;
+      this.datapath?.detach();
+      this.metrics.tunnelConnected.set(0);
+      this.gate.set(false);
+      this.lastProbe = { ok: false, at: Date.now(), detail: `session ended: ${end.reason}` };
+      this.metrics.probeSuccess.set(0);
+      this.log.warn({ reason: end.reason, code: end.code }, 'shoot tunnel detached');
+      if (!this.stopping) void this.setRoutes(false);
+    });
+  }
+
+  /** Swaps every shoot route between `dev <tun>` and `unreachable`; serialized, idempotent. */
+  private setRoutes(up: boolean): Promise<void> {
+    this.routeChange = this.routeChange.then(async () => {
+      if (this.routesUp === up || !this.device) return;
+      for (const c of this.shootNets) {
+        await this.net.replaceRoute(up ? { dst: c.toString(), dev: this.device.name } : { dst: c.toString(), type: 'unreachable' });
+      }
+      this.routesUp = up;
+    }).catch((err) => {
+      this.log.error({ err: (err as Error).message, code: errorCode(err) }, 'route update failed');
+    });
+    return this.routeChange;
+  }
+
+  /** A TCP connect to the shoot's tunnel address: an answer (accept or RST) proves both directions. */
+  private async probe(): Promise<void> {
+    if (!this.session) return;
+    const t0 = performance.now();
+    const r = await probeTcpPath({ host: this.addrs.shoot, port: 1, timeoutMs: Math.max(500, this.cfg.probeIntervalMs) });
+    const dur = (performance.now() - t0) / 1000;
+    this.lastProbe = { ok: r.ok, at: Date.now(), detail: r.detail };
+    this.metrics.probeSuccess.set(r.ok ? 1 : 0);
+    this.metrics.probeDurationSeconds.set(dur);
+    if (!r.ok) this.log.warn({ detail: r.detail }, 'data-path probe through the tunnel failed');
+  }
+
+  private readiness() {
+    const fresh = Date.now() - this.lastProbe.at < 3 * this.cfg.probeIntervalMs + 1000;
+    const tunnel = { ok: !!this.session, detail: this.session ? 'shoot client attached' : 'no shoot client' };
+    const probe = { ok: this.lastProbe.ok && fresh, detail: fresh ? this.lastProbe.detail : 'probe result is stale' };
+    if (this.session) this.metrics.rttSeconds.set((this.session.stats.rttSmoothedMs ?? 0) / 1000);
+    this.metrics.proxyPending.set(this.proxy?.pending ?? 0);
+    return { ok: tunnel.ok && probe.ok && !this.stopping, checks: { tunnel, probe } };
+  }
+
+  async stop(): Promise<void> {
+    if (this.stopping) return;
+    this.stopping = true;
+    if (this.probeTimer) clearInterval(this.probeTimer);
+    await this.status?.stop().catch(() => undefined);
+    await this.proxy?.stop().catch(() => undefined);
+    await this.listener?.stop().catch(() => undefined);
+    await this.dialer?.stop();
+    this.session?.close('server stopping');
+    this.datapath?.stop();
+    await this.routeChange;
+    await this.net.undoAll();
+    this.device?.close();
+    this.log.info({}, 'vpn-seed-server stopped; devices, routes and firewall removed');
+  }
+}
+
+/** The seed pod's firewall: from the TUN only replies enter; nothing is forwarded. */
+export function seedFirewall(tun: string): string {
+  return [
+    'chain input {',
+    '  type filter hook input priority filter; policy accept;',
+    `  iifname "${tun}" ct state established,related accept`,
+    `  iifname "${tun}" counter drop comment "the shoot may only answer"`,
+    '}',
+    'chain forward {',
+    '  type filter hook forward priority filter; policy accept;',
+    `  iifname "${tun}" counter drop`,
+    `  oifname "${tun}" counter drop`,
+    '}',
+  ].join('\n');
+}
+
