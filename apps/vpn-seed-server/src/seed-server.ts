@@ -136,7 +136,7 @@ export class SeedServer {
         const target = cfg.tunnelDialAddress!;
         this.dialer = new TunnelDialer({
           target,
-          tls: () => ({ ...tlsMaterial(), servername: target.host }),
+          tls: () => ({ ...tlsMaterial(), servername: cfg.tunnelServerName }),
           hello,
           authorizePeer: authorize,
           onSession: (s) => this.attach(s),

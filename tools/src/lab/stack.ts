@@ -1,0 +1,281 @@
+/**
+ * The whole system on the local topology: certificates, the three apps and the fixtures, started as
+ * real processes inside the namespaces. Used by `pnpm demo`, the e2e tests and `pnpm bench`.
+ */
+import { mkdtempSync, rmSync, writeFileSync, renameSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { createCa, createShootPki, issueCertificate, seedServerDnsNames, writePkiFiles } from '@rvpn/pki';
+import { ADDR, Topology } from './topology.js';
+import { run, sleep, spawnLogged, waitFor, type RunResult, type Spawned } from './sh.js';
+
+export const REPO_ROOT = fileURLToPath(new URL('../../../', import.meta.url));
+
+export type AppName = 'sni-proxy' | 'vpn-seed-server' | 'vpn-shoot';
+export type FixtureName = 'pod' | 'kubelet' | 'apiserver';
+
+export const SHOOT_NAMESPACE = 'shoot--demo--local';
+export const API_SNI = 'api.demo.local.example';
+export const connectHeaderValue = (ns: string) => `outbound|1194||vpn-seed-server.${ns}.svc.cluster.local`;
+
+export interface StackOptions {
+  prefix?: string;
+  /** reversed: vpn-shoot dials out through sni-proxy (default); classic: the seed dials vpn-shoot's LoadBalancer. */
+  direction?: 'reversed' | 'classic';
+  /** 8132 (Reversed-VPN header, vpn2's default) or 8443 (X-Gardener-Destination). */
+  connectPort?: 8132 | 8443;
+  logLevel?: string;
+  seedEnv?: Record<string, string>;
+  shootEnv?: Record<string, string>;
+  sniEnv?: Record<string, string>;
+  /** Progress lines. */
+  log?: (line: string) => void;
+  /** Keep the work directory (logs, certificates) after down(). */
+  keepWorkDir?: boolean;
+}
+
+const APP_NS: Record<AppName, 'lb' | 'srv' | 'vsh'> = { 'sni-proxy': 'lb', 'vpn-seed-server': 'srv', 'vpn-shoot': 'vsh' };
+const STATUS_PORT: Record<AppName, number> = { 'sni-proxy': 15021, 'vpn-seed-server': 15000, 'vpn-shoot': 15000 };
+
+export class Stack {
+  readonly topo: Topology;
+  readonly dir: string;
+  readonly opts: StackOptions;
+  readonly procs = new Map<string, Spawned>();
+  private readonly log: (line: string) => void;
+  private up = false;
+  /** Keep the work directory (logs, certificates) after down(); set after a failed start. */
+  keepWorkDir: boolean;
+
+  constructor(opts: StackOptions = {}) {
+    this.opts = opts;
+    this.topo = new Topology(opts.prefix);
+    this.dir = mkdtempSync(join(tmpdir(), `${this.topo.prefix}-`));
+    this.log = opts.log ?? (() => undefined);
+    this.keepWorkDir = opts.keepWorkDir ?? false;
+  }
+
+  get direction() {
+    return this.opts.direction ?? 'reversed';
+  }
+
+  file(name: string): string {
+    return join(this.dir, 'pki', name);
+  }
+
+  logFile(name: string): string {
+    return join(this.dir, `${name}.log`);
+  }
+
+  /** Creates the topology and certificates, starts fixtures and apps, waits until the data path is ready. */
+  async start(): Promise<void> {
+    this.up = true;
+    try {
+      this.log(`creating topology ${this.topo.prefix} (${this.direction} direction)`);
+      await this.topo.create({ classic: this.direction === 'classic' });
+      this.log('issuing certificates (per-shoot CA, server, clients)');
+      await this.writePki();
+      this.writeRoutes(this.defaultRoutes());
+      this.log('starting fixtures: pod HTTP :8080, kubelet HTTPS :10250, apiserver HTTPS :443');
+      this.startFixture('pod', 'pod', `${ADDR.pod}:${ADDR.podPort}`);
+      this.startFixture('kubelet', 'node', `${ADDR.nodeIp}:${ADDR.kubeletPort}`, true);
+      this.startFixture('apiserver', 'kapi', `${ADDR.kapi}:443`, true);
+      if (this.direction === 'reversed') await this.startApp('sni-proxy');
+      await this.startApp('vpn-seed-server');
+      await this.startApp('vpn-shoot');
+      this.log('waiting for the data path (vpn-seed-server /readyz probes through the tunnel)');
+      await this.waitReady('vpn-seed-server', 30_000);
+      this.log('ready');
+    } catch (err) {
+      this.keepWorkDir = true;
+      await this.down();
+      throw new Error(`${(err as Error).message}\n(logs and certificates kept in ${this.dir})`, { cause: err });
+    }
+  }
+
+  private async writePki(): Promise<void> {
+    const pki = await createShootPki({ namespace: SHOOT_NAMESPACE });
+    const labCa = await createCa({ commonName: 'rvpn-lab-fixtures' });
+    const [proxyServer, shootServer, seedDialer, kubelet, apiserver, otherShoot] = await Promise.all([
+      // the CONNECT proxy certificate also names the pod IP the lab's curl dials
+      issueCertificate(pki.ca, { commonName: 'vpn-seed-server', usage: 'server', dnsNames: seedServerDnsNames(SHOOT_NAMESPACE), ipAddresses: [ADDR.srv], uris: [`urn:rvpn:shoot:${SHOOT_NAMESPACE}`] }),
+      // classic direction: vpn-shoot is the TLS server, the seed server the client
+      issueCertificate(pki.ca, { commonName: 'vpn-shoot', usage: 'server', dnsNames: ['vpn-shoot'], uris: [`urn:rvpn:shoot:${SHOOT_NAMESPACE}`] }),
+      issueCertificate(pki.ca, { commonName: 'vpn-seed-client', usage: 'client', uris: [`urn:rvpn:shoot:${SHOOT_NAMESPACE}`] }),
+      issueCertificate(labCa, { commonName: 'kubelet', usage: 'server', ipAddresses: [ADDR.nodeIp] }),
+      issueCertificate(labCa, { commonName: 'kube-apiserver', usage: 'server', dnsNames: [API_SNI] }),
+      // a second shoot's PKI, for the "another shoot's certificate is refused" tests
+      createShootPki({ namespace: 'shoot--other--local' }),
+    ]);
+    const foreignCa = await createShootPki({ namespace: SHOOT_NAMESPACE });
+    await writePkiFiles(join(this.dir, 'pki'), {
+      'ca.crt': pki.ca.certPem,
+      'server.crt': pki.server.certPem, 'server.key': pki.server.keyPem,
+      'proxy-server.crt': proxyServer!.certPem, 'proxy-server.key': proxyServer!.keyPem,
+      'shoot-client.crt': pki.shootClient.certPem, 'shoot-client.key': pki.shootClient.keyPem,
+      'proxy-client.crt': pki.proxyClient.certPem, 'proxy-client.key': pki.proxyClient.keyPem,
+      'shoot-server.crt': shootServer!.certPem, 'shoot-server.key': shootServer!.keyPem,
+      'seed-dialer.crt': seedDialer!.certPem, 'seed-dialer.key': seedDialer!.keyPem,
+      'lab-ca.crt': labCa.certPem,
+      'kubelet.crt': kubelet!.certPem, 'kubelet.key': kubelet!.keyPem,
+      'apiserver.crt': apiserver!.certPem, 'apiserver.key': apiserver!.keyPem,
+      'other-shoot-client.crt': otherShoot!.shootClient.certPem, 'other-shoot-client.key': otherShoot!.shootClient.keyPem,
+      'other-ca.crt': otherShoot!.ca.certPem,
+      'foreign-ca-client.crt': foreignCa.shootClient.certPem, 'foreign-ca-client.key': foreignCa.shootClient.keyPem,
+      'foreign-ca.crt': foreignCa.ca.certPem,
+    });
+  }
+
+  defaultRoutes() {
+    return {
+      sni: { [API_SNI]: `${ADDR.kapi}:443` },
+      connect: { [connectHeaderValue(SHOOT_NAMESPACE)]: `${ADDR.srv}:1194` },
+    };
+  }
+
+  /** Writes the sni-proxy route file atomically (the proxy watches it). */
+  writeRoutes(routes: unknown): void {
+    const f = join(this.dir, 'routes.json');
+    writeFileSync(`${f}.tmp`, JSON.stringify(routes, null, 2));
+    renameSync(`${f}.tmp`, f);
+  }
+
+  private commonNetEnv(): Record<string, string> {
+    return {
+      NAMESPACE: SHOOT_NAMESPACE,
+      SHOOT_SERVICE_NETWORKS: ADDR.shootServiceNetworks,
+      SHOOT_POD_NETWORKS: ADDR.shootPodNetworks,
+      SHOOT_NODE_NETWORKS: ADDR.shootNodeNetworks,
+      SEED_POD_NETWORK: ADDR.seedPodNetwork,
+      TLS_CA_FILE: this.file('ca.crt'),
+      LOG_LEVEL: this.opts.logLevel ?? 'info',
+    };
+  }
+
+  appEnv(name: AppName): Record<string, string> {
+    const classic = this.direction === 'classic';
+    switch (name) {
+      case 'sni-proxy':
+        return { ROUTES_FILE: join(this.dir, 'routes.json'), LOG_LEVEL: this.opts.logLevel ?? 'info', ...this.opts.sniEnv };
+      case 'vpn-seed-server':
+        return {
+          ...this.commonNetEnv(),
+          POD_NAME: 'vpn-seed-server-7d9c',
+          TLS_CERT_FILE: this.file(classic ? 'seed-dialer.crt' : 'server.crt'),
+          TLS_KEY_FILE: this.file(classic ? 'seed-dialer.key' : 'server.key'),
+          PROXY_TLS_CERT_FILE: this.file('proxy-server.crt'),
+          PROXY_TLS_KEY_FILE: this.file('proxy-server.key'),
+          ...(classic ? { TUNNEL_MODE: 'dial', TUNNEL_DIAL_ADDRESS: `${ADDR.nodeWan}:4314`, CLIENT_ALLOWED_COMMON_NAMES: 'vpn-shoot' } : {}),
+          ...this.opts.seedEnv,
+        };
+      case 'vpn-shoot': {
+        const port = this.opts.connectPort ?? 8132;
+        return {
+          ...this.commonNetEnv(),
+          POD_NAME: 'vpn-shoot-5f6b',
+          TLS_CERT_FILE: this.file(classic ? 'shoot-server.crt' : 'shoot-client.crt'),
+          TLS_KEY_FILE: this.file(classic ? 'shoot-server.key' : 'shoot-client.key'),
+          EGRESS_INTERFACE: 'eth0',
+          ...(classic
+            ? { TUNNEL_MODE: 'listen' }
+            : { ENDPOINT: ADDR.lbWan, OPENVPN_PORT: String(port), ...(port === 8443 ? { REVERSED_VPN_HEADER_KEY: 'X-Gardener-Destination' } : {}) }),
+          ...this.opts.shootEnv,
+        };
+      }
+    }
+  }
+
+  /** Starts (or restarts) one app; extra env overrides the stack's. */
+  async startApp(name: AppName, extraEnv: Record<string, string> = {}): Promise<Spawned> {
+    const main = join(REPO_ROOT, 'apps', name, 'dist', 'main.js');
+    const env = { PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin', ...this.appEnv(name), ...extraEnv };
+    this.log(`starting ${name} in ${this.topo.ns[APP_NS[name]]}`);
+    const p = spawnLogged([process.execPath, main], { ns: this.topo.ns[APP_NS[name]], env, logFile: this.logFile(name) });
+    this.procs.set(name, p);
+    this.topo.trackPid(p.pid);
+    // wait until it serves /healthz, or fail with the tail of its log
+    const exitedEarly = p.exited.then((e) => e);
+    const healthy = waitFor(`${name} /healthz`, async () => (await this.status(name, 'healthz')) === 200, 20_000);
+    const first = await Promise.race([healthy.then(() => 'ok' as const), exitedEarly.then((e) => e)]);
+    if (first !== 'ok') {
+      const tail = (await run(['tail', '-n', '20', this.logFile(name)], { allowFail: true })).stdout;
+      throw new Error(`${name} exited during start (code ${first.code}, signal ${first.signal}):\n${tail}`);
+    }
+    return p;
+  }
+
+  startFixture(name: FixtureName, role: 'pod' | 'node' | 'kapi', listen: string, tls = false): Spawned {
+    const script = join(REPO_ROOT, 'tools', 'dist', 'fixtures', 'http-fixture.js');
+    const args = [process.execPath, script, '--name', name, '--listen', listen];
+    if (tls) args.push('--cert', this.file(`${name}.crt`), '--key', this.file(`${name}.key`));
+    const p = spawnLogged(args, { ns: this.topo.ns[role], logFile: this.logFile(`fixture-${name}`) });
+    this.procs.set(`fixture-${name}`, p);
+    this.topo.trackPid(p.pid);
+    return p;
+  }
+
+  /** Stops an app: SIGTERM (graceful, undoes its kernel changes) or SIGKILL (a crash). */
+  async stopApp(name: AppName, signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
+    const p = this.procs.get(name);
+    if (!p) return;
+    p.child.kill(signal);
+    const done = await Promise.race([p.exited, sleep(5000).then(() => undefined)]);
+    if (!done) {
+      p.child.kill('SIGKILL');
+      await p.exited;
+    }
+    this.procs.delete(name);
+  }
+
+  /** HTTP status of an app's /healthz or /readyz (0 when unreachable). */
+  async status(name: AppName, path: 'healthz' | 'readyz' | 'metrics'): Promise<number> {
+    const r = await run(['curl', '-s', '-o', '/dev/null', '-m', '2', '-w', '%{http_code}', `http://127.0.0.1:${STATUS_PORT[name]}/${path}`], { ns: this.topo.ns[APP_NS[name]], allowFail: true });
+    return Number(r.stdout) || 0;
+  }
+
+  async statusBody(name: AppName, path: 'healthz' | 'readyz' | 'metrics'): Promise<string> {
+    const r = await run(['curl', '-s', '-m', '2', `http://127.0.0.1:${STATUS_PORT[name]}/${path}`], { ns: this.topo.ns[APP_NS[name]], allowFail: true });
+    return r.stdout;
+  }
+
+  async waitReady(name: AppName, timeoutMs = 20_000): Promise<void> {
+    await waitFor(`${name} /readyz`, async () => (await this.status(name, 'readyz')) === 200, timeoutMs, 50);
+  }
+
+  /** The curl arguments with which the "kube-apiserver" uses the egress proxy (mTLS CONNECT on 9443). */
+  proxyArgs(cert = 'proxy-client'): string[] {
+    return [
+      '--proxy', `https://${ADDR.srv}:9443`,
+      '--proxy-cacert', this.file('ca.crt'),
+      '--proxy-cert', this.file(`${cert}.crt`),
+      '--proxy-key', this.file(`${cert}.key`),
+      '--proxytunnel',
+    ];
+  }
+
+  /** curl from the kube-apiserver namespace through the egress proxy. */
+  curlViaProxy(url: string, extra: string[] = [], timeoutS = 10): Promise<RunResult> {
+    return run(['curl', '-sS', '-m', String(timeoutS), '--cacert', this.file('lab-ca.crt'), ...this.proxyArgs(), ...extra, url], { ns: this.topo.ns.kapi, allowFail: true, timeoutMs: (timeoutS + 5) * 1000 });
+  }
+
+  /** Stops everything and removes the topology; safe to call twice. */
+  async down(): Promise<void> {
+    if (!this.up) return;
+    this.up = false;
+    for (const name of ['vpn-shoot', 'vpn-seed-server', 'sni-proxy'] as AppName[]) await this.stopApp(name).catch(() => undefined);
+    for (const [name, p] of this.procs) {
+      p.child.kill('SIGKILL');
+      await Promise.race([p.exited, sleep(2000)]);
+      this.procs.delete(name);
+    }
+    await this.topo.destroy();
+    if (!this.keepWorkDir) rmSync(this.dir, { recursive: true, force: true });
+  }
+}
+
+export const URLS = {
+  pod: `http://${ADDR.pod}:${ADDR.podPort}/`,
+  service: `http://${ADDR.service}:${ADDR.servicePort}/`,
+  kubelet: `https://${ADDR.nodeIp}:${ADDR.kubeletPort}/containerLogs/kube-system/coredns/coredns`,
+};

@@ -1,0 +1,302 @@
+/**
+ * The local topology: network namespaces, veth pairs and bridges that model a seed and a shoot.
+ *
+ *   seed network 10.1.0.0/24 (bridge br0 in <p>-seed)          wan 198.18.0.0/24 (bridge brw in <p>-seed)
+ *     <p>-lb    10.1.0.10  sni-proxy, + wan0 198.18.0.10 (the seed's load-balancer address)
+ *     <p>-srv   10.1.0.20  vpn-seed-server (TUN, CONNECT proxy 9443)
+ *     <p>-kapi  10.1.0.30  "kube-apiserver": curl as the egress client, HTTPS fixture on 443
+ *   shoot
+ *     <p>-node  wan0 198.18.0.20, node IP 10.250.0.10, pod bridge 100.96.1.1/24, kubelet-like HTTPS :10250,
+ *               kube-proxy-like DNAT 100.64.0.10:80 -> 100.96.1.10:8080, masquerade out of wan0,
+ *               firewall: from the wan only established traffic (nothing can open a connection into the shoot)
+ *     <p>-vsh   100.96.0.2 (veth to the node 100.96.0.1)  vpn-shoot
+ *     <p>-pod   100.96.1.10  HTTP fixture :8080
+ *
+ * Every veth is created directly inside its namespaces, so nothing of the lab lives in the root
+ * namespace and deleting the namespaces removes everything (interfaces, routes, nft tables).
+ * A metadata file in /run/rvpn/<prefix>.json lets the sweeper find what a killed run left behind.
+ */
+import { mkdirSync, rmSync, writeFileSync, readFileSync, readdirSync, existsSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { ipBatch, run } from './sh.js';
+
+export const LAB_STATE_DIR = '/run/rvpn';
+/** Namespace names are `<prefix>-<role>`; prefix is `rv` + 4 hex digits. */
+export const PREFIX_RE = /^rv[0-9a-f]{4}$/;
+
+export const ADDR = {
+  seedGw: '10.1.0.1',
+  lb: '10.1.0.10',
+  srv: '10.1.0.20',
+  kapi: '10.1.0.30',
+  seedPodNetwork: '10.1.0.0/24',
+  wanGw: '198.18.0.1',
+  lbWan: '198.18.0.10',
+  nodeWan: '198.18.0.20',
+  nodeToVsh: '100.96.0.1',
+  vsh: '100.96.0.2',
+  podGw: '100.96.1.1',
+  pod: '100.96.1.10',
+  podPort: 8080,
+  nodeIp: '10.250.0.10',
+  kubeletPort: 10250,
+  service: '100.64.0.10',
+  servicePort: 80,
+  shootServiceNetworks: '100.64.0.0/13',
+  shootPodNetworks: '100.96.0.0/11',
+  shootNodeNetworks: '10.250.0.0/16',
+} as const;
+
+export type Role = 'seed' | 'lb' | 'srv' | 'kapi' | 'node' | 'vsh' | 'pod';
+export const ROLES: Role[] = ['seed', 'lb', 'srv', 'kapi', 'node', 'vsh', 'pod'];
+
+export function newPrefix(): string {
+  return `rv${randomBytes(2).toString('hex')}`;
+}
+
+export interface LabMeta {
+  prefix: string;
+  ownerPid: number;
+  createdAt: string;
+  namespaces: string[];
+  pids: number[];
+}
+
+export class Topology {
+  readonly prefix: string;
+  readonly ns: Record<Role, string>;
+  private created = false;
+  private readonly extraPids = new Set<number>();
+
+  constructor(prefix = newPrefix()) {
+    if (!PREFIX_RE.test(prefix)) throw new Error(`lab prefix ${JSON.stringify(prefix)} must match ${PREFIX_RE}`);
+    this.prefix = prefix;
+    this.ns = Object.fromEntries(ROLES.map((r) => [r, `${prefix}-${r}`])) as Record<Role, string>;
+  }
+
+  get metaFile(): string {
+    return `${LAB_STATE_DIR}/${this.prefix}.json`;
+  }
+
+  /** Records a process started inside the lab so the sweeper can kill it if this run dies. */
+  trackPid(pid: number): void {
+    this.extraPids.add(pid);
+    this.writeMeta();
+  }
+
+  private writeMeta(): void {
+    mkdirSync(LAB_STATE_DIR, { recursive: true });
+    const meta: LabMeta = { prefix: this.prefix, ownerPid: process.pid, createdAt: new Date().toISOString(), namespaces: Object.values(this.ns), pids: [...this.extraPids] };
+    writeFileSync(this.metaFile, JSON.stringify(meta, null, 2));
+  }
+
+  async create(opts: { classic?: boolean } = {}): Promise<void> {
+    const existing = (await run(['ip', 'netns', 'list'])).stdout;
+    for (const n of Object.values(this.ns)) {
+      if (new RegExp(`^${n}\\b`, 'm').test(existing)) throw new Error(`network namespace ${n} already exists; run \`pnpm sweep\` first`);
+    }
+    this.writeMeta();
+    this.created = true;
+    try {
+      await this.build(opts.classic ?? false);
+    } catch (err) {
+      await this.destroy();
+      throw err;
+    }
+  }
+
+  private async build(classic: boolean): Promise<void> {
+    const { ns } = this;
+    await ipBatch(Object.values(ns).map((n) => `netns add ${n}`));
+    const a = ADDR;
+    const links = [
+      // bridges in the seed namespace
+      `link add br0 netns ${ns.seed} type bridge`,
+      `link add brw netns ${ns.seed} type bridge`,
+      // seed pods on br0
+      `link add eth0 netns ${ns.lb} type veth peer name lb0 netns ${ns.seed}`,
+      `link add eth0 netns ${ns.srv} type veth peer name srv0 netns ${ns.seed}`,
+      `link add eth0 netns ${ns.kapi} type veth peer name kapi0 netns ${ns.seed}`,
+      // wan: the load balancer and the shoot node on brw
+      `link add wan0 netns ${ns.lb} type veth peer name lbw0 netns ${ns.seed}`,
+      `link add wan0 netns ${ns.node} type veth peer name nodew0 netns ${ns.seed}`,
+      // shoot: vpn-shoot pod and the application pod hang off the node
+      `link add eth0 netns ${ns.vsh} type veth peer name vsh0 netns ${ns.node}`,
+      `link add br0 netns ${ns.node} type bridge`,
+      `link add eth0 netns ${ns.pod} type veth peer name pod0 netns ${ns.node}`,
+    ];
+    await ipBatch(links);
+    await ipBatch([
+      'link set lo up',
+      'link set br0 up', 'link set brw up',
+      'link set lb0 master br0', 'link set srv0 master br0', 'link set kapi0 master br0',
+      'link set lbw0 master brw', 'link set nodew0 master brw',
+      'link set lb0 up', 'link set srv0 up', 'link set kapi0 up', 'link set lbw0 up', 'link set nodew0 up',
+      `addr add ${a.seedGw}/24 dev br0`,
+      `addr add ${a.wanGw}/24 dev brw`,
+    ], ns.seed);
+    await ipBatch(['link set lo up', 'link set eth0 up', 'link set wan0 up', `addr add ${a.lb}/24 dev eth0`, `addr add ${a.lbWan}/24 dev wan0`], ns.lb);
+    await ipBatch(['link set lo up', 'link set eth0 up', `addr add ${a.srv}/24 dev eth0`, `route add default via ${a.seedGw}`], ns.srv);
+    await ipBatch(['link set lo up', 'link set eth0 up', `addr add ${a.kapi}/24 dev eth0`], ns.kapi);
+    await ipBatch([
+      'link set lo up', 'link set wan0 up', 'link set vsh0 up', 'link set br0 up', 'link set pod0 master br0', 'link set pod0 up',
+      `addr add ${a.nodeWan}/24 dev wan0`,
+      `addr add ${a.nodeIp}/32 dev lo`,
+      `addr add ${a.nodeToVsh}/24 dev vsh0`,
+      `addr add ${a.podGw}/24 dev br0`,
+    ], ns.node);
+    await ipBatch(['link set lo up', 'link set eth0 up', `addr add ${a.vsh}/24 dev eth0`, `route add default via ${a.nodeToVsh}`], ns.vsh);
+    await ipBatch(['link set lo up', 'link set eth0 up', `addr add ${a.pod}/24 dev eth0`, `route add default via ${a.podGw}`], ns.pod);
+
+    // Only the shoot node forwards. The seed namespace forwards only in the classic direction (the
+    // seed's egress NAT toward the shoot's LoadBalancer); the load balancer never forwards.
+    await run(['sysctl', '-qw', 'net.ipv4.ip_forward=1'], { ns: ns.node });
+    await run(['sysctl', '-qw', `net.ipv4.ip_forward=${classic ? 1 : 0}`], { ns: ns.seed });
+    for (const n of [ns.seed, ns.node]) {
+      // bridged frames must not go through the IP firewall (br_netfilter is built in here)
+      await run(['sysctl', '-qw', 'net.ipv4.conf.all.rp_filter=0'], { ns: n });
+      await run(['sysctl', '-qw', 'net.bridge.bridge-nf-call-iptables=0', 'net.bridge.bridge-nf-call-ip6tables=0', 'net.bridge.bridge-nf-call-arptables=0'], { ns: n, allowFail: true });
+    }
+    await run(['nft', '-f', '-'], { ns: ns.node, input: nodeFirewall(classic) });
+    await run(['nft', '-f', '-'], { ns: ns.seed, input: seedRouterFirewall(classic) });
+  }
+
+  /** Deletes every namespace (and with them every interface, route and nft table) and the metadata. */
+  async destroy(): Promise<void> {
+    if (!this.created) return;
+    await sweepPrefix(this.prefix, Object.values(this.ns));
+    this.created = false;
+  }
+}
+
+/** The shoot node: kube-proxy's service DNAT, masquerade to the wan, and no inbound connections. */
+export function nodeFirewall(classic: boolean): string {
+  const a = ADDR;
+  return `
+table inet rvlab_node
+delete table inet rvlab_node
+table inet rvlab_node {
+  chain input {
+    type filter hook input priority filter; policy accept;
+    iifname "wan0" ct state established,related accept
+    iifname "wan0" counter drop comment "nothing from the seed may open a connection into the shoot"
+  }
+  chain forward {
+    type filter hook forward priority filter; policy accept;
+    iifname "wan0" ct state established,related accept
+    ${classic ? 'iifname "wan0" ct status dnat tcp dport 4314 accept comment "classic direction: the LoadBalancer of vpn-shoot"' : ''}
+    iifname "wan0" counter drop comment "nothing from the seed may open a connection into the shoot"
+  }
+}
+table ip rvlab_nat
+delete table ip rvlab_nat
+table ip rvlab_nat {
+  chain prerouting {
+    type nat hook prerouting priority dstnat; policy accept;
+    ip daddr ${a.service} tcp dport ${a.servicePort} dnat to ${a.pod}:${a.podPort}
+    ${classic ? `iifname "wan0" ip daddr ${a.nodeWan} tcp dport 4314 dnat to ${a.vsh}:4314` : ''}
+  }
+  chain output {
+    type nat hook output priority -100; policy accept;
+    ip daddr ${a.service} tcp dport ${a.servicePort} dnat to ${a.pod}:${a.podPort}
+  }
+  chain postrouting {
+    type nat hook postrouting priority srcnat; policy accept;
+    oifname "wan0" masquerade
+  }
+}
+`;
+}
+
+/** The seed's router namespace: no forwarding at all in the reversed direction. */
+export function seedRouterFirewall(classic: boolean): string {
+  return `
+table inet rvlab_seed
+delete table inet rvlab_seed
+table inet rvlab_seed {
+  chain forward {
+    type filter hook forward priority filter; policy drop;
+    ${classic ? 'iifname "br0" oifname "brw" accept\n    iifname "brw" oifname "br0" ct state established,related accept' : ''}
+  }
+  chain postrouting {
+    type nat hook postrouting priority srcnat; policy accept;
+    ${classic ? 'oifname "brw" masquerade' : ''}
+  }
+}
+`;
+}
+
+async function pidAlive(pid: number): Promise<boolean> {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/** Kills every process inside the namespaces, deletes them and the metadata file. */
+async function sweepPrefix(prefix: string, namespaces: string[]): Promise<string[]> {
+  const existing = (await run(['ip', 'netns', 'list'])).stdout;
+  const present = namespaces.filter((n) => new RegExp(`^${n}\\b`, 'm').test(existing));
+  const metaFile = `${LAB_STATE_DIR}/${prefix}.json`;
+  let meta: LabMeta | undefined;
+  try {
+    meta = JSON.parse(readFileSync(metaFile, 'utf8')) as LabMeta;
+  } catch {
+    meta = undefined;
+  }
+  const pids = new Set<number>(meta?.pids ?? []);
+  for (const n of present) {
+    const r = await run(['ip', 'netns', 'pids', n], { allowFail: true });
+    for (const p of r.stdout.split(/\s+/).filter(Boolean)) pids.add(Number(p));
+  }
+  for (const p of pids) {
+    if (p === process.pid) continue;
+    try {
+      process.kill(p, 'SIGKILL');
+    } catch {
+      /* gone already */
+    }
+  }
+  for (const n of present) await run(['ip', 'netns', 'del', n], { allowFail: true });
+  rmSync(metaFile, { force: true });
+  return present;
+}
+
+/**
+ * Removes what lab runs left behind: namespaces named rvXXXX-<role> whose owner process is gone
+ * (or all of them with force). Returns the prefixes removed.
+ */
+export async function sweep(opts: { force?: boolean; log?: (line: string) => void } = {}): Promise<string[]> {
+  const listed = (await run(['ip', 'netns', 'list'])).stdout.split('\n').map((l) => l.split(' ')[0]!).filter(Boolean);
+  const byPrefix = new Map<string, string[]>();
+  for (const n of listed) {
+    const m = /^(rv[0-9a-f]{4})-([a-z]+)$/.exec(n);
+    if (!m || !ROLES.includes(m[2] as Role)) continue;
+    byPrefix.set(m[1]!, [...(byPrefix.get(m[1]!) ?? []), n]);
+  }
+  if (existsSync(LAB_STATE_DIR)) {
+    for (const f of readdirSync(LAB_STATE_DIR)) {
+      const m = /^(rv[0-9a-f]{4})\.json$/.exec(f);
+      if (m && !byPrefix.has(m[1]!)) byPrefix.set(m[1]!, []);
+    }
+  }
+  const removed: string[] = [];
+  for (const [prefix, namespaces] of byPrefix) {
+    let owner: number | undefined;
+    try {
+      owner = (JSON.parse(readFileSync(`${LAB_STATE_DIR}/${prefix}.json`, 'utf8')) as LabMeta).ownerPid;
+    } catch {
+      owner = undefined;
+    }
+    if (!opts.force && owner !== undefined && owner !== process.pid && (await pidAlive(owner))) {
+      opts.log?.(`sweep: ${prefix} belongs to running process ${owner}; left alone (use --force)`);
+      continue;
+    }
+    const gone = await sweepPrefix(prefix, namespaces.length ? namespaces : ROLES.map((r) => `${prefix}-${r}`));
+    opts.log?.(`sweep: removed ${prefix} (${gone.length} namespaces)`);
+    removed.push(prefix);
+  }
+  return removed;
+}
