@@ -200,10 +200,13 @@ export class SeedServer {
     this.datapath!.attach(session);
     this.metrics.sessionsTotal.inc();
     this.metrics.tunnelConnected.set(1);
-    this.gate.set(true);
     this.log.info({ peer: session.peerHello.identity, minor: session.negotiatedMinor }, 'shoot tunnel attached');
-    void this.setRoutes(true);
-    void this.probe();
+    // Held CONNECTs are released only once the routes point into the TUN again.
+    void this.setRoutes(true).then(() => {
+      if (this.session !== session) return;
+      this.gate.set(true);
+      void this.probe();
+    });
     void session.closed.then((end) => {
       this.metrics.sessionEndsTotal.inc({ code: end.code ?? 'closed' });
       if (this.session !== session) return;

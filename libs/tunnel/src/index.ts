@@ -27,6 +27,7 @@ export {
   CloseReason,
   encodeHello,
   decodeHello,
+  decodeError,
 } from './protocol.js';
 export type { Role, TunnelAssignment, HelloBody, Hello } from './protocol.js';
 export { TunnelSession, establishSession } from './session.js';

@@ -108,6 +108,8 @@ export class Stack {
       // a second shoot's PKI, for the "another shoot's certificate is refused" tests
       createShootPki({ namespace: 'shoot--other--local' }),
     ]);
+    // same CA, but bound to another shoot's identity (the URI SAN)
+    const sameCaOtherShoot = await issueCertificate(pki.ca, { commonName: 'vpn-shoot-client', usage: 'client', uris: ['urn:rvpn:shoot:shoot--other--local'] });
     const foreignCa = await createShootPki({ namespace: SHOOT_NAMESPACE });
     await writePkiFiles(join(this.dir, 'pki'), {
       'ca.crt': pki.ca.certPem,
@@ -122,6 +124,7 @@ export class Stack {
       'apiserver.crt': apiserver!.certPem, 'apiserver.key': apiserver!.keyPem,
       'other-shoot-client.crt': otherShoot!.shootClient.certPem, 'other-shoot-client.key': otherShoot!.shootClient.keyPem,
       'other-ca.crt': otherShoot!.ca.certPem,
+      'same-ca-other-shoot.crt': sameCaOtherShoot.certPem, 'same-ca-other-shoot.key': sameCaOtherShoot.keyPem,
       'foreign-ca-client.crt': foreignCa.shootClient.certPem, 'foreign-ca-client.key': foreignCa.shootClient.keyPem,
       'foreign-ca.crt': foreignCa.ca.certPem,
     });

@@ -290,7 +290,7 @@ export async function sweep(opts: { force?: boolean; log?: (line: string) => voi
     } catch {
       owner = undefined;
     }
-    if (!opts.force && owner !== undefined && owner !== process.pid && (await pidAlive(owner))) {
+    if (!opts.force && owner !== undefined && (await pidAlive(owner))) {
       opts.log?.(`sweep: ${prefix} belongs to running process ${owner}; left alone (use --force)`);
       continue;
     }

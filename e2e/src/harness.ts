@@ -1,0 +1,61 @@
+/** Helpers shared by the e2e suites: root check, the tunnel probe, garbage senders, metric reads. */
+import { join } from 'node:path';
+import { ADDR, REPO_ROOT, run, connectHeaderValue, SHOOT_NAMESPACE, type Stack, type RunResult } from '@rvpn/tools';
+
+export function requireRoot(): void {
+  if (process.getuid?.() !== 0) {
+    throw new Error('the e2e suites must run as root (network namespaces, TUN devices, nftables); run them in CI or with sudo');
+  }
+}
+
+export interface ProbeResult {
+  outcome: 'accepted' | 'refused';
+  code?: string;
+  message?: string;
+  version?: string;
+}
+
+/** One tunnel handshake attempt from the shoot side through sni-proxy (tools/src/tunnel-probe.ts). */
+export async function tunnelProbe(stack: Stack, opts: { cert: string; ca?: string; major?: number; minor?: number; header?: string; direct?: string }): Promise<ProbeResult> {
+  const script = join(REPO_ROOT, 'tools', 'dist', 'tunnel-probe.js');
+  const args = [process.execPath, script,
+    ...(opts.direct ? ['--direct', opts.direct] : ['--proxy', `${ADDR.lbWan}:8132`, '--header', opts.header ?? `Reversed-VPN: ${connectHeaderValue(SHOOT_NAMESPACE)}`]),
+    '--ca', stack.file(opts.ca ?? 'ca.crt'), '--cert', stack.file(`${opts.cert}.crt`), '--key', stack.file(`${opts.cert}.key`)];
+  if (opts.major !== undefined) args.push('--major', String(opts.major));
+  if (opts.minor !== undefined) args.push('--minor', String(opts.minor));
+  const r = await run(args, { ns: stack.topo.ns.vsh, allowFail: true });
+  const line = r.stdout.trim().split('\n').pop() ?? '';
+  try {
+    return JSON.parse(line) as ProbeResult;
+  } catch {
+    throw new Error(`tunnel-probe printed no result (exit ${r.code}): ${r.stdout}${r.stderr}`);
+  }
+}
+
+/** Sends random bytes to host:port from inside a namespace, then waits for the close. */
+export async function sendGarbage(ns: string, host: string, port: number, bytes = 4096): Promise<RunResult> {
+  return run(['bash', '-c', `exec 3<>/dev/tcp/${host}/${port} || exit 9; head -c ${bytes} /dev/urandom >&3; timeout 6 cat <&3 >/dev/null; exit 0`], { ns, allowFail: true, timeoutMs: 15_000 });
+}
+
+/** Sum of a metric's samples whose labels include all given pairs. */
+export function metric(text: string, name: string, labels: Record<string, string> = {}): number {
+  let sum = 0;
+  for (const line of text.split('\n')) {
+    if (!line.startsWith(name)) continue;
+    const m = /^([a-zA-Z_:][\w:]*)(\{[^}]*\})?\s+(\S+)/.exec(line);
+    if (!m || m[1] !== name) continue;
+    const l = m[2] ?? '';
+    if (Object.entries(labels).every(([k, v]) => l.includes(`${k}="${v}"`))) sum += Number(m[3]);
+  }
+  return sum;
+}
+
+/** A CONNECT to sni-proxy from the shoot side with arbitrary headers; returns the proxy's status. */
+export async function rawConnect(stack: Stack, port: number, headers: string[], target = 'vpn-seed-server:1194'): Promise<number> {
+  const lines = [`CONNECT ${target} HTTP/1.1`, `Host: ${target}`, ...headers, '', ''].join('\r\n');
+  const r = await run(['bash', '-c', `exec 3<>/dev/tcp/${ADDR.lbWan}/${port} || exit 9; printf '%s' "$REQ" >&3; timeout 3 head -c 200 <&3`], {
+    ns: stack.topo.ns.vsh, allowFail: true, env: { ...process.env, REQ: lines },
+  });
+  const m = /^HTTP\/1\.[01] (\d{3})/.exec(r.stdout);
+  return m ? Number(m[1]) : 0;
+}
