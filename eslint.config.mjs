@@ -11,6 +11,8 @@ export default tseslint.config(
     plugins: { '@nx': nx },
     rules: {
       '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }],
+      // a variable read by a closure before its single assignment must stay `let` (a `const` there is a TDZ error)
+      'prefer-const': ['error', { ignoreReadBeforeAssign: true }],
       '@nx/enforce-module-boundaries': [
         'error',
         {

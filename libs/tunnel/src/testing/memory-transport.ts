@@ -7,7 +7,6 @@ import { Duplex } from 'node:stream';
 
 export function createMemoryTransportPair(opts: { highWaterMark?: number } = {}): [Duplex, Duplex] {
   const hwm = opts.highWaterMark ?? 64 * 1024;
-  let a!: Duplex;
   let b!: Duplex;
   const make = (peer: () => Duplex) =>
     new Duplex({
@@ -34,7 +33,7 @@ export function createMemoryTransportPair(opts: { highWaterMark?: number } = {})
         cb(err);
       },
     });
-  a = make(() => b);
+  const a = make(() => b);
   b = make(() => a);
   return [a, b];
 }
