@@ -7,9 +7,9 @@
 import { readFile } from 'node:fs/promises';
 import { watch, type FSWatcher } from 'node:fs';
 import { basename, dirname } from 'node:path';
-import { defineError } from '@rvpn/config';
+import { RoutesInvalidError } from '@rvpn/proxy';
 
-export const RoutesInvalidError = defineError('RVPN_ERR_SNI_ROUTES_INVALID', 'The route file is not valid: the message lists every problem; the previous routes stay active.');
+export { RoutesInvalidError };
 
 export interface Upstream {
   host: string;

@@ -18,3 +18,5 @@ export const HeadMalformedError = defineError('RVPN_ERR_PROXY_HEAD_MALFORMED', '
 export const ProxyProtocolHeaderError = defineError('RVPN_ERR_PROXY_PROXYPROTO', 'The PROXY protocol header was missing or malformed: check PROXY_PROTOCOL against what the load balancer sends.');
 /** The first bytes were not a TLS ClientHello. */
 export const ClientHelloError = defineError('RVPN_ERR_PROXY_CLIENTHELLO', 'The client did not start with a TLS ClientHello on the SNI port.');
+/** sni-proxy's route file did not validate (kept here so every error code is defined in a library). */
+export const RoutesInvalidError = defineError('RVPN_ERR_SNI_ROUTES_INVALID', 'The route file is not valid: the message lists every problem; the previous routes stay active.');

@@ -24,4 +24,5 @@ export {
   HeadMalformedError,
   ProxyProtocolHeaderError,
   ClientHelloError,
+  RoutesInvalidError,
 } from './errors.js';

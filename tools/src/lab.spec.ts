@@ -1,0 +1,40 @@
+import { createHash } from 'node:crypto';
+import { describe, expect, it } from 'vitest';
+import { deterministicSha256, deterministicStream } from './fixtures/pattern.js';
+import { ADDR, Topology, newPrefix, nodeFirewall, seedRouterFirewall } from './lab/topology.js';
+import { inNs } from './lab/sh.js';
+
+describe('lab topology (no root needed)', () => {
+  it('names namespaces <prefix>-<role> and refuses prefixes the sweeper would not recognise', () => {
+    const p = newPrefix();
+    expect(p).toMatch(/^rv[0-9a-f]{4}$/);
+    expect(new Topology(p).ns.vsh).toBe(`${p}-vsh`);
+    expect(() => new Topology('lab1')).toThrow(/must match/);
+  });
+
+  it('the shoot node lets nothing in from the wan, except the LoadBalancer port in the classic direction', () => {
+    const reversed = nodeFirewall(false);
+    expect(reversed).toContain(`ip daddr ${ADDR.service} tcp dport ${ADDR.servicePort} dnat to ${ADDR.pod}:${ADDR.podPort}`);
+    expect(reversed).toMatch(/iifname "wan0" counter drop/);
+    expect(reversed).not.toContain('4314');
+    expect(nodeFirewall(true)).toContain(`dnat to ${ADDR.vsh}:4314`);
+    expect(seedRouterFirewall(false)).not.toContain('masquerade');
+    expect(seedRouterFirewall(true)).toContain('oifname "brw" masquerade');
+  });
+
+  it('inNs prefixes ip netns exec only when a namespace is given', () => {
+    expect(inNs(undefined, ['true'])).toEqual(['true']);
+    expect(inNs('rv0000-pod', ['true'])).toEqual(['ip', 'netns', 'exec', 'rv0000-pod', 'true']);
+  });
+});
+
+describe('deterministic payload', () => {
+  it('the digest the fixture reports equals the digest of the bytes it sends (also for odd sizes)', async () => {
+    for (const n of [0, 1, 65_536, 200_001]) {
+      const h = createHash('sha256');
+      for await (const c of deterministicStream(n)) h.update(c as Buffer);
+      expect(h.digest('hex')).toBe(deterministicSha256(n));
+    }
+    expect(deterministicSha256(10)).not.toBe(deterministicSha256(11));
+  });
+});
