@@ -1,10 +1,11 @@
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { describeSchema, loadSeedServerConfig, loadShootConfig, loadSniProxyConfig, seedServerSchema, shootSchema, sniProxySchema } from './index.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'rvpn-cfg-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
 for (const f of ['ca.crt', 'tls.crt', 'tls.key', 'routes.json']) writeFileSync(join(dir, f), 'x');
 const tls = { TLS_CA_FILE: join(dir, 'ca.crt'), TLS_CERT_FILE: join(dir, 'tls.crt'), TLS_KEY_FILE: join(dir, 'tls.key') };
 
