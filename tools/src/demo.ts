@@ -51,13 +51,14 @@ async function main(): Promise<number> {
     connectPort: values.port === '8443' ? 8443 : 8132,
     log: (l) => console.log(`  … ${l}`),
   });
-  let stopping = false;
-  const teardown = async () => {
-    if (stopping) return;
-    stopping = true;
-    console.log('\ntearing down (apps remove their devices, routes and firewall tables; namespaces are deleted)');
-    await stack.down();
-    console.log('clean.');
+  let stopping: Promise<void> | undefined;
+  const teardown = () => {
+    stopping ??= (async () => {
+      console.log('\ntearing down (apps remove their devices, routes and firewall tables; namespaces are deleted)');
+      await stack.down();
+      console.log('clean.');
+    })();
+    return stopping;
   };
   process.on('SIGINT', () => void teardown().then(() => process.exit(0)));
   process.on('SIGTERM', () => void teardown().then(() => process.exit(0)));
@@ -75,13 +76,17 @@ async function main(): Promise<number> {
       return failed ? 1 : 0;
     }
     printTryThis(stack);
+    stack.supervise = true;
     for (;;) {
       const [seed, shoot] = await Promise.all([stack.status('vpn-seed-server', 'readyz'), stack.status('vpn-shoot', 'readyz')]);
       const m = await stack.statusBody('vpn-seed-server', 'metrics');
       const rtt = /^rvpn_seed_server_tunnel_rtt_seconds (\S+)/m.exec(m)?.[1];
       process.stdout.write(`\r[${new Date().toISOString().slice(11, 19)}] vpn-seed-server ${seed === 200 ? 'READY' : `not ready (${seed})`} · vpn-shoot ${shoot === 200 ? 'CONNECTED' : `not connected (${shoot})`}${rtt ? ` · rtt ${(Number(rtt) * 1000).toFixed(2)} ms` : ''} · Ctrl-C to stop   `);
       await new Promise((r) => setTimeout(r, 2000));
-      if (stopping) return 0;
+      if (stopping) {
+        await stopping;
+        return 0;
+      }
     }
   } catch (err) {
     console.error(`demo failed: ${(err as Error).message}`);
@@ -111,7 +116,7 @@ try (as root, in another terminal):
   ip netns exec ${s.topo.ns.srv} curl -s localhost:15000/readyz; ip netns exec ${s.topo.ns.srv} curl -s localhost:15000/metrics | grep ^rvpn_
   # the shoot reaches its kube-apiserver through sni-proxy by SNI
   ip netns exec ${s.topo.ns.vsh} curl --cacert ${s.file('lab-ca.crt')} --resolve ${API_SNI}:443:${ADDR.lbWan} https://${API_SNI}/
-  # kill the shoot client and watch it come back
+  # kill the shoot client: the demo restarts it (as the kubelet would) and the status line recovers
   ip netns pids ${s.topo.ns.vsh} | xargs kill -9
 logs: ${s.dir}/*.log
 `);

@@ -31,13 +31,13 @@ const tagServer = (tag: string) => server((s) => { s.write(`${tag}\n`); s.pipe(s
 
 async function startProxy(routes: object, env: Record<string, string> = {}) {
   const dir = mkdtempSync(join(tmpdir(), 'rvpn-sni-'));
+  cleanups.push(() => { rmSync(dir, { recursive: true, force: true }); });
   const file = join(dir, 'routes.json');
   writeFileSync(file, JSON.stringify(routes));
   const cfg = loadSniProxyConfig({ ROUTES_FILE: file, LISTEN_TLS: '127.0.0.1:0', LISTEN_CONNECT: '127.0.0.1:0', LISTEN_CONNECT_LEGACY: '127.0.0.1:0', STATUS_LISTEN: '127.0.0.1:0', ...env });
   const registry = new Registry();
   const proxy = new SniProxy(cfg, { logger: pino({ level: 'silent' }), registry });
   await proxy.start();
-  cleanups.push(() => { rmSync(dir, { recursive: true, force: true }); });
   cleanups.push(() => proxy.stop());
   return { proxy, file, dir, registry };
 }

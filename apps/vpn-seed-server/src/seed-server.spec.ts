@@ -9,7 +9,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import { Cidr } from '@rvpn/config';
 import { createShootPki } from '@rvpn/pki';
 import { seedFirewall, tunnelAddresses } from './seed-server.js';
@@ -52,6 +52,7 @@ describe.skipIf(!isRoot)('vpn-seed-server process in a network namespace (root)'
       TUNNEL_LISTEN: '127.0.0.1:1194', PROXY_LISTEN: '127.0.0.1:9443', STATUS_LISTEN: '127.0.0.1:15000', PROXY_HOLD_TIMEOUT: '1s', LOG_LEVEL: 'info',
     };
     const child = spawn('ip', ['netns', 'exec', ns, process.execPath, MAIN], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    onTestFinished(() => { child.kill('SIGKILL'); });
     let out = '';
     child.stdout.on('data', (c: Buffer) => (out += c.toString()));
     child.stderr.on('data', (c: Buffer) => (out += c.toString()));

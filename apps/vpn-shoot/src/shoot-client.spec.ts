@@ -8,7 +8,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import { createShootPki } from '@rvpn/pki';
 import { shootFirewall } from './shoot-client.js';
 
@@ -50,6 +50,7 @@ describe.skipIf(!isRoot)('vpn-shoot process in a network namespace (root)', () =
 
   it('sets up TUN, return route and firewall, stays up while the endpoint refuses, and removes everything on SIGTERM', async () => {
     const child = spawn('ip', ['netns', 'exec', ns, process.execPath, MAIN], { env: env(), stdio: ['ignore', 'pipe', 'pipe'] });
+    onTestFinished(() => { child.kill('SIGKILL'); });
     let out = '';
     child.stdout.on('data', (c: Buffer) => (out += c.toString()));
     child.stderr.on('data', (c: Buffer) => (out += c.toString()));

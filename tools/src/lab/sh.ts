@@ -67,7 +67,8 @@ export interface Spawned {
 export function spawnLogged(argv: string[], opts: { ns?: string; env?: NodeJS.ProcessEnv; logFile: string; cwd?: string }): Spawned {
   const full = inNs(opts.ns, argv);
   const fd = openSync(opts.logFile, 'a');
-  const child = spawn(full[0]!, full.slice(1), { env: opts.env ?? process.env, stdio: ['ignore', fd, fd], cwd: opts.cwd });
+  // own process group: a Ctrl-C in the terminal reaches the lab's owner, which stops everything in order
+  const child = spawn(full[0]!, full.slice(1), { env: opts.env ?? process.env, stdio: ['ignore', fd, fd], cwd: opts.cwd, detached: true });
   closeSync(fd);
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
     child.once('exit', (code, signal) => resolve({ code, signal }));

@@ -45,6 +45,8 @@ export class Stack {
   readonly procs = new Map<string, Spawned>();
   private readonly log: (line: string) => void;
   private up = false;
+  /** Restart an app that exits on its own (what the kubelet does); the demo turns this on. */
+  supervise = false;
   /** Keep the work directory (logs, certificates) after down(); set after a failed start. */
   keepWorkDir: boolean;
 
@@ -197,6 +199,14 @@ export class Stack {
     const p = spawnLogged([process.execPath, main], { ns: this.topo.ns[APP_NS[name]], env, logFile: this.logFile(name) });
     this.procs.set(name, p);
     this.topo.trackPid(p.pid);
+    void p.exited.then((e) => {
+      if (!this.up || !this.supervise || this.procs.get(name) !== p) return;
+      this.log(`${name} exited (code ${e.code}, signal ${e.signal}); restarting it in 1 s, as the kubelet would`);
+      this.procs.delete(name);
+      setTimeout(() => {
+        if (this.up) this.startApp(name, extraEnv).catch((err: Error) => this.log(`restart of ${name} failed: ${err.message}`));
+      }, 1000);
+    });
     // wait until it serves /healthz, or fail with the tail of its log
     const exitedEarly = p.exited.then((e) => e);
     const healthy = waitFor(`${name} /healthz`, async () => (await this.status(name, 'healthz')) === 200, 20_000);
@@ -222,13 +232,13 @@ export class Stack {
   async stopApp(name: AppName, signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
     const p = this.procs.get(name);
     if (!p) return;
+    this.procs.delete(name); // first, so that supervision does not restart it
     p.child.kill(signal);
     const done = await Promise.race([p.exited, sleep(5000).then(() => undefined)]);
     if (!done) {
       p.child.kill('SIGKILL');
       await p.exited;
     }
-    this.procs.delete(name);
   }
 
   /** HTTP status of an app's /healthz or /readyz (0 when unreachable). */
