@@ -33,10 +33,22 @@ interface PathResult {
   ping_loss_pct: number;
 }
 
-async function iperf(stack: Stack): Promise<{ gbps: number; retransmits: number }> {
-  const r = await run(['iperf3', '-c', ADDR.pod, '-t', String(DURATION), '-J'], { ns: stack.topo.ns.srv, timeoutMs: (DURATION + 30) * 1000 });
-  const j = JSON.parse(r.stdout) as { end: { sum_received: { bits_per_second: number }; sum_sent: { retransmits?: number } } };
-  return { gbps: j.end.sum_received.bits_per_second / 1e9, retransmits: j.end.sum_sent.retransmits ?? 0 };
+async function iperf(stack: Stack, port: number): Promise<{ gbps: number; retransmits: number }> {
+  let lastError = '';
+  for (let attempt = 1; attempt <= 2; attempt++) {
+    const r = await run(['iperf3', '-c', ADDR.pod, '-p', String(port), '-t', String(DURATION), '-J'], { ns: stack.topo.ns.srv, timeoutMs: (DURATION + 30) * 1000, allowFail: true });
+    let j: { error?: string; end?: { sum_received?: { bits_per_second: number }; sum_sent?: { retransmits?: number } } } = {};
+    try {
+      j = JSON.parse(r.stdout) as typeof j;
+    } catch {
+      j = { error: `iperf3 printed no JSON (exit ${r.code}): ${r.stderr.trim()}` };
+    }
+    if (!j.error && j.end?.sum_received) return { gbps: j.end.sum_received.bits_per_second / 1e9, retransmits: j.end.sum_sent?.retransmits ?? 0 };
+    lastError = j.error ?? 'no result';
+    log(`iperf3 attempt ${attempt} failed: ${lastError}; retrying`);
+    await sleep(2000); // e.g. "the server is busy running a test" right after the previous run
+  }
+  throw new Error(`iperf3 failed twice: ${lastError}`);
 }
 
 async function ping(stack: Stack): Promise<{ avg: number; max: number; loss: number }> {
@@ -101,12 +113,24 @@ class OpenVpnPeer {
   }
 }
 
+let nextPort = 5201;
+
+/** One iperf3 run against a fresh one-off server, so a test that ended untidily never blocks the next. */
 async function measure(stack: Stack, label: string, into: PathResult): Promise<void> {
-  log(`${label}: iperf3 -c ${ADDR.pod} -t ${DURATION} (seed pod → shoot pod)`);
-  const r = await iperf(stack);
-  into.throughput_gbps.push(r.gbps);
-  into.retransmits.push(r.retransmits);
-  log(`${label}: ${r.gbps.toFixed(3)} Gbit/s, ${r.retransmits} retransmits`);
+  const port = nextPort++;
+  const srv = spawnLogged(['iperf3', '-s', '-1', '-p', String(port)], { ns: stack.topo.ns.pod, logFile: stack.logFile(`iperf3-server-${port}`) });
+  stack.topo.trackPid(srv.pid);
+  try {
+    await waitFor('the iperf3 server', async () => (await run(['ss', '-Hltn', `sport = :${port}`], { ns: stack.topo.ns.pod })).stdout.includes(String(port)), 5000, 50);
+    log(`${label}: iperf3 -c ${ADDR.pod} -t ${DURATION} (seed pod → shoot pod)`);
+    const r = await iperf(stack, port);
+    into.throughput_gbps.push(r.gbps);
+    into.retransmits.push(r.retransmits);
+    log(`${label}: ${r.gbps.toFixed(3)} Gbit/s, ${r.retransmits} retransmits`);
+  } finally {
+    srv.child.kill('SIGKILL');
+    await srv.exited;
+  }
 }
 
 async function main(): Promise<number> {
@@ -126,8 +150,6 @@ async function main(): Promise<number> {
   process.on('SIGINT', () => void stopAll().then(() => process.exit(130)));
   try {
     await stack.start();
-    const iperfServer = spawnLogged(['iperf3', '-s'], { ns: stack.topo.ns.pod, logFile: stack.logFile('iperf3-server') });
-    stack.topo.trackPid(iperfServer.pid);
     await sleep(500);
 
     // idle memory, after the tunnel has been up and quiet for a moment
