@@ -185,6 +185,43 @@ describe('reversed tunnel, end to end', () => {
     await stack.waitReady('vpn-seed-server');
   });
 
+  it('keeps a TCP flow through a tunnel reconnect that is not a process death (sni-proxy restarted mid-transfer)', async () => {
+    const sessions = () => stack.statusBody('vpn-seed-server', 'metrics').then((m) => metric(m, 'rvpn_seed_server_tunnel_sessions_total'));
+    const before = await sessions();
+    const transfer = downloadSha(stack, MB100 / 2, ['--limit-rate', '10M']);
+    await sleep(1500);
+    await stack.stopApp('sni-proxy'); // cuts the tunnel's TCP connection; both tunnel processes live on
+    await stack.startApp('sni-proxy');
+    await waitFor('a new tunnel session', async () => (await sessions()) > before, 20_000);
+    const { sha, curlExit } = await transfer.done;
+    expect(curlExit).toBe(0);
+    expect(sha).toBe(deterministicSha256(MB100 / 2));
+  });
+
+  it('a shoot that removes its own firewall still cannot open connections into the seed, nor spoof sources', async () => {
+    const vsh = stack.topo.ns.vsh;
+    await run(['nft', 'delete', 'table', 'inet', 'rvpn_shoot'], { ns: vsh });
+    await run(['ip', 'addr', 'add', '192.0.2.77/32', 'dev', 'lo'], { ns: vsh });
+    try {
+      const before = await stack.statusBody('vpn-seed-server', 'metrics');
+      for (const url of [`http://${ADDR.srv}:15000/healthz`, 'http://[fd8f:6d53:b97a:1::1]:15000/healthz', `http://${ADDR.kapi}:443/`]) {
+        const r = await run(['curl', '-s', '-m', '2', url], { ns: vsh, allowFail: true });
+        expect(r.code, url).not.toBe(0);
+      }
+      const spoofed = await run(['curl', '-s', '-m', '2', '--interface', '192.0.2.77', `http://${ADDR.srv}:15000/healthz`], { ns: vsh, allowFail: true });
+      expect(spoofed.code).not.toBe(0);
+      const after = await stack.statusBody('vpn-seed-server', 'metrics');
+      const dropped = (m: string, reason: string) => metric(m, 'rvpn_seed_server_tunnel_dropped_packets_total', { reason });
+      expect(dropped(after, 'spoofed_source')).toBeGreaterThan(dropped(before, 'spoofed_source'));
+    } finally {
+      await run(['ip', 'addr', 'del', '192.0.2.77/32', 'dev', 'lo'], { ns: vsh, allowFail: true });
+      await stack.stopApp('vpn-shoot');
+      await stack.startApp('vpn-shoot'); // re-installs the shoot's firewall
+      await stack.waitReady('vpn-seed-server');
+    }
+    expect((await stack.curlViaProxy(URLS.pod)).stdout).toContain('hello from pod');
+  });
+
   it('recovers after kill -9 of vpn-shoot mid-transfer (time to the first good request is logged)', async () => {
     const transfer = downloadSha(stack, MB100, ['--limit-rate', '10M']);
     await sleep(1500);
