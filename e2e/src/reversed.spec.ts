@@ -149,6 +149,7 @@ describe('reversed tunnel, end to end', () => {
     expect(sha).toBe(deterministicSha256(MB100 / 2));
     // the new route is live (its upstream refuses: 502), and the broken file did not replace the table
     expect(await rawConnect(stack, 8132, [`Reversed-VPN: ${connectHeaderValue('shoot--new--two')}`])).toBe(502);
+    stack.writeRoutes(stack.defaultRoutes()); // leave a valid file for later restarts
   });
 
   it('holds a request while the tunnel reconnects, and answers 503 with a reason when it stays down', async () => {
