@@ -1,0 +1,243 @@
+import { describe, expect, it } from 'vitest';
+import { Bond, L2Switch, announcements, decodeMacAnnouncement, encodeMacAnnouncement, formatMac, gratuitousArp, macFromAddress, unsolicitedNa, ETHERTYPE_ARP, etherType } from './index.js';
+
+/** A frame from src to dst with a payload tag, so tests can tell frames apart. */
+function frame(dst: string, src: string, tag: string): Buffer {
+  const f = Buffer.alloc(14 + tag.length);
+  Buffer.from(dst.replace(/:/g, ''), 'hex').copy(f, 0);
+  Buffer.from(src.replace(/:/g, ''), 'hex').copy(f, 6);
+  f.writeUInt16BE(0x0800, 12);
+  f.write(tag, 14);
+  return f;
+}
+const tag = (f: Buffer) => f.subarray(14).toString();
+const BCAST = 'ff:ff:ff:ff:ff:ff';
+
+function clock() {
+  let t = 1000;
+  return { now: () => t, advance: (ms: number) => (t += ms) };
+}
+
+describe('ethernet helpers', () => {
+  it('derives a stable, locally administered unicast MAC from a bond address', () => {
+    const a = macFromAddress('fd8f:6d53:b97a:1::2');
+    expect(formatMac(a)).toBe(formatMac(macFromAddress('fd8f:6d53:b97a:1::2')));
+    expect(formatMac(a)).not.toBe(formatMac(macFromAddress('fd8f:6d53:b97a:1::3')));
+    expect(a[0]! & 0x03).toBe(0x02);
+  });
+
+  it('builds a gratuitous ARP and an unsolicited NA with a valid ICMPv6 checksum', () => {
+    const mac = macFromAddress('192.168.123.2');
+    const arp = gratuitousArp(mac, '192.168.123.2');
+    expect(etherType(arp)).toBe(ETHERTYPE_ARP);
+    expect(formatMac(arp.subarray(0, 6))).toBe(BCAST);
+    expect([...arp.subarray(28, 32)]).toEqual([192, 168, 123, 2]); // sender IP
+    expect([...arp.subarray(38, 42)]).toEqual([192, 168, 123, 2]); // target IP
+    const na = unsolicitedNa(mac, 'fd8f::2');
+    expect(formatMac(na.subarray(0, 6))).toBe('33:33:00:00:00:01');
+    expect(na[14 + 7]).toBe(255);
+    // the checksum over pseudo-header + message (checksum included) folds to 0xffff
+    const icmp = na.subarray(54);
+    const pseudo = Buffer.concat([na.subarray(22, 38), na.subarray(38, 54), Buffer.from([0, 0, 0, icmp.length, 0, 0, 0, 58])]);
+    let sum = 0;
+    for (const p of [pseudo, icmp]) for (let i = 0; i < p.length; i += 2) sum += (p[i]! << 8) | (p[i + 1] ?? 0);
+    while (sum >> 16) sum = (sum & 0xffff) + (sum >> 16);
+    expect(sum).toBe(0xffff);
+    expect(announcements(mac, ['10.0.0.1', 'fd00::1']).map(etherType)).toEqual([0x0806, 0x86dd]);
+  });
+
+  it('encodes and decodes MAC announcements, refusing truncated ones', () => {
+    const macs = ['02:00:00:00:00:01', '02:00:00:00:00:02'];
+    expect(decodeMacAnnouncement(encodeMacAnnouncement(macs))).toEqual(macs);
+    expect(() => decodeMacAnnouncement(encodeMacAnnouncement(macs).subarray(0, 9))).toThrow(/does not hold/);
+  });
+});
+
+describe('L2Switch', () => {
+  const A = '02:00:00:00:00:0a';
+  const B = '02:00:00:00:00:0b';
+  const C = '02:00:00:00:00:0c';
+  function setup(opts: { maxMacsPerPort?: number } = {}) {
+    const c = clock();
+    const sent: Array<[string, string]> = [];
+    const changes: string[][] = [];
+    const sw = new L2Switch({ send: (p, fs) => fs.forEach((f) => sent.push([p, tag(f)])), onMacsChanged: (m) => changes.push(m), now: c.now, agingMs: 10_000, ...opts });
+    for (const p of ['pa', 'pb', 'pc']) sw.addPort(p);
+    return { sw, sent, changes, c };
+  }
+
+  it('floods broadcast and unknown unicast to every port but the ingress, then switches learned unicast', () => {
+    const { sw, sent } = setup();
+    sw.receive('pa', [frame(BCAST, A, 'arp-who-has')]);
+    expect(sent).toEqual([['pb', 'arp-who-has'], ['pc', 'arp-who-has']]);
+    sent.length = 0;
+    sw.receive('pb', [frame(A, B, 'reply')]);
+    expect(sent).toEqual([['pa', 'reply']]);
+    sent.length = 0;
+    sw.receive('pa', [frame(C, A, 'to-unknown')]);
+    expect(sent).toEqual([['pb', 'to-unknown'], ['pc', 'to-unknown']]);
+    expect(sw.attachedMacs()).toEqual([A, B]);
+  });
+
+  it('relearns a MAC on a new port at once from a gratuitous ARP', () => {
+    const { sw, sent } = setup();
+    sw.receive('pa', [frame(BCAST, A, 'hello')]);
+    sw.receive('pb', [frame(BCAST, B, 'hello')]);
+    sw.receive('pc', [gratuitousArp(Buffer.from(A.replace(/:/g, ''), 'hex'), '10.0.0.1')]);
+    expect(sw.portOf(A)).toBe('pc');
+    sent.length = 0;
+    sw.receive('pb', [frame(A, B, 'after-move')]);
+    expect(sent).toEqual([['pc', 'after-move']]);
+    expect(sw.stats.moves).toBe(1);
+  });
+
+  it('forgets the MACs of a removed port and announces the change; ages entries out', () => {
+    const { sw, changes, c } = setup();
+    sw.receive('pa', [frame(BCAST, A, 'x')]);
+    sw.receive('pb', [frame(BCAST, B, 'x')]);
+    sw.removePort('pa');
+    expect(changes.at(-1)).toEqual([B]);
+    c.advance(10_001);
+    sw.tick();
+    expect(changes.at(-1)).toEqual([]);
+  });
+
+  it('caps the MACs an (untrusted) port may claim', () => {
+    const { sw } = setup({ maxMacsPerPort: 2 });
+    for (let i = 0; i < 5; i++) sw.receive('pa', [frame(BCAST, `02:00:00:00:01:0${i}`, 'flood')]);
+    expect(sw.attachedMacs()).toHaveLength(2);
+    expect(sw.stats.dropped.macLimit).toBe(3);
+  });
+});
+
+describe('Bond (active-backup)', () => {
+  const ME = macFromAddress('fd8f::10');
+  const PEER = '02:00:00:00:00:99';
+  function setup(opts: { primary?: string; failbackDelayMs?: number; mode?: 'active-backup' | 'balance-rr' } = {}) {
+    const c = clock();
+    const sent: Array<[string, string]> = [];
+    const delivered: string[] = [];
+    const switches: Array<{ from?: string; to?: string; reason: string }> = [];
+    const bond = new Bond({
+      links: ['s0', 's1'], mac: ME, addresses: ['fd8f::10'], now: c.now, ...opts,
+      send: (id, fs) => fs.forEach((f) => sent.push([id, etherType(f) === 0x86dd ? 'NA' : tag(f)])),
+      deliver: (fs) => fs.forEach((f) => delivered.push(tag(f))),
+      onSwitch: (e) => switches.push(e),
+    });
+    return { bond, sent, delivered, switches, c };
+  }
+
+  it('drops while no link is healthy, takes the first healthy link and announces itself on it', () => {
+    const { bond, sent } = setup();
+    bond.sendFromDevice([frame(PEER, formatMac(ME), 'early')]);
+    expect(bond.stats.dropped.noLink).toBe(1);
+    bond.setLinkState('s0', true);
+    expect(bond.active).toBe('s0');
+    expect(sent).toEqual([['s0', 'NA']]);
+  });
+
+  it('fails over at once when the active link dies, and delivers frames from any healthy link', () => {
+    const { bond, sent, delivered, switches } = setup();
+    bond.setLinkState('s0', true);
+    bond.setLinkState('s1', true);
+    expect(bond.active).toBe('s0');
+    bond.receiveFromLink('s1', [frame(formatMac(ME), PEER, 'via-backup')]);
+    expect(delivered).toEqual(['via-backup']);
+    sent.length = 0;
+    bond.setLinkState('s0', false);
+    expect(bond.active).toBe('s1');
+    expect(sent).toEqual([['s1', 'NA']]);
+    expect(switches.at(-1)).toMatchObject({ from: 's0', to: 's1', reason: 's0 went down' });
+    bond.receiveFromLink('s0', [frame(formatMac(ME), PEER, 'dead-link')]);
+    expect(delivered).toEqual(['via-backup']);
+  });
+
+  it('fails back to the primary only after it stayed healthy for the delay (a flapping link causes no flapping)', () => {
+    const { bond, switches, c } = setup({ primary: 's0', failbackDelayMs: 2000 });
+    bond.setLinkState('s1', true);
+    expect(bond.active).toBe('s1');
+    for (let i = 0; i < 5; i++) {
+      bond.setLinkState('s0', true);
+      c.advance(1000);
+      bond.tick();
+      bond.setLinkState('s0', false);
+      c.advance(100);
+      bond.tick();
+    }
+    expect(bond.active).toBe('s1');
+    expect(switches).toHaveLength(1);
+    bond.setLinkState('s0', true);
+    c.advance(1999);
+    bond.tick();
+    expect(bond.active).toBe('s1');
+    c.advance(1);
+    bond.tick();
+    expect(bond.active).toBe('s0');
+    expect(switches.at(-1)?.reason).toMatch(/fail-back/);
+  });
+
+  it('sends unicast out of a link whose server has the destination, and group frames out of every healthy link', () => {
+    const { bond, sent } = setup();
+    bond.setLinkState('s0', true);
+    bond.setLinkState('s1', true);
+    bond.setAnnouncedMacs('s0', ['02:00:00:00:00:01']);
+    bond.setAnnouncedMacs('s1', ['02:00:00:00:00:01', PEER]);
+    sent.length = 0;
+    bond.sendFromDevice([
+      frame(PEER, formatMac(ME), 'only-on-s1'),
+      frame('02:00:00:00:00:01', formatMac(ME), 'on-both'),
+      frame('02:00:00:00:00:77', formatMac(ME), 'unknown'),
+      frame(BCAST, formatMac(ME), 'arp'),
+    ]);
+    expect(sent.sort()).toEqual([['s0', 'arp'], ['s0', 'on-both'], ['s0', 'unknown'], ['s1', 'arp'], ['s1', 'only-on-s1']].sort());
+    expect(bond.stats.perDestinationDetours).toBe(1);
+  });
+
+  it('balance-rr rotates unicast over the healthy links', () => {
+    const { bond, sent } = setup({ mode: 'balance-rr' });
+    bond.setLinkState('s0', true);
+    bond.setLinkState('s1', true);
+    sent.length = 0;
+    bond.sendFromDevice([1, 2, 3, 4].map((i) => frame(PEER, formatMac(ME), `f${i}`)));
+    expect(sent.filter(([id]) => id === 's0').map(([, t]) => t)).toEqual(['f1', 'f3']);
+    expect(sent.filter(([id]) => id === 's1').map(([, t]) => t)).toEqual(['f2', 'f4']);
+  });
+});
+
+describe('two bonds over two switches', () => {
+  it('a failure of ONE link between one endpoint and one server does not cut traffic between the endpoints', () => {
+    const sw: Record<string, L2Switch> = {};
+    const bonds: Record<string, Bond> = {};
+    const got: Record<string, string[]> = { A: [], B: [] };
+    const mac = { A: macFromAddress('fd8f::a'), B: macFromAddress('fd8f::b') };
+    for (const s of ['s0', 's1']) {
+      sw[s] = new L2Switch({
+        send: (port, fs) => bonds[port]!.receiveFromLink(s, fs),
+        onMacsChanged: (macs) => { for (const b of Object.values(bonds)) b.setAnnouncedMacs(s, macs); },
+      });
+    }
+    for (const e of ['A', 'B'] as const) {
+      bonds[e] = new Bond({ links: ['s0', 's1'], mac: mac[e], addresses: [`fd8f::${e.toLowerCase()}`], send: (s, fs) => sw[s]!.receive(e, fs), deliver: (fs) => fs.filter((f) => etherType(f) === 0x0800).forEach((f) => got[e]!.push(tag(f))) });
+    }
+    for (const s of ['s0', 's1']) for (const e of ['A', 'B']) sw[s]!.addPort(e);
+    for (const e of ['A', 'B']) for (const s of ['s0', 's1']) bonds[e]!.setLinkState(s, true);
+    // both announced themselves on s0 (their active link); broadcasts teach s1 as well
+    for (const e of ['A', 'B'] as const) bonds[e]!.sendFromDevice([frame(BCAST, formatMac(mac[e]), `hello-${e}`)]);
+    expect(sw.s1!.attachedMacs()).toHaveLength(2);
+    got.A = [];
+    got.B = [];
+
+    // cut A's link to s0: A fails over to s1, s0 forgets A; B stays active on s0
+    bonds.A!.setLinkState('s0', false);
+    sw.s0!.removePort('A');
+    expect(bonds.A!.active).toBe('s1');
+    expect(bonds.B!.active).toBe('s0');
+    for (let i = 0; i < 10; i++) {
+      bonds.A!.sendFromDevice([frame(formatMac(mac.B), formatMac(mac.A), `a${i}`)]);
+      bonds.B!.sendFromDevice([frame(formatMac(mac.A), formatMac(mac.B), `b${i}`)]);
+    }
+    expect(got.B).toEqual(Array.from({ length: 10 }, (_, i) => `a${i}`));
+    expect(got.A).toEqual(Array.from({ length: 10 }, (_, i) => `b${i}`));
+    expect(bonds.B!.stats.perDestinationDetours).toBe(10);
+  });
+});

@@ -1,0 +1,27 @@
+/**
+ * @rvpn/bonding: userspace bonding of tunnel links into one TAP device, and the layer-2 switch of an
+ * HA seed server. Pure state machines over frames (no I/O): the apps wire them to sessions and devices.
+ */
+export { Bond } from './bond.js';
+export type { BondOptions, BondMode, BondStats } from './bond.js';
+export { L2Switch } from './switch.js';
+export type { SwitchOptions, SwitchStats } from './switch.js';
+export {
+  macFromAddress,
+  formatMac,
+  parseMac,
+  gratuitousArp,
+  unsolicitedNa,
+  announcements,
+  isGroup,
+  isGroupMac,
+  etherType,
+  dstKey,
+  srcKey,
+  BROADCAST,
+  ETH_HEADER,
+  ETHERTYPE_ARP,
+  ETHERTYPE_IPV4,
+  ETHERTYPE_IPV6,
+} from './ethernet.js';
+export { encodeMacAnnouncement, decodeMacAnnouncement } from './announce.js';

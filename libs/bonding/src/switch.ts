@@ -1,0 +1,161 @@
+/**
+ * The layer-2 switch inside an HA vpn-seed-server: every client connected to the server (each
+ * kube-apiserver-side endpoint, each vpn-shoot) is a port; Ethernet frames are switched in userspace,
+ * so the server needs no TAP device and no NET_ADMIN.
+ *
+ * - Learning: the source MAC of every frame is (re)learned on its ingress port at once, so a gratuitous
+ *   ARP or unsolicited NA after a bond's failover moves the MAC immediately.
+ * - Forwarding: a known unicast destination goes to its port; broadcast, multicast (ARP, ND 33:33:…)
+ *   and unknown unicast are flooded to every port but the ingress one.
+ * - Announcements: the set of MACs attached to this server is published (on change, debounced by the
+ *   caller) so that bonds can pick, per destination, a link to a server the destination is attached to.
+ * - Limits: the shoot side is untrusted, so each port may hold at most `maxMacsPerPort` MACs and a
+ *   learned entry ages out after `agingMs` without traffic.
+ */
+import { formatMac, isGroup } from './ethernet.js';
+
+export interface SwitchOptions {
+  /** Sends frames out of a port (one call per port and batch). */
+  send: (portId: string, frames: Buffer[]) => void;
+  /** Called when the set of attached MACs changed. */
+  onMacsChanged?: (macs: string[]) => void;
+  maxMacsPerPort?: number;
+  agingMs?: number;
+  now?: () => number;
+}
+
+interface Entry {
+  port: string;
+  seen: number;
+}
+
+export interface SwitchStats {
+  framesIn: number;
+  flooded: number;
+  unicast: number;
+  dropped: { hairpin: number; macLimit: number; runt: number; unknownPort: number };
+  moves: number;
+}
+
+export class L2Switch {
+  private readonly opts: Required<Omit<SwitchOptions, 'onMacsChanged'>> & Pick<SwitchOptions, 'onMacsChanged'>;
+  private readonly ports = new Set<string>();
+  private readonly table = new Map<string, Entry>();
+  private readonly perPort = new Map<string, Set<string>>();
+  readonly stats: SwitchStats = { framesIn: 0, flooded: 0, unicast: 0, dropped: { hairpin: 0, macLimit: 0, runt: 0, unknownPort: 0 }, moves: 0 };
+
+  constructor(opts: SwitchOptions) {
+    this.opts = { maxMacsPerPort: 16, agingMs: 300_000, now: () => Date.now(), ...opts };
+  }
+
+  addPort(id: string): void {
+    this.ports.add(id);
+    if (!this.perPort.has(id)) this.perPort.set(id, new Set());
+  }
+
+  /** Removes a port and forgets every MAC learned on it. */
+  removePort(id: string): void {
+    this.ports.delete(id);
+    const macs = this.perPort.get(id);
+    this.perPort.delete(id);
+    if (macs && macs.size > 0) {
+      for (const m of macs) this.table.delete(m);
+      this.changed();
+    }
+  }
+
+  get portIds(): string[] {
+    return [...this.ports];
+  }
+
+  /** MACs currently attached to this switch (learned on some port). */
+  attachedMacs(): string[] {
+    return [...this.table.keys()].sort();
+  }
+
+  /** Which port a MAC is on, if learned. */
+  portOf(mac: string): string | undefined {
+    return this.table.get(mac)?.port;
+  }
+
+  private changed() {
+    this.opts.onMacsChanged?.(this.attachedMacs());
+  }
+
+  private learn(port: string, src: string, now: number): boolean {
+    const e = this.table.get(src);
+    if (e && e.port === port) {
+      e.seen = now;
+      return true;
+    }
+    const mine = this.perPort.get(port)!;
+    if (mine.size >= this.opts.maxMacsPerPort) return false;
+    if (e) {
+      this.perPort.get(e.port)?.delete(src);
+      this.stats.moves++;
+    }
+    this.table.set(src, { port, seen: now });
+    mine.add(src);
+    this.changed();
+    return true;
+  }
+
+  /** Switches a batch of frames that arrived on `port`. */
+  receive(port: string, frames: readonly Buffer[]): void {
+    if (!this.ports.has(port)) {
+      this.stats.dropped.unknownPort += frames.length;
+      return;
+    }
+    const now = this.opts.now();
+    const out = new Map<string, Buffer[]>();
+    const push = (p: string, f: Buffer) => {
+      const q = out.get(p);
+      if (q) q.push(f);
+      else out.set(p, [f]);
+    };
+    for (const f of frames) {
+      this.stats.framesIn++;
+      if (f.length < 14) {
+        this.stats.dropped.runt++;
+        continue;
+      }
+      if (f[6]! & 1) {
+        // a group address as source is invalid
+        this.stats.dropped.runt++;
+        continue;
+      }
+      if (!this.learn(port, formatMac(f.subarray(6, 12)), now)) {
+        this.stats.dropped.macLimit++;
+        continue;
+      }
+      if (!isGroup(f)) {
+        const dst = this.table.get(formatMac(f.subarray(0, 6)));
+        if (dst) {
+          if (dst.port === port) this.stats.dropped.hairpin++;
+          else {
+            this.stats.unicast++;
+            push(dst.port, f);
+          }
+          continue;
+        }
+      }
+      this.stats.flooded++;
+      for (const p of this.ports) if (p !== port) push(p, f);
+    }
+    for (const [p, fs] of out) this.opts.send(p, fs);
+  }
+
+  /** Ages out entries not seen for agingMs; call periodically. */
+  tick(): void {
+    const now = this.opts.now();
+    let any = false;
+    for (const [mac, e] of this.table) {
+      if (now - e.seen > this.opts.agingMs) {
+        this.table.delete(mac);
+        this.perPort.get(e.port)?.delete(mac);
+        any = true;
+      }
+    }
+    if (any) this.changed();
+  }
+}
