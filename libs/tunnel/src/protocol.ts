@@ -22,6 +22,9 @@
  *   0x06 CLOSE       reason u16 | UTF-8 text. The sender closes after it.
  *   0x07 ERROR       UTF-8 JSON { code: "RVPN_ERR_…", message }. The sender closes after it.
  *   0x80-0xff        optional extensions: ignored by receivers that do not know them.
+ *   0x80 MAC_ANNOUNCE  (extension, HA) count u16 | count × MAC (6 bytes): the MACs attached to the
+ *                    sending HA seed server's switch; bonds use it to pick a link per destination
+ *                    (codec in libs/bonding announce.ts).
  *   Any other unknown type below 0x80 is a protocol error.
  *
  * HANDSHAKE
@@ -56,6 +59,8 @@ export const FrameType = {
   PONG: 0x05,
   CLOSE: 0x06,
   ERROR: 0x07,
+  /** Extension (HA): MACs attached to an HA seed server's switch. */
+  MAC_ANNOUNCE: 0x80,
 } as const;
 
 export type Role = 'seed' | 'shoot';

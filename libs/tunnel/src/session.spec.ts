@@ -82,6 +82,23 @@ describe('TunnelSession', () => {
     await expect(dialer).rejects.toMatchObject({ code: 'RVPN_ERR_TUNNEL_CONFIG_MISMATCH' });
   });
 
+  it('carries extension frames to a listener and lets peers without one ignore them', async () => {
+    const [shoot, seed] = await pair();
+    const got: Array<[number, string]> = [];
+    seed.onExtension((type, payload) => got.push([type, payload.toString()]));
+    shoot.sendExtension(0x80, Buffer.from('macs'));
+    seed.sendExtension(0x9f, Buffer.from('nobody listens')); // the shoot ignores it and stays up
+    shoot.sendExtension(0x80, Buffer.from('again'));
+    await until(() => got.length === 2);
+    expect(got).toEqual([[0x80, 'macs'], [0x80, 'again']]);
+    expect(() => shoot.sendExtension(0x07, Buffer.alloc(0))).toThrow(/0x80-0xff/);
+    const atShoot = collect(shoot);
+    seed.sendBatch(packBatch([Buffer.from('still up')]));
+    await until(() => atShoot.length === 1);
+    shoot.close();
+    seed.close();
+  });
+
   it('declares a silent peer dead', async () => {
     const [a, b] = createMemoryTransportPair();
     const [shoot, seed] = await Promise.all([

@@ -81,6 +81,7 @@ export class TunnelSession {
   private readonly cap: number;
   private readonly maxPending: number;
   private packetHandler: ((packed: Buffer) => void) | undefined;
+  private extensionHandler: ((type: number, payload: Buffer) => void) | undefined;
   private pendingBatches: Buffer[] = [];
   private drainListeners = new Set<Listener>();
   private resolveClosed!: (end: SessionEnd) => void;
@@ -120,6 +121,19 @@ export class TunnelSession {
     const pending = this.pendingBatches;
     this.pendingBatches = [];
     for (const b of pending) handler(b);
+  }
+
+  /** Receives extension frames (types 0x80-0xff, e.g. MAC_ANNOUNCE). */
+  onExtension(handler: (type: number, payload: Buffer) => void): void {
+    this.extensionHandler = handler;
+  }
+
+  /** Sends an extension frame; peers that do not know the type ignore it. */
+  sendExtension(type: number, payload: Buffer): void {
+    if (type < 0x80 || type > 0xff) throw new RangeError(`extension frame types are 0x80-0xff, not 0x${type.toString(16)}`);
+    if (this.ended) return;
+    this.stream.write(Buffer.concat([frameHeader(type, payload.length), payload]));
+    this.stats.framesOut++;
   }
 
   onDrain(l: Listener): () => void {
@@ -268,7 +282,10 @@ export class TunnelSession {
         this.protocolError('HELLO after the handshake');
         return;
       default:
-        if (type >= 0x80) return; // optional extension we do not know
+        if (type >= 0x80) {
+          this.extensionHandler?.(type, payload); // optional extension; ignored when nobody listens
+          return;
+        }
         this.protocolError(`unknown frame type 0x${type.toString(16)}`);
     }
   }
