@@ -9,6 +9,7 @@ import '@rvpn/tunnel';
 import '@rvpn/proxy';
 import '@rvpn/egress';
 import '@rvpn/pki';
+import '@rvpn/bonding';
 
 const cell = (s: string) => s.replace(/\|/g, '\\|').replace(/\n/g, ' ');
 

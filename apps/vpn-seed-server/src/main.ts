@@ -3,11 +3,12 @@
 import { loadSeedServerConfig } from '@rvpn/config';
 import { runMain } from '@rvpn/observability';
 import { SeedServer } from './seed-server.js';
+import { HaSeedServer } from './ha-server.js';
 
 runMain({
   name: 'vpn-seed-server',
   load: () => loadSeedServerConfig(process.env),
-  create: (cfg, deps) => new SeedServer(cfg, deps),
+  create: (cfg, deps) => (cfg.isHa ? new HaSeedServer(cfg, deps) : new SeedServer(cfg, deps)),
   logBase: (cfg) => ({ namespace: cfg.namespace, pod: cfg.podName || undefined }),
   logLevel: (cfg) => cfg.logLevel,
 });

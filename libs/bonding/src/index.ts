@@ -25,3 +25,15 @@ export {
   ETHERTYPE_IPV6,
 } from './ethernet.js';
 export { encodeMacAnnouncement, decodeMacAnnouncement } from './announce.js';
+export {
+  shootBondAddress,
+  shootIndexOf,
+  isEndpointAddress,
+  randomEndpointAddress,
+  BondAddressInUseError,
+  BondAddressInvalidError,
+  SHOOT_BASE,
+  ENDPOINT_MIN,
+  ENDPOINT_MAX,
+  MAX_SHOOT_CLIENTS,
+} from './addresses.js';

@@ -33,7 +33,7 @@ export interface SwitchStats {
   framesIn: number;
   flooded: number;
   unicast: number;
-  dropped: { hairpin: number; macLimit: number; runt: number; unknownPort: number };
+  dropped: { hairpin: number; macLimit: number; runt: number; unknownPort: number; spoofed: number };
   moves: number;
 }
 
@@ -42,20 +42,28 @@ export class L2Switch {
   private readonly ports = new Set<string>();
   private readonly table = new Map<string, Entry>();
   private readonly perPort = new Map<string, Set<string>>();
-  readonly stats: SwitchStats = { framesIn: 0, flooded: 0, unicast: 0, dropped: { hairpin: 0, macLimit: 0, runt: 0, unknownPort: 0 }, moves: 0 };
+  private readonly allowed = new Map<string, Set<string>>();
+  readonly stats: SwitchStats = { framesIn: 0, flooded: 0, unicast: 0, dropped: { hairpin: 0, macLimit: 0, runt: 0, unknownPort: 0, spoofed: 0 }, moves: 0 };
 
   constructor(opts: SwitchOptions) {
     this.opts = { maxMacsPerPort: 16, agingMs: 300_000, now: () => Date.now(), ...opts };
   }
 
-  addPort(id: string): void {
+  /**
+   * Adds a port. `allowedMacs` pins the source MACs the port may use (an HA server pins each client
+   * to the MAC of its bond address): frames from any other source are dropped as spoofed.
+   */
+  addPort(id: string, opts: { allowedMacs?: readonly string[] } = {}): void {
     this.ports.add(id);
     if (!this.perPort.has(id)) this.perPort.set(id, new Set());
+    if (opts.allowedMacs) this.allowed.set(id, new Set(opts.allowedMacs));
+    else this.allowed.delete(id);
   }
 
   /** Removes a port and forgets every MAC learned on it. */
   removePort(id: string): void {
     this.ports.delete(id);
+    this.allowed.delete(id);
     const macs = this.perPort.get(id);
     this.perPort.delete(id);
     if (macs && macs.size > 0) {
@@ -107,6 +115,7 @@ export class L2Switch {
       return;
     }
     const now = this.opts.now();
+    const allowed = this.allowed.get(port);
     const out = new Map<string, Buffer[]>();
     const push = (p: string, f: Buffer) => {
       const q = out.get(p);
@@ -124,7 +133,12 @@ export class L2Switch {
         this.stats.dropped.runt++;
         continue;
       }
-      if (!this.learn(port, formatMac(f.subarray(6, 12)), now)) {
+      const src = formatMac(f.subarray(6, 12));
+      if (allowed && !allowed.has(src)) {
+        this.stats.dropped.spoofed++;
+        continue;
+      }
+      if (!this.learn(port, src, now)) {
         this.stats.dropped.macLimit++;
         continue;
       }

@@ -30,7 +30,8 @@ export interface TunnelListenerOptions {
   tls: TlsMaterial | (() => TlsMaterial);
   authorize: (cert: tls.PeerCertificate) => AuthorizeResult;
   hello: (peer?: PeerHello) => LocalHello;
-  validatePeerHello?: (peer: PeerHello) => void;
+  /** Extra checks of the peer's HELLO, knowing the identity its certificate was authorized as. */
+  validatePeerHello?: (peer: PeerHello, ctx: { identity: string }) => void;
   onSession: (session: TunnelSession, info: { identity: string; remote: string }) => void;
   onRefused?: (code: string, detail: string) => void;
   handshakeTimeoutMs?: number;
@@ -158,7 +159,7 @@ export class TunnelListener {
       const session = await establishSession(sock, {
         side: 'listener',
         hello: this.opts.hello(),
-        ...(this.opts.validatePeerHello ? { validatePeerHello: this.opts.validatePeerHello } : {}),
+        ...(this.opts.validatePeerHello ? { validatePeerHello: (peer: PeerHello) => this.opts.validatePeerHello!(peer, { identity: auth.identity }) } : {}),
         handshakeTimeoutMs: this.opts.handshakeTimeoutMs ?? 10_000,
         signal: this.abort.signal,
       });

@@ -31,7 +31,7 @@
  *   After TLS, the DIALER sends HELLO first; the LISTENER checks it and answers with its own HELLO,
  *   or with ERROR and a close. Which side dials is configuration (reversed: the shoot dials; classic:
  *   the seed dials). The SEED role always carries `assignment` (tunnel addresses from VPN_NETWORK),
- *   whichever side dialed. A peer with another MAJOR version is refused with ERROR
+ *   whichever side dialed (in HA mode, `bond` instead: see HelloBody). A peer with another MAJOR version is refused with ERROR
  *   RVPN_ERR_PROTO_VERSION naming both versions; minors interoperate: the session uses
  *   min(local minor, peer minor) and only the frames that version knows.
  *   No data frame is sent before the handshake completes.
@@ -84,6 +84,11 @@ export interface HelloBody {
   /** Sent by the seed role only. */
   assignment?: TunnelAssignment;
   features?: string[];
+  /**
+   * HA (bonded, layer 2): a client names its address in the bond network (its MAC derives from it);
+   * an HA seed server names its index. A seed-role HELLO carries either `assignment` or `bond`.
+   */
+  bond?: { address?: string; serverIndex?: number };
 }
 
 export interface Hello extends HelloBody {
@@ -135,7 +140,8 @@ export function decodeHello(payload: Buffer): Hello | string {
   if (!Number.isFinite(b.keepaliveIntervalMs) || !Number.isFinite(b.keepaliveTimeoutMs)) return 'HELLO keepalive settings missing';
   if (typeof b.vpnNetwork !== 'string') return 'HELLO vpnNetwork missing';
   if (!Number.isInteger(b.mtu)) return 'HELLO mtu missing';
-  if (b.role === 'seed') {
+  if (b.bond !== undefined && (typeof b.bond !== 'object' || b.bond === null)) return 'HELLO bond must be an object';
+  if (b.role === 'seed' && !b.bond) {
     const a = b.assignment;
     if (!a || typeof a.seedAddress !== 'string' || typeof a.shootAddress !== 'string' || !Number.isInteger(a.prefixLength)) {
       return 'HELLO from the seed role lacks the address assignment';

@@ -11,6 +11,8 @@ export const seedServerSchema = {
   tunnelServerName: t.string({ env: 'TUNNEL_SERVER_NAME', default: 'vpn-shoot', doc: "Expected DNS name in vpn-shoot's server certificate (dial mode)." }),
   ...tlsFields,
   clientAllowedCommonNames: t.stringList({ env: 'CLIENT_ALLOWED_COMMON_NAMES', default: 'vpn-shoot-client,vpn-shoot-client-0,vpn-shoot-client-1', doc: "Common names a shoot client certificate may have (it must also carry this shoot's URI)." }),
+  seedClientCommonNames: t.stringList({ env: 'SEED_CLIENT_COMMON_NAMES', default: 'vpn-seed-client', doc: 'HA: common names of kube-apiserver-side endpoint certificates (path-controller); they must also carry this shoot\'s URI.' }),
+  announceIntervalMs: t.duration({ env: 'ANNOUNCE_INTERVAL', default: '1s', min: 50, doc: 'HA: how often the switch re-announces the MACs attached to it (changes are announced at once).' }),
   proxyListen: t.hostPort({ env: 'PROXY_LISTEN', default: '0.0.0.0:9443', doc: "Where the kube-apiserver's CONNECT proxy binds." }),
   proxyTlsCaFile: t.string({ env: 'PROXY_TLS_CA_FILE', default: '', doc: 'CA for the proxy clients (default: TLS_CA_FILE).' }),
   proxyTlsCertFile: t.string({ env: 'PROXY_TLS_CERT_FILE', default: '', doc: 'Proxy server certificate (default: TLS_CERT_FILE).' }),
@@ -43,7 +45,8 @@ export function loadSeedServerConfig(env: Record<string, string | undefined>): S
       if (!c.namespace) add('NAMESPACE', "is required: the shoot's control-plane namespace binds client certificates to this shoot");
       if (c.tunnelMode === 'dial' && !env.TUNNEL_DIAL_ADDRESS) add('TUNNEL_DIAL_ADDRESS', 'is required when TUNNEL_MODE=dial');
       if (c.ipFamilies.includes(4) && c.shootServiceNetworks.length + c.shootPodNetworks.length + c.shootNodeNetworks.length === 0) add('SHOOT_POD_NETWORKS', 'no shoot network configured');
-      if (c.isHa) add('IS_HA', 'HA mode is not implemented in this release (single seed server only)');
+      if (c.isHa && haIndexOf(c.podName) === undefined) add('POD_NAME', 'must end in -<index> in HA mode (StatefulSet pod name, e.g. vpn-seed-server-0)');
+      if (c.isHa && c.tunnelMode !== 'listen') add('TUNNEL_MODE', 'must be listen in HA mode (the clients dial the servers)');
     },
   }) as SeedServerConfig;
 }

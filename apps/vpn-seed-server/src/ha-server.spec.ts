@@ -1,0 +1,151 @@
+/**
+ * The HA seed server as a layer-2 switch, in process (no root: HA mode needs no TUN): real TLS
+ * sessions from two shoot clients and apiserver endpoints, frames switched between them, MAC
+ * announcements, and the refusals that keep tenants apart.
+ */
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pino } from 'pino';
+import { Registry } from 'prom-client';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { Cidr, loadSeedServerConfig } from '@rvpn/config';
+import { decodeMacAnnouncement, formatMac, macFromAddress, shootBondAddress } from '@rvpn/bonding';
+import { createShootPki } from '@rvpn/pki';
+import { FrameType, packBatch, TunnelDialer, unpackBatch, type TunnelSession } from '@rvpn/tunnel';
+import { HaSeedServer } from './ha-server.js';
+
+const NS = 'shoot--ha--test';
+const VPN = 'fd8f:6d53:b97a:1::/96';
+const net = Cidr.parse(VPN);
+const BCAST = 'ffffffffffff';
+const frame = (dstHex: string, src: string, tag: string) => Buffer.concat([Buffer.from(dstHex.replace(/:/g, ''), 'hex'), Buffer.from(src.replace(/:/g, ''), 'hex'), Buffer.from([0x08, 0x00]), Buffer.from(tag)]);
+const tagOf = (f: Buffer) => f.subarray(14).toString();
+const until = async (cond: () => boolean, ms = 5000) => {
+  const t0 = Date.now();
+  while (!cond()) {
+    if (Date.now() - t0 > ms) throw new Error('timeout');
+    await new Promise((r) => setTimeout(r, 5));
+  }
+};
+
+interface Client {
+  session: TunnelSession;
+  frames: Buffer[];
+  macs: string[];
+  mac: string;
+}
+
+describe('vpn-seed-server HA mode (userspace L2 switch)', () => {
+  let dir: string;
+  let server: HaSeedServer;
+  const dialers: TunnelDialer[] = [];
+
+  beforeAll(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'rvpn-ha-spec-'));
+    const pki = await createShootPki({ namespace: NS, haServers: 2, haClients: 2 });
+    const other = await createShootPki({ namespace: 'shoot--other--one', haClients: 1 });
+    const files: Record<string, string> = {
+      'ca.crt': pki.ca.certPem, 'server.crt': pki.server.certPem, 'server.key': pki.server.keyPem,
+      's0.crt': pki.shootClients[0]!.certPem, 's0.key': pki.shootClients[0]!.keyPem,
+      's1.crt': pki.shootClients[1]!.certPem, 's1.key': pki.shootClients[1]!.keyPem,
+      'seed.crt': pki.seedClient.certPem, 'seed.key': pki.seedClient.keyPem,
+      'other.crt': other.shootClients[0]!.certPem, 'other.key': other.shootClients[0]!.keyPem,
+    };
+    for (const [n, c] of Object.entries(files)) writeFileSync(join(dir, n), c);
+    const cfg = loadSeedServerConfig({
+      IS_HA: 'true', POD_NAME: 'vpn-seed-server-1', NAMESPACE: NS, VPN_NETWORK: VPN, SEED_POD_NETWORK: '10.1.0.0/24',
+      TLS_CA_FILE: join(dir, 'ca.crt'), TLS_CERT_FILE: join(dir, 'server.crt'), TLS_KEY_FILE: join(dir, 'server.key'),
+      TUNNEL_LISTEN: '127.0.0.1:0', STATUS_LISTEN: '127.0.0.1:0', ANNOUNCE_INTERVAL: '200ms',
+    });
+    server = new HaSeedServer(cfg, { logger: pino({ level: 'silent' }), registry: new Registry() });
+    await server.start();
+  });
+  afterEach(async () => {
+    await Promise.all(dialers.splice(0).map((d) => d.stop()));
+    await until(() => server.switch.portIds.length === 0);
+  });
+  afterAll(async () => {
+    await server?.stop();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  /** Connects one endpoint; resolves with its session, or rejects with the refusal code. */
+  function connect(cert: string, role: 'shoot' | 'seed', address: string, identity = `${cert}-pod`): Promise<Client> {
+    return new Promise((resolve, reject) => {
+      const mac = formatMac(macFromAddress(address));
+      const d = new TunnelDialer({
+        target: { host: '127.0.0.1', port: server.bound.tunnel! },
+        tls: { ca: pem('ca.crt'), cert: pem(`${cert}.crt`), key: pem(`${cert}.key`), servername: 'vpn-seed-server' },
+        hello: () => ({ role, identity, keepaliveIntervalMs: 250, keepaliveTimeoutMs: 1000, vpnNetwork: VPN, mtu: 1500, bond: { address } }),
+        onSession: (session) => {
+          const c: Client = { session, frames: [], macs: [], mac };
+          session.onPackets((b) => c.frames.push(...unpackBatch(b)));
+          session.onExtension((type, payload) => {
+            if (type === FrameType.MAC_ANNOUNCE) c.macs = decodeMacAnnouncement(payload);
+          });
+          resolve(c);
+        },
+        onDialError: (code) => {
+          void d.stop();
+          reject(new Error(code));
+        },
+        backoff: { minMs: 10_000, maxMs: 10_000 },
+      });
+      dialers.push(d);
+      d.start();
+    });
+  }
+  const pem = (f: string) => readFileSync(join(dir, f));
+
+  it('switches frames between shoot clients and apiserver endpoints and announces who is attached', async () => {
+    const s0 = await connect('s0', 'shoot', shootBondAddress(net, 0));
+    const s1 = await connect('s1', 'shoot', shootBondAddress(net, 1));
+    const api = await connect('seed', 'seed', formatAddr(0x1234));
+    // everyone says hello by broadcast (as ARP would): the switch floods and learns
+    s0.session.sendBatch(packBatch([frame(BCAST, s0.mac, 'arp-from-s0')]));
+    s1.session.sendBatch(packBatch([frame(BCAST, s1.mac, 'arp-from-s1')]));
+    api.session.sendBatch(packBatch([frame(BCAST, api.mac, 'arp-from-api')]));
+    await until(() => s0.frames.length === 2 && s1.frames.length === 2 && api.frames.length === 2);
+    expect(api.frames.map(tagOf).sort()).toEqual(['arp-from-s0', 'arp-from-s1']);
+    // unicast goes only to its port
+    api.session.sendBatch(packBatch([frame(s1.mac, api.mac, 'to-s1')]));
+    await until(() => s1.frames.length === 3);
+    expect(tagOf(s1.frames[2]!)).toBe('to-s1');
+    expect(s0.frames).toHaveLength(2);
+    await until(() => api.macs.length === 3);
+    expect(api.macs.sort()).toEqual([s0.mac, s1.mac, api.mac].sort());
+    const ready = await fetch(`http://127.0.0.1:${server.bound.status}/readyz`);
+    expect(ready.status).toBe(200);
+  });
+
+  it('drops frames whose source MAC is not the port\'s own (no impersonation)', async () => {
+    const s0 = await connect('s0', 'shoot', shootBondAddress(net, 0));
+    const api = await connect('seed', 'seed', formatAddr(0x2000));
+    s0.session.sendBatch(packBatch([frame(BCAST, api.mac, 'i-am-the-apiserver'), frame(BCAST, s0.mac, 'honest')]));
+    await until(() => api.frames.length >= 1);
+    await new Promise((r) => setTimeout(r, 100));
+    expect(api.frames.map(tagOf)).toEqual(['honest']);
+    expect(server.switch.stats.dropped.spoofed).toBeGreaterThan(0);
+  });
+
+  it('refuses a shoot client claiming another index, another shoot\'s certificate, and an address in use', async () => {
+    await expect(connect('s0', 'shoot', shootBondAddress(net, 1))).rejects.toThrow('RVPN_ERR_BOND_ADDRESS_INVALID');
+    await expect(connect('seed', 'shoot', shootBondAddress(net, 0))).rejects.toThrow('RVPN_ERR_BOND_ADDRESS_INVALID');
+    await expect(connect('other', 'shoot', shootBondAddress(net, 0))).rejects.toThrow(/RVPN_ERR_TUNNEL/);
+    await connect('seed', 'seed', formatAddr(0x3000), 'kube-apiserver-a');
+    await expect(connect('seed', 'seed', formatAddr(0x3000), 'kube-apiserver-b')).rejects.toThrow('RVPN_ERR_BOND_ADDRESS_IN_USE');
+  });
+
+  it('lets the same endpoint reconnect and replaces its old port', async () => {
+    const first = await connect('seed', 'seed', formatAddr(0x4000), 'kube-apiserver-x');
+    await connect('seed', 'seed', formatAddr(0x4000), 'kube-apiserver-x');
+    const end = await first.session.closed;
+    expect(end.reason).toMatch(/replaced/);
+    expect(server.switch.portIds).toHaveLength(1);
+  });
+});
+
+function formatAddr(offset: number): string {
+  return `fd8f:6d53:b97a:1::${offset.toString(16)}`;
+}
