@@ -10,7 +10,7 @@ import { pino } from 'pino';
 import { Registry } from 'prom-client';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { Cidr, loadSeedServerConfig } from '@rvpn/config';
-import { decodeMacAnnouncement, formatMac, macFromAddress, shootBondAddress } from '@rvpn/bonding';
+import { decodeMacAnnouncement, formatMac, macFromAddress, shootBondAddresses } from '@rvpn/bonding';
 import { createShootPki } from '@rvpn/pki';
 import { FrameType, packBatch, TunnelDialer, unpackBatch, type TunnelSession } from '@rvpn/tunnel';
 import { HaSeedServer } from './ha-server.js';
@@ -99,9 +99,9 @@ describe('vpn-seed-server HA mode (userspace L2 switch)', () => {
   const pem = (f: string) => readFileSync(join(dir, f));
 
   it('switches frames between shoot clients and apiserver endpoints and announces who is attached', async () => {
-    const s0 = await connect('s0', 'shoot', shootBondAddress(net, 0));
-    const s1 = await connect('s1', 'shoot', shootBondAddress(net, 1));
-    const api = await connect('seed', 'seed', formatAddr(0x1234));
+    const s0 = await connect('s0', 'shoot', shootBondAddresses({ v6: net }, 0).v6);
+    const s1 = await connect('s1', 'shoot', shootBondAddresses({ v6: net }, 1).v6);
+    const api = await connect('seed', 'seed', formatAddr(0x1012));
     // everyone says hello by broadcast (as ARP would): the switch floods and learns
     s0.session.sendBatch(packBatch([frame(BCAST, s0.mac, 'arp-from-s0')]));
     s1.session.sendBatch(packBatch([frame(BCAST, s1.mac, 'arp-from-s1')]));
@@ -120,8 +120,8 @@ describe('vpn-seed-server HA mode (userspace L2 switch)', () => {
   });
 
   it('drops frames whose source MAC is not the port\'s own (no impersonation)', async () => {
-    const s0 = await connect('s0', 'shoot', shootBondAddress(net, 0));
-    const api = await connect('seed', 'seed', formatAddr(0x2000));
+    const s0 = await connect('s0', 'shoot', shootBondAddresses({ v6: net }, 0).v6);
+    const api = await connect('seed', 'seed', formatAddr(0x1020));
     s0.session.sendBatch(packBatch([frame(BCAST, api.mac, 'i-am-the-apiserver'), frame(BCAST, s0.mac, 'honest')]));
     await until(() => api.frames.length >= 1);
     await new Promise((r) => setTimeout(r, 100));
@@ -130,16 +130,16 @@ describe('vpn-seed-server HA mode (userspace L2 switch)', () => {
   });
 
   it('refuses a shoot client claiming another index, another shoot\'s certificate, and an address in use', async () => {
-    await expect(connect('s0', 'shoot', shootBondAddress(net, 1))).rejects.toThrow('RVPN_ERR_BOND_ADDRESS_INVALID');
-    await expect(connect('seed', 'shoot', shootBondAddress(net, 0))).rejects.toThrow('RVPN_ERR_BOND_ADDRESS_INVALID');
-    await expect(connect('other', 'shoot', shootBondAddress(net, 0))).rejects.toThrow(/RVPN_ERR_TUNNEL/);
-    await connect('seed', 'seed', formatAddr(0x3000), 'kube-apiserver-a');
-    await expect(connect('seed', 'seed', formatAddr(0x3000), 'kube-apiserver-b')).rejects.toThrow('RVPN_ERR_BOND_ADDRESS_IN_USE');
+    await expect(connect('s0', 'shoot', shootBondAddresses({ v6: net }, 1).v6)).rejects.toThrow('RVPN_ERR_BOND_ADDRESS_INVALID');
+    await expect(connect('seed', 'shoot', shootBondAddresses({ v6: net }, 0).v6)).rejects.toThrow('RVPN_ERR_BOND_ADDRESS_INVALID');
+    await expect(connect('other', 'shoot', shootBondAddresses({ v6: net }, 0).v6)).rejects.toThrow(/RVPN_ERR_TUNNEL/);
+    await connect('seed', 'seed', formatAddr(0x1030), 'kube-apiserver-a');
+    await expect(connect('seed', 'seed', formatAddr(0x1030), 'kube-apiserver-b')).rejects.toThrow('RVPN_ERR_BOND_ADDRESS_IN_USE');
   });
 
   it('lets the same endpoint reconnect and replaces its old port', async () => {
-    const first = await connect('seed', 'seed', formatAddr(0x4000), 'kube-apiserver-x');
-    await connect('seed', 'seed', formatAddr(0x4000), 'kube-apiserver-x');
+    const first = await connect('seed', 'seed', formatAddr(0x1040), 'kube-apiserver-x');
+    await connect('seed', 'seed', formatAddr(0x1040), 'kube-apiserver-x');
     const end = await first.session.closed;
     expect(end.reason).toMatch(/replaced/);
     expect(server.switch.portIds).toHaveLength(1);

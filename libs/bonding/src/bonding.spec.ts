@@ -241,3 +241,20 @@ describe('two bonds over two switches', () => {
     expect(bonds.B!.stats.perDestinationDetours).toBe(10);
   });
 });
+
+describe('bond network addresses', () => {
+  it('gives shoot clients fixed addresses and endpoints slots, in both families, and maps them back', async () => {
+    const { Cidr } = await import('@rvpn/config');
+    const { shootBondAddresses, endpointBondAddresses, shootIndexOf, endpointSlotOf, randomEndpointSlot, ENDPOINT_SLOTS } = await import('./index.js');
+    const nets = { v6: Cidr.parse('fd8f:6d53:b97a:1::/96'), v4: Cidr.parse('192.168.123.0/24') };
+    expect(shootBondAddresses(nets, 1)).toEqual({ v6: 'fd8f:6d53:b97a:1::101', v4: '192.168.123.17' });
+    expect(endpointBondAddresses(nets, 0)).toEqual({ v6: 'fd8f:6d53:b97a:1::1000', v4: '192.168.123.64' });
+    expect(endpointBondAddresses(nets, ENDPOINT_SLOTS - 1).v4).toBe('192.168.123.254');
+    expect(shootIndexOf(nets.v6, 'fd8f:6d53:b97a:1::101')).toBe(1);
+    expect(shootIndexOf(nets.v6, 'fd8f:6d53:b97a:1::1000')).toBeUndefined();
+    expect(endpointSlotOf(nets.v6, 'fd8f:6d53:b97a:1::10be')).toBe(190);
+    expect(endpointSlotOf(nets.v6, 'fd8f:6d53:b97a:1::10bf')).toBeUndefined();
+    expect(() => endpointBondAddresses(nets, ENDPOINT_SLOTS)).toThrow(RangeError);
+    expect(randomEndpointSlot(() => 0.999999)).toBe(ENDPOINT_SLOTS - 1);
+  });
+});

@@ -26,14 +26,15 @@ export {
 } from './ethernet.js';
 export { encodeMacAnnouncement, decodeMacAnnouncement } from './announce.js';
 export {
-  shootBondAddress,
+  shootBondAddresses,
+  endpointBondAddresses,
   shootIndexOf,
+  endpointSlotOf,
   isEndpointAddress,
-  randomEndpointAddress,
+  randomEndpointSlot,
   BondAddressInUseError,
   BondAddressInvalidError,
-  SHOOT_BASE,
-  ENDPOINT_MIN,
-  ENDPOINT_MAX,
   MAX_SHOOT_CLIENTS,
+  ENDPOINT_SLOTS,
 } from './addresses.js';
+export type { BondNetworks, BondAddresses } from './addresses.js';
