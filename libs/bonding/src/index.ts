@@ -38,3 +38,5 @@ export {
   ENDPOINT_SLOTS,
 } from './addresses.js';
 export type { BondNetworks, BondAddresses } from './addresses.js';
+export { BondEndpoint } from './endpoint.js';
+export type { BondEndpointOptions, BondServerTarget } from './endpoint.js';

@@ -1,0 +1,173 @@
+/**
+ * One bonded endpoint of the HA topology (a vpn-shoot pod, or the path-controller beside a
+ * kube-apiserver): a TAP device (created by the caller) and one tunnel link to each HA seed server,
+ * joined by a Bond. Link health is the tunnel session: up while a session is attached, down when it
+ * ends (dead after about a second of silence); MAC announcements from the servers steer frames per
+ * destination. The TAP's address and MAC never change while the endpoint runs, so flows survive a
+ * server's death.
+ */
+import { errorCode } from '@rvpn/config';
+import {
+  FrameType,
+  packBatch,
+  TunnelDialer,
+  unpackBatch,
+  type PacketDevice,
+  type TlsMaterial,
+  type TunnelLogger,
+  type TunnelSession,
+} from '@rvpn/tunnel';
+import { Bond, type BondMode } from './bond.js';
+import { decodeMacAnnouncement } from './announce.js';
+import { macFromAddress } from './ethernet.js';
+
+export interface BondServerTarget {
+  /** Link id, e.g. `vpn-seed-server-0`. */
+  id: string;
+  target: { host: string; port: number };
+  /** Dial through an HTTP CONNECT proxy (the shoot side dials through sni-proxy). */
+  via?: { proxyHost: string; proxyPort: number; target: string; headers?: Record<string, string> };
+  servername: string;
+}
+
+export interface BondEndpointOptions {
+  device: PacketDevice;
+  servers: readonly BondServerTarget[];
+  tls: () => TlsMaterial;
+  role: 'shoot' | 'seed';
+  /** HELLO identity; the same identity reconnecting replaces its old port on a server. */
+  identity: string;
+  /** IPv6 bond address (named in the HELLO; the MAC derives from it). */
+  address: string;
+  /** Every bond address of this endpoint (announced by GARP/NA after a switch). */
+  addresses: readonly string[];
+  vpnNetwork: string;
+  keepaliveIntervalMs: number;
+  keepaliveTimeoutMs: number;
+  mtu: number;
+  mode?: BondMode;
+  primary?: string;
+  failbackDelayMs?: number;
+  backoff?: { minMs: number; maxMs: number };
+  protocolMinor?: number;
+  logger?: TunnelLogger;
+  onSwitch?: (e: { from: string | undefined; to: string | undefined; reason: string }) => void;
+  onLinkChange?: (id: string, up: boolean) => void;
+  onDialError?: (id: string, code: string, err: Error) => void;
+}
+
+export class BondEndpoint {
+  readonly bond: Bond;
+  private readonly opts: BondEndpointOptions;
+  private readonly dialers = new Map<string, TunnelDialer>();
+  private readonly sessions = new Map<string, TunnelSession>();
+  private tick: NodeJS.Timeout | undefined;
+  private started = false;
+
+  constructor(opts: BondEndpointOptions) {
+    this.opts = opts;
+    this.bond = new Bond({
+      links: opts.servers.map((s) => s.id),
+      mode: opts.mode ?? 'active-backup',
+      ...(opts.primary ? { primary: opts.primary } : {}),
+      ...(opts.failbackDelayMs !== undefined ? { failbackDelayMs: opts.failbackDelayMs } : {}),
+      mac: macFromAddress(opts.address),
+      addresses: opts.addresses,
+      send: (id, frames) => {
+        this.sessions.get(id)?.sendBatch(packBatch(frames));
+      },
+      deliver: (frames) => {
+        if (!opts.device.closed) opts.device.writeBatch(packBatch(frames));
+      },
+      onSwitch: (e) => {
+        opts.logger?.info({ from: e.from, to: e.to, reason: e.reason }, 'bond switched its active link');
+        opts.onSwitch?.(e);
+      },
+    });
+  }
+
+  /** Sessions per link, for status and metrics. */
+  session(id: string): TunnelSession | undefined {
+    return this.sessions.get(id);
+  }
+
+  start(): void {
+    if (this.started) return;
+    this.started = true;
+    const o = this.opts;
+    o.device.start((batch) => {
+      try {
+        this.bond.sendFromDevice(unpackBatch(batch));
+      } catch (err) {
+        o.logger?.warn({ err: (err as Error).message }, 'malformed batch from the TAP device');
+      }
+    });
+    for (const s of o.servers) {
+      const d = new TunnelDialer({
+        target: s.target,
+        ...(s.via ? { via: s.via } : {}),
+        tls: () => ({ ...o.tls(), servername: s.servername }),
+        hello: () => ({
+          role: o.role,
+          identity: o.identity,
+          keepaliveIntervalMs: o.keepaliveIntervalMs,
+          keepaliveTimeoutMs: o.keepaliveTimeoutMs,
+          vpnNetwork: o.vpnNetwork,
+          mtu: o.mtu,
+          bond: { address: o.address },
+        }),
+        validatePeerHello: (peer) => {
+          if (peer.role !== 'seed' || peer.bond?.serverIndex === undefined) throw new Error(`${s.id} is not an HA seed server (no server index in its HELLO)`);
+          if (peer.vpnNetwork !== o.vpnNetwork) throw new Error(`VPN_NETWORK differs: ${s.id} ${peer.vpnNetwork}, here ${o.vpnNetwork}`);
+        },
+        onSession: (session) => this.attach(s.id, session),
+        onDialError: (code, err) => o.onDialError?.(s.id, code, err),
+        backoff: o.backoff ?? { minMs: 100, maxMs: 2000 },
+        ...(o.protocolMinor !== undefined ? { protocolMinor: o.protocolMinor } : {}),
+        ...(o.logger ? { logger: o.logger } : {}),
+      });
+      this.dialers.set(s.id, d);
+      d.start();
+    }
+    this.tick = setInterval(() => this.bond.tick(), 100);
+    this.tick.unref();
+  }
+
+  private attach(id: string, session: TunnelSession): void {
+    const o = this.opts;
+    this.sessions.set(id, session);
+    session.onPackets((packed) => {
+      try {
+        this.bond.receiveFromLink(id, unpackBatch(packed));
+      } catch (err) {
+        o.logger?.warn({ link: id, err: (err as Error).message }, 'malformed batch from a server');
+      }
+    });
+    session.onExtension((type, payload) => {
+      if (type !== FrameType.MAC_ANNOUNCE) return;
+      try {
+        this.bond.setAnnouncedMacs(id, decodeMacAnnouncement(payload));
+      } catch (err) {
+        o.logger?.warn({ link: id, err: (err as Error).message, code: errorCode(err) }, 'bad MAC announcement');
+      }
+    });
+    this.bond.setLinkState(id, true);
+    o.onLinkChange?.(id, true);
+    o.logger?.info({ link: id }, 'bond link up');
+    void session.closed.then((end) => {
+      if (this.sessions.get(id) !== session) return;
+      this.sessions.delete(id);
+      this.bond.setLinkState(id, false);
+      o.onLinkChange?.(id, false);
+      o.logger?.warn({ link: id, reason: end.reason, code: end.code }, 'bond link down');
+    });
+  }
+
+  async stop(): Promise<void> {
+    if (this.tick) clearInterval(this.tick);
+    await Promise.all([...this.dialers.values()].map((d) => d.stop()));
+    this.dialers.clear();
+    for (const s of this.sessions.values()) s.close('endpoint stopping');
+    this.sessions.clear();
+  }
+}
