@@ -3,3 +3,5 @@ export { Stack, REPO_ROOT, SHOOT_NAMESPACE, API_SNI, URLS, connectHeaderValue, t
 export { run, ipBatch, spawnLogged, sleep, waitFor, missingTools, inNs, CommandError, type RunResult, type Spawned } from './lab/sh.js';
 export { runChecks, CHECKS, type CheckResult } from './checks.js';
 export { deterministicSha256, deterministicStream } from './fixtures/pattern.js';
+export { HaStack, HA_APPS, type HaApp } from './lab/ha-stack.js';
+export { HA_ADDR, HA_ROLES } from './lab/topology.js';

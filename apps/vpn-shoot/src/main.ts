@@ -3,11 +3,12 @@
 import { loadShootConfig } from '@rvpn/config';
 import { runMain } from '@rvpn/observability';
 import { ShootClient } from './shoot-client.js';
+import { HaShootClient } from './ha-client.js';
 
 runMain({
   name: 'vpn-shoot',
   load: () => loadShootConfig(process.env),
-  create: (cfg, deps) => new ShootClient(cfg, deps),
+  create: (cfg, deps) => (cfg.isHa ? new HaShootClient(cfg, deps) : new ShootClient(cfg, deps)),
   logBase: (cfg) => ({ namespace: cfg.namespace || undefined, pod: cfg.podName || undefined }),
   logLevel: (cfg) => cfg.logLevel,
 });

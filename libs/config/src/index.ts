@@ -17,3 +17,5 @@ export type { ShootConfig } from './apps/shoot.js';
 export { sniProxySchema, loadSniProxyConfig, DEFAULT_ALLOW_PATTERNS } from './apps/sni-proxy.js';
 export type { SniProxyConfig } from './apps/sni-proxy.js';
 export { haIndexOf } from './apps/common.js';
+export { pathControllerSchema, loadPathControllerConfig } from './apps/path-controller.js';
+export type { PathControllerConfig } from './apps/path-controller.js';

@@ -110,6 +110,17 @@ export const t = {
       if (raw.startsWith('[') && !parseIp(m[1]!)) return bad('bad IPv6 address');
       return { host: m[1]!, port };
     }),
+  hostPortList: (spec: Spec & { defaultPort?: number }) =>
+    make('host:port list', spec, (raw): HostPort[] | { problem: string } => {
+      const out: HostPort[] = [];
+      for (const part of raw.split(',').map((x) => x.trim()).filter(Boolean)) {
+        const m = /^\[([^\]]+)\](?::(\d{1,5}))?$/.exec(part) ?? /^([^:[\]]+)(?::(\d{1,5}))?$/.exec(part);
+        const port = m?.[2] !== undefined ? Number(m[2]) : spec.defaultPort;
+        if (!m || port === undefined || port < 1 || port > 65535) return bad(`${JSON.stringify(part)} is not host:port`);
+        out.push({ host: m[1]!, port });
+      }
+      return out;
+    }),
   stringList: (spec: Spec) => make('comma list', spec, (raw) => raw.split(',').map((s) => s.trim()).filter(Boolean)),
   regexList: (spec: Spec) =>
     make('regex list', spec, (raw): string[] | { problem: string } => {

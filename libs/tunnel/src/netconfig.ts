@@ -106,6 +106,20 @@ export class NetConfig {
     await this.ip(['link', 'set', 'dev', dev, 'up']);
   }
 
+  /** Sets a link's MAC address (a TAP bond gets the MAC derived from its bond address). */
+  async setLinkAddress(dev: string, mac: string): Promise<void> {
+    await this.ip(['link', 'set', 'dev', dev, 'address', mac]);
+  }
+
+  /** `ip rule add fwmark <mark> table <table>` (both families); undo deletes it. */
+  async addFwmarkRule(mark: number, table: number, priority: number): Promise<void> {
+    for (const fam of ['-4', '-6']) {
+      await this.ip([fam, 'rule', 'del', 'priority', String(priority)]).catch(() => undefined);
+      await this.ip([fam, 'rule', 'add', 'priority', String(priority), 'fwmark', `0x${mark.toString(16)}`, 'table', String(table)]);
+      this.remember(`rule ${fam} ${priority}`, () => this.ip([fam, 'rule', 'del', 'priority', String(priority)]).then(() => undefined));
+    }
+  }
+
   async setMtu(dev: string, mtu: number): Promise<void> {
     await this.ip(['link', 'set', 'dev', dev, 'mtu', String(mtu)]);
   }

@@ -47,8 +47,19 @@ export const ADDR = {
   shootNodeNetworks: '10.250.0.0/16',
 } as const;
 
-export type Role = 'seed' | 'lb' | 'srv' | 'kapi' | 'node' | 'vsh' | 'pod';
+export type Role = 'seed' | 'lb' | 'srv' | 'kapi' | 'node' | 'vsh' | 'pod' | 'srv0' | 'srv1' | 'kapi0' | 'kapi1' | 'vsh0' | 'vsh1';
+/** Non-HA lab: one seed server, one kube-apiserver, one vpn-shoot. */
 export const ROLES: Role[] = ['seed', 'lb', 'srv', 'kapi', 'node', 'vsh', 'pod'];
+/** HA lab: two seed servers, two kube-apiservers (with path-controllers), two vpn-shoot pods. */
+export const HA_ROLES: Role[] = ['seed', 'lb', 'srv0', 'srv1', 'kapi0', 'kapi1', 'node', 'vsh0', 'vsh1', 'pod'];
+const ALL_ROLES = [...new Set([...ROLES, ...HA_ROLES])];
+
+/** HA addresses (the seed pods and the vpn-shoot pods), beside ADDR's. */
+export const HA_ADDR = {
+  srv: ['10.1.0.21', '10.1.0.22'],
+  kapi: ['10.1.0.31', '10.1.0.32'],
+  vsh: ['100.96.0.2', '100.96.0.3'],
+} as const;
 
 export function newPrefix(): string {
   return `rv${randomBytes(2).toString('hex')}`;
@@ -65,13 +76,22 @@ export interface LabMeta {
 export class Topology {
   readonly prefix: string;
   readonly ns: Record<Role, string>;
+  readonly ha: boolean;
+  readonly roles: Role[];
   private created = false;
   private readonly extraPids = new Set<number>();
 
-  constructor(prefix = newPrefix()) {
+  constructor(prefix = newPrefix(), opts: { ha?: boolean } = {}) {
     if (!PREFIX_RE.test(prefix)) throw new Error(`lab prefix ${JSON.stringify(prefix)} must match ${PREFIX_RE}`);
     this.prefix = prefix;
-    this.ns = Object.fromEntries(ROLES.map((r) => [r, `${prefix}-${r}`])) as Record<Role, string>;
+    this.ha = opts.ha ?? false;
+    this.roles = this.ha ? HA_ROLES : ROLES;
+    this.ns = Object.fromEntries(ALL_ROLES.map((r) => [r, `${prefix}-${r}`])) as Record<Role, string>;
+  }
+
+  /** Names of the namespaces this lab creates. */
+  get namespaces(): string[] {
+    return this.roles.map((r) => this.ns[r]);
   }
 
   get metaFile(): string {
@@ -86,13 +106,13 @@ export class Topology {
 
   private writeMeta(): void {
     mkdirSync(LAB_STATE_DIR, { recursive: true });
-    const meta: LabMeta = { prefix: this.prefix, ownerPid: process.pid, createdAt: new Date().toISOString(), namespaces: Object.values(this.ns), pids: [...this.extraPids] };
+    const meta: LabMeta = { prefix: this.prefix, ownerPid: process.pid, createdAt: new Date().toISOString(), namespaces: this.namespaces, pids: [...this.extraPids] };
     writeFileSync(this.metaFile, JSON.stringify(meta, null, 2));
   }
 
   async create(opts: { classic?: boolean } = {}): Promise<void> {
     const existing = (await run(['ip', 'netns', 'list'])).stdout;
-    for (const n of Object.values(this.ns)) {
+    for (const n of this.namespaces) {
       if (new RegExp(`^${n}\\b`, 'm').test(existing)) throw new Error(`network namespace ${n} already exists; run \`pnpm sweep\` first`);
     }
     this.writeMeta();
@@ -107,21 +127,27 @@ export class Topology {
 
   private async build(classic: boolean): Promise<void> {
     const { ns } = this;
-    await ipBatch(Object.values(ns).map((n) => `netns add ${n}`));
+    await ipBatch(this.namespaces.map((n) => `netns add ${n}`));
     const a = ADDR;
+    const seedPods: Array<[Role, string, string]> = this.ha
+      ? [['srv0', 'psrv0', HA_ADDR.srv[0]], ['srv1', 'psrv1', HA_ADDR.srv[1]], ['kapi0', 'pkapi0', HA_ADDR.kapi[0]], ['kapi1', 'pkapi1', HA_ADDR.kapi[1]]]
+      : [['srv', 'srv0', a.srv], ['kapi', 'kapi0', a.kapi]];
+    const shootPods: Array<[Role, string, string]> = this.ha
+      ? [['vsh0', 'vsh0', HA_ADDR.vsh[0]], ['vsh1', 'vsh1', HA_ADDR.vsh[1]]]
+      : [['vsh', 'vsh0', a.vsh]];
     const links = [
       // bridges in the seed namespace
       `link add br0 netns ${ns.seed} type bridge`,
       `link add brw netns ${ns.seed} type bridge`,
       // seed pods on br0
       `link add eth0 netns ${ns.lb} type veth peer name lb0 netns ${ns.seed}`,
-      `link add eth0 netns ${ns.srv} type veth peer name srv0 netns ${ns.seed}`,
-      `link add eth0 netns ${ns.kapi} type veth peer name kapi0 netns ${ns.seed}`,
+      ...seedPods.map(([r, port]) => `link add eth0 netns ${ns[r]} type veth peer name ${port} netns ${ns.seed}`),
       // wan: the load balancer and the shoot node on brw
       `link add wan0 netns ${ns.lb} type veth peer name lbw0 netns ${ns.seed}`,
       `link add wan0 netns ${ns.node} type veth peer name nodew0 netns ${ns.seed}`,
-      // shoot: vpn-shoot pod and the application pod hang off the node
-      `link add eth0 netns ${ns.vsh} type veth peer name vsh0 netns ${ns.node}`,
+      // shoot: the vpn-shoot pods on the node's br1, the application pod on its br0
+      `link add br1 netns ${ns.node} type bridge`,
+      ...shootPods.map(([r, port]) => `link add eth0 netns ${ns[r]} type veth peer name ${port} netns ${ns.node}`),
       `link add br0 netns ${ns.node} type bridge`,
       `link add eth0 netns ${ns.pod} type veth peer name pod0 netns ${ns.node}`,
     ];
@@ -129,23 +155,27 @@ export class Topology {
     await ipBatch([
       'link set lo up',
       'link set br0 up', 'link set brw up',
-      'link set lb0 master br0', 'link set srv0 master br0', 'link set kapi0 master br0',
+      'link set lb0 master br0', ...seedPods.map(([, port]) => `link set ${port} master br0`),
       'link set lbw0 master brw', 'link set nodew0 master brw',
-      'link set lb0 up', 'link set srv0 up', 'link set kapi0 up', 'link set lbw0 up', 'link set nodew0 up',
+      'link set lb0 up', ...seedPods.map(([, port]) => `link set ${port} up`), 'link set lbw0 up', 'link set nodew0 up',
       `addr add ${a.seedGw}/24 dev br0`,
       `addr add ${a.wanGw}/24 dev brw`,
     ], ns.seed);
     await ipBatch(['link set lo up', 'link set eth0 up', 'link set wan0 up', `addr add ${a.lb}/24 dev eth0`, `addr add ${a.lbWan}/24 dev wan0`], ns.lb);
-    await ipBatch(['link set lo up', 'link set eth0 up', `addr add ${a.srv}/24 dev eth0`, `route add default via ${a.seedGw}`], ns.srv);
-    await ipBatch(['link set lo up', 'link set eth0 up', `addr add ${a.kapi}/24 dev eth0`], ns.kapi);
+    for (const [r, , addr] of seedPods) {
+      await ipBatch(['link set lo up', 'link set eth0 up', `addr add ${addr}/24 dev eth0`, ...(r.startsWith('srv') ? [`route add default via ${a.seedGw}`] : [])], ns[r]);
+    }
     await ipBatch([
-      'link set lo up', 'link set wan0 up', 'link set vsh0 up', 'link set br0 up', 'link set pod0 master br0', 'link set pod0 up',
+      'link set lo up', 'link set wan0 up', 'link set br1 up', 'link set br0 up', 'link set pod0 master br0', 'link set pod0 up',
+      ...shootPods.flatMap(([, port]) => [`link set ${port} master br1`, `link set ${port} up`]),
       `addr add ${a.nodeWan}/24 dev wan0`,
       `addr add ${a.nodeIp}/32 dev lo`,
-      `addr add ${a.nodeToVsh}/24 dev vsh0`,
+      `addr add ${a.nodeToVsh}/24 dev br1`,
       `addr add ${a.podGw}/24 dev br0`,
     ], ns.node);
-    await ipBatch(['link set lo up', 'link set eth0 up', `addr add ${a.vsh}/24 dev eth0`, `route add default via ${a.nodeToVsh}`], ns.vsh);
+    for (const [r, , addr] of shootPods) {
+      await ipBatch(['link set lo up', 'link set eth0 up', `addr add ${addr}/24 dev eth0`, `route add default via ${a.nodeToVsh}`], ns[r]);
+    }
     await ipBatch(['link set lo up', 'link set eth0 up', `addr add ${a.pod}/24 dev eth0`, `route add default via ${a.podGw}`], ns.pod);
 
     // Only the shoot node forwards. The seed namespace forwards only in the classic direction (the
@@ -164,7 +194,7 @@ export class Topology {
   /** Deletes every namespace (and with them every interface, route and nft table) and the metadata. */
   async destroy(): Promise<void> {
     if (!this.created) return;
-    await sweepPrefix(this.prefix, Object.values(this.ns));
+    await sweepPrefix(this.prefix, this.namespaces);
     this.created = false;
   }
 }
@@ -272,8 +302,8 @@ export async function sweep(opts: { force?: boolean; log?: (line: string) => voi
   const listed = (await run(['ip', 'netns', 'list'])).stdout.split('\n').map((l) => l.split(' ')[0]!).filter(Boolean);
   const byPrefix = new Map<string, string[]>();
   for (const n of listed) {
-    const m = /^(rv[0-9a-f]{4})-([a-z]+)$/.exec(n);
-    if (!m || !ROLES.includes(m[2] as Role)) continue;
+    const m = /^(rv[0-9a-f]{4})-([a-z0-9]+)$/.exec(n);
+    if (!m || !ALL_ROLES.includes(m[2] as Role)) continue;
     byPrefix.set(m[1]!, [...(byPrefix.get(m[1]!) ?? []), n]);
   }
   if (existsSync(LAB_STATE_DIR)) {
@@ -294,7 +324,7 @@ export async function sweep(opts: { force?: boolean; log?: (line: string) => voi
       opts.log?.(`sweep: ${prefix} belongs to running process ${owner}; left alone (use --force)`);
       continue;
     }
-    const gone = await sweepPrefix(prefix, namespaces.length ? namespaces : ROLES.map((r) => `${prefix}-${r}`));
+    const gone = await sweepPrefix(prefix, namespaces.length ? namespaces : ALL_ROLES.map((r) => `${prefix}-${r}`));
     opts.log?.(`sweep: removed ${prefix} (${gone.length} namespaces)`);
     removed.push(prefix);
   }

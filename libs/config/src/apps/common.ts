@@ -37,6 +37,15 @@ export const networkFields = {
   logLevel: t.enumOf(['fatal', 'error', 'warn', 'info', 'debug', 'trace'] as const, { env: 'LOG_LEVEL', default: 'info', doc: 'Level of the structured JSON logs.' }),
 };
 
+/** Fields of the HA bond (vpn-shoot in HA mode, path-controller). */
+export const bondFields = {
+  bondDevice: t.string({ env: 'BOND_DEVICE', default: 'bond0', doc: 'HA: name of the TAP device that presents the bonded links (at most 15 characters).' }),
+  bondNetworkV4: t.cidr({ env: 'BOND_NETWORK_V4', default: '192.168.123.0/24', doc: 'HA: IPv4 bond network (a /24 or larger) so IPv4 flows keep their source on the bond; shoot j takes .16+j, apiserver endpoints .64-.254.' }),
+  bondingMode: t.enumOf(['active-backup', 'balance-rr'] as const, { env: 'BONDING_MODE', default: 'active-backup', doc: 'HA: how the bond uses its links (vpn2 name).' }),
+  bondFailbackDelayMs: t.duration({ env: 'BOND_FAILBACK_DELAY', default: '2s', min: 0, doc: 'HA: the bond returns to the link of server 0 only after it stayed healthy this long.' }),
+  haVpnServers: t.int({ env: 'HA_VPN_SERVERS', default: '2', min: 1, max: 5, doc: 'HA: number of vpn-seed-server replicas (vpn2 name).' }),
+};
+
 export const tlsFields = {
   tlsCaFile: t.file({ env: 'TLS_CA_FILE', required: true, doc: "The shoot's VPN CA (ca-vpn) bundle; during rotation it holds old and new CA." }),
   tlsCertFile: t.file({ env: 'TLS_CERT_FILE', required: true, doc: 'This side’s tunnel certificate (PEM).' }),

@@ -1,6 +1,6 @@
 /** vpn-shoot configuration. */
 import { loadConfig, t, type ConfigOf } from '../schema.js';
-import { checkNetworks, haIndexOf, networkFields, tlsFields } from './common.js';
+import { bondFields, checkNetworks, haIndexOf, networkFields, tlsFields } from './common.js';
 
 export const shootSchema = {
   ...networkFields,
@@ -14,6 +14,7 @@ export const shootSchema = {
   tunnelListen: t.hostPort({ env: 'TUNNEL_LISTEN', default: '0.0.0.0:4314', doc: 'Where vpn-shoot listens in the classic direction.' }),
   directDial: t.bool({ env: 'DIRECT_DIAL', default: 'false', doc: 'Dial ENDPOINT:OPENVPN_PORT as the tunnel server itself, without CONNECT.' }),
   ...tlsFields,
+  ...bondFields,
   tlsServerName: t.string({ env: 'TLS_SERVER_NAME', default: 'vpn-seed-server', doc: "Expected DNS name in the seed server's certificate." }),
   egressInterface: t.string({ env: 'EGRESS_INTERFACE', default: 'eth0', doc: 'Interface toward the shoot networks; tunnel traffic is masqueraded out of it.' }),
   reconnectMinMs: t.duration({ env: 'RECONNECT_MIN', default: '100ms', min: 1, doc: 'First reconnect backoff (exponential, full jitter).' }),
@@ -40,10 +41,12 @@ export function loadShootConfig(env: Record<string, string | undefined>): ShootC
       checkNetworks(c, add);
       if (c.tunnelMode === 'dial' && !c.endpoint) add('ENDPOINT', 'is required when TUNNEL_MODE=dial');
       if (c.tunnelMode === 'dial' && !c.directDial && !c.reversedVpnHeader) add('REVERSED_VPN_HEADER', 'is required (or set NAMESPACE) when dialing through the CONNECT entry point');
-      if (c.ipFamilies.includes(4) && !c.seedPodNetwork) add('SEED_POD_NETWORK', 'is required with IPv4: replies to seed pod addresses must be routed back into the tunnel');
+      if (!c.isHa && c.ipFamilies.includes(4) && !c.seedPodNetwork) add('SEED_POD_NETWORK', 'is required with IPv4: replies to seed pod addresses must be routed back into the tunnel');
       if (!c.isShootClient) add('IS_SHOOT_CLIENT', 'must be true for vpn-shoot');
       if (c.reconnectMaxMs < c.reconnectMinMs) add('RECONNECT_MAX', 'must not be below RECONNECT_MIN');
-      if (c.isHa) add('IS_HA', 'HA mode is not implemented in this release (single tunnel only)');
+      if (c.isHa && haIndexOf(c.podName) === undefined) add('POD_NAME', 'must end in -<index> in HA mode (StatefulSet pod name, e.g. vpn-shoot-0)');
+      if (c.isHa && c.tunnelMode !== 'dial') add('TUNNEL_MODE', 'must be dial in HA mode');
+      if (c.isHa && c.bondNetworkV4.prefix > 24) add('BOND_NETWORK_V4', 'must be a /24 or larger');
     },
   }) as ShootConfig;
 }

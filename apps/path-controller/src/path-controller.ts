@@ -1,0 +1,272 @@
+/**
+ * path-controller: the HA sidecar of a kube-apiserver pod.
+ *
+ * - Owns this pod's bond endpoint: a TAP device with an endpoint slot's addresses (IPv6 in
+ *   VPN_NETWORK, IPv4 in BOND_NETWORK_V4) and one tunnel link to each HA vpn-seed-server. When a
+ *   server refuses the slot (RVPN_ERR_BOND_ADDRESS_IN_USE: another replica drew it), it draws again.
+ * - Probes every shoot pod j THROUGH that pod every PROBE_INTERVAL: probes leave from local ports
+ *   PROBE_PORT_BASE+100j…, the firewall marks them 0x100+j, and a policy rule sends the mark to a
+ *   table that routes the shoot networks via pod j's bond address.
+ * - Points the main routes for the shoot networks at the current path (PathSelector: switch after
+ *   PROBE_MISSES misses, reuse a failed path only after PROBE_HEALTHY_PERIOD). Every switch is logged
+ *   and counted.
+ * - Serves the kube-apiserver's mTLS CONNECT proxy locally (libs/egress): new requests are held while
+ *   no path is usable, so egress-selector configuration is the same as in non-HA.
+ * - Firewall: from the bond only established/related traffic (and neighbour discovery) enters this
+ *   pod; nothing is forwarded.
+ */
+import { readFileSync } from 'node:fs';
+import { CidrSet, errorCode, type Cidr, type PathControllerConfig } from '@rvpn/config';
+import { BondEndpoint, endpointBondAddresses, formatMac, macFromAddress, randomEndpointSlot, shootBondAddresses, type BondAddresses } from '@rvpn/bonding';
+import { createEgressProxy, PathGate, type EgressProxy } from '@rvpn/egress';
+import { createStatusServer, type Logger } from '@rvpn/observability';
+import { NetConfig, openTunDevice, type TunDevice } from '@rvpn/tunnel';
+import { Counter, Gauge, type Registry } from 'prom-client';
+import { PathSelector } from './path-selector.js';
+import { probeThrough } from './probe.js';
+
+const MARK_BASE = 0x100;
+const RULE_PRIORITY_BASE = 1000;
+
+export class PathController {
+  private readonly cfg: PathControllerConfig;
+  private readonly log: Logger;
+  private readonly registry: Registry;
+  private readonly net: NetConfig;
+  private readonly gate = new PathGate();
+  readonly selector: PathSelector;
+  private readonly shootNets: Cidr[];
+  private readonly shootAddrs: BondAddresses[];
+  private slot: number;
+  private addrs: BondAddresses;
+  private device: TunDevice | undefined;
+  private endpoint: BondEndpoint | undefined;
+  private proxy: EgressProxy | undefined;
+  private status: ReturnType<typeof createStatusServer> | undefined;
+  private probeTimer: NodeJS.Timeout | undefined;
+  private readonly probePortNext: number[];
+  private routeChange: Promise<void> = Promise.resolve();
+  private readdressing = false;
+  private stopping = false;
+  private readonly m: ReturnType<typeof metrics>;
+  readonly bound: { proxy?: number; status?: number } = {};
+
+  constructor(cfg: PathControllerConfig, deps: { logger: Logger; registry: Registry; random?: () => number }) {
+    this.cfg = cfg;
+    this.log = deps.logger;
+    this.registry = deps.registry;
+    this.net = new NetConfig({ logger: this.log });
+    this.selector = new PathSelector(cfg.haVpnClients, { misses: cfg.probeMisses, healthyPeriodMs: cfg.probeHealthyPeriodMs });
+    this.shootNets = [...cfg.shootServiceNetworks, ...cfg.shootPodNetworks, ...cfg.shootNodeNetworks];
+    const nets = { v6: cfg.vpnNetwork, v4: cfg.ipFamilies.includes(4) ? cfg.bondNetworkV4 : undefined };
+    this.shootAddrs = Array.from({ length: cfg.haVpnClients }, (_, j) => shootBondAddresses(nets, j));
+    this.slot = randomEndpointSlot(deps.random);
+    this.addrs = endpointBondAddresses(nets, this.slot);
+    this.probePortNext = Array.from({ length: cfg.haVpnClients }, () => 0);
+    this.m = metrics(deps.registry);
+  }
+
+  async start(): Promise<void> {
+    const cfg = this.cfg;
+    try {
+      await this.net.setSysctl('net.ipv4.conf.all.rp_filter', '0');
+      this.device = openTunDevice({ name: cfg.bondDevice, mode: 'tap' });
+      const dev = this.device.name;
+      await this.net.setMtu(dev, cfg.mtu);
+      await this.applyAddresses(undefined);
+      await this.net.linkUp(dev);
+      await this.net.applyNftTable('inet', cfg.nftTable, pathFirewall(dev, cfg.haVpnClients, cfg.probePortBase));
+      // per-path probe routing: mark 0x100+j → table base+j → shoot networks via pod j
+      for (let j = 0; j < cfg.haVpnClients; j++) {
+        await this.net.addFwmarkRule(MARK_BASE + j, cfg.routeTableBase + j, RULE_PRIORITY_BASE + j);
+        for (const c of this.shootNets) await this.net.replaceRoute({ dst: c.toString(), ...this.nextHop(c, j), table: cfg.routeTableBase + j });
+      }
+      // until a path is known the routes point at pod 0 and new requests are held (never the default route)
+      await this.setRoutes(0);
+      this.startEndpoint();
+
+      this.proxy = createEgressProxy({
+        host: cfg.proxyListen.host,
+        port: cfg.proxyListen.port,
+        tls: () => ({ ca: readFileSync(cfg.tls.caFile), cert: readFileSync(cfg.proxyTlsCertFile), key: readFileSync(cfg.proxyTlsKeyFile) }),
+        allowedCommonNames: cfg.proxyAllowedCommonNames,
+        allowedDestinations: new CidrSet(this.shootNets),
+        gate: this.gate,
+        holdTimeoutMs: cfg.proxyHoldTimeoutMs,
+        maxPending: cfg.proxyMaxPending,
+        dialTimeoutMs: cfg.proxyDialTimeoutMs,
+        logger: this.log,
+        onOutcome: (outcome) => this.m.proxyRequests.inc({ outcome }),
+      });
+      this.bound.proxy = (await this.proxy.start()).port;
+      this.probeTimer = setInterval(() => void this.probeAll(), cfg.probeIntervalMs);
+      this.probeTimer.unref();
+      this.status = createStatusServer({
+        host: cfg.statusListen.host,
+        port: cfg.statusListen.port,
+        registry: this.registry,
+        logger: this.log,
+        live: () => ({ ok: !this.stopping }),
+        ready: () => this.readiness(),
+      });
+      this.bound.status = (await this.status.start()).port;
+      this.log.info({ bond: dev, slot: this.slot, address: this.addrs, paths: this.shootAddrs }, 'path-controller started');
+    } catch (err) {
+      await this.stop();
+      throw err;
+    }
+  }
+
+  private startEndpoint(): void {
+    const cfg = this.cfg;
+    this.endpoint = new BondEndpoint({
+      device: this.device!,
+      servers: cfg.seedServers.map((s, i) => ({ id: `vpn-seed-server-${i}`, target: s, servername: `vpn-seed-server-${i}` })),
+      tls: () => ({ ca: readFileSync(cfg.tls.caFile), cert: readFileSync(cfg.tls.certFile), key: readFileSync(cfg.tls.keyFile) }),
+      role: 'seed',
+      identity: `path-controller/${cfg.namespace}/${cfg.podName}`,
+      address: this.addrs.v6,
+      addresses: [this.addrs.v6, ...(this.addrs.v4 ? [this.addrs.v4] : [])],
+      vpnNetwork: cfg.vpnNetwork.toString(),
+      keepaliveIntervalMs: cfg.keepaliveIntervalMs,
+      keepaliveTimeoutMs: cfg.keepaliveTimeoutMs,
+      mtu: cfg.mtu,
+      mode: cfg.bondingMode,
+      primary: 'vpn-seed-server-0',
+      failbackDelayMs: cfg.bondFailbackDelayMs,
+      logger: this.log,
+      onSwitch: () => this.m.bondSwitches.inc(),
+      onLinkChange: (id, up) => this.m.linkUp.set({ server: id }, up ? 1 : 0),
+      onDialError: (id, code) => {
+        if (code === 'RVPN_ERR_BOND_ADDRESS_IN_USE') void this.readdress(id);
+      },
+    });
+    this.endpoint.start();
+  }
+
+  /** Another replica holds our slot: draw a new one, re-address the bond and reconnect. */
+  private async readdress(by: string): Promise<void> {
+    if (this.readdressing || this.stopping) return;
+    this.readdressing = true;
+    try {
+      const old = this.addrs;
+      const nets = { v6: this.cfg.vpnNetwork, v4: this.cfg.ipFamilies.includes(4) ? this.cfg.bondNetworkV4 : undefined };
+      this.slot = randomEndpointSlot();
+      this.addrs = endpointBondAddresses(nets, this.slot);
+      this.log.warn({ refusedBy: by, old, now: this.addrs }, 'bond address in use by another endpoint; drew another');
+      await this.endpoint?.stop();
+      await this.applyAddresses(old);
+      this.startEndpoint();
+    } catch (err) {
+      this.log.error({ err: (err as Error).message, code: errorCode(err) }, 'readdressing the bond failed');
+    } finally {
+      this.readdressing = false;
+    }
+  }
+
+  private async applyAddresses(old: BondAddresses | undefined): Promise<void> {
+    const dev = this.device!.name;
+    if (old) {
+      await this.net.deleteAddress(dev, `${old.v6}/${this.cfg.vpnNetwork.prefix}`).catch(() => undefined);
+      if (old.v4) await this.net.deleteAddress(dev, `${old.v4}/${this.cfg.bondNetworkV4.prefix}`).catch(() => undefined);
+    }
+    await this.net.setLinkAddress(dev, formatMac(macFromAddress(this.addrs.v6)));
+    await this.net.addAddress(dev, `${this.addrs.v6}/${this.cfg.vpnNetwork.prefix}`);
+    if (this.addrs.v4) await this.net.addAddress(dev, `${this.addrs.v4}/${this.cfg.bondNetworkV4.prefix}`);
+  }
+
+  /** Routes every shoot network via shoot pod j (serialized). */
+  private setRoutes(j: number): Promise<void> {
+    this.routeChange = this.routeChange.then(async () => {
+      for (const c of this.shootNets) await this.net.replaceRoute({ dst: c.toString(), ...this.nextHop(c, j) });
+    }).catch((err) => this.log.error({ err: (err as Error).message, code: errorCode(err) }, 'route update failed'));
+    return this.routeChange;
+  }
+
+  private nextHop(c: Cidr, j: number) {
+    const a = this.shootAddrs[j]!;
+    const via = c.family === 4 && a.v4 ? a.v4 : a.v6;
+    return { via, dev: this.cfg.bondDevice };
+  }
+
+  private async probeAll(): Promise<void> {
+    const cfg = this.cfg;
+    await Promise.all(Array.from({ length: cfg.haVpnClients }, async (_, j) => {
+      const localPort = cfg.probePortBase + 100 * j + (this.probePortNext[j]! % 100);
+      this.probePortNext[j]!++;
+      const r = await probeThrough({ host: cfg.probeTarget.host, port: cfg.probeTarget.port, localPort, timeoutMs: cfg.probeTimeoutMs });
+      this.m.probeSuccess.set({ path: String(j) }, r.ok ? 1 : 0);
+      if (r.ok) this.m.probeRtt.set({ path: String(j) }, r.rttMs / 1000);
+      const change = this.selector.record(j, r.ok, Date.now(), r.rttMs);
+      if (change) {
+        this.m.pathSwitches.inc();
+        this.m.activePath.set(change.to ?? -1);
+        this.log.warn({ from: change.from, to: change.to, reason: change.reason }, change.to === undefined ? 'no usable path into the shoot; holding new requests' : 'switched the path into the shoot');
+        if (change.to === undefined) this.gate.set(false);
+        else void this.setRoutes(change.to).then(() => this.gate.set(this.selector.current !== undefined));
+      }
+    }));
+  }
+
+  private readiness() {
+    const cur = this.selector.current;
+    const links = this.endpoint ? this.cfg.seedServers.map((_, i) => `vpn-seed-server-${i}`).filter((id) => this.endpoint!.bond.linkUp(id)) : [];
+    return {
+      ok: cur !== undefined && links.length > 0 && !this.stopping,
+      checks: {
+        bond: { ok: links.length > 0, detail: `links up: ${links.join(', ') || 'none'}` },
+        path: { ok: cur !== undefined, detail: cur === undefined ? 'no shoot pod passes probes' : `via shoot pod ${cur} (${this.shootAddrs[cur]!.v4 ?? this.shootAddrs[cur]!.v6})` },
+      },
+    };
+  }
+
+  async stop(): Promise<void> {
+    if (this.stopping) return;
+    this.stopping = true;
+    if (this.probeTimer) clearInterval(this.probeTimer);
+    await this.status?.stop().catch(() => undefined);
+    await this.proxy?.stop().catch(() => undefined);
+    await this.endpoint?.stop();
+    await this.routeChange;
+    await this.net.undoAll();
+    this.device?.close();
+    this.log.info({}, 'path-controller stopped; bond device, routes, rules and firewall removed');
+  }
+}
+
+/** This pod's firewall for the bond: probe marking, only replies in, nothing forwarded. */
+export function pathFirewall(bond: string, paths: number, portBase: number): string {
+  const marks = Array.from({ length: paths }, (_, j) => `  tcp sport ${portBase + 100 * j}-${portBase + 100 * j + 99} meta mark set 0x${(MARK_BASE + j).toString(16)}`);
+  return [
+    'chain output {',
+    '  type route hook output priority mangle; policy accept;',
+    ...marks,
+    '}',
+    'chain input {',
+    '  type filter hook input priority filter; policy accept;',
+    `  iifname "${bond}" ct state established,related accept`,
+    `  iifname "${bond}" icmpv6 type { nd-neighbor-solicit, nd-neighbor-advert } accept`,
+    `  iifname "${bond}" counter drop comment "the shoot may only answer"`,
+    '}',
+    'chain forward {',
+    '  type filter hook forward priority filter; policy accept;',
+    `  iifname "${bond}" counter drop`,
+    `  oifname "${bond}" counter drop`,
+    '}',
+  ].join('\n');
+}
+
+function metrics(registry: Registry) {
+  const p = 'rvpn_path_controller_';
+  const r = [registry];
+  return {
+    activePath: new Gauge({ name: `${p}active_path`, help: 'Index of the shoot pod the routes point at (-1: none usable)', registers: r }),
+    pathSwitches: new Counter({ name: `${p}path_switches_total`, help: 'Changes of the active shoot path', registers: r }),
+    probeSuccess: new Gauge({ name: `${p}probe_success`, help: '1 when the last probe through the path passed', labelNames: ['path'], registers: r }),
+    probeRtt: new Gauge({ name: `${p}probe_rtt_seconds`, help: 'Round-trip time of the last passing probe, per path', labelNames: ['path'], registers: r }),
+    bondSwitches: new Counter({ name: `${p}bond_switches_total`, help: 'Active-link switches of the bond', registers: r }),
+    linkUp: new Gauge({ name: `${p}bond_link_up`, help: '1 while the link to a server is up', labelNames: ['server'], registers: r }),
+    proxyRequests: new Counter({ name: `${p}proxy_requests_total`, help: 'CONNECT requests by outcome', labelNames: ['outcome'], registers: r }),
+  };
+}
+

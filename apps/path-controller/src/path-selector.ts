@@ -1,0 +1,85 @@
+/**
+ * Which shoot pod the kube-apiserver's traffic goes through, decided from probes THROUGH each pod
+ * (a ping to a pod's bond address would still answer when the pod stopped forwarding).
+ *
+ * - A path is declared down after `misses` consecutive failed probes (e.g. 3 × 200 ms).
+ * - A path that was down is used again only after its probes passed for `healthyPeriodMs`
+ *   (hysteresis: a flapping path causes no route flapping). A path never seen down is usable after
+ *   its first passing probe.
+ * - The current path is kept while it is up (no fail-back churn); when it goes down the lowest-index
+ *   usable path takes over, or none (then the caller holds new requests).
+ * Pure: the caller feeds results and the time.
+ */
+export interface PathState {
+  index: number;
+  usable: boolean;
+  consecutiveMisses: number;
+  everDown: boolean;
+  /** Start of the current run of passing probes (ms), if any. */
+  passingSince: number | undefined;
+  lastRttMs: number | undefined;
+}
+
+export interface PathChange {
+  from: number | undefined;
+  to: number | undefined;
+  reason: string;
+}
+
+export class PathSelector {
+  private readonly paths: PathState[];
+  private _current: number | undefined;
+  switches = 0;
+
+  constructor(
+    count: number,
+    private readonly opts: { misses: number; healthyPeriodMs: number },
+  ) {
+    this.paths = Array.from({ length: count }, (_, index) => ({ index, usable: false, consecutiveMisses: 0, everDown: false, passingSince: undefined, lastRttMs: undefined }));
+  }
+
+  get current(): number | undefined {
+    return this._current;
+  }
+
+  state(index: number): Readonly<PathState> {
+    return this.paths[index]!;
+  }
+
+  /** Records a probe result; returns the change of the current path, if any. */
+  record(index: number, ok: boolean, now: number, rttMs?: number): PathChange | undefined {
+    const p = this.paths[index]!;
+    let why = '';
+    if (ok) {
+      p.consecutiveMisses = 0;
+      p.lastRttMs = rttMs;
+      p.passingSince ??= now;
+      if (!p.usable && (!p.everDown || now - p.passingSince >= this.opts.healthyPeriodMs)) {
+        p.usable = true;
+        why = `path ${index} is usable (${p.everDown ? `healthy for ${now - p.passingSince} ms` : 'first passing probe'})`;
+      }
+    } else {
+      p.passingSince = undefined;
+      p.consecutiveMisses++;
+      if (p.usable && p.consecutiveMisses >= this.opts.misses) {
+        p.usable = false;
+        p.everDown = true;
+        why = `path ${index} failed ${p.consecutiveMisses} probes in a row`;
+      } else if (!p.usable && p.consecutiveMisses >= this.opts.misses) {
+        p.everDown = true;
+      }
+    }
+    return why ? this.reselect(why) : undefined;
+  }
+
+  private reselect(reason: string): PathChange | undefined {
+    const cur = this._current !== undefined ? this.paths[this._current]! : undefined;
+    if (cur?.usable) return undefined;
+    const next = this.paths.find((p) => p.usable)?.index;
+    if (next === this._current) return undefined;
+    const change = { from: this._current, to: next, reason };
+    this._current = next;
+    this.switches++;
+    return change;
+  }
+}

@@ -1,0 +1,123 @@
+/**
+ * vpn-shoot in HA mode (IS_HA=true, StatefulSet pod vpn-shoot-<j>): one tunnel link to EACH HA
+ * vpn-seed-server (through the seed's CONNECT entry point, header
+ * `outbound|1194||vpn-seed-server-<i>.<namespace>.svc.cluster.local`), bonded into one TAP device with
+ * this pod's fixed bond addresses (slot j). Traffic the kube-apiserver side sends over the bond is
+ * forwarded into the shoot and masqueraded out of EGRESS_INTERFACE, as in non-HA mode; replies to
+ * the apiserver endpoints' bond addresses are on-link on the bond.
+ */
+import { readFileSync } from 'node:fs';
+import { haIndexOf, type ShootConfig } from '@rvpn/config';
+import { BondEndpoint, formatMac, macFromAddress, shootBondAddresses } from '@rvpn/bonding';
+import { createStatusServer, type Logger } from '@rvpn/observability';
+import { NetConfig, openTunDevice, type TunDevice } from '@rvpn/tunnel';
+import { Counter, Gauge, type Registry } from 'prom-client';
+import { shootFirewall } from './shoot-client.js';
+
+export class HaShootClient {
+  private readonly cfg: ShootConfig;
+  private readonly log: Logger;
+  private readonly registry: Registry;
+  private readonly net: NetConfig;
+  readonly index: number;
+  private device: TunDevice | undefined;
+  private endpoint: BondEndpoint | undefined;
+  private status: ReturnType<typeof createStatusServer> | undefined;
+  private stopping = false;
+  private readonly switches: Counter;
+  private readonly linkUp: Gauge;
+
+  constructor(cfg: ShootConfig, deps: { logger: Logger; registry: Registry }) {
+    this.cfg = cfg;
+    this.log = deps.logger;
+    this.registry = deps.registry;
+    this.net = new NetConfig({ logger: this.log });
+    this.index = haIndexOf(cfg.podName) ?? 0;
+    const r = [deps.registry];
+    this.switches = new Counter({ name: 'rvpn_vpn_shoot_bond_switches_total', help: 'Active-link switches of the bond', registers: r });
+    this.linkUp = new Gauge({ name: 'rvpn_vpn_shoot_bond_link_up', help: '1 while the link to a server is up', labelNames: ['server'], registers: r });
+  }
+
+  async start(): Promise<void> {
+    const cfg = this.cfg;
+    try {
+      const addrs = shootBondAddresses({ v6: cfg.vpnNetwork, v4: cfg.ipFamilies.includes(4) ? cfg.bondNetworkV4 : undefined }, this.index);
+      await this.net.setSysctl('net.ipv4.ip_forward', '1');
+      await this.net.setSysctl('net.ipv6.conf.all.forwarding', '1');
+      await this.net.setSysctl('net.ipv4.conf.all.rp_filter', '0');
+      this.device = openTunDevice({ name: cfg.bondDevice, mode: 'tap' });
+      const dev = this.device.name;
+      const mac = formatMac(macFromAddress(addrs.v6));
+      await this.net.setLinkAddress(dev, mac);
+      await this.net.setMtu(dev, cfg.mtu);
+      await this.net.addAddress(dev, `${addrs.v6}/${cfg.vpnNetwork.prefix}`);
+      if (addrs.v4) await this.net.addAddress(dev, `${addrs.v4}/${cfg.bondNetworkV4.prefix}`);
+      await this.net.linkUp(dev);
+      await this.net.applyNftTable('inet', cfg.nftTable, shootFirewall(dev, cfg.egressInterface));
+
+      const servers = Array.from({ length: cfg.haVpnServers }, (_, i) => {
+        const name = `vpn-seed-server-${i}`;
+        return {
+          id: name,
+          target: { host: cfg.endpoint!, port: cfg.openvpnPort },
+          ...(cfg.directDial
+            ? {}
+            : { via: { proxyHost: cfg.endpoint!, proxyPort: cfg.openvpnPort, target: `${name}:1194`, headers: { [cfg.reversedVpnHeaderKey]: `outbound|1194||${name}.${cfg.namespace}.svc.cluster.local` } } }),
+          servername: name,
+        };
+      });
+      this.endpoint = new BondEndpoint({
+        device: this.device,
+        servers,
+        tls: () => ({ ca: readFileSync(cfg.tls.caFile), cert: readFileSync(cfg.tls.certFile), key: readFileSync(cfg.tls.keyFile) }),
+        role: 'shoot',
+        identity: `vpn-shoot/${cfg.namespace}/${cfg.podName}`,
+        address: addrs.v6,
+        addresses: [addrs.v6, ...(addrs.v4 ? [addrs.v4] : [])],
+        vpnNetwork: cfg.vpnNetwork.toString(),
+        keepaliveIntervalMs: cfg.keepaliveIntervalMs,
+        keepaliveTimeoutMs: cfg.keepaliveTimeoutMs,
+        mtu: cfg.mtu,
+        mode: cfg.bondingMode,
+        primary: 'vpn-seed-server-0',
+        failbackDelayMs: cfg.bondFailbackDelayMs,
+        backoff: { minMs: cfg.reconnectMinMs, maxMs: cfg.reconnectMaxMs },
+        protocolMinor: cfg.protocolMinor,
+        logger: this.log,
+        onSwitch: () => this.switches.inc(),
+        onLinkChange: (id, up) => this.linkUp.set({ server: id }, up ? 1 : 0),
+      });
+      this.endpoint.start();
+
+      this.status = createStatusServer({
+        host: cfg.statusListen.host,
+        port: cfg.statusListen.port,
+        registry: this.registry,
+        logger: this.log,
+        live: () => ({ ok: !this.stopping }),
+        ready: () => this.readiness(),
+      });
+      await this.status.start();
+      this.log.info({ bond: dev, index: this.index, address: addrs, mac, servers: servers.map((s) => s.id) }, 'vpn-shoot (HA) started');
+    } catch (err) {
+      await this.stop();
+      throw err;
+    }
+  }
+
+  private readiness() {
+    const b = this.endpoint?.bond;
+    const up = (b ? Array.from({ length: this.cfg.haVpnServers }, (_, i) => `vpn-seed-server-${i}`).filter((id) => b.linkUp(id)) : []);
+    return { ok: up.length > 0 && !this.stopping, checks: { bond: { ok: up.length > 0, detail: `links up: ${up.join(', ') || 'none'}; active: ${b?.active ?? 'none'}` } } };
+  }
+
+  async stop(): Promise<void> {
+    if (this.stopping) return;
+    this.stopping = true;
+    await this.status?.stop().catch(() => undefined);
+    await this.endpoint?.stop();
+    await this.net.undoAll();
+    this.device?.close();
+    this.log.info({}, 'vpn-shoot (HA) stopped; bond device, addresses and firewall removed');
+  }
+}

@@ -1,0 +1,181 @@
+/**
+ * The HA system on the HA lab topology: sni-proxy, two HA vpn-seed-servers (userspace switches), two
+ * vpn-shoot pods bonded to both servers through sni-proxy, and two "kube-apiserver" pods, each with a
+ * path-controller that owns the pod's bond endpoint, probes both shoot pods and serves the local
+ * CONNECT proxy on 127.0.0.1:9443.
+ */
+import { mkdtempSync, rmSync, writeFileSync, renameSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createCa, createShootPki, issueCertificate, writePkiFiles } from '@rvpn/pki';
+import { ADDR, HA_ADDR, Topology, type Role } from './topology.js';
+import { run, sleep, spawnLogged, waitFor, type RunResult, type Spawned } from './sh.js';
+import { REPO_ROOT, SHOOT_NAMESPACE, connectHeaderValue } from './stack.js';
+
+export type HaApp = 'sni-proxy' | 'vpn-seed-server-0' | 'vpn-seed-server-1' | 'vpn-shoot-0' | 'vpn-shoot-1' | 'path-controller-0' | 'path-controller-1';
+export const HA_APPS: HaApp[] = ['sni-proxy', 'vpn-seed-server-0', 'vpn-seed-server-1', 'vpn-shoot-0', 'vpn-shoot-1', 'path-controller-0', 'path-controller-1'];
+
+const where: Record<HaApp, { role: Role; bin: string; status: number }> = {
+  'sni-proxy': { role: 'lb', bin: 'sni-proxy', status: 15021 },
+  'vpn-seed-server-0': { role: 'srv0', bin: 'vpn-seed-server', status: 15000 },
+  'vpn-seed-server-1': { role: 'srv1', bin: 'vpn-seed-server', status: 15000 },
+  'vpn-shoot-0': { role: 'vsh0', bin: 'vpn-shoot', status: 15000 },
+  'vpn-shoot-1': { role: 'vsh1', bin: 'vpn-shoot', status: 15000 },
+  'path-controller-0': { role: 'kapi0', bin: 'path-controller', status: 15000 },
+  'path-controller-1': { role: 'kapi1', bin: 'path-controller', status: 15000 },
+};
+
+const seedServerHeader = (i: number) => `outbound|1194||vpn-seed-server-${i}.${SHOOT_NAMESPACE}.svc.cluster.local`;
+
+export class HaStack {
+  readonly topo: Topology;
+  readonly dir: string;
+  readonly procs = new Map<string, Spawned>();
+  keepWorkDir = false;
+  private up = false;
+  private readonly log: (l: string) => void;
+
+  constructor(opts: { prefix?: string; log?: (l: string) => void; logLevel?: string; env?: Partial<Record<HaApp, Record<string, string>>> } = {}) {
+    this.topo = new Topology(opts.prefix, { ha: true });
+    this.dir = mkdtempSync(join(tmpdir(), `${this.topo.prefix}-`));
+    this.log = opts.log ?? (() => undefined);
+    this.logLevel = opts.logLevel ?? 'info';
+    this.extraEnv = opts.env ?? {};
+  }
+  private readonly logLevel: string;
+  private readonly extraEnv: Partial<Record<HaApp, Record<string, string>>>;
+
+  file(name: string): string {
+    return join(this.dir, 'pki', name);
+  }
+
+  logFile(name: string): string {
+    return join(this.dir, `${name}.log`);
+  }
+
+  ns(app: HaApp): string {
+    return this.topo.ns[where[app].role];
+  }
+
+  async start(): Promise<void> {
+    this.up = true;
+    try {
+      this.log(`creating HA topology ${this.topo.prefix}`);
+      await this.topo.create();
+      this.log('issuing certificates (per-shoot CA, HA server names, per-index shoot clients)');
+      const pki = await createShootPki({ namespace: SHOOT_NAMESPACE, haServers: 2, haClients: 2 });
+      const labCa = await createCa({ commonName: 'rvpn-lab-fixtures' });
+      const kubelet = await issueCertificate(labCa, { commonName: 'kubelet', usage: 'server', ipAddresses: [ADDR.nodeIp] });
+      await writePkiFiles(join(this.dir, 'pki'), {
+        'ca.crt': pki.ca.certPem, 'server.crt': pki.server.certPem, 'server.key': pki.server.keyPem,
+        'shoot-0.crt': pki.shootClients[0]!.certPem, 'shoot-0.key': pki.shootClients[0]!.keyPem,
+        'shoot-1.crt': pki.shootClients[1]!.certPem, 'shoot-1.key': pki.shootClients[1]!.keyPem,
+        'seed-client.crt': pki.seedClient.certPem, 'seed-client.key': pki.seedClient.keyPem,
+        'proxy-server.crt': pki.proxyServer.certPem, 'proxy-server.key': pki.proxyServer.keyPem,
+        'proxy-client.crt': pki.proxyClient.certPem, 'proxy-client.key': pki.proxyClient.keyPem,
+        'lab-ca.crt': labCa.certPem, 'kubelet.crt': kubelet.certPem, 'kubelet.key': kubelet.keyPem,
+      });
+      const routes = { connect: { [seedServerHeader(0)]: `${HA_ADDR.srv[0]}:1194`, [seedServerHeader(1)]: `${HA_ADDR.srv[1]}:1194`, [connectHeaderValue(SHOOT_NAMESPACE)]: `${HA_ADDR.srv[0]}:1194` } };
+      writeFileSync(join(this.dir, 'routes.json.tmp'), JSON.stringify(routes, null, 2));
+      renameSync(join(this.dir, 'routes.json.tmp'), join(this.dir, 'routes.json'));
+      this.log('starting fixtures: pod HTTP :8080, kubelet HTTPS :10250');
+      this.fixture('pod', 'pod', `${ADDR.pod}:${ADDR.podPort}`);
+      this.fixture('kubelet', 'node', `${ADDR.nodeIp}:${ADDR.kubeletPort}`, true);
+      for (const app of HA_APPS) await this.startApp(app);
+      this.log('waiting until both path-controllers route through a shoot pod');
+      await Promise.all(['path-controller-0', 'path-controller-1'].map((a) => this.waitReady(a as HaApp, 30_000)));
+      this.log('ready');
+    } catch (err) {
+      this.keepWorkDir = true;
+      await this.down();
+      throw new Error(`${(err as Error).message}\n(logs and certificates kept in ${this.dir})`, { cause: err });
+    }
+  }
+
+  env(app: HaApp): Record<string, string> {
+    const common = {
+      NAMESPACE: SHOOT_NAMESPACE, IS_HA: 'true', LOG_LEVEL: this.logLevel, TLS_CA_FILE: this.file('ca.crt'),
+      SHOOT_SERVICE_NETWORKS: ADDR.shootServiceNetworks, SHOOT_POD_NETWORKS: ADDR.shootPodNetworks, SHOOT_NODE_NETWORKS: ADDR.shootNodeNetworks,
+    };
+    const i = app.slice(-1);
+    let env: Record<string, string>;
+    if (app === 'sni-proxy') env = { ROUTES_FILE: join(this.dir, 'routes.json'), LOG_LEVEL: this.logLevel };
+    else if (app.startsWith('vpn-seed-server')) env = { ...common, POD_NAME: app, SEED_POD_NETWORK: ADDR.seedPodNetwork, TLS_CERT_FILE: this.file('server.crt'), TLS_KEY_FILE: this.file('server.key') };
+    else if (app.startsWith('vpn-shoot')) env = { ...common, POD_NAME: app, ENDPOINT: ADDR.lbWan, OPENVPN_PORT: '8132', EGRESS_INTERFACE: 'eth0', TLS_CERT_FILE: this.file(`shoot-${i}.crt`), TLS_KEY_FILE: this.file(`shoot-${i}.key`) };
+    else env = {
+      ...common, POD_NAME: `kube-apiserver-${i}`, TLS_CERT_FILE: this.file('seed-client.crt'), TLS_KEY_FILE: this.file('seed-client.key'),
+      SEED_SERVERS: `${HA_ADDR.srv[0]}:1194,${HA_ADDR.srv[1]}:1194`, PROBE_TARGET: `${ADDR.service}:${ADDR.servicePort}`,
+      PROXY_LISTEN: '127.0.0.1:9443', PROXY_TLS_CERT_FILE: this.file('proxy-server.crt'), PROXY_TLS_KEY_FILE: this.file('proxy-server.key'),
+    };
+    return { ...env, ...this.extraEnv[app] };
+  }
+
+  async startApp(app: HaApp, extra: Record<string, string> = {}): Promise<Spawned> {
+    const main = join(REPO_ROOT, 'apps', where[app].bin, 'dist', 'main.js');
+    this.log(`starting ${app} in ${this.ns(app)}`);
+    const p = spawnLogged([process.execPath, main], { ns: this.ns(app), env: { PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin', ...this.env(app), ...extra }, logFile: this.logFile(app) });
+    this.procs.set(app, p);
+    this.topo.trackPid(p.pid);
+    const healthy = waitFor(`${app} /healthz`, async () => (await this.status(app, 'healthz')) === 200, 20_000);
+    const first = await Promise.race([healthy.then(() => 'ok' as const), p.exited]);
+    if (first !== 'ok') {
+      const tail = (await run(['tail', '-n', '20', this.logFile(app)], { allowFail: true })).stdout;
+      throw new Error(`${app} exited during start (code ${first.code}, signal ${first.signal}):\n${tail}`);
+    }
+    return p;
+  }
+
+  private fixture(name: string, role: Role, listen: string, tls = false): void {
+    const args = [process.execPath, join(REPO_ROOT, 'tools', 'dist', 'fixtures', 'http-fixture.js'), '--name', name, '--listen', listen];
+    if (tls) args.push('--cert', this.file(`${name}.crt`), '--key', this.file(`${name}.key`));
+    const p = spawnLogged(args, { ns: this.topo.ns[role], logFile: this.logFile(`fixture-${name}`) });
+    this.procs.set(`fixture-${name}`, p);
+    this.topo.trackPid(p.pid);
+  }
+
+  async stopApp(app: HaApp, signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
+    const p = this.procs.get(app);
+    if (!p) return;
+    this.procs.delete(app);
+    p.child.kill(signal);
+    if (!(await Promise.race([p.exited, sleep(5000).then(() => undefined)]))) {
+      p.child.kill('SIGKILL');
+      await p.exited;
+    }
+  }
+
+  async status(app: HaApp, path: 'healthz' | 'readyz' | 'metrics'): Promise<number> {
+    const r = await run(['curl', '-s', '-o', '/dev/null', '-m', '2', '-w', '%{http_code}', `http://127.0.0.1:${where[app].status}/${path}`], { ns: this.ns(app), allowFail: true });
+    return Number(r.stdout) || 0;
+  }
+
+  async statusBody(app: HaApp, path: 'healthz' | 'readyz' | 'metrics'): Promise<string> {
+    return (await run(['curl', '-s', '-m', '2', `http://127.0.0.1:${where[app].status}/${path}`], { ns: this.ns(app), allowFail: true })).stdout;
+  }
+
+  async waitReady(app: HaApp, timeoutMs = 20_000): Promise<void> {
+    await waitFor(`${app} /readyz`, async () => (await this.status(app, 'readyz')) === 200, timeoutMs, 50);
+  }
+
+  proxyArgs(): string[] {
+    return ['--proxy', 'https://127.0.0.1:9443', '--proxy-cacert', this.file('ca.crt'), '--proxy-cert', this.file('proxy-client.crt'), '--proxy-key', this.file('proxy-client.key'), '--proxytunnel'];
+  }
+
+  /** curl from kube-apiserver pod i through its path-controller's local CONNECT proxy. */
+  curlViaProxy(i: 0 | 1, url: string, extra: string[] = [], timeoutS = 10): Promise<RunResult> {
+    return run(['curl', '-sS', '-m', String(timeoutS), '--cacert', this.file('lab-ca.crt'), ...this.proxyArgs(), ...extra, url], { ns: this.topo.ns[i === 0 ? 'kapi0' : 'kapi1'], allowFail: true, timeoutMs: (timeoutS + 5) * 1000 });
+  }
+
+  async down(): Promise<void> {
+    if (!this.up) return;
+    this.up = false;
+    for (const app of [...HA_APPS].reverse()) await this.stopApp(app).catch(() => undefined);
+    for (const [name, p] of this.procs) {
+      p.child.kill('SIGKILL');
+      await Promise.race([p.exited, sleep(2000)]);
+      this.procs.delete(name);
+    }
+    await this.topo.destroy();
+    if (!this.keepWorkDir) rmSync(this.dir, { recursive: true, force: true });
+  }
+}
