@@ -5,3 +5,4 @@ export { runChecks, CHECKS, type CheckResult } from './checks.js';
 export { deterministicSha256, deterministicStream } from './fixtures/pattern.js';
 export { HaStack, HA_APPS, type HaApp } from './lab/ha-stack.js';
 export { HA_ADDR, HA_ROLES } from './lab/topology.js';
+export { flow, longestGap, broke, type Flow, type Observed } from './lab/traffic.js';

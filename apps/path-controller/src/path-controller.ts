@@ -56,7 +56,7 @@ export class PathController {
     this.log = deps.logger;
     this.registry = deps.registry;
     this.net = new NetConfig({ logger: this.log });
-    this.selector = new PathSelector(cfg.haVpnClients, { misses: cfg.probeMisses, healthyPeriodMs: cfg.probeHealthyPeriodMs });
+    this.selector = new PathSelector(cfg.haVpnClients, { misses: cfg.probeMisses, healthyPeriodMs: cfg.probeHealthyPeriodMs, allFailGraceMs: 2 * cfg.keepaliveTimeoutMs });
     this.shootNets = [...cfg.shootServiceNetworks, ...cfg.shootPodNetworks, ...cfg.shootNodeNetworks];
     const nets = { v6: cfg.vpnNetwork, v4: cfg.ipFamilies.includes(4) ? cfg.bondNetworkV4 : undefined };
     this.shootAddrs = Array.from({ length: cfg.haVpnClients }, (_, j) => shootBondAddresses(nets, j));
@@ -191,21 +191,23 @@ export class PathController {
 
   private async probeAll(): Promise<void> {
     const cfg = this.cfg;
-    await Promise.all(Array.from({ length: cfg.haVpnClients }, async (_, j) => {
+    const results = await Promise.all(Array.from({ length: cfg.haVpnClients }, async (_, j) => {
       const localPort = cfg.probePortBase + 100 * j + (this.probePortNext[j]! % 100);
       this.probePortNext[j]!++;
       const r = await probeThrough({ host: cfg.probeTarget.host, port: cfg.probeTarget.port, localPort, timeoutMs: cfg.probeTimeoutMs });
       this.m.probeSuccess.set({ path: String(j) }, r.ok ? 1 : 0);
       if (r.ok) this.m.probeRtt.set({ path: String(j) }, r.rttMs / 1000);
-      const change = this.selector.record(j, r.ok, Date.now(), r.rttMs);
-      if (change) {
-        this.m.pathSwitches.inc();
-        this.m.activePath.set(change.to ?? -1);
-        this.log.warn({ from: change.from, to: change.to, reason: change.reason }, change.to === undefined ? 'no usable path into the shoot; holding new requests' : 'switched the path into the shoot');
-        if (change.to === undefined) this.gate.set(false);
-        else void this.setRoutes(change.to).then(() => this.gate.set(this.selector.current !== undefined));
-      }
+      return r;
     }));
+    // one decision per round: a failure of every path at once is the bond's, not a shoot pod's
+    const change = this.selector.recordRound(results, Date.now());
+    if (change) {
+      this.m.pathSwitches.inc();
+      this.m.activePath.set(change.to ?? -1);
+      this.log.warn({ from: change.from, to: change.to, reason: change.reason }, change.to === undefined ? 'no usable path into the shoot; holding new requests' : 'switched the path into the shoot');
+      if (change.to === undefined) this.gate.set(false);
+      else void this.setRoutes(change.to).then(() => this.gate.set(this.selector.current !== undefined));
+    }
   }
 
   private readiness() {

@@ -37,4 +37,24 @@ describe('PathSelector (fake clock)', () => {
     for (let i = 0; i < 3; i++) tick(1, false);
     expect(s.current).toBe(0);
   });
+
+  it('does not move the routes when every path fails at once (a bond outage), unless it lasts', () => {
+    const s = new PathSelector(2, { misses: 3, healthyPeriodMs: 3000, allFailGraceMs: 2000 });
+    s.recordRound([{ ok: true }, { ok: true }], 0);
+    expect(s.current).toBe(0);
+    let t = 0;
+    for (let i = 0; i < 6; i++) expect(s.recordRound([{ ok: false }, { ok: false }], (t += 200))).toBeUndefined();
+    s.recordRound([{ ok: true }, { ok: true }], (t += 200));
+    expect(s.current).toBe(0);
+    expect(s.state(0).usable && s.state(1).usable).toBe(true); // no healthy period owed: they never went down
+    // a common outage longer than the grace period is real: hold everything
+    for (let i = 0; i < 14; i++) s.recordRound([{ ok: false }, { ok: false }], (t += 200));
+    expect(s.current).toBeUndefined();
+    // a failure of one path only is still acted on at once
+    const s2 = new PathSelector(2, { misses: 3, healthyPeriodMs: 3000 });
+    s2.recordRound([{ ok: true }, { ok: true }], 0);
+    let c;
+    for (let i = 1; i <= 3; i++) c = s2.recordRound([{ ok: false }, { ok: true }], i * 200);
+    expect(c).toMatchObject({ from: 0, to: 1 });
+  });
 });

@@ -8,6 +8,10 @@
  *   its first passing probe.
  * - The current path is kept while it is up (no fail-back churn); when it goes down the lowest-index
  *   usable path takes over, or none (then the caller holds new requests).
+ * - Probes of all paths run in rounds. When EVERY path fails in the same rounds the fault is not in a
+ *   shoot pod but below them (the bond: a seed server died and the bond has not switched yet).
+ *   Moving the routes then would only reset the flows NATed by the current pod, so nothing changes
+ *   for `allFailGraceMs`; only a longer common outage marks the paths down.
  * Pure: the caller feeds results and the time.
  */
 export interface PathState {
@@ -31,9 +35,11 @@ export class PathSelector {
   private _current: number | undefined;
   switches = 0;
 
+  private allFailSince: number | undefined;
+
   constructor(
     count: number,
-    private readonly opts: { misses: number; healthyPeriodMs: number },
+    private readonly opts: { misses: number; healthyPeriodMs: number; allFailGraceMs?: number },
   ) {
     this.paths = Array.from({ length: count }, (_, index) => ({ index, usable: false, consecutiveMisses: 0, everDown: false, passingSince: undefined, lastRttMs: undefined }));
   }
@@ -44,6 +50,19 @@ export class PathSelector {
 
   state(index: number): Readonly<PathState> {
     return this.paths[index]!;
+  }
+
+  /** Records one round of probes (one result per path); returns the change of the current path, if any. */
+  recordRound(results: ReadonlyArray<{ ok: boolean; rttMs?: number }>, now: number): PathChange | undefined {
+    if (results.length === this.paths.length && results.every((r) => !r.ok) && this.paths.some((p) => p.usable)) {
+      this.allFailSince ??= now;
+      if (now - this.allFailSince < (this.opts.allFailGraceMs ?? 2000)) return undefined;
+    } else this.allFailSince = undefined;
+    let change: PathChange | undefined;
+    results.forEach((r, i) => {
+      change = this.record(i, r.ok, now, r.rttMs) ?? change;
+    });
+    return change;
   }
 
   /** Records a probe result; returns the change of the current path, if any. */
