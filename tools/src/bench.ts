@@ -5,7 +5,9 @@
  * out through sni-proxy (CONNECT with the Reversed-VPN header) to the seed pod, and iperf3/ping go
  * from the seed pod to the shoot pod 100.96.1.10 through the tunnel, forwarded and masqueraded by
  * the shoot side. Writes bench-out/tunnel.json.
- * Env: BENCH_DURATION (iperf3 seconds, default 10), BENCH_ROUNDS (alternating rounds, default 2).
+ * Then the HA failover figures (bench-failover.ts) → bench-out/failover.json.
+ * Env: BENCH_DURATION (iperf3 seconds, default 10), BENCH_ROUNDS (alternating rounds, default 2),
+ * BENCH_ONLY=tunnel|failover.
  */
 import { mkdirSync, writeFileSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -14,6 +16,7 @@ import { issueCertificate, createCa, writePkiFiles } from '@rvpn/pki';
 import { Stack, REPO_ROOT, connectHeaderValue } from './lab/stack.js';
 import { ADDR } from './lab/topology.js';
 import { missingTools, run, sleep, spawnLogged, waitFor, type Spawned } from './lab/sh.js';
+import { runFailoverBench } from './bench-failover.js';
 
 const DURATION = Number(process.env.BENCH_DURATION ?? '10');
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? '2');
@@ -133,7 +136,7 @@ async function measure(stack: Stack, label: string, into: PathResult): Promise<v
   }
 }
 
-async function main(): Promise<number> {
+async function runTunnelBench(): Promise<number> {
   if (process.getuid?.() !== 0) {
     console.error('bench: must run as root');
     return 2;
@@ -209,6 +212,32 @@ async function main(): Promise<number> {
   } finally {
     await stopAll();
   }
+}
+
+async function main(): Promise<number> {
+  const only = process.env.BENCH_ONLY;
+  if (only && only !== 'tunnel' && only !== 'failover') {
+    console.error('bench: BENCH_ONLY must be tunnel or failover');
+    return 2;
+  }
+  if (only !== 'failover') {
+    const c = await runTunnelBench();
+    if (c !== 0) return c;
+  }
+  if (only !== 'tunnel') {
+    if (process.getuid?.() !== 0) {
+      console.error('bench: must run as root');
+      return 2;
+    }
+    try {
+      const { file } = await runFailoverBench();
+      log(`wrote ${file}`);
+    } catch (err) {
+      console.error(`failover bench failed: ${(err as Error).message}`);
+      return 1;
+    }
+  }
+  return 0;
 }
 
 main().then((c) => process.exit(c), (err) => {

@@ -64,3 +64,30 @@ export async function runChecks(stack: Stack, onResult?: (r: CheckResult) => voi
   }
   return results;
 }
+
+/** The checks of `pnpm demo --ha --check`: both kube-apiserver pods reach the shoot through their path-controllers. */
+export async function runHaChecks(s: import('./lab/ha-stack.js').HaStack, onResult?: (r: CheckResult) => void): Promise<CheckResult[]> {
+  const results: CheckResult[] = [];
+  const checks: Array<[string, () => Promise<string>]> = [];
+  for (const i of [0, 1] as const) {
+    checks.push([`kube-apiserver-${i}: pod ${ADDR.pod}:${ADDR.podPort} via path-controller-${i} and the bond`, async () => expectBody(await s.curlViaProxy(i, URLS.pod), 'hello from pod')]);
+    checks.push([`kube-apiserver-${i}: service ${ADDR.service}:${ADDR.servicePort} (DNAT in the node)`, async () => expectBody(await s.curlViaProxy(i, URLS.service), 'hello from pod')]);
+    checks.push([`kube-apiserver-${i}: node ${ADDR.nodeIp}:${ADDR.kubeletPort} (kubelet HTTPS)`, async () => expectBody(await s.curlViaProxy(i, URLS.kubelet), 'kubelet: logs of')]);
+  }
+  checks.push(['the path-controllers refuse seed destinations (403)', async () => {
+    const r = await s.curlViaProxy(0, 'http://10.1.0.21:15000/', ['-o', '/dev/null', '-w', '%{http_connect}'], 5);
+    if (!r.stdout.includes('403')) throw new Error(`expected CONNECT 403, got ${JSON.stringify(r.stdout)}`);
+    return 'CONNECT 403';
+  }]);
+  for (const [name, fn] of checks) {
+    let r: CheckResult;
+    try {
+      r = { name, ok: true, detail: await fn() };
+    } catch (err) {
+      r = { name, ok: false, detail: (err as Error).message };
+    }
+    results.push(r);
+    onResult?.(r);
+  }
+  return results;
+}

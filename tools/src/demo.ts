@@ -12,18 +12,20 @@ import { join } from 'node:path';
 import { Stack, REPO_ROOT, URLS, API_SNI } from './lab/stack.js';
 import { ADDR } from './lab/topology.js';
 import { missingTools } from './lab/sh.js';
-import { runChecks } from './checks.js';
+import { runChecks, runHaChecks } from './checks.js';
+import { HaStack, HA_APPS } from './lab/ha-stack.js';
 
 const { values } = parseArgs({
   options: {
     check: { type: 'boolean', default: false },
     classic: { type: 'boolean', default: false },
     port: { type: 'string', default: '8132' },
+    ha: { type: 'boolean', default: false },
     help: { type: 'boolean', short: 'h', default: false },
   },
 });
 if (values.help) {
-  console.log('usage: pnpm demo [--check] [--classic] [--port 8132|8443]');
+  console.log('usage: pnpm demo [--check] [--classic] [--port 8132|8443] [--ha]');
   process.exit(0);
 }
 
@@ -33,10 +35,11 @@ async function preflight(): Promise<string[]> {
   const missing = await missingTools(['ip', 'nft', 'curl']);
   if (missing.length) problems.push(`missing tools: ${missing.join(', ')} (run: bash tools/setup.sh)`);
   if (!existsSync('/dev/net/tun')) problems.push('/dev/net/tun is missing (no TUN support)');
-  for (const app of ['sni-proxy', 'vpn-seed-server', 'vpn-shoot']) {
+  for (const app of ['sni-proxy', 'vpn-seed-server', 'vpn-shoot', ...(values.ha ? ['path-controller'] : [])]) {
     if (!existsSync(join(REPO_ROOT, 'apps', app, 'dist', 'main.js'))) problems.push(`apps/${app} is not built (run: pnpm build)`);
   }
   if (values.port !== '8132' && values.port !== '8443') problems.push('--port must be 8132 or 8443');
+  if (values.ha && values.classic) problems.push('--ha and --classic do not combine (HA is reversed only)');
   return problems;
 }
 
@@ -46,6 +49,7 @@ async function main(): Promise<number> {
     for (const p of problems) console.error(`demo: ${p}`);
     return 2;
   }
+  if (values.ha) return mainHa();
   const stack = new Stack({
     direction: values.classic ? 'classic' : 'reversed',
     connectPort: values.port === '8443' ? 8443 : 8132,
@@ -120,6 +124,61 @@ try (as root, in another terminal):
   ip netns pids ${s.topo.ns.vsh} | xargs kill -9
 logs: ${s.dir}/*.log
 `);
+}
+
+/** `pnpm demo --ha`: two seed servers, two shoot pods, two kube-apiservers with path-controllers. */
+async function mainHa(): Promise<number> {
+  const s = new HaStack({ log: (l) => console.log(`  … ${l}`) });
+  let stopping: Promise<void> | undefined;
+  const teardown = () => {
+    stopping ??= (async () => {
+      console.log('\ntearing down');
+      await s.down();
+      console.log('clean.');
+    })();
+    return stopping;
+  };
+  process.on('SIGINT', () => void teardown().then(() => process.exit(0)));
+  process.on('SIGTERM', () => void teardown().then(() => process.exit(0)));
+  try {
+    const t0 = Date.now();
+    await s.start();
+    console.log(`HA up in ${Date.now() - t0} ms\n\nchecks:`);
+    const results = await runHaChecks(s, (r) => console.log(`${r.ok ? 'PASS' : 'FAIL'}  ${r.name}  — ${r.detail}`));
+    const failed = results.filter((r) => !r.ok).length;
+    console.log(`\n${results.length - failed} passed, ${failed} failed`);
+    if (values.check) {
+      if (failed) s.keepWorkDir = true;
+      await teardown();
+      return failed ? 1 : 0;
+    }
+    const proxy = s.proxyArgs().join(' ');
+    console.log(`
+try (as root, in another terminal):
+  ip netns exec ${s.topo.ns.kapi0} curl ${proxy} ${URLS.pod}
+  # kill a seed server, freeze a shoot pod, and watch the status line (and the stream below) carry on
+  ip netns exec ${s.topo.ns.kapi0} curl -N ${proxy} 'http://${ADDR.pod}:${ADDR.podPort}/stream?ms=200'
+  ip netns pids ${s.topo.ns.srv0} | xargs kill -9
+  ip netns exec ${s.topo.ns.vsh0} nft 'add table inet freeze; add chain inet freeze f { type filter hook forward priority -300; policy drop; }'
+logs: ${s.dir}/*.log
+`);
+    for (;;) {
+      const parts: string[] = [];
+      for (const app of HA_APPS) parts.push(`${app.replace('vpn-seed-server', 'srv').replace('vpn-shoot', 'shoot').replace('path-controller', 'pc')} ${(await s.status(app, 'readyz')) === 200 ? 'ok' : 'DOWN'}`);
+      const m = await s.statusBody('path-controller-0', 'metrics');
+      const path = /^rvpn_path_controller_active_path (\S+)/m.exec(m)?.[1];
+      process.stdout.write(`\r[${new Date().toISOString().slice(11, 19)}] ${parts.join(' · ')} · pc-0 via shoot pod ${path ?? '?'}   `);
+      await new Promise((r) => setTimeout(r, 2000));
+      if (stopping) {
+        await stopping;
+        return 0;
+      }
+    }
+  } catch (err) {
+    console.error(`demo failed: ${(err as Error).message}`);
+    await teardown();
+    return 1;
+  }
 }
 
 main().then((code) => process.exit(code), (err) => {

@@ -95,6 +95,8 @@ export class PathController {
         holdTimeoutMs: cfg.proxyHoldTimeoutMs,
         maxPending: cfg.proxyMaxPending,
         dialTimeoutMs: cfg.proxyDialTimeoutMs,
+        // retry a dial that saw no answer after a few probe intervals: it then takes a moved route
+        dialAttemptTimeoutMs: Math.max(300, 4 * cfg.probeIntervalMs),
         logger: this.log,
         onOutcome: (outcome) => this.m.proxyRequests.inc({ outcome }),
       });

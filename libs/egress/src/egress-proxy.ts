@@ -55,6 +55,12 @@ export interface EgressProxyOptions {
   /** Cap on requests held at once; beyond it, 503 at once. */
   maxPending: number;
   dialTimeoutMs: number;
+  /**
+   * Each connection attempt gets this long before it is abandoned and retried within dialTimeoutMs
+   * (default: one attempt). After a path switch a retried SYN takes the new route at once instead of
+   * waiting for the kernel's 1 s / 3 s SYN retransmissions on the dead path. A refusal is final.
+   */
+  dialAttemptTimeoutMs?: number;
   maxHeaderBytes?: number;
   headerTimeoutMs?: number;
   /** Idle timeout of a piped connection (default: none; kubectl logs -f may idle for long). */
@@ -93,7 +99,7 @@ export function createEgressProxy(opts: EgressProxyOptions): EgressProxy {
     }
   };
 
-  const dial = opts.dial ?? defaultDial(opts.dialTimeoutMs);
+  const dial = opts.dial ?? defaultDial(opts.dialTimeoutMs, opts.dialAttemptTimeoutMs);
 
   const handle = async (sock: tls.TLSSocket) => {
     const t0 = Date.now();
@@ -262,17 +268,34 @@ export function parseAuthority(target: string): { host: string; port: number } |
   return { host, port };
 }
 
-function defaultDial(timeoutMs: number) {
-  return (host: string, port: number, signal: AbortSignal) =>
-    new Promise<net.Socket>((resolve, reject) => {
-      const s = net.connect({ host, port, noDelay: true, keepAlive: true, keepAliveInitialDelay: 55_000 });
-      const timer = setTimeout(() => {
-        s.destroy();
-        reject(Object.assign(new Error(`no answer within ${timeoutMs} ms`), { code: 'ETIMEDOUT' }));
-      }, timeoutMs);
-      const onAbort = () => { s.destroy(); reject(new Error('proxy stopping')); };
-      signal.addEventListener('abort', onAbort, { once: true });
-      s.once('connect', () => { clearTimeout(timer); signal.removeEventListener('abort', onAbort); resolve(s); });
-      s.once('error', (err) => { clearTimeout(timer); signal.removeEventListener('abort', onAbort); reject(err); });
-    });
+function connectOnce(host: string, port: number, timeoutMs: number, signal: AbortSignal): Promise<net.Socket> {
+  return new Promise<net.Socket>((resolve, reject) => {
+    const s = net.connect({ host, port, noDelay: true, keepAlive: true, keepAliveInitialDelay: 55_000 });
+    const timer = setTimeout(() => {
+      s.destroy();
+      reject(Object.assign(new Error(`no answer within ${timeoutMs} ms`), { code: 'ETIMEDOUT' }));
+    }, timeoutMs);
+    const onAbort = () => { clearTimeout(timer); s.destroy(); reject(new Error('proxy stopping')); };
+    signal.addEventListener('abort', onAbort, { once: true });
+    s.once('connect', () => { clearTimeout(timer); signal.removeEventListener('abort', onAbort); resolve(s); });
+    s.once('error', (err) => { clearTimeout(timer); signal.removeEventListener('abort', onAbort); reject(err); });
+  });
+}
+
+function defaultDial(timeoutMs: number, attemptMs = timeoutMs) {
+  return async (host: string, port: number, signal: AbortSignal): Promise<net.Socket> => {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const left = deadline - Date.now();
+      try {
+        return await connectOnce(host, port, Math.min(attemptMs, Math.max(1, left)), signal);
+      } catch (err) {
+        const code = (err as NodeJS.ErrnoException).code;
+        if (code !== 'ETIMEDOUT' || signal.aborted || deadline - Date.now() <= 0) {
+          if (code === 'ETIMEDOUT') throw Object.assign(new Error(`no answer within ${timeoutMs} ms`), { code: 'ETIMEDOUT' });
+          throw err;
+        }
+      }
+    }
+  };
 }

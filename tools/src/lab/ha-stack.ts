@@ -95,6 +95,8 @@ export class HaStack {
   env(app: HaApp): Record<string, string> {
     const common = {
       NAMESPACE: SHOOT_NAMESPACE, IS_HA: 'true', LOG_LEVEL: this.logLevel, TLS_CA_FILE: this.file('ca.crt'),
+      // HA links: a silent server is noticed after half a second (the non-HA default is one second)
+      KEEPALIVE_INTERVAL: '100ms', KEEPALIVE_TIMEOUT: '500ms',
       SHOOT_SERVICE_NETWORKS: ADDR.shootServiceNetworks, SHOOT_POD_NETWORKS: ADDR.shootPodNetworks, SHOOT_NODE_NETWORKS: ADDR.shootNodeNetworks,
     };
     const i = app.slice(-1);
