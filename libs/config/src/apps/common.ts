@@ -29,7 +29,7 @@ export const networkFields = {
   seedPodNetwork: optional(t.cidr({ env: 'SEED_POD_NETWORK', doc: "The seed's pod network: IPv4 connections from the seed carry these sources, routed back through the tunnel." })),
   namespace: t.string({ env: 'NAMESPACE', default: '', doc: "The shoot's control-plane namespace in the seed; names the shoot identity (urn:rvpn:shoot:<namespace>)." }),
   podName: t.string({ env: 'POD_NAME', default: '', doc: 'Pod name; a trailing -N is the HA index.' }),
-  isHa: t.bool({ env: 'IS_HA', default: 'false', doc: 'High-availability mode. vpn-seed-server: a userspace layer-2 switch between bonded endpoints (no TUN). vpn-shoot: not in this release.' }),
+  isHa: t.bool({ env: 'IS_HA', default: 'false', doc: 'High-availability mode. vpn-seed-server: a userspace layer-2 switch between bonded endpoints (no TUN). vpn-shoot: one link to each seed server, bonded into one TAP device.' }),
   tunDevice: t.string({ env: 'TUN_DEVICE', default: 'tun0', doc: 'Name of the TUN device to create (at most 15 characters).' }),
   mtu: t.int({ env: 'MTU', default: '1500', min: 1280, max: 65535, doc: 'MTU of the TUN device.' }),
   keepaliveIntervalMs: t.duration({ env: 'KEEPALIVE_INTERVAL', default: '250ms', min: 10, doc: 'How often a keepalive PING is sent.' }),

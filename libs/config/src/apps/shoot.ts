@@ -9,7 +9,7 @@ export const shootSchema = {
   reversedVpnHeaderKey: t.string({ env: 'REVERSED_VPN_HEADER_KEY', default: 'Reversed-VPN', doc: 'Header that routes the CONNECT (Gardener sets X-Gardener-Destination).' }),
   reversedVpnHeader: t.string({ env: 'REVERSED_VPN_HEADER', default: '', doc: 'Header value; default outbound|1194||vpn-seed-server.<NAMESPACE>.svc.cluster.local.' }),
   isShootClient: t.bool({ env: 'IS_SHOOT_CLIENT', default: 'true', doc: 'vpn2 compatibility; must be true for vpn-shoot.' }),
-  vpnServerIndex: t.string({ env: 'VPN_SERVER_INDEX', default: '', doc: 'HA: index of the seed server this client connects to (issue 3).' }),
+  vpnServerIndex: t.string({ env: 'VPN_SERVER_INDEX', default: '', doc: 'vpn2 compatibility only (a vpn2 HA client container serves one server); ignored: an HA vpn-shoot links to all HA_VPN_SERVERS itself.' }),
   tunnelMode: t.enumOf(['dial', 'listen'] as const, { env: 'TUNNEL_MODE', default: 'dial', doc: 'dial: the shoot dials out (reversed VPN); listen: the seed dials in on TUNNEL_LISTEN (classic direction).' }),
   tunnelListen: t.hostPort({ env: 'TUNNEL_LISTEN', default: '0.0.0.0:4314', doc: 'Where vpn-shoot listens in the classic direction.' }),
   directDial: t.bool({ env: 'DIRECT_DIAL', default: 'false', doc: 'Dial ENDPOINT:OPENVPN_PORT as the tunnel server itself, without CONNECT.' }),
