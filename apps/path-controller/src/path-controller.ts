@@ -137,13 +137,45 @@ export class PathController {
       primary: 'vpn-seed-server-0',
       failbackDelayMs: cfg.bondFailbackDelayMs,
       logger: this.log,
-      onSwitch: () => this.m.bondSwitches.inc(),
-      onLinkChange: (id, up) => this.m.linkUp.set({ server: id }, up ? 1 : 0),
+      onSwitch: (e) => {
+        this.m.bondSwitches.inc();
+        this.m.bondActive.reset();
+        if (e.to) this.m.bondActive.set({ server: e.to }, 1);
+      },
+      onLinkChange: (id, up) => {
+        this.m.linkUp.set({ server: id }, up ? 1 : 0);
+        this.m.bondActive.reset();
+        const active = this.endpoint?.bond.active;
+        if (active) this.m.bondActive.set({ server: active }, 1);
+      },
+      onAnnounce: () => this.checkAttached(),
       onDialError: (id, code) => {
         if (code === 'RVPN_ERR_BOND_ADDRESS_IN_USE') void this.readdress(id);
       },
     });
     this.endpoint.start();
+  }
+
+  /**
+   * A vpn-shoot pod that died left every server at once (its sessions closed) and the servers announce
+   * that; its path goes down then, long before three probes could miss.
+   */
+  private checkAttached(): void {
+    const bond = this.endpoint?.bond;
+    if (!bond) return;
+    for (let j = 0; j < this.cfg.haVpnClients; j++) {
+      if (bond.attachedAnywhere(formatMac(macFromAddress(this.shootAddrs[j]!.v6))) !== false) continue;
+      this.applyChange(this.selector.markDown(j, `shoot pod ${j} left every seed server`));
+    }
+  }
+
+  private applyChange(change: ReturnType<PathSelector['markDown']>): void {
+    if (!change) return;
+    this.m.pathSwitches.inc();
+    this.m.activePath.set(change.to ?? -1);
+    this.log.warn({ from: change.from, to: change.to, reason: change.reason }, change.to === undefined ? 'no usable path into the shoot; holding new requests' : 'switched the path into the shoot');
+    if (change.to === undefined) this.gate.set(false);
+    else void this.setRoutes(change.to).then(() => this.gate.set(this.selector.current !== undefined));
   }
 
   /** Another replica holds our slot: draw a new one, re-address the bond and reconnect. */
@@ -202,14 +234,7 @@ export class PathController {
       return r;
     }));
     // one decision per round: a failure of every path at once is the bond's, not a shoot pod's
-    const change = this.selector.recordRound(results, Date.now());
-    if (change) {
-      this.m.pathSwitches.inc();
-      this.m.activePath.set(change.to ?? -1);
-      this.log.warn({ from: change.from, to: change.to, reason: change.reason }, change.to === undefined ? 'no usable path into the shoot; holding new requests' : 'switched the path into the shoot');
-      if (change.to === undefined) this.gate.set(false);
-      else void this.setRoutes(change.to).then(() => this.gate.set(this.selector.current !== undefined));
-    }
+    this.applyChange(this.selector.recordRound(results, Date.now()));
   }
 
   private readiness() {
@@ -270,6 +295,7 @@ function metrics(registry: Registry) {
     probeRtt: new Gauge({ name: `${p}probe_rtt_seconds`, help: 'Round-trip time of the last passing probe, per path', labelNames: ['path'], registers: r }),
     bondSwitches: new Counter({ name: `${p}bond_switches_total`, help: 'Active-link switches of the bond', registers: r }),
     linkUp: new Gauge({ name: `${p}bond_link_up`, help: '1 while the link to a server is up', labelNames: ['server'], registers: r }),
+    bondActive: new Gauge({ name: `${p}bond_active_link`, help: '1 for the server the bond currently sends through', labelNames: ['server'], registers: r }),
     proxyRequests: new Counter({ name: `${p}proxy_requests_total`, help: 'CONNECT requests by outcome', labelNames: ['outcome'], registers: r }),
   };
 }

@@ -57,4 +57,16 @@ describe('PathSelector (fake clock)', () => {
     for (let i = 1; i <= 3; i++) c = s2.recordRound([{ ok: false }, { ok: true }], i * 200);
     expect(c).toMatchObject({ from: 0, to: 1 });
   });
+
+  it('takes a path down at once when it is known to be gone (its pod left every server)', () => {
+    const s = new PathSelector(2, { misses: 3, healthyPeriodMs: 3000 });
+    s.recordRound([{ ok: true }, { ok: true }], 0);
+    expect(s.markDown(0, 'shoot pod 0 left every seed server')).toMatchObject({ from: 0, to: 1 });
+    expect(s.markDown(0, 'again')).toBeUndefined();
+    // it comes back only after the healthy period
+    s.recordRound([{ ok: true }, { ok: true }], 100);
+    expect(s.state(0).usable).toBe(false);
+    s.recordRound([{ ok: true }, { ok: true }], 3200);
+    expect(s.state(0).usable).toBe(true);
+  });
 });

@@ -52,6 +52,20 @@ export class PathSelector {
     return this.paths[index]!;
   }
 
+  /**
+   * A path is known to be gone without waiting for probes (its vpn-shoot left every server: the pod
+   * died); it is then treated like a path that failed its probes.
+   */
+  markDown(index: number, reason: string): PathChange | undefined {
+    const p = this.paths[index]!;
+    p.passingSince = undefined;
+    p.consecutiveMisses = Math.max(p.consecutiveMisses, this.opts.misses);
+    if (!p.usable) return undefined;
+    p.usable = false;
+    p.everDown = true;
+    return this.reselect(reason);
+  }
+
   /** Records one round of probes (one result per path); returns the change of the current path, if any. */
   recordRound(results: ReadonlyArray<{ ok: boolean; rttMs?: number }>, now: number): PathChange | undefined {
     if (results.length === this.paths.length && results.every((r) => !r.ok) && this.paths.some((p) => p.usable)) {

@@ -108,6 +108,13 @@ export class Bond {
     this.reselect(up ? `${id} came up` : `${id} went down`);
   }
 
+  /** Whether some healthy link's server announced `mac` as attached (undefined: no announcement yet). */
+  attachedAnywhere(mac: string): boolean | undefined {
+    const healthy = this.healthy();
+    if (healthy.length === 0 || healthy.every((l) => l.macs.size === 0)) return undefined;
+    return healthy.some((l) => l.macs.has(mac));
+  }
+
   /** The MACs the server behind `id` says are attached to it. */
   setAnnouncedMacs(id: string, macs: Iterable<string>): void {
     this.link(id).macs = new Set(macs);

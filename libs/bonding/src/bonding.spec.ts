@@ -258,3 +258,18 @@ describe('bond network addresses', () => {
     expect(randomEndpointSlot(() => 0.999999)).toBe(ENDPOINT_SLOTS - 1);
   });
 });
+
+describe('Bond.attachedAnywhere', () => {
+  it('tells whether any healthy link announced a MAC, and knows when it cannot tell', () => {
+    const bond = new Bond({ links: ['s0', 's1'], mac: macFromAddress('fd00::1'), addresses: [], send: () => undefined, deliver: () => undefined });
+    expect(bond.attachedAnywhere('02:00:00:00:00:01')).toBeUndefined();
+    bond.setLinkState('s0', true);
+    bond.setLinkState('s1', true);
+    expect(bond.attachedAnywhere('02:00:00:00:00:01')).toBeUndefined(); // nothing announced yet
+    bond.setAnnouncedMacs('s0', ['02:00:00:00:00:01']);
+    bond.setAnnouncedMacs('s1', ['02:00:00:00:00:02']);
+    expect(bond.attachedAnywhere('02:00:00:00:00:01')).toBe(true);
+    bond.setAnnouncedMacs('s0', ['02:00:00:00:00:03']);
+    expect(bond.attachedAnywhere('02:00:00:00:00:01')).toBe(false);
+  });
+});

@@ -53,6 +53,8 @@ export interface BondEndpointOptions {
   logger?: TunnelLogger;
   onSwitch?: (e: { from: string | undefined; to: string | undefined; reason: string }) => void;
   onLinkChange?: (id: string, up: boolean) => void;
+  /** A server announced the MACs attached to it (after the bond took them in). */
+  onAnnounce?: (id: string, macs: readonly string[]) => void;
   onDialError?: (id: string, code: string, err: Error) => void;
 }
 
@@ -146,7 +148,9 @@ export class BondEndpoint {
     session.onExtension((type, payload) => {
       if (type !== FrameType.MAC_ANNOUNCE) return;
       try {
-        this.bond.setAnnouncedMacs(id, decodeMacAnnouncement(payload));
+        const macs = decodeMacAnnouncement(payload);
+        this.bond.setAnnouncedMacs(id, macs);
+        o.onAnnounce?.(id, macs);
       } catch (err) {
         o.logger?.warn({ link: id, err: (err as Error).message, code: errorCode(err) }, 'bad MAC announcement');
       }
