@@ -41,9 +41,10 @@ describe('HA: failover without broken connections', () => {
   }, 30_000, 100);
   const activePath = async () => metric(await s.statusBody('path-controller-0', 'metrics'), 'rvpn_path_controller_active_path');
 
-  it('both kube-apiserver pods reach pod, service and node through their path-controllers', async () => {
+  it('both kube-apiserver pods reach pod (IPv4 and IPv6), service and node through their path-controllers', async () => {
     for (const i of [0, 1] as const) {
       expect((await s.curlViaProxy(i, URLS.pod)).stdout).toContain('hello from pod');
+      expect((await s.curlViaProxy(i, URLS.podV6)).stdout).toContain('hello from pod6');
       expect((await s.curlViaProxy(i, URLS.service)).stdout).toContain('hello from pod');
       expect((await s.curlViaProxy(i, URLS.kubelet)).stdout).toContain('kubelet: logs of');
     }

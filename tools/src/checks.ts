@@ -19,6 +19,7 @@ function expectBody(r: { code: number; stdout: string; stderr: string }, want: s
 
 export const CHECKS: Check[] = [
   { name: `pod ${ADDR.pod}:${ADDR.podPort} through the CONNECT proxy`, fn: async (s) => expectBody(await s.curlViaProxy(URLS.pod), 'hello from pod') },
+  { name: `pod [${ADDR.podV6}]:${ADDR.podPort} (IPv6 payload) through the CONNECT proxy`, fn: async (s) => expectBody(await s.curlViaProxy(URLS.podV6), 'hello from pod6') },
   { name: `service ${ADDR.service}:${ADDR.servicePort} (DNAT to the pod) through the CONNECT proxy`, fn: async (s) => expectBody(await s.curlViaProxy(URLS.service), 'hello from pod') },
   { name: `node ${ADDR.nodeIp}:${ADDR.kubeletPort} (kubelet HTTPS) through the CONNECT proxy`, fn: async (s) => expectBody(await s.curlViaProxy(URLS.kubelet), 'kubelet: logs of') },
   {
@@ -71,6 +72,7 @@ export async function runHaChecks(s: import('./lab/ha-stack.js').HaStack, onResu
   const checks: Array<[string, () => Promise<string>]> = [];
   for (const i of [0, 1] as const) {
     checks.push([`kube-apiserver-${i}: pod ${ADDR.pod}:${ADDR.podPort} via path-controller-${i} and the bond`, async () => expectBody(await s.curlViaProxy(i, URLS.pod), 'hello from pod')]);
+    checks.push([`kube-apiserver-${i}: pod [${ADDR.podV6}]:${ADDR.podPort} (IPv6 payload)`, async () => expectBody(await s.curlViaProxy(i, URLS.podV6), 'hello from pod6')]);
     checks.push([`kube-apiserver-${i}: service ${ADDR.service}:${ADDR.servicePort} (DNAT in the node)`, async () => expectBody(await s.curlViaProxy(i, URLS.service), 'hello from pod')]);
     checks.push([`kube-apiserver-${i}: node ${ADDR.nodeIp}:${ADDR.kubeletPort} (kubelet HTTPS)`, async () => expectBody(await s.curlViaProxy(i, URLS.kubelet), 'kubelet: logs of')]);
   }

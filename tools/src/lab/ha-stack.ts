@@ -80,6 +80,7 @@ export class HaStack {
       renameSync(join(this.dir, 'routes.json.tmp'), join(this.dir, 'routes.json'));
       this.log('starting fixtures: pod HTTP :8080, kubelet HTTPS :10250');
       this.fixture('pod', 'pod', `${ADDR.pod}:${ADDR.podPort}`);
+      this.fixture('pod6', 'pod', `[${ADDR.podV6}]:${ADDR.podPort}`);
       this.fixture('kubelet', 'node', `${ADDR.nodeIp}:${ADDR.kubeletPort}`, true);
       for (const app of HA_APPS) await this.startApp(app);
       this.log('waiting until both path-controllers route through a shoot pod');
@@ -97,7 +98,8 @@ export class HaStack {
       NAMESPACE: SHOOT_NAMESPACE, IS_HA: 'true', LOG_LEVEL: this.logLevel, TLS_CA_FILE: this.file('ca.crt'),
       // HA links: a silent server is noticed after half a second (the non-HA default is one second)
       KEEPALIVE_INTERVAL: '100ms', KEEPALIVE_TIMEOUT: '500ms',
-      SHOOT_SERVICE_NETWORKS: ADDR.shootServiceNetworks, SHOOT_POD_NETWORKS: ADDR.shootPodNetworks, SHOOT_NODE_NETWORKS: ADDR.shootNodeNetworks,
+      IP_FAMILIES: 'IPv4,IPv6',
+      SHOOT_SERVICE_NETWORKS: ADDR.shootServiceNetworks, SHOOT_POD_NETWORKS: `${ADDR.shootPodNetworks},${ADDR.shootPodNetworkV6}`, SHOOT_NODE_NETWORKS: ADDR.shootNodeNetworks,
     };
     const i = app.slice(-1);
     let env: Record<string, string>;

@@ -13,7 +13,7 @@ import { run, sleep, spawnLogged, waitFor, type RunResult, type Spawned } from '
 export const REPO_ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 
 export type AppName = 'sni-proxy' | 'vpn-seed-server' | 'vpn-shoot';
-export type FixtureName = 'pod' | 'kubelet' | 'apiserver';
+export type FixtureName = 'pod' | 'pod6' | 'kubelet' | 'apiserver';
 
 export const SHOOT_NAMESPACE = 'shoot--demo--local';
 export const API_SNI = 'api.demo.local.example';
@@ -81,6 +81,7 @@ export class Stack {
       this.writeRoutes(this.defaultRoutes());
       this.log('starting fixtures: pod HTTP :8080, kubelet HTTPS :10250, apiserver HTTPS :443');
       this.startFixture('pod', 'pod', `${ADDR.pod}:${ADDR.podPort}`);
+      this.startFixture('pod6', 'pod', `[${ADDR.podV6}]:${ADDR.podPort}`);
       this.startFixture('kubelet', 'node', `${ADDR.nodeIp}:${ADDR.kubeletPort}`, true);
       this.startFixture('apiserver', 'kapi', `${ADDR.kapi}:443`, true);
       if (this.direction === 'reversed') await this.startApp('sni-proxy');
@@ -149,8 +150,9 @@ export class Stack {
   private commonNetEnv(): Record<string, string> {
     return {
       NAMESPACE: SHOOT_NAMESPACE,
+      IP_FAMILIES: 'IPv4,IPv6',
       SHOOT_SERVICE_NETWORKS: ADDR.shootServiceNetworks,
-      SHOOT_POD_NETWORKS: ADDR.shootPodNetworks,
+      SHOOT_POD_NETWORKS: `${ADDR.shootPodNetworks},${ADDR.shootPodNetworkV6}`,
       SHOOT_NODE_NETWORKS: ADDR.shootNodeNetworks,
       SEED_POD_NETWORK: ADDR.seedPodNetwork,
       TLS_CA_FILE: this.file('ca.crt'),
@@ -289,6 +291,7 @@ export class Stack {
 
 export const URLS = {
   pod: `http://${ADDR.pod}:${ADDR.podPort}/`,
+  podV6: `http://[${ADDR.podV6}]:${ADDR.podPort}/`,
   service: `http://${ADDR.service}:${ADDR.servicePort}/`,
   kubelet: `https://${ADDR.nodeIp}:${ADDR.kubeletPort}/containerLogs/kube-system/coredns/coredns`,
 };

@@ -45,6 +45,12 @@ export const ADDR = {
   shootServiceNetworks: '100.64.0.0/13',
   shootPodNetworks: '100.96.0.0/11',
   shootNodeNetworks: '10.250.0.0/16',
+  // IPv6 payloads: the shoot's pods also have IPv6 (a dual-stack pod network)
+  shootPodNetworkV6: 'fd10:96::/32',
+  nodeToVshV6: 'fd10:96::1',
+  vshV6: ['fd10:96::2', 'fd10:96::3'],
+  podGwV6: 'fd10:96:1::1',
+  podV6: 'fd10:96:1::10',
 } as const;
 
 export type Role = 'seed' | 'lb' | 'srv' | 'kapi' | 'node' | 'vsh' | 'pod' | 'srv0' | 'srv1' | 'kapi0' | 'kapi1' | 'vsh0' | 'vsh1';
@@ -172,15 +178,19 @@ export class Topology {
       `addr add ${a.nodeIp}/32 dev lo`,
       `addr add ${a.nodeToVsh}/24 dev br1`,
       `addr add ${a.podGw}/24 dev br0`,
+      `addr add ${a.nodeToVshV6}/64 dev br1 nodad`,
+      `addr add ${a.podGwV6}/64 dev br0 nodad`,
     ], ns.node);
-    for (const [r, , addr] of shootPods) {
-      await ipBatch(['link set lo up', 'link set eth0 up', `addr add ${addr}/24 dev eth0`, `route add default via ${a.nodeToVsh}`], ns[r]);
+    for (const [i, [r, , addr]] of shootPods.entries()) {
+      await ipBatch(['link set lo up', 'link set eth0 up', `addr add ${addr}/24 dev eth0`, `route add default via ${a.nodeToVsh}`,
+        `addr add ${a.vshV6[i]}/64 dev eth0 nodad`, `route add default via ${a.nodeToVshV6}`], ns[r]);
     }
-    await ipBatch(['link set lo up', 'link set eth0 up', `addr add ${a.pod}/24 dev eth0`, `route add default via ${a.podGw}`], ns.pod);
+    await ipBatch(['link set lo up', 'link set eth0 up', `addr add ${a.pod}/24 dev eth0`, `route add default via ${a.podGw}`,
+      `addr add ${a.podV6}/64 dev eth0 nodad`, `route add default via ${a.podGwV6}`], ns.pod);
 
     // Only the shoot node forwards. The seed namespace forwards only in the classic direction (the
     // seed's egress NAT toward the shoot's LoadBalancer); the load balancer never forwards.
-    await run(['sysctl', '-qw', 'net.ipv4.ip_forward=1'], { ns: ns.node });
+    await run(['sysctl', '-qw', 'net.ipv4.ip_forward=1', 'net.ipv6.conf.all.forwarding=1'], { ns: ns.node });
     await run(['sysctl', '-qw', `net.ipv4.ip_forward=${classic ? 1 : 0}`], { ns: ns.seed });
     for (const n of [ns.seed, ns.node]) {
       // bridged frames must not go through the IP firewall (br_netfilter is built in here)
