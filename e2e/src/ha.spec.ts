@@ -131,3 +131,24 @@ describe('HA: failover without broken connections', () => {
     expect(sha.stdout.slice(0, 64)).toBe(deterministicSha256(10_000_000));
   });
 });
+
+describe('HA: kube-apiserver replicas that start with the same bond address', () => {
+  let s: HaStack;
+  beforeAll(async () => {
+    requireRoot();
+    s = new HaStack({ env: { 'path-controller-0': { BOND_SLOT: '5' }, 'path-controller-1': { BOND_SLOT: '5' } } });
+    await s.start();
+  });
+  afterAll(async () => {
+    await s?.down();
+  });
+
+  it('one of them is refused, draws another address, and both reach the shoot', async () => {
+    expect((await s.curlViaProxy(0, URLS.pod)).stdout).toContain('hello from pod');
+    expect((await s.curlViaProxy(1, URLS.pod)).stdout).toContain('hello from pod');
+    const logs = (await run(['cat', s.logFile('path-controller-0'), s.logFile('path-controller-1')])).stdout;
+    expect(logs).toContain('bond address in use by another endpoint; drew another');
+    const refused = (await s.statusBody('vpn-seed-server-0', 'metrics')) + (await s.statusBody('vpn-seed-server-1', 'metrics'));
+    expect(metric(refused, 'rvpn_seed_server_ha_refused_total', { code: 'RVPN_ERR_BOND_ADDRESS_IN_USE' })).toBeGreaterThan(0);
+  });
+});

@@ -60,7 +60,7 @@ export class PathController {
     this.shootNets = [...cfg.shootServiceNetworks, ...cfg.shootPodNetworks, ...cfg.shootNodeNetworks];
     const nets = { v6: cfg.vpnNetwork, v4: cfg.ipFamilies.includes(4) ? cfg.bondNetworkV4 : undefined };
     this.shootAddrs = Array.from({ length: cfg.haVpnClients }, (_, j) => shootBondAddresses(nets, j));
-    this.slot = randomEndpointSlot(deps.random);
+    this.slot = cfg.bondSlot >= 0 ? cfg.bondSlot : randomEndpointSlot(deps.random);
     this.addrs = endpointBondAddresses(nets, this.slot);
     this.probePortNext = Array.from({ length: cfg.haVpnClients }, () => 0);
     this.m = metrics(deps.registry);
@@ -77,12 +77,9 @@ export class PathController {
       await this.net.linkUp(dev);
       await this.net.applyNftTable('inet', cfg.nftTable, pathFirewall(dev, cfg.haVpnClients, cfg.probePortBase));
       // per-path probe routing: mark 0x100+j → table base+j → shoot networks via pod j
-      for (let j = 0; j < cfg.haVpnClients; j++) {
-        await this.net.addFwmarkRule(MARK_BASE + j, cfg.routeTableBase + j, RULE_PRIORITY_BASE + j);
-        for (const c of this.shootNets) await this.net.replaceRoute({ dst: c.toString(), ...this.nextHop(c, j), table: cfg.routeTableBase + j });
-      }
+      for (let j = 0; j < cfg.haVpnClients; j++) await this.net.addFwmarkRule(MARK_BASE + j, cfg.routeTableBase + j, RULE_PRIORITY_BASE + j);
       // until a path is known the routes point at pod 0 and new requests are held (never the default route)
-      await this.setRoutes(0);
+      await this.installRoutes();
       this.startEndpoint();
 
       this.proxy = createEgressProxy({
@@ -188,9 +185,9 @@ export class PathController {
       this.slot = randomEndpointSlot();
       this.addrs = endpointBondAddresses(nets, this.slot);
       this.log.warn({ refusedBy: by, old, now: this.addrs }, 'bond address in use by another endpoint; drew another');
-      await this.endpoint?.stop();
       await this.applyAddresses(old);
-      this.startEndpoint();
+      await this.installRoutes();
+      await this.endpoint?.readdress(this.addrs.v6, [this.addrs.v6, ...(this.addrs.v4 ? [this.addrs.v4] : [])]);
     } catch (err) {
       this.log.error({ err: (err as Error).message, code: errorCode(err) }, 'readdressing the bond failed');
     } finally {
@@ -198,15 +195,27 @@ export class PathController {
     }
   }
 
+  /**
+   * Sets the bond's MAC and addresses. The new addresses are added before the old ones go, so the
+   * connected route of the bond network never disappears (the kernel would flush every route via it).
+   */
   private async applyAddresses(old: BondAddresses | undefined): Promise<void> {
     const dev = this.device!.name;
+    await this.net.setLinkAddress(dev, formatMac(macFromAddress(this.addrs.v6)));
+    await this.net.addAddress(dev, `${this.addrs.v6}/${this.cfg.vpnNetwork.prefix}`);
+    if (this.addrs.v4) await this.net.addAddress(dev, `${this.addrs.v4}/${this.cfg.bondNetworkV4.prefix}`);
     if (old) {
       await this.net.deleteAddress(dev, `${old.v6}/${this.cfg.vpnNetwork.prefix}`).catch(() => undefined);
       if (old.v4) await this.net.deleteAddress(dev, `${old.v4}/${this.cfg.bondNetworkV4.prefix}`).catch(() => undefined);
     }
-    await this.net.setLinkAddress(dev, formatMac(macFromAddress(this.addrs.v6)));
-    await this.net.addAddress(dev, `${this.addrs.v6}/${this.cfg.vpnNetwork.prefix}`);
-    if (this.addrs.v4) await this.net.addAddress(dev, `${this.addrs.v4}/${this.cfg.bondNetworkV4.prefix}`);
+  }
+
+  /** The per-path probe tables and the main routes (again after a re-address, to be sure). */
+  private async installRoutes(): Promise<void> {
+    for (let j = 0; j < this.cfg.haVpnClients; j++) {
+      for (const c of this.shootNets) await this.net.replaceRoute({ dst: c.toString(), ...this.nextHop(c, j), table: this.cfg.routeTableBase + j });
+    }
+    await this.setRoutes(this.selector.current ?? 0);
   }
 
   /** Routes every shoot network via shoot pod j (serialized). */

@@ -59,7 +59,7 @@ export interface BondEndpointOptions {
 }
 
 export class BondEndpoint {
-  readonly bond: Bond;
+  private _bond: Bond;
   private readonly opts: BondEndpointOptions;
   private readonly dialers = new Map<string, TunnelDialer>();
   private readonly sessions = new Map<string, TunnelSession>();
@@ -67,8 +67,17 @@ export class BondEndpoint {
   private started = false;
 
   constructor(opts: BondEndpointOptions) {
-    this.opts = opts;
-    this.bond = new Bond({
+    this.opts = { ...opts };
+    this._bond = this.makeBond();
+  }
+
+  get bond(): Bond {
+    return this._bond;
+  }
+
+  private makeBond(): Bond {
+    const opts = this.opts;
+    return new Bond({
       links: opts.servers.map((s) => s.id),
       mode: opts.mode ?? 'active-backup',
       ...(opts.primary ? { primary: opts.primary } : {}),
@@ -88,6 +97,19 @@ export class BondEndpoint {
     });
   }
 
+  /**
+   * Moves the endpoint to another bond address (the servers refused this one: another endpoint holds
+   * it). The links are re-dialed with the new address; the TAP device keeps running (the caller
+   * re-addresses it and sets the new MAC).
+   */
+  async readdress(address: string, addresses: readonly string[]): Promise<void> {
+    await this.stopLinks();
+    this.opts.address = address;
+    this.opts.addresses = addresses;
+    this._bond = this.makeBond();
+    this.startLinks();
+  }
+
   /** Sessions per link, for status and metrics. */
   session(id: string): TunnelSession | undefined {
     return this.sessions.get(id);
@@ -99,11 +121,16 @@ export class BondEndpoint {
     const o = this.opts;
     o.device.start((batch) => {
       try {
-        this.bond.sendFromDevice(unpackBatch(batch));
+        this._bond.sendFromDevice(unpackBatch(batch));
       } catch (err) {
         o.logger?.warn({ err: (err as Error).message }, 'malformed batch from the TAP device');
       }
     });
+    this.startLinks();
+  }
+
+  private startLinks(): void {
+    const o = this.opts;
     for (const s of o.servers) {
       const d = new TunnelDialer({
         target: s.target,
@@ -131,16 +158,17 @@ export class BondEndpoint {
       this.dialers.set(s.id, d);
       d.start();
     }
-    this.tick = setInterval(() => this.bond.tick(), 100);
+    this.tick = setInterval(() => this._bond.tick(), 100);
     this.tick.unref();
   }
 
   private attach(id: string, session: TunnelSession): void {
     const o = this.opts;
+    const bond = this._bond;
     this.sessions.set(id, session);
     session.onPackets((packed) => {
       try {
-        this.bond.receiveFromLink(id, unpackBatch(packed));
+        bond.receiveFromLink(id, unpackBatch(packed));
       } catch (err) {
         o.logger?.warn({ link: id, err: (err as Error).message }, 'malformed batch from a server');
       }
@@ -149,25 +177,29 @@ export class BondEndpoint {
       if (type !== FrameType.MAC_ANNOUNCE) return;
       try {
         const macs = decodeMacAnnouncement(payload);
-        this.bond.setAnnouncedMacs(id, macs);
+        bond.setAnnouncedMacs(id, macs);
         o.onAnnounce?.(id, macs);
       } catch (err) {
         o.logger?.warn({ link: id, err: (err as Error).message, code: errorCode(err) }, 'bad MAC announcement');
       }
     });
-    this.bond.setLinkState(id, true);
+    bond.setLinkState(id, true);
     o.onLinkChange?.(id, true);
     o.logger?.info({ link: id }, 'bond link up');
     void session.closed.then((end) => {
       if (this.sessions.get(id) !== session) return;
       this.sessions.delete(id);
-      this.bond.setLinkState(id, false);
+      bond.setLinkState(id, false);
       o.onLinkChange?.(id, false);
       o.logger?.warn({ link: id, reason: end.reason, code: end.code }, 'bond link down');
     });
   }
 
   async stop(): Promise<void> {
+    await this.stopLinks();
+  }
+
+  private async stopLinks(): Promise<void> {
     if (this.tick) clearInterval(this.tick);
     await Promise.all([...this.dialers.values()].map((d) => d.stop()));
     this.dialers.clear();

@@ -23,6 +23,7 @@ export const pathControllerSchema = {
   proxyDialTimeoutMs: t.duration({ env: 'PROXY_DIAL_TIMEOUT', default: '5s', min: 100, doc: 'Timeout of a dial into the shoot (then 504).' }),
   statusListen: t.hostPort({ env: 'STATUS_LISTEN', default: '0.0.0.0:15000', doc: 'Where /healthz, /readyz and /metrics are served.' }),
   nftTable: t.string({ env: 'NFT_TABLE', default: 'rvpn_path', doc: 'Name of the nftables table this process owns.' }),
+  bondSlot: t.int({ env: 'BOND_SLOT', default: '-1', min: -1, max: 190, doc: 'Endpoint slot to try first (0-190); -1 draws one at random. A slot another endpoint holds is refused by the servers and redrawn either way.' }),
   routeTableBase: t.int({ env: 'ROUTE_TABLE_BASE', default: '100', min: 1, max: 250, doc: 'Policy routing tables base..base+HA_VPN_CLIENTS-1 hold the per-path probe routes.' }),
 };
 
