@@ -273,3 +273,18 @@ describe('Bond.attachedAnywhere', () => {
     expect(bond.attachedAnywhere('02:00:00:00:00:01')).toBe(false);
   });
 });
+
+describe('L2Switch pinned ports', () => {
+  it('announces a pinned MAC as soon as its port exists, never ages it, and drops it with the port', () => {
+    let t = 0;
+    const changes: string[][] = [];
+    const sw = new L2Switch({ send: () => undefined, onMacsChanged: (m) => changes.push(m), now: () => t, agingMs: 1000 });
+    sw.addPort('shoot-0', { allowedMacs: ['02:00:00:00:00:01'] });
+    expect(changes.at(-1)).toEqual(['02:00:00:00:00:01']);
+    t += 5000;
+    sw.tick();
+    expect(sw.attachedMacs()).toEqual(['02:00:00:00:00:01']);
+    sw.removePort('shoot-0');
+    expect(changes.at(-1)).toEqual([]);
+  });
+});

@@ -27,6 +27,8 @@ export interface SwitchOptions {
 interface Entry {
   port: string;
   seen: number;
+  /** Pinned to its port while the port exists (never aged out). */
+  pinned?: boolean;
 }
 
 export interface SwitchStats {
@@ -58,6 +60,16 @@ export class L2Switch {
     if (!this.perPort.has(id)) this.perPort.set(id, new Set());
     if (opts.allowedMacs) this.allowed.set(id, new Set(opts.allowedMacs));
     else this.allowed.delete(id);
+    // A port pinned to one MAC has that MAC attached from the start: it is announced at once, before
+    // the endpoint sent anything through this server, and leaves with the port.
+    if (opts.allowedMacs?.length === 1) {
+      const mac = opts.allowedMacs[0]!;
+      const old = this.table.get(mac);
+      if (old && old.port !== id) this.perPort.get(old.port)?.delete(mac);
+      this.table.set(mac, { port: id, seen: this.opts.now(), pinned: true });
+      this.perPort.get(id)!.add(mac);
+      this.changed();
+    }
   }
 
   /** Removes a port and forgets every MAC learned on it. */
@@ -96,6 +108,7 @@ export class L2Switch {
       e.seen = now;
       return true;
     }
+    if (e?.pinned && this.ports.has(e.port)) return false; // a pinned MAC does not move
     const mine = this.perPort.get(port)!;
     if (mine.size >= this.opts.maxMacsPerPort) return false;
     if (e) {
@@ -164,7 +177,7 @@ export class L2Switch {
     const now = this.opts.now();
     let any = false;
     for (const [mac, e] of this.table) {
-      if (now - e.seen > this.opts.agingMs) {
+      if (!e.pinned && now - e.seen > this.opts.agingMs) {
         this.table.delete(mac);
         this.perPort.get(e.port)?.delete(mac);
         any = true;
