@@ -26,6 +26,7 @@ export class HaShootClient {
   private stopping = false;
   private readonly switches: Counter;
   private readonly linkUp: Gauge;
+  private readonly activeLink: Gauge;
 
   constructor(cfg: ShootConfig, deps: { logger: Logger; registry: Registry }) {
     this.cfg = cfg;
@@ -36,6 +37,7 @@ export class HaShootClient {
     const r = [deps.registry];
     this.switches = new Counter({ name: 'rvpn_vpn_shoot_bond_switches_total', help: 'Active-link switches of the bond', registers: r });
     this.linkUp = new Gauge({ name: 'rvpn_vpn_shoot_bond_link_up', help: '1 while the link to a server is up', labelNames: ['server'], registers: r });
+    this.activeLink = new Gauge({ name: 'rvpn_vpn_shoot_bond_active_link', help: '1 for the server the bond currently sends through', labelNames: ['server'], registers: r });
   }
 
   async start(): Promise<void> {
@@ -84,7 +86,11 @@ export class HaShootClient {
         backoff: { minMs: cfg.reconnectMinMs, maxMs: cfg.reconnectMaxMs },
         protocolMinor: cfg.protocolMinor,
         logger: this.log,
-        onSwitch: () => this.switches.inc(),
+        onSwitch: (e) => {
+          this.switches.inc();
+          this.activeLink.reset();
+          if (e.to) this.activeLink.set({ server: e.to }, 1);
+        },
         onLinkChange: (id, up) => this.linkUp.set({ server: id }, up ? 1 : 0),
       });
       this.endpoint.start();
