@@ -10,6 +10,7 @@ import '@rvpn/proxy';
 import '@rvpn/egress';
 import '@rvpn/pki';
 import '@rvpn/bonding';
+import '@rvpn/k8s-render';
 
 const cell = (s: string) => s.replace(/\|/g, '\\|').replace(/\n/g, ' ');
 

@@ -1,0 +1,121 @@
+import { describe, expect, it } from 'vitest';
+import { HA_VPN_ANNOTATION, REVERSED_VPN_ANNOTATION, apiserverSidecarPatch, renderSeed, renderShoot, resolveVpnMode, sniProxyRoutes, type K8sObject, type RenderSettings, type VpnSpec } from './index.js';
+
+const base: VpnSpec = {
+  shoot: { name: 'demo', project: 'dev' },
+  namespace: 'shoot--dev--demo',
+  networks: { services: ['100.64.0.0/13'], pods: ['100.96.0.0/11'], nodes: ['10.250.0.0/16'], seedPods: '10.1.0.0/16', ipFamilies: ['IPv4'] },
+  highAvailability: { failureTolerance: 'none' },
+  annotations: {},
+  endpoint: 'api.demo.dev.internal.example',
+  classicEndpoint: '203.0.113.10:4314',
+  images: { vpnSeedServer: 'registry.example/rvpn/vpn-seed-server:0.1.0', vpnShoot: 'registry.example/rvpn/vpn-shoot:0.1.0', pathController: 'registry.example/rvpn/path-controller:0.1.0' },
+};
+const settings = (gate: boolean): RenderSettings => ({ featureGates: { ReversedVPN: gate }, sniProxy: { namespace: 'rvpn-system', podLabels: { 'app.kubernetes.io/name': 'sni-proxy' } } });
+
+/** Validates an object against the Kubernetes OpenAPI schema of its kind (kubernetes-models). */
+async function validate(obj: K8sObject): Promise<void> {
+  const path = obj.apiVersion.includes('/') ? obj.apiVersion : `v1`;
+  const mod = (await import(`kubernetes-models/${path}`)) as Record<string, new (o: unknown) => { validate(): void }>;
+  const Model = mod[obj.kind];
+  if (!Model) throw new Error(`no model for ${obj.apiVersion} ${obj.kind}`);
+  new Model(obj).validate();
+}
+
+describe('resolveVpnMode: every combination of gate, annotations and failure tolerance', () => {
+  const ann = [undefined, 'true', 'false'] as const;
+  const rows: Array<{ gate: boolean; rev: string | undefined; ha: string | undefined; tol: 'none' | 'node' | 'zone'; want: { reversed: boolean; ha: boolean } | 'error' }> = [];
+  for (const gate of [true, false]) {
+    for (const rev of ann) {
+      for (const ha of ann) {
+        for (const tol of ['none', 'node', 'zone'] as const) {
+          const reversed = rev === undefined ? gate : rev === 'true';
+          const haOn = ha === undefined ? tol !== 'none' : ha === 'true';
+          rows.push({ gate, rev, ha, tol, want: haOn && !reversed ? 'error' : { reversed, ha: haOn } });
+        }
+      }
+    }
+  }
+  it.each(rows)('gate $gate, reversed-vpn=$rev, high-availability-vpn=$ha, tolerance $tol', ({ gate, rev, ha, tol, want }) => {
+    const annotations: Record<string, string> = {};
+    if (rev !== undefined) annotations[REVERSED_VPN_ANNOTATION] = rev;
+    if (ha !== undefined) annotations[HA_VPN_ANNOTATION] = ha;
+    const spec = { ...base, annotations, highAvailability: { failureTolerance: tol } };
+    if (want === 'error') expect(() => resolveVpnMode(spec, settings(gate))).toThrow(/RVPN_ERR_SPEC_INVALID|needs the reversed VPN/);
+    else expect(resolveVpnMode(spec, settings(gate))).toMatchObject(want);
+  });
+  it('refuses an annotation that is neither "true" nor "false"', () => {
+    expect(() => resolveVpnMode({ ...base, annotations: { [REVERSED_VPN_ANNOTATION]: 'yes' } }, settings(true))).toThrow(/must be "true" or "false"/);
+  });
+});
+
+describe('rendered objects', () => {
+  const modes = [
+    { name: 'reversed', spec: base, gate: true },
+    { name: 'reversed HA (zone)', spec: { ...base, highAvailability: { failureTolerance: 'zone' as const } }, gate: true },
+    { name: 'classic', spec: base, gate: false },
+  ];
+  for (const m of modes) {
+    it(`${m.name}: every object validates against the Kubernetes schemas`, async () => {
+      const mode = resolveVpnMode(m.spec, settings(m.gate));
+      const objs = [...renderSeed(m.spec, mode, settings(m.gate)), ...renderShoot(m.spec, mode)];
+      const patch = apiserverSidecarPatch(m.spec, mode);
+      for (const o of objs) await validate(o);
+      if (patch) {
+        // validated as a pod would hold them: a minimal Pod with the sidecar's lists
+        await validate({ apiVersion: 'v1', kind: 'Pod', metadata: { name: 'kube-apiserver' }, spec: patch });
+      }
+      const kinds = objs.map((o) => `${o.kind}/${o.metadata.name}`);
+      if (mode.ha) {
+        expect(kinds).toEqual(expect.arrayContaining(['StatefulSet/vpn-seed-server', 'Service/vpn-seed-server-0', 'Service/vpn-seed-server-1', 'PodDisruptionBudget/vpn-seed-server', 'StatefulSet/vpn-shoot', 'PodDisruptionBudget/vpn-shoot']));
+        expect(patch).toBeDefined();
+      } else {
+        expect(kinds).toEqual(expect.arrayContaining(['Deployment/vpn-seed-server', 'Service/vpn-seed-server', 'Deployment/vpn-shoot']));
+        expect(patch).toBeUndefined();
+      }
+      if (!mode.reversed) expect(kinds).toContain('Service/vpn-shoot');
+    });
+  }
+
+  it('gives containers only the capabilities they need; sysctls come from a privileged init container', () => {
+    for (const ha of [false, true]) {
+      const spec = { ...base, highAvailability: { failureTolerance: ha ? ('node' as const) : ('none' as const) } };
+      const mode = resolveVpnMode(spec, settings(true));
+      for (const o of [...renderSeed(spec, mode, settings(true)), ...renderShoot(spec, mode)]) {
+        const pod = (o.spec as { template?: { spec: { containers: Array<{ name: string; securityContext: { capabilities: { add?: string[]; drop: string[] }; privileged?: boolean } }>; initContainers?: Array<{ securityContext: { privileged?: boolean } }> } } } | undefined)?.template?.spec;
+        if (!pod) continue;
+        for (const c of pod.containers) {
+          expect(c.securityContext.privileged).toBeUndefined();
+          expect(c.securityContext.capabilities.drop).toEqual(['ALL']);
+          expect(c.securityContext.capabilities.add ?? []).toEqual(c.name === 'vpn-seed-server' && ha ? [] : ['NET_ADMIN']);
+        }
+        for (const i of pod.initContainers ?? []) expect(i.securityContext.privileged).toBe(true);
+      }
+    }
+  });
+
+  it('the non-HA seed server is replaced with Recreate behind a Service that publishes not-ready addresses', () => {
+    const mode = resolveVpnMode(base, settings(true));
+    const objs = renderSeed(base, mode, settings(true));
+    const dep = objs.find((o) => o.kind === 'Deployment')!;
+    expect((dep.spec as { strategy: { type: string } }).strategy.type).toBe('Recreate');
+    const svc = objs.find((o) => o.kind === 'Service')!;
+    expect((svc.spec as { publishNotReadyAddresses: boolean }).publishNotReadyAddresses).toBe(true);
+    const egress = objs.find((o) => o.kind === 'ConfigMap')!;
+    expect((egress.data as Record<string, string>)['egress-selector-configuration.yaml']).toContain(`url: https://vpn-seed-server.${base.namespace}.svc.cluster.local:9443`);
+  });
+
+  it('publishes one sni-proxy route per server, none in the classic direction', () => {
+    const ha = { ...base, highAvailability: { failureTolerance: 'node' as const } };
+    expect(Object.keys(sniProxyRoutes(ha, resolveVpnMode(ha, settings(true))))).toEqual([
+      `outbound|1194||vpn-seed-server-0.${base.namespace}.svc.cluster.local`,
+      `outbound|1194||vpn-seed-server-1.${base.namespace}.svc.cluster.local`,
+    ]);
+    expect(sniProxyRoutes(base, resolveVpnMode(base, settings(false)))).toEqual({});
+  });
+
+  it('refuses a classic spec without the shoot LoadBalancer address', () => {
+    const spec = { ...base, classicEndpoint: undefined };
+    expect(() => renderSeed(spec, resolveVpnMode(spec, settings(false)), settings(false))).toThrow(/classicEndpoint/);
+  });
+});
