@@ -6,6 +6,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { spawn } from 'node:child_process';
 import { ADDR, Stack, URLS, SHOOT_NAMESPACE, connectHeaderValue, deterministicSha256, inNs, run, runChecks, sleep, sweep, waitFor } from '@rvpn/tools';
 
+import { caBundle, createCa, issueCertificate, seedServerDnsNames, shootIdentityUri } from '@rvpn/pki';
 import { metric, rawConnect, requireRoot, sendGarbage, tunnelProbe } from './harness.js';
 
 const MB100 = 100_000_000;
@@ -220,6 +221,43 @@ describe('reversed tunnel, end to end', () => {
       await stack.startApp('vpn-shoot'); // re-installs the shoot's firewall
       await stack.waitReady('vpn-seed-server');
     }
+    expect((await stack.curlViaProxy(URLS.pod)).stdout).toContain('hello from pod');
+  });
+
+  it('rotates the CA (bundle, re-issue, drop the old CA) without dropping the tunnel; Secret-volume swaps are picked up', async () => {
+    const sessions = async () => metric(await stack.statusBody('vpn-seed-server', 'metrics'), 'rvpn_seed_server_tunnel_sessions_total');
+    const reloads = async () => metric(await stack.statusBody('vpn-seed-server', 'metrics'), 'rvpn_seed_server_tls_reloads_total');
+    const before = await sessions();
+    const oldCa = stack.pkiFiles['ca.crt']!;
+    const newCa = await createCa({ commonName: 'ca-vpn' });
+    const uri = shootIdentityUri(SHOOT_NAMESPACE);
+    // 1: every side trusts both CAs
+    await stack.updatePki({ 'ca.crt': caBundle(oldCa, newCa.certPem), 'old-shoot-client.crt': stack.pkiFiles['shoot-client.crt']!, 'old-shoot-client.key': stack.pkiFiles['shoot-client.key']! });
+    await waitFor('the seed server to reload the bundle', async () => (await reloads()) >= 1, 10_000);
+    // 2: the leaf certificates are re-issued by the new CA
+    const [server, proxyServer, shootClient, proxyClient] = await Promise.all([
+      issueCertificate(newCa, { commonName: 'vpn-seed-server', usage: 'server', dnsNames: seedServerDnsNames(SHOOT_NAMESPACE), uris: [uri] }),
+      issueCertificate(newCa, { commonName: 'vpn-seed-server', usage: 'server', dnsNames: seedServerDnsNames(SHOOT_NAMESPACE), ipAddresses: [ADDR.srv], uris: [uri] }),
+      issueCertificate(newCa, { commonName: 'vpn-shoot-client', usage: 'client', uris: [uri] }),
+      issueCertificate(newCa, { commonName: 'kube-apiserver-http-proxy-client', usage: 'client' }),
+    ]);
+    await stack.updatePki({
+      'server.crt': server.certPem, 'server.key': server.keyPem, 'proxy-server.crt': proxyServer.certPem, 'proxy-server.key': proxyServer.keyPem,
+      'shoot-client.crt': shootClient.certPem, 'shoot-client.key': shootClient.keyPem, 'proxy-client.crt': proxyClient.certPem, 'proxy-client.key': proxyClient.keyPem,
+    });
+    await waitFor('the seed server to reload the new certificates', async () => (await reloads()) >= 2, 10_000);
+    expect((await stack.curlViaProxy(URLS.pod)).stdout).toContain('hello from pod'); // new proxy certs, both sides
+    expect(await sessions()).toBe(before); // the tunnel did not drop
+    // a new tunnel (sni-proxy restarted) is made with the new certificates
+    await stack.stopApp('sni-proxy');
+    await stack.startApp('sni-proxy');
+    await waitFor('a new tunnel session', async () => (await sessions()) > before, 20_000);
+    await stack.waitReady('vpn-seed-server');
+    // 3: the old CA leaves the bundle: a client certificate of the old CA is refused, the tunnel stays
+    await stack.updatePki({ 'ca.crt': newCa.certPem });
+    await waitFor('the seed server to reload the bundle without the old CA', async () => (await reloads()) >= 3, 10_000);
+    const probe = await tunnelProbe(stack, { cert: 'old-shoot-client' });
+    expect(probe).toMatchObject({ outcome: 'refused', code: 'RVPN_ERR_TUNNEL_TLS' });
     expect((await stack.curlViaProxy(URLS.pod)).stdout).toContain('hello from pod');
   });
 

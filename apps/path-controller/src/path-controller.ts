@@ -19,7 +19,7 @@ import { readFileSync } from 'node:fs';
 import { CidrSet, errorCode, type Cidr, type PathControllerConfig } from '@rvpn/config';
 import { BondEndpoint, endpointBondAddresses, formatMac, macFromAddress, randomEndpointSlot, shootBondAddresses, type BondAddresses } from '@rvpn/bonding';
 import { createEgressProxy, PathGate, type EgressProxy } from '@rvpn/egress';
-import { createStatusServer, type Logger } from '@rvpn/observability';
+import { createStatusServer, watchFiles, type FileWatch, type Logger } from '@rvpn/observability';
 import { NetConfig, openTunDevice, type TunDevice } from '@rvpn/tunnel';
 import { Counter, Gauge, type Registry } from 'prom-client';
 import { PathSelector } from './path-selector.js';
@@ -44,6 +44,7 @@ export class PathController {
   private proxy: EgressProxy | undefined;
   private status: ReturnType<typeof createStatusServer> | undefined;
   private probeTimer: NodeJS.Timeout | undefined;
+  private tlsWatch: FileWatch | undefined;
   private readonly probePortNext: number[];
   private routeChange: Promise<void> = Promise.resolve();
   private readdressing = false;
@@ -98,6 +99,11 @@ export class PathController {
         onOutcome: (outcome) => this.m.proxyRequests.inc({ outcome }),
       });
       this.bound.proxy = (await this.proxy.start()).port;
+      // the links read their certificates at every dial; the local proxy reloads them on change
+      this.tlsWatch = watchFiles([cfg.tls.caFile, cfg.proxyTlsCertFile, cfg.proxyTlsKeyFile], () => {
+        this.proxy?.reloadTls();
+        this.log.info({}, 'certificates changed on disk; reloaded for new connections');
+      }, { onError: (err) => this.log.warn({ err: err.message }, 'certificate watch error') });
       this.probeTimer = setInterval(() => void this.probeAll(), cfg.probeIntervalMs);
       this.probeTimer.unref();
       this.status = createStatusServer({
@@ -262,6 +268,7 @@ export class PathController {
     if (this.stopping) return;
     this.stopping = true;
     if (this.probeTimer) clearInterval(this.probeTimer);
+    this.tlsWatch?.stop();
     await this.status?.stop().catch(() => undefined);
     await this.proxy?.stop().catch(() => undefined);
     await this.endpoint?.stop();

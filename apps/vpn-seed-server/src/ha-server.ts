@@ -26,7 +26,7 @@ import {
   macFromAddress,
   shootIndexOf,
 } from '@rvpn/bonding';
-import { createStatusServer, type Logger } from '@rvpn/observability';
+import { createStatusServer, watchFiles, type FileWatch, type Logger } from '@rvpn/observability';
 import {
   authorizeByIdentity,
   FrameType,
@@ -59,6 +59,7 @@ export class HaSeedServer {
   private listener: TunnelListener | undefined;
   private status: ReturnType<typeof createStatusServer> | undefined;
   private announceTimer: NodeJS.Timeout | undefined;
+  private tlsWatch: FileWatch | undefined;
   private announcePending = false;
   private nextPort = 0;
   private stopping = false;
@@ -145,6 +146,10 @@ export class HaSeedServer {
         logger: this.log,
       });
       this.bound.tunnel = (await this.listener.start()).port;
+      this.tlsWatch = watchFiles(Object.values(cfg.tls), () => {
+        this.listener?.reloadTls();
+        this.log.info({}, 'certificates changed on disk; reloaded for new connections');
+      }, { onError: (err) => this.log.warn({ err: err.message }, 'certificate watch error') });
       this.announceTimer = setInterval(() => this.announce(), cfg.announceIntervalMs);
       this.announceTimer.unref();
       this.status = createStatusServer({
@@ -233,6 +238,7 @@ export class HaSeedServer {
     if (this.stopping) return;
     this.stopping = true;
     if (this.announceTimer) clearInterval(this.announceTimer);
+    this.tlsWatch?.stop();
     await this.status?.stop().catch(() => undefined);
     await this.listener?.stop().catch(() => undefined);
     this.log.info({}, 'vpn-seed-server (HA switch) stopped');

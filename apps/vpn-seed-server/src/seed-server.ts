@@ -16,7 +16,7 @@ import { readFileSync } from 'node:fs';
 import { CidrSet, formatIp, errorCode, type Cidr } from '@rvpn/config';
 import type { SeedServerConfig } from '@rvpn/config';
 import { createEgressProxy, PathGate, type EgressProxy } from '@rvpn/egress';
-import { createStatusServer, type Logger } from '@rvpn/observability';
+import { createStatusServer, watchFiles, type FileWatch, type Logger } from '@rvpn/observability';
 import {
   authorizeByIdentity,
   NetConfig,
@@ -61,6 +61,7 @@ export class SeedServer {
   private status: ReturnType<typeof createStatusServer> | undefined;
   private session: TunnelSession | undefined;
   private probeTimer: NodeJS.Timeout | undefined;
+  private tlsWatch: FileWatch | undefined;
   private lastProbe: { ok: boolean; at: number; detail: string } = { ok: false, at: 0, detail: 'no probe yet' };
   private routesUp: boolean | undefined;
   private routeChange: Promise<void> = Promise.resolve();
@@ -170,6 +171,19 @@ export class SeedServer {
       });
       await this.proxy.start();
 
+      // Certificates are reloaded from disk when they change (renewal, CA rotation; Secret volumes
+      // swap a ..data symlink): new connections use them, established tunnels are not touched.
+      this.tlsWatch = watchFiles([...new Set([...Object.values(cfg.tls), ...Object.values(cfg.proxyTls)])], () => {
+        try {
+          this.listener?.reloadTls();
+          this.proxy?.reloadTls();
+          this.metrics.tlsReloadsTotal.inc();
+          this.log.info({}, 'certificates changed on disk; reloaded for new connections');
+        } catch (err) {
+          this.log.error({ err: (err as Error).message, code: errorCode(err) }, 'certificate reload failed; keeping the previous ones');
+        }
+      }, { onError: (err) => this.log.warn({ err: err.message }, 'certificate watch error') });
+
       // 5. Readiness follows a probe through the tunnel, not merely a connected client.
       this.probeTimer = setInterval(() => void this.probe(), cfg.probeIntervalMs);
       this.probeTimer.unref();
@@ -260,6 +274,7 @@ export class SeedServer {
     if (this.stopping) return;
     this.stopping = true;
     if (this.probeTimer) clearInterval(this.probeTimer);
+    this.tlsWatch?.stop();
     await this.status?.stop().catch(() => undefined);
     await this.proxy?.stop().catch(() => undefined);
     await this.listener?.stop().catch(() => undefined);

@@ -8,7 +8,7 @@
 import { readFileSync } from 'node:fs';
 import { CidrSet, errorCode, type Cidr } from '@rvpn/config';
 import type { ShootConfig } from '@rvpn/config';
-import { createStatusServer, type Logger } from '@rvpn/observability';
+import { createStatusServer, watchFiles, type FileWatch, type Logger } from '@rvpn/observability';
 import {
   authorizeByIdentity,
   NetConfig,
@@ -45,6 +45,7 @@ export class ShootClient {
   private status: ReturnType<typeof createStatusServer> | undefined;
   private session: TunnelSession | undefined;
   private address: string | undefined;
+  private tlsWatch: FileWatch | undefined;
   private addressChange: Promise<void> = Promise.resolve();
   private stopping = false;
 
@@ -131,6 +132,11 @@ export class ShootClient {
           logger: this.log,
         });
         await this.listener.start();
+        // the dialer reads the files at every dial; the classic listener reloads them on change
+        this.tlsWatch = watchFiles(Object.values(cfg.tls), () => {
+          this.listener?.reloadTls();
+          this.log.info({}, 'certificates changed on disk; reloaded for new connections');
+        }, { onError: (err) => this.log.warn({ err: err.message }, 'certificate watch error') });
       }
 
       this.status = createStatusServer({
@@ -193,6 +199,7 @@ export class ShootClient {
   async stop(): Promise<void> {
     if (this.stopping) return;
     this.stopping = true;
+    this.tlsWatch?.stop();
     await this.status?.stop().catch(() => undefined);
     await this.dialer?.stop();
     await this.listener?.stop().catch(() => undefined);

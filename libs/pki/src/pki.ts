@@ -4,7 +4,7 @@
  */
 import 'reflect-metadata';
 import { createPrivateKey, webcrypto, randomBytes, X509Certificate as NodeX509 } from 'node:crypto';
-import { chmod, mkdir, rename, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, readlink, rename, rm, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { isIP } from 'node:net';
 import * as x509 from '@peculiar/x509';
@@ -218,4 +218,48 @@ export async function createShootPki(opts: { namespace: string; haServers?: numb
       issueCertificate(ca, { commonName: `vpn-shoot-client-${i}`, usage: 'client', uris: [uri], ...v })),
   ]);
   return { ca, server: server!, shootClient: shootClient!, seedClient: seedClient!, proxyClient: proxyClient!, proxyServer: proxyServer!, shootClients };
+}
+
+/**
+ * Whether a certificate is due for renewal: at `fraction` (default 80 %) of its validity, as
+ * Gardener renews. The operator re-issues then; the apps pick the new files up without restarting.
+ */
+export function renewalDue(pem: string, now: Date = new Date(), fraction = 0.8): boolean {
+  const { notBefore, notAfter } = certificateInfo(pem);
+  const due = notBefore.getTime() + fraction * (notAfter.getTime() - notBefore.getTime());
+  return now.getTime() >= due;
+}
+
+/**
+ * A CA bundle (concatenated PEMs). During a CA rotation every side trusts the old and the new CA,
+ * then the leaf certificates are re-issued by the new CA, then the old CA leaves the bundle — and
+ * no tunnel has to drop at any step.
+ */
+export function caBundle(...cas: string[]): string {
+  return cas.map((c) => (c.endsWith('\n') ? c : `${c}\n`)).join('');
+}
+
+/**
+ * Writes files the way the kubelet updates a Secret volume: into a fresh timestamped directory, then
+ * the `..data` symlink is swapped atomically and each name links through it. A watch on the file
+ * itself misses such an update; watch the directory (see watchFiles in @rvpn/observability).
+ */
+export async function writeSecretVolume(dir: string, files: Record<string, string>): Promise<void> {
+  await mkdir(dir, { recursive: true, mode: 0o700 });
+  const stamp = `..${new Date().toISOString().replace(/[:.]/g, '_')}_${process.pid}_${Math.random().toString(36).slice(2, 8)}`;
+  await writePkiFiles(join(dir, stamp), files);
+  const tmpLink = join(dir, `..data_tmp_${process.pid}`);
+  await rm(tmpLink, { force: true });
+  await symlink(stamp, tmpLink);
+  const old = await readlink(join(dir, '..data')).catch(() => undefined);
+  await rename(tmpLink, join(dir, '..data'));
+  for (const name of Object.keys(files)) {
+    const link = join(dir, name);
+    const target = join('..data', name);
+    if ((await readlink(link).catch(() => undefined)) !== target) {
+      await rm(link, { force: true });
+      await symlink(target, link);
+    }
+  }
+  if (old && old !== stamp) await rm(join(dir, old), { recursive: true, force: true });
 }

@@ -6,7 +6,7 @@ import { mkdtempSync, rmSync, writeFileSync, renameSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { createCa, createShootPki, issueCertificate, seedServerDnsNames, writePkiFiles } from '@rvpn/pki';
+import { createCa, createShootPki, issueCertificate, seedServerDnsNames, writeSecretVolume } from '@rvpn/pki';
 import { ADDR, Topology } from './topology.js';
 import { run, sleep, spawnLogged, waitFor, type RunResult, type Spawned } from './sh.js';
 
@@ -114,7 +114,7 @@ export class Stack {
     // same CA, but bound to another shoot's identity (the URI SAN)
     const sameCaOtherShoot = await issueCertificate(pki.ca, { commonName: 'vpn-shoot-client', usage: 'client', uris: ['urn:rvpn:shoot:shoot--other--local'] });
     const foreignCa = await createShootPki({ namespace: SHOOT_NAMESPACE });
-    await writePkiFiles(join(this.dir, 'pki'), {
+    this.pkiFiles = {
       'ca.crt': pki.ca.certPem,
       'server.crt': pki.server.certPem, 'server.key': pki.server.keyPem,
       'proxy-server.crt': proxyServer!.certPem, 'proxy-server.key': proxyServer!.keyPem,
@@ -130,7 +130,17 @@ export class Stack {
       'same-ca-other-shoot.crt': sameCaOtherShoot.certPem, 'same-ca-other-shoot.key': sameCaOtherShoot.keyPem,
       'foreign-ca-client.crt': foreignCa.shootClient.certPem, 'foreign-ca-client.key': foreignCa.shootClient.keyPem,
       'foreign-ca.crt': foreignCa.ca.certPem,
-    });
+    };
+    await writeSecretVolume(join(this.dir, 'pki'), this.pkiFiles);
+  }
+
+  /** The certificate files, laid out as a Kubernetes Secret volume (..data symlink) in <dir>/pki. */
+  pkiFiles: Record<string, string> = {};
+
+  /** Replaces some certificate files the way the kubelet updates a Secret volume (atomic symlink swap). */
+  async updatePki(changes: Record<string, string>): Promise<void> {
+    this.pkiFiles = { ...this.pkiFiles, ...changes };
+    await writeSecretVolume(join(this.dir, 'pki'), this.pkiFiles);
   }
 
   defaultRoutes() {
