@@ -10,7 +10,7 @@ import '@rvpn/proxy';
 import '@rvpn/egress';
 import '@rvpn/pki';
 import '@rvpn/bonding';
-import '@rvpn/k8s-render';
+import { renderCrd } from '@rvpn/k8s-render';
 
 const cell = (s: string) => s.replace(/\|/g, '\\|').replace(/\n/g, ' ');
 
@@ -56,8 +56,11 @@ export function renderErrorsDoc(): string {
   return out.join('\n');
 }
 
+/** Generated files that are committed; a test fails when one drifts from the code. */
 export const DOCS = {
   'docs/configuration.md': renderConfigurationDoc,
   'docs/errors.md': renderErrorsDoc,
+  // the CRD, from the one schema in libs/k8s-render (JSON is YAML: kubectl apply -f takes it)
+  'deploy/crds/shootvpns.vpn.reversed-vpn.dev.json': () => `${JSON.stringify(renderCrd(), null, 2)}\n`,
 };
 

@@ -1,0 +1,101 @@
+/**
+ * The ShootVpn custom resource: its spec is the render input (VpnSpec), its status what the operator
+ * reports. The CRD is generated from this one schema (`pnpm gen-docs` writes
+ * deploy/crds/shootvpns.vpn.reversed-vpn.dev.json; a test fails when the committed file drifts).
+ */
+import type { K8sObject } from './types.js';
+
+export const CRD_GROUP = 'vpn.reversed-vpn.dev';
+export const CRD_VERSION = 'v1alpha1';
+export const CRD_KIND = 'ShootVpn';
+export const CRD_PLURAL = 'shootvpns';
+
+const cidr = { type: 'string', pattern: '^[0-9a-fA-F:.]+/[0-9]{1,3}$' };
+const nonEmpty = { type: 'string', minLength: 1 };
+
+/** OpenAPI v3 schema of ShootVpn.spec (structural, as Kubernetes requires). */
+export const vpnSpecSchema = {
+  type: 'object',
+  required: ['shoot', 'namespace', 'networks', 'highAvailability', 'endpoint', 'images'],
+  properties: {
+    shoot: { type: 'object', required: ['name', 'project'], properties: { name: nonEmpty, project: nonEmpty } },
+    namespace: { type: 'string', pattern: '^[a-z0-9]([-a-z0-9]*[a-z0-9])?$', maxLength: 63, description: "The shoot's control-plane namespace in the seed." },
+    networks: {
+      type: 'object',
+      required: ['services', 'pods', 'nodes', 'seedPods', 'ipFamilies'],
+      properties: {
+        services: { type: 'array', items: cidr },
+        pods: { type: 'array', items: cidr },
+        nodes: { type: 'array', items: cidr },
+        seedPods: cidr,
+        ipFamilies: { type: 'array', minItems: 1, maxItems: 2, items: { type: 'string', enum: ['IPv4', 'IPv6'] } },
+        vpn: { ...cidr, description: 'IPv6 transfer network; default fd8f:6d53:b97a:1::/96.' },
+      },
+    },
+    highAvailability: {
+      type: 'object',
+      required: ['failureTolerance'],
+      properties: { failureTolerance: { type: 'string', enum: ['none', 'node', 'zone'] } },
+    },
+    annotations: { type: 'object', additionalProperties: { type: 'string' }, description: "The shoot's annotations (reversed-vpn and high-availability-vpn overrides)." },
+    endpoint: { ...nonEmpty, description: "FQDN of the seed's entry point the shoot dials." },
+    classicEndpoint: { type: 'string', description: "Classic direction: address of vpn-shoot's LoadBalancer in the shoot." },
+    images: {
+      type: 'object',
+      required: ['vpnSeedServer', 'vpnShoot', 'pathController'],
+      properties: { vpnSeedServer: nonEmpty, vpnShoot: nonEmpty, pathController: nonEmpty },
+    },
+  },
+} as const;
+
+const conditionSchema = {
+  type: 'object',
+  required: ['type', 'status'],
+  properties: {
+    type: { type: 'string', enum: ['Ready', 'TunnelConnected', 'CertificatesValid'] },
+    status: { type: 'string', enum: ['True', 'False', 'Unknown'] },
+    reason: { type: 'string' },
+    message: { type: 'string' },
+    lastTransitionTime: { type: 'string', format: 'date-time' },
+    observedGeneration: { type: 'integer' },
+  },
+};
+
+export const vpnStatusSchema = {
+  type: 'object',
+  properties: {
+    observedGeneration: { type: 'integer' },
+    reversed: { type: 'boolean' },
+    ha: { type: 'boolean' },
+    conditions: { type: 'array', items: conditionSchema, 'x-kubernetes-list-type': 'map', 'x-kubernetes-list-map-keys': ['type'] },
+  },
+} as const;
+
+export function renderCrd(): K8sObject {
+  const cond = (type: string) => `.status.conditions[?(@.type=="${type}")].status`;
+  return {
+    apiVersion: 'apiextensions.k8s.io/v1',
+    kind: 'CustomResourceDefinition',
+    metadata: { name: `${CRD_PLURAL}.${CRD_GROUP}`, labels: { 'app.kubernetes.io/part-of': 'reversed-vpn' } },
+    spec: {
+      group: CRD_GROUP,
+      scope: 'Namespaced',
+      names: { kind: CRD_KIND, listKind: `${CRD_KIND}List`, plural: CRD_PLURAL, singular: 'shootvpn', shortNames: ['svpn'] },
+      versions: [{
+        name: CRD_VERSION,
+        served: true,
+        storage: true,
+        subresources: { status: {} },
+        additionalPrinterColumns: [
+          { name: 'Reversed', type: 'boolean', jsonPath: '.status.reversed' },
+          { name: 'HA', type: 'boolean', jsonPath: '.status.ha' },
+          { name: 'Ready', type: 'string', jsonPath: cond('Ready') },
+          { name: 'Tunnel', type: 'string', jsonPath: cond('TunnelConnected') },
+          { name: 'Certificates', type: 'string', jsonPath: cond('CertificatesValid') },
+          { name: 'Age', type: 'date', jsonPath: '.metadata.creationTimestamp' },
+        ],
+        schema: { openAPIV3Schema: { type: 'object', required: ['spec'], properties: { spec: vpnSpecSchema, status: vpnStatusSchema } } },
+      }],
+    },
+  };
+}
