@@ -13,6 +13,7 @@ export function createSeedServerMetrics(registry: Registry) {
     rttSeconds: new Gauge({ name: `${p}tunnel_rtt_seconds`, help: 'Smoothed keepalive round-trip time of the attached session', registers: [registry] }),
     bytesTotal: new Gauge({ name: `${p}tunnel_bytes_total`, help: 'Tunnel payload bytes of the attached session, by direction', labelNames: ['direction'], registers: [registry] }),
     droppedPacketsTotal: new Counter({ name: `${p}tunnel_dropped_packets_total`, help: 'Packets dropped by the data path, by reason', labelNames: ['reason'], registers: [registry] }),
+    certificateNotAfter: new Gauge({ name: `${p}certificate_not_after_seconds`, help: 'Expiry (unix seconds) of each loaded certificate, by file', labelNames: ['file'], registers: [registry] }),
     tlsReloadsTotal: new Counter({ name: `${p}tls_reloads_total`, help: 'Certificate reloads from disk (renewal, CA rotation)', registers: [registry] }),
     probeSuccess: new Gauge({ name: `${p}probe_success`, help: '1 when the last data-path probe through the tunnel succeeded', registers: [registry] }),
     probeDurationSeconds: new Gauge({ name: `${p}probe_duration_seconds`, help: 'Duration of the last data-path probe', registers: [registry] }),

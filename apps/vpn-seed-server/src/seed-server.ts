@@ -13,6 +13,7 @@
  * - The TUN, its addresses and routes outlive a session, so flows survive a reconnect.
  */
 import { readFileSync } from 'node:fs';
+import { X509Certificate } from 'node:crypto';
 import { CidrSet, formatIp, errorCode, type Cidr } from '@rvpn/config';
 import type { SeedServerConfig } from '@rvpn/config';
 import { createEgressProxy, PathGate, type EgressProxy } from '@rvpn/egress';
@@ -173,8 +174,10 @@ export class SeedServer {
 
       // Certificates are reloaded from disk when they change (renewal, CA rotation; Secret volumes
       // swap a ..data symlink): new connections use them, established tunnels are not touched.
+      this.recordCertificateExpiry();
       this.tlsWatch = watchFiles([...new Set([...Object.values(cfg.tls), ...Object.values(cfg.proxyTls)])], () => {
         try {
+          this.recordCertificateExpiry();
           this.listener?.reloadTls();
           this.proxy?.reloadTls();
           this.metrics.tlsReloadsTotal.inc();
@@ -233,6 +236,17 @@ export class SeedServer {
       this.log.warn({ reason: end.reason, code: end.code }, 'shoot tunnel detached');
       if (!this.stopping) void this.setRoutes(false);
     });
+  }
+
+  /** Exposes when each certificate in use expires (alerting: docs and the rendered PrometheusRule). */
+  private recordCertificateExpiry(): void {
+    for (const file of new Set([this.cfg.tls.certFile, this.cfg.proxyTls.certFile])) {
+      try {
+        this.metrics.certificateNotAfter.set({ file }, Date.parse(new X509Certificate(readFileSync(file)).validTo) / 1000);
+      } catch (err) {
+        this.log.warn({ file, err: (err as Error).message }, 'cannot read the certificate expiry');
+      }
+    }
   }
 
   /** Swaps every shoot route between `dev <tun>` and `unreachable`; serialized, idempotent. */

@@ -8,3 +8,4 @@ export { resolveVpnMode, SpecInvalidError, REVERSED_VPN_ANNOTATION, HA_VPN_ANNOT
 export { renderSeed, egressSelectorConfig, apiserverSidecarPatch, type ApiserverSidecar, sniProxyRoutes, connectHeaderValue, SEED_SERVER, HA_SERVERS, HA_CLIENTS } from './seed.js';
 export { renderShoot, SHOOT_NAMESPACE, VPN_SHOOT } from './shoot.js';
 export { renderCrd, vpnSpecSchema, vpnStatusSchema, CRD_GROUP, CRD_VERSION, CRD_KIND, CRD_PLURAL } from './crd.js';
+export { renderMonitoring, renderSniProxyRoutesConfigMap } from './monitoring.js';

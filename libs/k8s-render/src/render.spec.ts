@@ -119,3 +119,29 @@ describe('rendered objects', () => {
     expect(() => renderSeed(spec, resolveVpnMode(spec, settings(false)), settings(false))).toThrow(/classicEndpoint/);
   });
 });
+
+describe('monitoring and sni-proxy routes', () => {
+  it('renders a ServiceMonitor and alert rules that validate (non-HA and HA)', async () => {
+    const { renderMonitoring } = await import('./index.js');
+    for (const tol of ['none', 'zone'] as const) {
+      const spec = { ...base, highAvailability: { failureTolerance: tol } };
+      const objs = renderMonitoring(spec, resolveVpnMode(spec, settings(true)));
+      for (const o of objs) {
+        const mod = (await import('@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1')) as unknown as Record<string, new (x: unknown) => { validate(): void }>;
+        new mod[o.kind]!(o).validate();
+      }
+      const rules = JSON.stringify(objs[1]);
+      for (const a of ['VpnTunnelDown', 'VpnDataPathProbeFailing', 'VpnCertificateExpiresSoon']) expect(rules).toContain(a);
+      expect(rules).toContain(tol === 'zone' ? 'rvpn_seed_server_ha_ports' : 'rvpn_seed_server_tunnel_connected');
+    }
+  });
+
+  it('renders the seed-wide route ConfigMap that sni-proxy reads (and it parses as a route file)', async () => {
+    const { renderSniProxyRoutesConfigMap } = await import('./index.js');
+    const a = sniProxyRoutes(base, resolveVpnMode(base, settings(true)));
+    const cm = renderSniProxyRoutesConfigMap(a, 'rvpn-system');
+    await validate(cm);
+    const parsed = JSON.parse((cm.data as Record<string, string>)['routes.json']!) as { connect: Record<string, string> };
+    expect(parsed.connect).toEqual(a);
+  });
+});
