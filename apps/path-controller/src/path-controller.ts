@@ -15,8 +15,7 @@
  * - Firewall: from the bond only established/related traffic (and neighbour discovery) enters this
  *   pod; nothing is forwarded.
  */
-import { readFileSync } from 'node:fs';
-import { CidrSet, errorCode, type Cidr, type PathControllerConfig } from '@rvpn/config';
+import { CidrSet, errorCode, readTlsFiles, type Cidr, type PathControllerConfig } from '@rvpn/config';
 import { BondEndpoint, endpointBondAddresses, formatMac, macFromAddress, randomEndpointSlot, shootBondAddresses, type BondAddresses } from '@rvpn/bonding';
 import { createEgressProxy, PathGate, type EgressProxy } from '@rvpn/egress';
 import { createStatusServer, watchFiles, type FileWatch, type Logger } from '@rvpn/observability';
@@ -86,7 +85,7 @@ export class PathController {
       this.proxy = createEgressProxy({
         host: cfg.proxyListen.host,
         port: cfg.proxyListen.port,
-        tls: () => ({ ca: readFileSync(cfg.tls.caFile), cert: readFileSync(cfg.proxyTlsCertFile), key: readFileSync(cfg.proxyTlsKeyFile) }),
+        tls: () => readTlsFiles({ caFile: cfg.tls.caFile, certFile: cfg.proxyTlsCertFile, keyFile: cfg.proxyTlsKeyFile }),
         allowedCommonNames: cfg.proxyAllowedCommonNames,
         allowedDestinations: new CidrSet(this.shootNets),
         gate: this.gate,
@@ -127,7 +126,7 @@ export class PathController {
     this.endpoint = new BondEndpoint({
       device: this.device!,
       servers: cfg.seedServers.map((s, i) => ({ id: `vpn-seed-server-${i}`, target: s, servername: `vpn-seed-server-${i}` })),
-      tls: () => ({ ca: readFileSync(cfg.tls.caFile), cert: readFileSync(cfg.tls.certFile), key: readFileSync(cfg.tls.keyFile) }),
+      tls: () => readTlsFiles(cfg.tls),
       role: 'seed',
       identity: `path-controller/${cfg.namespace}/${cfg.podName}`,
       address: this.addrs.v6,

@@ -14,8 +14,7 @@
  *   change and every ANNOUNCE_INTERVAL, so bonds pick a link per destination.
  * - Ready when at least one shoot client is attached.
  */
-import { readFileSync } from 'node:fs';
-import { errorCode, haIndexOf, type SeedServerConfig } from '@rvpn/config';
+import { errorCode, haIndexOf, readTlsFiles, type SeedServerConfig } from '@rvpn/config';
 import {
   BondAddressInUseError,
   BondAddressInvalidError,
@@ -137,7 +136,7 @@ export class HaSeedServer {
       this.listener = new TunnelListener({
         host: cfg.tunnelListen.host,
         port: cfg.tunnelListen.port,
-        tls: () => ({ ca: readFileSync(cfg.tls.caFile), cert: readFileSync(cfg.tls.certFile), key: readFileSync(cfg.tls.keyFile) }),
+        tls: () => readTlsFiles(cfg.tls),
         authorize: authorizeByIdentity({ allowedCommonNames: [...cfg.clientAllowedCommonNames, ...cfg.seedClientCommonNames], requiredUri: shootIdentityUri(cfg.namespace) }),
         hello: () => this.hello(),
         validatePeerHello: (peer, { identity }) => this.validate(peer, identity),

@@ -14,7 +14,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { X509Certificate } from 'node:crypto';
-import { CidrSet, formatIp, errorCode, type Cidr } from '@rvpn/config';
+import { CidrSet, formatIp, errorCode, readTlsFiles, type Cidr } from '@rvpn/config';
 import type { SeedServerConfig } from '@rvpn/config';
 import { createEgressProxy, PathGate, type EgressProxy } from '@rvpn/egress';
 import { createStatusServer, watchFiles, type FileWatch, type Logger } from '@rvpn/observability';
@@ -104,11 +104,7 @@ export class SeedServer {
       this.datapath.start();
 
       // 3. The tunnel: accept the shoot client (reversed) or dial the shoot (classic direction).
-      const tlsMaterial = () => ({
-        ca: readFileSync(cfg.tls.caFile),
-        cert: readFileSync(cfg.tls.certFile),
-        key: readFileSync(cfg.tls.keyFile),
-      });
+      const tlsMaterial = () => readTlsFiles(cfg.tls);
       const hello = (): LocalHello => ({
         role: 'seed',
         identity: `vpn-seed-server/${cfg.namespace}`,
@@ -149,11 +145,7 @@ export class SeedServer {
       }
 
       // 4. The kube-apiserver's egress proxy.
-      const proxyTls = () => ({
-        ca: readFileSync(cfg.proxyTls.caFile),
-        cert: readFileSync(cfg.proxyTls.certFile),
-        key: readFileSync(cfg.proxyTls.keyFile),
-      });
+      const proxyTls = () => readTlsFiles(cfg.proxyTls);
       this.proxy = createEgressProxy({
         host: cfg.proxyListen.host,
         port: cfg.proxyListen.port,

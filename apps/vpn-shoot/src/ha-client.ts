@@ -6,8 +6,7 @@
  * forwarded into the shoot and masqueraded out of EGRESS_INTERFACE, as in non-HA mode; replies to
  * the apiserver endpoints' bond addresses are on-link on the bond.
  */
-import { readFileSync } from 'node:fs';
-import { haIndexOf, type ShootConfig } from '@rvpn/config';
+import { haIndexOf, readTlsFiles, type ShootConfig } from '@rvpn/config';
 import { BondEndpoint, formatMac, macFromAddress, shootBondAddresses } from '@rvpn/bonding';
 import { createStatusServer, type Logger } from '@rvpn/observability';
 import { NetConfig, openTunDevice, type TunDevice } from '@rvpn/tunnel';
@@ -71,7 +70,7 @@ export class HaShootClient {
       this.endpoint = new BondEndpoint({
         device: this.device,
         servers,
-        tls: () => ({ ca: readFileSync(cfg.tls.caFile), cert: readFileSync(cfg.tls.certFile), key: readFileSync(cfg.tls.keyFile) }),
+        tls: () => readTlsFiles(cfg.tls),
         role: 'shoot',
         identity: `vpn-shoot/${cfg.namespace}/${cfg.podName}`,
         address: addrs.v6,

@@ -5,8 +5,7 @@
  * seed's source addresses (SEED_POD_NETWORK, the tunnel network) routed back into the TUN.
  * In the classic direction (TUNNEL_MODE=listen) it accepts the seed's connection on 4314 instead.
  */
-import { readFileSync } from 'node:fs';
-import { CidrSet, errorCode, type Cidr } from '@rvpn/config';
+import { CidrSet, errorCode, readTlsFiles, type Cidr } from '@rvpn/config';
 import type { ShootConfig } from '@rvpn/config';
 import { createStatusServer, watchFiles, type FileWatch, type Logger } from '@rvpn/observability';
 import {
@@ -86,11 +85,7 @@ export class ShootClient {
       });
       this.datapath.start();
 
-      const tlsMaterial = () => ({
-        ca: readFileSync(cfg.tls.caFile),
-        cert: readFileSync(cfg.tls.certFile),
-        key: readFileSync(cfg.tls.keyFile),
-      });
+      const tlsMaterial = () => readTlsFiles(cfg.tls);
       const hello = (): LocalHello => ({
         role: 'shoot',
         identity: `vpn-shoot/${cfg.namespace || 'shoot'}${cfg.podName ? `/${cfg.podName}` : ''}`,

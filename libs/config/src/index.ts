@@ -19,3 +19,5 @@ export type { SniProxyConfig } from './apps/sni-proxy.js';
 export { haIndexOf } from './apps/common.js';
 export { pathControllerSchema, loadPathControllerConfig } from './apps/path-controller.js';
 export type { PathControllerConfig } from './apps/path-controller.js';
+export { readTlsFiles } from './tls-files.js';
+export type { TlsFiles } from './tls-files.js';
