@@ -11,6 +11,7 @@ import '@rvpn/egress';
 import '@rvpn/pki';
 import '@rvpn/bonding';
 import { renderCrd } from '@rvpn/k8s-render';
+import { renderChartFiles } from './chart.js';
 
 const cell = (s: string) => s.replace(/\|/g, '\\|').replace(/\n/g, ' ');
 
@@ -62,5 +63,7 @@ export const DOCS = {
   'docs/errors.md': renderErrorsDoc,
   // the CRD, from the one schema in libs/k8s-render (JSON is YAML: kubectl apply -f takes it)
   'deploy/crds/shootvpns.vpn.reversed-vpn.dev.json': () => `${JSON.stringify(renderCrd(), null, 2)}\n`,
+  // the umbrella chart, generated from libs/k8s-render
+  ...Object.fromEntries(Object.entries(renderChartFiles()).map(([path, text]) => [path, () => text])),
 };
 

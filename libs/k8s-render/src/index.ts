@@ -9,3 +9,5 @@ export { renderSeed, egressSelectorConfig, apiserverSidecarPatch, type Apiserver
 export { renderShoot, SHOOT_NAMESPACE, VPN_SHOOT } from './shoot.js';
 export { renderCrd, vpnSpecSchema, vpnStatusSchema, CRD_GROUP, CRD_VERSION, CRD_KIND, CRD_PLURAL } from './crd.js';
 export { renderMonitoring, renderSniProxyRoutesConfigMap } from './monitoring.js';
+export { renderSniProxy, type SniProxyInput } from './sni-proxy.js';
+export { renderCertificateSecrets, type CertificateMaterial, type Pem } from './secrets.js';

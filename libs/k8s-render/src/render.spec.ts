@@ -145,3 +145,28 @@ describe('monitoring and sni-proxy routes', () => {
     expect(parsed.connect).toEqual(a);
   });
 });
+
+describe('certificate Secrets', () => {
+  it('provide every Secret the rendered workloads mount, in each mode', async () => {
+    const { renderCertificateSecrets, apiserverSidecarPatch } = await import('./index.js');
+    const pem = { certPem: '-----BEGIN CERTIFICATE-----\nx\n-----END CERTIFICATE-----\n', keyPem: '-----BEGIN PRIVATE KEY-----\nx\n-----END PRIVATE KEY-----\n' };
+    const material = { caBundle: pem.certPem, seedServer: pem, proxyClient: pem, shootClient: pem, shootClients: [pem, pem], shootServer: pem, seedClient: pem, proxyServer: pem };
+    for (const [tol, gate] of [['none', true], ['zone', true], ['none', false]] as const) {
+      const spec = { ...base, highAvailability: { failureTolerance: tol } };
+      const mode = resolveVpnMode(spec, settings(gate));
+      const { seed, shoot } = renderCertificateSecrets(spec, mode, material);
+      for (const s of [...seed, ...shoot]) await validate(s);
+      const have = new Set([...seed, ...shoot].map((s) => `${s.metadata.namespace}/${s.metadata.name}`));
+      const mounted = new Set<string>();
+      const collect = (o: K8sObject, volumes: Array<{ secret?: { secretName: string } }> | undefined) => {
+        for (const v of volumes ?? []) if (v.secret) mounted.add(`${o.metadata.namespace}/${v.secret.secretName}`);
+      };
+      for (const o of [...renderSeed(spec, mode, settings(gate)), ...renderShoot(spec, mode)]) {
+        collect(o, (o.spec as { template?: { spec: { volumes?: Array<{ secret?: { secretName: string } }> } } } | undefined)?.template?.spec.volumes);
+      }
+      const side = apiserverSidecarPatch(spec, mode);
+      if (side) for (const v of side.volumes as Array<{ secret?: { secretName: string } }>) if (v.secret) mounted.add(`${spec.namespace}/${v.secret.secretName}`);
+      for (const m of mounted) expect(have, `${m} (tolerance ${tol}, gate ${gate})`).toContain(m);
+    }
+  });
+});
