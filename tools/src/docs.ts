@@ -3,7 +3,7 @@
  * docs/errors.md (every error code, from the registry). `pnpm gen-docs` (gen-docs.ts) writes them; a
  * test fails when the committed files drift from the code.
  */
-import { describeSchema, pathControllerSchema, registeredErrors, seedServerSchema, shootSchema, sniProxySchema } from '@rvpn/config';
+import { describeSchema, operatorSchema, pathControllerSchema, registeredErrors, seedServerSchema, shootSchema, sniProxySchema } from '@rvpn/config';
 // imported for their error definitions (each library registers its codes when loaded)
 import '@rvpn/tunnel';
 import '@rvpn/proxy';
@@ -20,6 +20,7 @@ export function renderConfigurationDoc(): string {
     ['vpn-seed-server', 'Seed side, one per shoot (in the shoot\'s control-plane namespace).', seedServerSchema],
     ['vpn-shoot', 'Shoot side (kube-system of the shoot).', shootSchema],
     ['sni-proxy', 'The shared entry point of a seed.', sniProxySchema],
+    ['operator', 'Seed-wide: reconciles every ShootVpn (render, server-side apply, prune, certificates, sni-proxy routes, status).', operatorSchema],
     ['path-controller', 'HA only: a sidecar of each kube-apiserver pod (bond endpoint, path probes and routes, local CONNECT proxy).', pathControllerSchema],
   ];
   const out = [

@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { REPO_ROOT } from './lab/stack.js';
 import { run } from './lab/sh.js';
 
-const APPS = ['vpn-seed-server', 'vpn-shoot', 'sni-proxy', 'path-controller'];
+const APPS = ['vpn-seed-server', 'vpn-shoot', 'sni-proxy', 'path-controller', 'operator'];
 
 async function main(): Promise<number> {
   const app = process.argv[2] ?? '';

@@ -21,3 +21,5 @@ export { pathControllerSchema, loadPathControllerConfig } from './apps/path-cont
 export type { PathControllerConfig } from './apps/path-controller.js';
 export { readTlsFiles } from './tls-files.js';
 export type { TlsFiles } from './tls-files.js';
+export { operatorSchema, loadOperatorConfig } from './apps/operator.js';
+export type { OperatorConfig } from './apps/operator.js';

@@ -8,6 +8,9 @@
 import { defineError } from '@rvpn/config';
 import type { RenderSettings, VpnSpec } from './types.js';
 
+/** A Kubernetes API call of the operator failed (defined here, with the other Kubernetes-facing codes). */
+export const KubeApiError = defineError('RVPN_ERR_KUBE_API', 'A Kubernetes API call failed (status and message in the log); the operator retries with backoff.');
+
 export const SpecInvalidError = defineError('RVPN_ERR_SPEC_INVALID', "The shoot's VPN spec cannot be rendered (the message says which field); the operator marks it terminal until the spec changes.");
 
 export const REVERSED_VPN_ANNOTATION = 'alpha.featuregates.shoot.gardener.cloud/reversed-vpn';

@@ -202,11 +202,12 @@ export function seedServerDnsNames(namespace: string, haServers = 0): string[] {
 }
 
 /** Everything one shoot needs, as Gardener issues it (CN names are the compatibility contract). */
-export async function createShootPki(opts: { namespace: string; haServers?: number; haClients?: number; validityDays?: number }): Promise<ShootPki> {
+export async function createShootPki(opts: { namespace: string; haServers?: number; haClients?: number; validityDays?: number; ca?: CertKeyPair }): Promise<ShootPki> {
   if (!opts.namespace) throw new PkiInvalidInputError('createShootPki needs the shoot control-plane namespace');
   const v = opts.validityDays !== undefined ? { validityDays: opts.validityDays } : {};
   const uri = shootIdentityUri(opts.namespace);
-  const ca = await createCa({ commonName: 'ca-vpn', ...v });
+  // an existing CA re-issues the leaf certificates (renewal) without touching what trusts it
+  const ca = opts.ca ?? (await createCa({ commonName: 'ca-vpn', ...v }));
   const dnsNames = seedServerDnsNames(opts.namespace, opts.haServers ?? 0);
   const [server, shootClient, seedClient, proxyClient, proxyServer, ...shootClients] = await Promise.all([
     issueCertificate(ca, { commonName: 'vpn-seed-server', usage: 'server', dnsNames, uris: [uri], ...v }),
