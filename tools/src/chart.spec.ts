@@ -6,14 +6,15 @@
 import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { renderSeed, renderShoot, renderSniProxy, renderSniProxyRoutesConfigMap, type K8sObject, type VpnSpec } from '@rvpn/k8s-render';
+import { renderOperator, renderSeed, renderShoot, renderSniProxy, renderSniProxyRoutesConfigMap, type K8sObject, type VpnSpec } from '@rvpn/k8s-render';
 import { CHART_DIR } from './chart.js';
 import { ensureHelm } from './helm.js';
 import { REPO_ROOT } from './lab/stack.js';
 import { run } from './lab/sh.js';
 
 type Values = {
-  images: Record<'sniProxy' | 'vpnSeedServer' | 'vpnShoot' | 'pathController', string>;
+  images: Record<'operator' | 'sniProxy' | 'vpnSeedServer' | 'vpnShoot' | 'pathController', string>;
+  operator: { enabled: boolean; featureGates: string; monitoring: boolean; sniProxyNamespace: string };
   reversed: boolean;
   ha: boolean;
   shoot: { name: string; project: string; namespace: string; endpoint: string; classicEndpoint: string; failureTolerance: 'none' | 'node' | 'zone'; networks: VpnSpec['networks'] & { vpn: string } };
@@ -28,7 +29,8 @@ const defaults = JSON.parse(JSON.stringify(parseDefaults())) as Values;
 /** values.yaml is plain YAML; the defaults are restated here from the schema-checked ci files' base. */
 function parseDefaults(): Values {
   return {
-    images: { sniProxy: 'reversed-vpn/sni-proxy:0.1.0', vpnSeedServer: 'reversed-vpn/vpn-seed-server:0.1.0', vpnShoot: 'reversed-vpn/vpn-shoot:0.1.0', pathController: 'reversed-vpn/path-controller:0.1.0' },
+    operator: { enabled: false, featureGates: 'ReversedVPN=true', monitoring: false, sniProxyNamespace: 'rvpn-system' },
+    images: { operator: 'reversed-vpn/operator:0.1.0', sniProxy: 'reversed-vpn/sni-proxy:0.1.0', vpnSeedServer: 'reversed-vpn/vpn-seed-server:0.1.0', vpnShoot: 'reversed-vpn/vpn-shoot:0.1.0', pathController: 'reversed-vpn/path-controller:0.1.0' },
     reversed: true,
     ha: false,
     shoot: { name: '', project: '', namespace: '', endpoint: '', classicEndpoint: 'unset:4314', failureTolerance: 'none', networks: { services: ['100.64.0.0/13'], pods: ['100.96.0.0/11'], nodes: [], seedPods: '', ipFamilies: ['IPv4'], vpn: 'fd8f:6d53:b97a:1::/96' } },
@@ -55,6 +57,7 @@ function expected(v: Values, releaseNamespace: string): K8sObject[] {
   };
   const mode = { reversed: v.reversed, ha: v.ha, reason: '' };
   const out: K8sObject[] = [];
+  if (v.operator.enabled) out.push(...renderOperator({ namespace: releaseNamespace, image: v.images.operator, featureGates: v.operator.featureGates, monitoring: v.operator.monitoring, sniProxyNamespace: v.operator.sniProxyNamespace }));
   if (v.sniProxy.enabled) {
     out.push(...renderSniProxy({ namespace: releaseNamespace, image: v.images.sniProxy, replicas: v.sniProxy.replicas, routesConfigMap: v.sniProxy.routesConfigMap, proxyProtocol: v.sniProxy.proxyProtocol, loadBalancerAnnotations: v.sniProxy.loadBalancerAnnotations }));
     const cm = renderSniProxyRoutesConfigMap(v.sniProxy.routes, releaseNamespace, v.sniProxy.routesConfigMap);

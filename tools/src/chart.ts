@@ -5,7 +5,7 @@
  * committed chart drifts, and the chart tests run `helm lint` and `helm template` for every scenario in
  * charts/reversed-vpn/ci and compare the result with k8s-render's output for the same input.
  */
-import { renderCrd, renderSeed, renderShoot, renderSniProxy, type K8sObject, type VpnMode, type VpnSpec } from '@rvpn/k8s-render';
+import { renderCrd, renderOperator, renderSeed, renderShoot, renderSniProxy, type K8sObject, type VpnMode, type VpnSpec } from '@rvpn/k8s-render';
 
 export const CHART_DIR = 'charts/reversed-vpn';
 
@@ -73,6 +73,13 @@ function sniProxyTemplate(): string {
   return ['{{- if .Values.sniProxy.enabled }}', docs(objs, post).trimEnd(), routesDoc.trimEnd(), '{{- end }}', ''].join('\n');
 }
 
+function operatorTemplate(): string {
+  const objs = renderOperator({ namespace: '{{ .Release.Namespace }}', image: V('images.operator'), featureGates: V('operator.featureGates'), monitoring: '__MON__' as unknown as boolean, sniProxyNamespace: V('operator.sniProxyNamespace') });
+  const post = (j: string) => j.replace('"value": "true"', '"value": "{{ ternary `true` `false` .Values.operator.monitoring }}"');
+  // renderOperator turns the truthy sentinel into "true"; the post-processing puts the value back
+  return ['{{- if .Values.operator.enabled }}', docs(objs, post).trimEnd(), '{{- end }}', ''].join('\n');
+}
+
 const CHART_YAML = `apiVersion: v2
 name: reversed-vpn
 description: The reversed VPN between hosted Kubernetes control planes and their clusters (seed entry point, per-shoot seed server, shoot side).
@@ -86,6 +93,7 @@ const VALUES_YAML = `# Values of the reversed-vpn umbrella chart. Every componen
 # control-plane namespace, without the operator); shoot goes into each shoot cluster (kube-system).
 
 images:
+  operator: reversed-vpn/operator:0.1.0
   sniProxy: reversed-vpn/sni-proxy:0.1.0
   vpnSeedServer: reversed-vpn/vpn-seed-server:0.1.0
   vpnShoot: reversed-vpn/vpn-shoot:0.1.0
@@ -115,6 +123,13 @@ shoot:
     ipFamilies: [IPv4]
     vpn: fd8f:6d53:b97a:1::/96
 
+# the seed-wide operator (reconciles ShootVpn resources; the CRD is in crds/)
+operator:
+  enabled: false
+  featureGates: ReversedVPN=true
+  monitoring: false
+  sniProxyNamespace: rvpn-system
+
 sniProxy:
   enabled: false
   replicas: 2
@@ -138,9 +153,13 @@ const VALUES_SCHEMA = {
   $schema: 'http://json-schema.org/draft-07/schema#',
   type: 'object',
   additionalProperties: false,
-  required: ['images', 'reversed', 'ha', 'shoot', 'sniProxy', 'seedServer', 'shootSide'],
+  required: ['images', 'reversed', 'ha', 'shoot', 'operator', 'sniProxy', 'seedServer', 'shootSide'],
   properties: {
-    images: { type: 'object', additionalProperties: false, required: ['sniProxy', 'vpnSeedServer', 'vpnShoot', 'pathController'], properties: Object.fromEntries(['sniProxy', 'vpnSeedServer', 'vpnShoot', 'pathController'].map((k) => [k, { type: 'string', minLength: 1 }])) },
+    images: { type: 'object', additionalProperties: false, required: ['operator', 'sniProxy', 'vpnSeedServer', 'vpnShoot', 'pathController'], properties: Object.fromEntries(['operator', 'sniProxy', 'vpnSeedServer', 'vpnShoot', 'pathController'].map((k) => [k, { type: 'string', minLength: 1 }])) },
+    operator: {
+      type: 'object', additionalProperties: false, required: ['enabled', 'featureGates', 'monitoring', 'sniProxyNamespace'],
+      properties: { enabled: { type: 'boolean' }, featureGates: { type: 'string', pattern: '^(ReversedVPN=(true|false))?$' }, monitoring: { type: 'boolean' }, sniProxyNamespace: { type: 'string', minLength: 1 } },
+    },
     reversed: { type: 'boolean' },
     ha: { type: 'boolean' },
     shoot: {
@@ -185,6 +204,7 @@ export function renderChartFiles(): Record<string, string> {
     [`${CHART_DIR}/values.yaml`]: VALUES_YAML,
     [`${CHART_DIR}/values.schema.json`]: `${JSON.stringify(VALUES_SCHEMA, null, 2)}\n`,
     [`${CHART_DIR}/crds/shootvpns.vpn.reversed-vpn.dev.yaml`]: `${JSON.stringify(renderCrd(), null, 2)}\n`,
+    [`${CHART_DIR}/templates/operator/objects.yaml`]: operatorTemplate(),
     [`${CHART_DIR}/templates/sni-proxy/objects.yaml`]: sniProxyTemplate(),
     [`${CHART_DIR}/templates/seed-server/objects.yaml`]: componentTemplate('seedServer', (mode) => renderSeed(spec, mode, settings)),
     [`${CHART_DIR}/templates/shoot/objects.yaml`]: componentTemplate('shootSide', (mode) => renderShoot(spec, mode)),

@@ -11,3 +11,4 @@ export { renderCrd, vpnSpecSchema, vpnStatusSchema, CRD_GROUP, CRD_VERSION, CRD_
 export { renderMonitoring, renderSniProxyRoutesConfigMap } from './monitoring.js';
 export { renderSniProxy, type SniProxyInput } from './sni-proxy.js';
 export { renderCertificateSecrets, type CertificateMaterial, type Pem } from './secrets.js';
+export { renderOperator, type OperatorInput } from './operator.js';
