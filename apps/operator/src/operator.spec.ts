@@ -100,6 +100,31 @@ describe('operator reconcile against the fake API', () => {
     expect(routes().connect).toEqual({});
   });
 
+  it('renews leaf certificates at 80 % and rotates the CA with an overlap in every bundle (fake clock)', async () => {
+    let t = Date.now();
+    const s = { ...settings, certValidityDays: 10, caValidityDays: 100, caRotationGraceMs: 2 * 86_400_000, now: () => new Date(t) };
+    const day = 86_400_000;
+    const secret = (name: string) => api.objects('Secret').find((x) => x.metadata.name === name)!;
+    const caOf = (name: string) => (secret(name).stringData as Record<string, string>)['ca.crt']!;
+    const certs = (pem: string) => pem.match(/BEGIN CERTIFICATE/g)?.length ?? 0;
+    await client.apply(cr(spec), 'test');
+    expect(await reconcile(client, { namespace: NS, name: 'demo' }, s)).toMatchObject({ certificatesIssued: true });
+    const firstLeaf = (secret('vpn-seed-server-tls').stringData as Record<string, string>)['tls.crt'];
+    t += 5 * day; // 50 % of a leaf: nothing to do
+    expect(await reconcile(client, { namespace: NS, name: 'demo' }, s)).toMatchObject({ certificatesIssued: false });
+    t += 3.5 * day; // 85 %: renewed from the same CA
+    expect(await reconcile(client, { namespace: NS, name: 'demo' }, s)).toMatchObject({ certificatesIssued: true });
+    expect((secret('vpn-seed-server-tls').stringData as Record<string, string>)['tls.crt']).not.toBe(firstLeaf);
+    expect(certs(caOf('vpn-seed-server-tls'))).toBe(1);
+    t += 80 * day; // past 80 % of the CA: a new CA, and both CAs in every bundle
+    expect(await reconcile(client, { namespace: NS, name: 'demo' }, s)).toMatchObject({ certificatesIssued: true });
+    expect(certs(caOf('vpn-seed-server-tls'))).toBe(2);
+    expect(certs(caOf('kube-apiserver-http-proxy-client'))).toBe(2);
+    t += 3 * day; // after the grace period the old CA leaves the bundles (the leaves are 3 days old: kept)
+    expect(await reconcile(client, { namespace: NS, name: 'demo' }, s)).toMatchObject({ certificatesIssued: false });
+    expect(certs(caOf('vpn-seed-server-tls'))).toBe(1);
+  });
+
   it('the fake answers a stale update with 409 and an expired watch with 410', async () => {
     await client.apply(cr(spec), 'test');
     const path = resourcePath('vpn.reversed-vpn.dev/v1alpha1', 'ShootVpn', NS, 'demo');

@@ -13,7 +13,7 @@ import {
   CRD_GROUP, CRD_KIND, CRD_VERSION, SpecInvalidError, renderCertificateSecrets, renderMonitoring, renderSeed, renderShoot,
   renderSniProxyRoutesConfigMap, resolveVpnMode, sniProxyRoutes, type CertificateMaterial, type K8sObject, type VpnMode, type VpnSpec,
 } from '@rvpn/k8s-render';
-import { certificateInfo, createCa, createShootPki, issueCertificate, renewalDue, shootIdentityUri, type CertKeyPair } from '@rvpn/pki';
+import { caBundle, certificateInfo, createCa, createShootPki, issueCertificate, renewalDue, shootIdentityUri, type CertKeyPair } from '@rvpn/pki';
 import { KubeClient, resourcePath } from './kube.js';
 
 export interface OperatorSettings {
@@ -23,6 +23,10 @@ export interface OperatorSettings {
   monitoring: boolean;
   certValidityDays: number;
   caValidityDays: number;
+  /** How long the previous CA stays in the bundle after a CA rotation (default 7 days). */
+  caRotationGraceMs?: number;
+  /** The clock (tests move it). */
+  now?: () => Date;
 }
 
 export interface ShootVpnObject extends K8sObject {
@@ -146,15 +150,39 @@ interface Certs {
   notAfter: Date;
 }
 
-/** The per-shoot CA (kept in Secret ca-vpn) and the leaf certificates, issued when missing or due. */
+/**
+ * The per-shoot CA (kept in Secret ca-vpn) and the leaf certificates, issued when missing or due.
+ * CA rotation: at 80 % of the CA's validity a new CA is made and the old one stays in every bundle for
+ * caRotationGraceMs, so the shoot side (whose new certificates arrive later through its applier) keeps
+ * connecting with the old ones meanwhile; then the old CA leaves the bundle. No tunnel has to drop.
+ */
 async function ensureCertificates(client: KubeClient, cr: ShootVpnObject, mode: VpnMode, s: OperatorSettings): Promise<Certs> {
   const ns = cr.metadata.namespace!;
+  const now = s.now?.() ?? new Date();
+  const grace = s.caRotationGraceMs ?? 7 * 86_400_000;
   const caSecret = await client.get<K8sObject>(resourcePath('v1', 'Secret', ns, 'ca-vpn'));
-  let ca: CertKeyPair | undefined = caSecret ? { certPem: unb64(secretData(caSecret)['ca.crt']) ?? '', keyPem: unb64(secretData(caSecret)['ca.key']) ?? '' } : undefined;
-  if (!ca || !ca.certPem || renewalDue(ca.certPem, new Date(), 0.9)) ca = await createCa({ commonName: 'ca-vpn', validityDays: s.caValidityDays });
-  const caObj: K8sObject = { apiVersion: 'v1', kind: 'Secret', type: 'Opaque', metadata: { name: 'ca-vpn', namespace: ns }, data: { 'ca.crt': b64(ca.certPem), 'ca.key': b64(ca.keyPem) } };
+  const d = secretData(caSecret);
+  let ca: CertKeyPair | undefined = d['ca.crt'] ? { certPem: unb64(d['ca.crt'])!, keyPem: unb64(d['ca.key']) ?? '' } : undefined;
+  let previous = unb64(d['previous.crt']);
+  let rotatedAt = unb64(d['rotated-at']);
+  if (!ca) {
+    ca = await createCa({ commonName: 'ca-vpn', validityDays: s.caValidityDays, notBefore: now });
+  } else if (renewalDue(ca.certPem, now)) {
+    previous = ca.certPem;
+    rotatedAt = now.toISOString();
+    ca = await createCa({ commonName: 'ca-vpn', validityDays: s.caValidityDays, notBefore: now });
+  }
+  if (previous && rotatedAt && now.getTime() - Date.parse(rotatedAt) > grace) {
+    previous = undefined;
+    rotatedAt = undefined;
+  }
+  const caBundleNow = previous ? caBundle(previous, ca.certPem) : ca.certPem;
+  const caObj: K8sObject = {
+    apiVersion: 'v1', kind: 'Secret', type: 'Opaque', metadata: { name: 'ca-vpn', namespace: ns },
+    data: { 'ca.crt': b64(ca.certPem), 'ca.key': b64(ca.keyPem), ...(previous && rotatedAt ? { 'previous.crt': b64(previous), 'rotated-at': b64(rotatedAt) } : {}) },
+  };
 
-  // reuse the issued set while it is valid, from the same CA, and for the same mode
+  // reuse the issued set while it is valid, from the current CA, and for the same mode
   const bundle = await client.get<K8sObject>(resourcePath('v1', 'Secret', ns, 'vpn-certificates'));
   const stored = unb64(secretData(bundle)['material.json']);
   const fingerprint = `${mode.reversed}/${mode.ha}/${certificateInfo(ca.certPem).serialNumber}`;
@@ -162,20 +190,23 @@ async function ensureCertificates(client: KubeClient, cr: ShootVpnObject, mode: 
   let issued = false;
   if (stored) {
     const m = JSON.parse(stored) as CertificateMaterial & { fingerprint?: string };
-    if (m.fingerprint === fingerprint && !renewalDue(m.seedServer.certPem)) material = m;
+    if (m.fingerprint === fingerprint && !renewalDue(m.seedServer.certPem, now)) material = m;
   }
   if (!material) {
-    const pki = await createShootPki({ namespace: ns, ca, haServers: mode.ha ? 2 : 0, haClients: mode.ha ? 2 : 0, validityDays: s.certValidityDays });
+    const pki = await createShootPki({ namespace: ns, ca, haServers: mode.ha ? 2 : 0, haClients: mode.ha ? 2 : 0, validityDays: s.certValidityDays, notBefore: now });
     const uri = shootIdentityUri(ns);
+    const v = { validityDays: s.certValidityDays, notBefore: now };
     const classic = mode.reversed
       ? { seedServer: pki.server }
       : {
-          seedServer: await issueCertificate(ca, { commonName: 'vpn-seed-client', usage: 'client', uris: [uri], validityDays: s.certValidityDays }),
-          shootServer: await issueCertificate(ca, { commonName: 'vpn-shoot', usage: 'server', dnsNames: ['vpn-shoot'], uris: [uri], validityDays: s.certValidityDays }),
+          seedServer: await issueCertificate(ca, { commonName: 'vpn-seed-client', usage: 'client', uris: [uri], ...v }),
+          shootServer: await issueCertificate(ca, { commonName: 'vpn-shoot', usage: 'server', dnsNames: ['vpn-shoot'], uris: [uri], ...v }),
         };
     material = { caBundle: ca.certPem, proxyClient: pki.proxyClient, shootClient: pki.shootClient, shootClients: pki.shootClients, seedClient: pki.seedClient, proxyServer: pki.proxyServer, ...classic };
     issued = true;
   }
+  // the bundle follows the rotation state on every reconcile, whether or not leaves were re-issued
+  material = { ...material, caBundle: caBundleNow };
   const { seed, shoot } = renderCertificateSecrets(cr.spec, mode, material);
   const bundleObj: K8sObject = { apiVersion: 'v1', kind: 'Secret', type: 'Opaque', metadata: { name: 'vpn-certificates', namespace: ns }, data: { 'material.json': b64(JSON.stringify({ ...material, fingerprint })) } };
   return { seedSecrets: [caObj, bundleObj, ...seed], shootSecrets: shoot, issued, notAfter: certificateInfo(material.seedServer.certPem).notAfter };

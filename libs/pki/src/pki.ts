@@ -202,9 +202,9 @@ export function seedServerDnsNames(namespace: string, haServers = 0): string[] {
 }
 
 /** Everything one shoot needs, as Gardener issues it (CN names are the compatibility contract). */
-export async function createShootPki(opts: { namespace: string; haServers?: number; haClients?: number; validityDays?: number; ca?: CertKeyPair }): Promise<ShootPki> {
+export async function createShootPki(opts: { namespace: string; haServers?: number; haClients?: number; validityDays?: number; ca?: CertKeyPair; notBefore?: Date }): Promise<ShootPki> {
   if (!opts.namespace) throw new PkiInvalidInputError('createShootPki needs the shoot control-plane namespace');
-  const v = opts.validityDays !== undefined ? { validityDays: opts.validityDays } : {};
+  const v = { ...(opts.validityDays !== undefined ? { validityDays: opts.validityDays } : {}), ...(opts.notBefore ? { notBefore: opts.notBefore } : {}) };
   const uri = shootIdentityUri(opts.namespace);
   // an existing CA re-issues the leaf certificates (renewal) without touching what trusts it
   const ca = opts.ca ?? (await createCa({ commonName: 'ca-vpn', ...v }));
