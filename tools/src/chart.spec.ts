@@ -60,8 +60,8 @@ function expected(v: Values, releaseNamespace: string): K8sObject[] {
   if (v.operator.enabled) out.push(...renderOperator({ namespace: releaseNamespace, image: v.images.operator, featureGates: v.operator.featureGates, monitoring: v.operator.monitoring, sniProxyNamespace: v.operator.sniProxyNamespace }));
   if (v.sniProxy.enabled) {
     out.push(...renderSniProxy({ namespace: releaseNamespace, image: v.images.sniProxy, replicas: v.sniProxy.replicas, routesConfigMap: v.sniProxy.routesConfigMap, proxyProtocol: v.sniProxy.proxyProtocol, loadBalancerAnnotations: v.sniProxy.loadBalancerAnnotations }));
-    const cm = renderSniProxyRoutesConfigMap(v.sniProxy.routes, releaseNamespace, v.sniProxy.routesConfigMap);
-    out.push(cm);
+    // with the operator enabled, the operator owns the route ConfigMap
+    if (!v.operator.enabled) out.push(renderSniProxyRoutesConfigMap(v.sniProxy.routes, releaseNamespace, v.sniProxy.routesConfigMap));
   }
   const settings = { featureGates: { ReversedVPN: true }, sniProxy: { namespace: v.seedServer.sniProxyNamespace, podLabels: { 'app.kubernetes.io/name': 'sni-proxy' } } };
   if (v.seedServer.enabled) out.push(...renderSeed(spec, mode, settings));

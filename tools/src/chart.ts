@@ -70,7 +70,8 @@ function sniProxyTemplate(): string {
     data: { 'routes.json': '__ROUTES__' },
   };
   const routesDoc = `---\n${JSON.stringify(routes, null, 2).replace('"__ROUTES__"', '{{ dict "connect" .Values.sniProxy.routes | toPrettyJson | quote }}')}\n`;
-  return ['{{- if .Values.sniProxy.enabled }}', docs(objs, post).trimEnd(), routesDoc.trimEnd(), '{{- end }}', ''].join('\n');
+  // with the operator, the operator owns the route ConfigMap (it publishes every ShootVpn's route)
+  return ['{{- if .Values.sniProxy.enabled }}', docs(objs, post).trimEnd(), '{{- if not .Values.operator.enabled }}', routesDoc.trimEnd(), '{{- end }}', '{{- end }}', ''].join('\n');
 }
 
 function operatorTemplate(): string {

@@ -150,6 +150,7 @@ describe('operator loop', () => {
     };
     try {
       await op.start();
+      await until(() => api.objects('ConfigMap').some((c) => c.metadata.name === 'sni-proxy-routes')); // published before any ShootVpn
       await client.apply(cr(spec), 'test');
       await until(() => api.objects('Deployment').length === 1 && !!api.objects('ShootVpn')[0]?.status);
       const ready = await fetch(`http://127.0.0.1:${op.bound.status}/readyz`);

@@ -8,7 +8,7 @@ import { errorCode, type OperatorConfig } from '@rvpn/config';
 import { createStatusServer, type Logger } from '@rvpn/observability';
 import { Counter, type Registry } from 'prom-client';
 import { KubeClient, resourcePath, type WatchEvent } from './kube.js';
-import { reconcile, type OperatorSettings, type ShootVpnObject } from './reconcile.js';
+import { publishRoutes, reconcile, type OperatorSettings, type ShootVpnObject } from './reconcile.js';
 
 const API_VERSION = `${CRD_GROUP}/${CRD_VERSION}`;
 
@@ -61,6 +61,8 @@ export class Operator {
       try {
         const { items, resourceVersion } = await this.client.list<ShootVpnObject>(path);
         for (const cr of items) this.enqueue(`${cr.metadata.namespace}/${cr.metadata.name}`);
+        // sni-proxy mounts the route ConfigMap: it must exist even before the first ShootVpn
+        if (items.length === 0) await publishRoutes(this.client, this.settings);
         this.synced = true;
         let gone = false;
         await this.client.watch(path, resourceVersion, (e: WatchEvent) => {

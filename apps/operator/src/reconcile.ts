@@ -127,8 +127,8 @@ async function prune(client: KubeClient, namespace: string, owner: Record<string
   return n;
 }
 
-/** sni-proxy's route ConfigMap, from every valid reversed ShootVpn of the seed. */
-async function publishRoutes(client: KubeClient, s: OperatorSettings): Promise<void> {
+/** sni-proxy's route ConfigMap, from every valid reversed ShootVpn of the seed (also when there is none: sni-proxy mounts it). */
+export async function publishRoutes(client: KubeClient, s: OperatorSettings): Promise<void> {
   const { items } = await client.list<ShootVpnObject>(resourcePath(API_VERSION, CRD_KIND));
   const routes: Record<string, string> = {};
   for (const cr of items) {
