@@ -18,7 +18,7 @@
 import { CidrSet, errorCode, readTlsFiles, type Cidr, type PathControllerConfig } from '@rvpn/config';
 import { BondEndpoint, endpointBondAddresses, formatMac, macFromAddress, randomEndpointSlot, shootBondAddresses, type BondAddresses } from '@rvpn/bonding';
 import { createEgressProxy, PathGate, type EgressProxy } from '@rvpn/egress';
-import { createStatusServer, watchFiles, type FileWatch, type Logger } from '@rvpn/observability';
+import { createStatusServer, watchCertificates, type FileWatch, type Logger } from '@rvpn/observability';
 import { NetConfig, openTunDevice, type TunDevice } from '@rvpn/tunnel';
 import { Counter, Gauge, type Registry } from 'prom-client';
 import { PathSelector } from './path-selector.js';
@@ -99,10 +99,7 @@ export class PathController {
       });
       this.bound.proxy = (await this.proxy.start()).port;
       // the links read their certificates at every dial; the local proxy reloads them on change
-      this.tlsWatch = watchFiles([cfg.tls.caFile, cfg.proxyTlsCertFile, cfg.proxyTlsKeyFile], () => {
-        this.proxy?.reloadTls();
-        this.log.info({}, 'certificates changed on disk; reloaded for new connections');
-      }, { onError: (err) => this.log.warn({ err: err.message }, 'certificate watch error') });
+      this.tlsWatch = watchCertificates([cfg.tls.caFile, cfg.proxyTlsCertFile, cfg.proxyTlsKeyFile], () => this.proxy?.reloadTls(), this.log);
       this.probeTimer = setInterval(() => void this.probeAll(), cfg.probeIntervalMs);
       this.probeTimer.unref();
       this.status = createStatusServer({

@@ -25,7 +25,7 @@ import {
   macFromAddress,
   shootIndexOf,
 } from '@rvpn/bonding';
-import { createStatusServer, watchFiles, type FileWatch, type Logger } from '@rvpn/observability';
+import { createStatusServer, watchCertificates, type FileWatch, type Logger } from '@rvpn/observability';
 import {
   authorizeByIdentity,
   FrameType,
@@ -145,10 +145,7 @@ export class HaSeedServer {
         logger: this.log,
       });
       this.bound.tunnel = (await this.listener.start()).port;
-      this.tlsWatch = watchFiles(Object.values(cfg.tls), () => {
-        this.listener?.reloadTls();
-        this.log.info({}, 'certificates changed on disk; reloaded for new connections');
-      }, { onError: (err) => this.log.warn({ err: err.message }, 'certificate watch error') });
+      this.tlsWatch = watchCertificates(Object.values(cfg.tls), () => this.listener?.reloadTls(), this.log);
       this.announceTimer = setInterval(() => this.announce(), cfg.announceIntervalMs);
       this.announceTimer.unref();
       this.status = createStatusServer({

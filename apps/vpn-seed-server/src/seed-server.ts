@@ -17,7 +17,7 @@ import { X509Certificate } from 'node:crypto';
 import { CidrSet, formatIp, errorCode, readTlsFiles, type Cidr } from '@rvpn/config';
 import type { SeedServerConfig } from '@rvpn/config';
 import { createEgressProxy, PathGate, type EgressProxy } from '@rvpn/egress';
-import { createStatusServer, watchFiles, type FileWatch, type Logger } from '@rvpn/observability';
+import { createStatusServer, watchCertificates, type FileWatch, type Logger } from '@rvpn/observability';
 import {
   authorizeByIdentity,
   NetConfig,
@@ -167,17 +167,12 @@ export class SeedServer {
       // Certificates are reloaded from disk when they change (renewal, CA rotation; Secret volumes
       // swap a ..data symlink): new connections use them, established tunnels are not touched.
       this.recordCertificateExpiry();
-      this.tlsWatch = watchFiles([...new Set([...Object.values(cfg.tls), ...Object.values(cfg.proxyTls)])], () => {
-        try {
-          this.recordCertificateExpiry();
-          this.listener?.reloadTls();
-          this.proxy?.reloadTls();
-          this.metrics.tlsReloadsTotal.inc();
-          this.log.info({}, 'certificates changed on disk; reloaded for new connections');
-        } catch (err) {
-          this.log.error({ err: (err as Error).message, code: errorCode(err) }, 'certificate reload failed; keeping the previous ones');
-        }
-      }, { onError: (err) => this.log.warn({ err: err.message }, 'certificate watch error') });
+      this.tlsWatch = watchCertificates([...Object.values(cfg.tls), ...Object.values(cfg.proxyTls)], () => {
+        this.recordCertificateExpiry();
+        this.listener?.reloadTls();
+        this.proxy?.reloadTls();
+        this.metrics.tlsReloadsTotal.inc();
+      }, this.log);
 
       // 5. Readiness follows a probe through the tunnel, not merely a connected client.
       this.probeTimer = setInterval(() => void this.probe(), cfg.probeIntervalMs);

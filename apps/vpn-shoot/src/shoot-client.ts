@@ -7,7 +7,7 @@
  */
 import { CidrSet, errorCode, readTlsFiles, type Cidr } from '@rvpn/config';
 import type { ShootConfig } from '@rvpn/config';
-import { createStatusServer, watchFiles, type FileWatch, type Logger } from '@rvpn/observability';
+import { createStatusServer, watchCertificates, type FileWatch, type Logger } from '@rvpn/observability';
 import {
   authorizeByIdentity,
   NetConfig,
@@ -128,10 +128,7 @@ export class ShootClient {
         });
         await this.listener.start();
         // the dialer reads the files at every dial; the classic listener reloads them on change
-        this.tlsWatch = watchFiles(Object.values(cfg.tls), () => {
-          this.listener?.reloadTls();
-          this.log.info({}, 'certificates changed on disk; reloaded for new connections');
-        }, { onError: (err) => this.log.warn({ err: err.message }, 'certificate watch error') });
+        this.tlsWatch = watchCertificates(Object.values(cfg.tls), () => this.listener?.reloadTls(), this.log);
       }
 
       this.status = createStatusServer({

@@ -10,5 +10,5 @@ export type { CheckResult, StatusServer, StatusServerOptions } from './status-se
 export { runMain } from './run-main.js';
 export type { Component, RunMainOptions } from './run-main.js';
 export type { Logger } from 'pino';
-export { watchFiles } from './watch-files.js';
+export { watchFiles, watchCertificates } from './watch-files.js';
 export type { FileWatch } from './watch-files.js';

@@ -26,3 +26,29 @@ describe('watchFiles', () => {
     }
   });
 });
+
+describe('watchCertificates', () => {
+  it('reloads and logs on a change, and keeps going (logged with its code) when a reload fails', async () => {
+    const { watchCertificates } = await import('./watch-files.js');
+    const dir = mkdtempSync(join(tmpdir(), 'rvpn-watchcert-'));
+    try {
+      const f = join(dir, 'tls.crt');
+      writeFileSync(f, 'one');
+      const lines: string[] = [];
+      const log = { info: (_o: object, m: string) => lines.push(`info ${m}`), warn: (_o: object, m: string) => lines.push(`warn ${m}`), error: (o: object, m: string) => lines.push(`error ${m} ${(o as { code?: string }).code}`) };
+      let fail = false;
+      const w = watchCertificates([f, f], () => {
+        if (fail) throw Object.assign(new Error('bad PEM'), { code: 'RVPN_ERR_TEST' });
+      }, log);
+      writeFileSync(f, 'two');
+      await new Promise((r) => setTimeout(r, 400));
+      fail = true;
+      writeFileSync(f, 'three');
+      await new Promise((r) => setTimeout(r, 400));
+      w.stop();
+      expect(lines).toEqual(['info certificates changed on disk; reloaded for new connections', 'error certificate reload failed; keeping the previous ones RVPN_ERR_TEST']);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});

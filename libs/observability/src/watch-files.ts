@@ -51,3 +51,19 @@ export function watchFiles(files: readonly string[], onChange: () => void, opts:
     },
   };
 }
+
+/**
+ * The certificate reload every app does: when the files change, run `reload` (re-create TLS contexts for
+ * new connections; established tunnels are not touched) and log it; a failing reload keeps the previous
+ * certificates and is logged with its code.
+ */
+export function watchCertificates(files: readonly string[], reload: () => void, log: { info(o: object, m: string): void; warn(o: object, m: string): void; error(o: object, m: string): void }): FileWatch {
+  return watchFiles([...new Set(files)], () => {
+    try {
+      reload();
+      log.info({}, 'certificates changed on disk; reloaded for new connections');
+    } catch (err) {
+      log.error({ err: (err as Error).message, code: (err as { code?: unknown }).code }, 'certificate reload failed; keeping the previous ones');
+    }
+  }, { onError: (err) => log.warn({ err: err.message }, 'certificate watch error') });
+}
