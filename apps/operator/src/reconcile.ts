@@ -66,10 +66,11 @@ export async function reconcile(client: KubeClient, key: { namespace: string; na
   }
   const generation = cr.metadata.generation;
   let mode: VpnMode;
+  let seedObjects: K8sObject[];
   try {
     if (cr.spec.namespace !== key.namespace) throw new SpecInvalidError(`spec.namespace ${cr.spec.namespace} differs from the resource's namespace ${key.namespace}`);
     mode = resolveVpnMode(cr.spec, { featureGates: s.featureGates });
-    renderSeed(cr.spec, mode, settingsFor(s)); // a render error is a spec error too
+    seedObjects = renderSeed(cr.spec, mode, settingsFor(s)); // a render error is a spec error too
   } catch (err) {
     if (!SpecInvalidError.is(err)) throw err;
     await client.patchStatus(cr, { observedGeneration: generation, conditions: [condition('Ready', false, 'SpecInvalid', (err as Error).message, generation)] });
@@ -79,7 +80,7 @@ export async function reconcile(client: KubeClient, key: { namespace: string; na
   const certs = await ensureCertificates(client, cr, mode, s);
   const shootObjects = [...renderShoot(cr.spec, mode), ...certs.shootSecrets];
   const desired: K8sObject[] = [
-    ...renderSeed(cr.spec, mode, settingsFor(s)),
+    ...seedObjects,
     ...(s.monitoring ? renderMonitoring(cr.spec, mode) : []),
     ...certs.seedSecrets,
     { apiVersion: 'v1', kind: 'Secret', metadata: { name: 'vpn-shoot-resources', namespace: key.namespace }, type: 'Opaque', data: { 'objects.json': b64(JSON.stringify({ apiVersion: 'v1', kind: 'List', items: shootObjects })) } },
