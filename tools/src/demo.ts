@@ -43,6 +43,22 @@ async function preflight(): Promise<string[]> {
   return problems;
 }
 
+/**
+ * The demo's one teardown: run once, on Ctrl-C/SIGTERM or when the demo ends; `stopping()` tells a
+ * status loop that it has begun (and lets it wait for it to finish before the process exits).
+ */
+function teardownOnce(message: string, down: () => Promise<void>) {
+  let running: Promise<void> | undefined;
+  const teardown = () =>
+    (running ??= (async () => {
+      console.log(`\n${message}`);
+      await down();
+      console.log('clean.');
+    })());
+  for (const sig of ['SIGINT', 'SIGTERM'] as const) process.on(sig, () => void teardown().then(() => process.exit(0)));
+  return { teardown, stopping: () => running };
+}
+
 async function main(): Promise<number> {
   const problems = await preflight();
   if (problems.length) {
@@ -55,17 +71,7 @@ async function main(): Promise<number> {
     connectPort: values.port === '8443' ? 8443 : 8132,
     log: (l) => console.log(`  … ${l}`),
   });
-  let stopping: Promise<void> | undefined;
-  const teardown = () => {
-    stopping ??= (async () => {
-      console.log('\ntearing down (apps remove their devices, routes and firewall tables; namespaces are deleted)');
-      await stack.down();
-      console.log('clean.');
-    })();
-    return stopping;
-  };
-  process.on('SIGINT', () => void teardown().then(() => process.exit(0)));
-  process.on('SIGTERM', () => void teardown().then(() => process.exit(0)));
+  const { teardown, stopping } = teardownOnce('tearing down (apps remove their devices, routes and firewall tables; namespaces are deleted)', () => stack.down());
   try {
     const t0 = Date.now();
     await stack.start();
@@ -87,8 +93,9 @@ async function main(): Promise<number> {
       const rtt = /^rvpn_seed_server_tunnel_rtt_seconds (\S+)/m.exec(m)?.[1];
       process.stdout.write(`\r[${new Date().toISOString().slice(11, 19)}] vpn-seed-server ${seed === 200 ? 'READY' : `not ready (${seed})`} · vpn-shoot ${shoot === 200 ? 'CONNECTED' : `not connected (${shoot})`}${rtt ? ` · rtt ${(Number(rtt) * 1000).toFixed(2)} ms` : ''} · Ctrl-C to stop   `);
       await new Promise((r) => setTimeout(r, 2000));
-      if (stopping) {
-        await stopping;
+      const ending = stopping();
+      if (ending) {
+        await ending;
         return 0;
       }
     }
@@ -129,17 +136,7 @@ logs: ${s.dir}/*.log
 /** `pnpm demo --ha`: two seed servers, two shoot pods, two kube-apiservers with path-controllers. */
 async function mainHa(): Promise<number> {
   const s = new HaStack({ log: (l) => console.log(`  … ${l}`) });
-  let stopping: Promise<void> | undefined;
-  const teardown = () => {
-    stopping ??= (async () => {
-      console.log('\ntearing down');
-      await s.down();
-      console.log('clean.');
-    })();
-    return stopping;
-  };
-  process.on('SIGINT', () => void teardown().then(() => process.exit(0)));
-  process.on('SIGTERM', () => void teardown().then(() => process.exit(0)));
+  const { teardown, stopping } = teardownOnce('tearing down', () => s.down());
   try {
     const t0 = Date.now();
     await s.start();
@@ -169,8 +166,9 @@ logs: ${s.dir}/*.log
       const path = /^rvpn_path_controller_active_path (\S+)/m.exec(m)?.[1];
       process.stdout.write(`\r[${new Date().toISOString().slice(11, 19)}] ${parts.join(' · ')} · pc-0 via shoot pod ${path ?? '?'}   `);
       await new Promise((r) => setTimeout(r, 2000));
-      if (stopping) {
-        await stopping;
+      const ending = stopping();
+      if (ending) {
+        await ending;
         return 0;
       }
     }
