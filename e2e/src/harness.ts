@@ -37,18 +37,8 @@ export async function sendGarbage(ns: string, host: string, port: number, bytes 
   return run(['bash', '-c', `exec 3<>/dev/tcp/${host}/${port} || exit 9; head -c ${bytes} /dev/urandom >&3; timeout 6 cat <&3 >/dev/null; exit 0`], { ns, allowFail: true, timeoutMs: 15_000 });
 }
 
-/** Sum of a metric's samples whose labels include all given pairs. */
-export function metric(text: string, name: string, labels: Record<string, string> = {}): number {
-  let sum = 0;
-  for (const line of text.split('\n')) {
-    if (!line.startsWith(name)) continue;
-    const m = /^([a-zA-Z_:][\w:]*)(\{[^}]*\})?\s+(\S+)/.exec(line);
-    if (!m || m[1] !== name) continue;
-    const l = m[2] ?? '';
-    if (Object.entries(labels).every(([k, v]) => l.includes(`${k}="${v}"`))) sum += Number(m[3]);
-  }
-  return sum;
-}
+/** Prometheus text parsing lives with the lab (tools); the suites import it from here. */
+export { metric } from '@rvpn/tools';
 
 /** A CONNECT to sni-proxy from the shoot side with arbitrary headers; returns the proxy's status. */
 export async function rawConnect(stack: Stack, port: number, headers: string[], target = 'vpn-seed-server:1194'): Promise<number> {

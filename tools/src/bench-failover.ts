@@ -14,12 +14,9 @@ import { ADDR } from './lab/topology.js';
 import { REPO_ROOT } from './lab/stack.js';
 import { run, sleep, waitFor } from './lab/sh.js';
 import { broke, flow, longestGap } from './lab/traffic.js';
+import { metric } from './lab/metrics.js';
 
 const log = (l: string) => console.log(`[failover ${new Date().toISOString().slice(11, 19)}] ${l}`);
-const metricValue = (text: string, name: string, label = '') => {
-  for (const line of text.split('\n')) if (line.startsWith(name + label + ' ') || (label === '' && line.startsWith(`${name} `))) return Number(line.split(' ').pop());
-  return NaN;
-};
 
 interface ScenarioResult {
   scenario: string;
@@ -43,13 +40,13 @@ export async function runFailoverBench(): Promise<{ file: string; results: Scena
   const linksUp = async (app: HaApp) => {
     const m = await s.statusBody(app, 'metrics');
     const n = app.startsWith('path') ? 'rvpn_path_controller_bond_link_up' : 'rvpn_vpn_shoot_bond_link_up';
-    return [0, 1].every((i) => metricValue(m, n, `{server="vpn-seed-server-${i}"}`) === 1);
+    return [0, 1].every((i) => metric(m, n, { server: `vpn-seed-server-${i}` }) === 1);
   };
   const allLinksUp = () => waitFor('every bond link up', async () => {
     for (const a of ['path-controller-0', 'path-controller-1', 'vpn-shoot-0', 'vpn-shoot-1'] as HaApp[]) if (!(await linksUp(a))) return false;
     return true;
   }, 60_000, 100);
-  const activePath = async () => metricValue(await s.statusBody('path-controller-0', 'metrics'), 'rvpn_path_controller_active_path');
+  const activePath = async () => metric(await s.statusBody('path-controller-0', 'metrics'), 'rvpn_path_controller_active_path');
 
   async function scenario(name: string, notes: string, inject: () => Promise<void>, restore: () => Promise<void>, watchPath = false) {
     await allLinksUp();

@@ -6,3 +6,4 @@ export { deterministicSha256, deterministicStream } from './fixtures/pattern.js'
 export { HaStack, HA_APPS, type HaApp } from './lab/ha-stack.js';
 export { HA_ADDR, HA_ROLES } from './lab/topology.js';
 export { flow, longestGap, broke, type Flow, type Observed } from './lab/traffic.js';
+export { metric } from './lab/metrics.js';

@@ -9,7 +9,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createCa, createShootPki, issueCertificate, writePkiFiles } from '@rvpn/pki';
 import { ADDR, HA_ADDR, Topology, type Role } from './topology.js';
-import { run, sleep, spawnLogged, waitFor, type RunResult, type Spawned } from './sh.js';
+import { run, spawnLogged, waitFor, type RunResult, type Spawned } from './sh.js';
+import { awaitHealthy, killAll, spawnFixture, statusCode, statusText, stopProcess, type StatusPath } from './procs.js';
 import { REPO_ROOT, SHOOT_NAMESPACE, connectHeaderValue } from './stack.js';
 
 export type HaApp = 'sni-proxy' | 'vpn-seed-server-0' | 'vpn-seed-server-1' | 'vpn-shoot-0' | 'vpn-shoot-1' | 'path-controller-0' | 'path-controller-1';
@@ -120,41 +121,27 @@ export class HaStack {
     const p = spawnLogged([process.execPath, main], { ns: this.ns(app), env: { PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin', ...this.env(app), ...extra }, logFile: this.logFile(app) });
     this.procs.set(app, p);
     this.topo.trackPid(p.pid);
-    const healthy = waitFor(`${app} /healthz`, async () => (await this.status(app, 'healthz')) === 200, 20_000);
-    const first = await Promise.race([healthy.then(() => 'ok' as const), p.exited]);
-    if (first !== 'ok') {
-      const tail = (await run(['tail', '-n', '20', this.logFile(app)], { allowFail: true })).stdout;
-      throw new Error(`${app} exited during start (code ${first.code}, signal ${first.signal}):\n${tail}`);
-    }
+    await awaitHealthy(app, p, () => this.status(app, 'healthz'));
     return p;
   }
 
   private fixture(name: string, role: Role, listen: string, tls = false): void {
-    const args = [process.execPath, join(REPO_ROOT, 'tools', 'dist', 'fixtures', 'http-fixture.js'), '--name', name, '--listen', listen];
-    if (tls) args.push('--cert', this.file(`${name}.crt`), '--key', this.file(`${name}.key`));
-    const p = spawnLogged(args, { ns: this.topo.ns[role], logFile: this.logFile(`fixture-${name}`) });
-    this.procs.set(`fixture-${name}`, p);
-    this.topo.trackPid(p.pid);
+    this.procs.set(`fixture-${name}`, spawnFixture(this.topo, role, name, listen, { logFile: this.logFile(`fixture-${name}`), ...(tls ? { cert: this.file(`${name}.crt`), key: this.file(`${name}.key`) } : {}) }));
   }
 
   async stopApp(app: HaApp, signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
     const p = this.procs.get(app);
     if (!p) return;
     this.procs.delete(app);
-    p.child.kill(signal);
-    if (!(await Promise.race([p.exited, sleep(5000).then(() => undefined)]))) {
-      p.child.kill('SIGKILL');
-      await p.exited;
-    }
+    await stopProcess(p, signal);
   }
 
-  async status(app: HaApp, path: 'healthz' | 'readyz' | 'metrics'): Promise<number> {
-    const r = await run(['curl', '-s', '-o', '/dev/null', '-m', '2', '-w', '%{http_code}', `http://127.0.0.1:${where[app].status}/${path}`], { ns: this.ns(app), allowFail: true });
-    return Number(r.stdout) || 0;
+  status(app: HaApp, path: StatusPath): Promise<number> {
+    return statusCode(this.ns(app), where[app].status, path);
   }
 
-  async statusBody(app: HaApp, path: 'healthz' | 'readyz' | 'metrics'): Promise<string> {
-    return (await run(['curl', '-s', '-m', '2', `http://127.0.0.1:${where[app].status}/${path}`], { ns: this.ns(app), allowFail: true })).stdout;
+  statusBody(app: HaApp, path: StatusPath): Promise<string> {
+    return statusText(this.ns(app), where[app].status, path);
   }
 
   async waitReady(app: HaApp, timeoutMs = 20_000): Promise<void> {
@@ -174,11 +161,7 @@ export class HaStack {
     if (!this.up) return;
     this.up = false;
     for (const app of [...HA_APPS].reverse()) await this.stopApp(app).catch(() => undefined);
-    for (const [name, p] of this.procs) {
-      p.child.kill('SIGKILL');
-      await Promise.race([p.exited, sleep(2000)]);
-      this.procs.delete(name);
-    }
+    await killAll(this.procs);
     await this.topo.destroy();
     if (!this.keepWorkDir) rmSync(this.dir, { recursive: true, force: true });
   }

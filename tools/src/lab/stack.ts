@@ -5,12 +5,13 @@
 import { mkdtempSync, rmSync, writeFileSync, renameSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { createCa, createShootPki, issueCertificate, seedServerDnsNames, writeSecretVolume } from '@rvpn/pki';
 import { ADDR, Topology } from './topology.js';
-import { run, sleep, spawnLogged, waitFor, type RunResult, type Spawned } from './sh.js';
+import { run, spawnLogged, waitFor, type RunResult, type Spawned } from './sh.js';
+import { REPO_ROOT } from './paths.js';
+import { awaitHealthy, killAll, spawnFixture, statusCode, statusText, stopProcess, type StatusPath } from './procs.js';
 
-export const REPO_ROOT = fileURLToPath(new URL('../../../', import.meta.url));
+export { REPO_ROOT };
 
 export type AppName = 'sni-proxy' | 'vpn-seed-server' | 'vpn-shoot';
 export type FixtureName = 'pod' | 'pod6' | 'kubelet' | 'apiserver';
@@ -219,24 +220,13 @@ export class Stack {
         if (this.up) this.startApp(name, extraEnv).catch((err: Error) => this.log(`restart of ${name} failed: ${err.message}`));
       }, 1000);
     });
-    // wait until it serves /healthz, or fail with the tail of its log
-    const exitedEarly = p.exited.then((e) => e);
-    const healthy = waitFor(`${name} /healthz`, async () => (await this.status(name, 'healthz')) === 200, 20_000);
-    const first = await Promise.race([healthy.then(() => 'ok' as const), exitedEarly.then((e) => e)]);
-    if (first !== 'ok') {
-      const tail = (await run(['tail', '-n', '20', this.logFile(name)], { allowFail: true })).stdout;
-      throw new Error(`${name} exited during start (code ${first.code}, signal ${first.signal}):\n${tail}`);
-    }
+    await awaitHealthy(name, p, () => this.status(name, 'healthz'));
     return p;
   }
 
   startFixture(name: FixtureName, role: 'pod' | 'node' | 'kapi', listen: string, tls = false): Spawned {
-    const script = join(REPO_ROOT, 'tools', 'dist', 'fixtures', 'http-fixture.js');
-    const args = [process.execPath, script, '--name', name, '--listen', listen];
-    if (tls) args.push('--cert', this.file(`${name}.crt`), '--key', this.file(`${name}.key`));
-    const p = spawnLogged(args, { ns: this.topo.ns[role], logFile: this.logFile(`fixture-${name}`) });
+    const p = spawnFixture(this.topo, role, name, listen, { logFile: this.logFile(`fixture-${name}`), ...(tls ? { cert: this.file(`${name}.crt`), key: this.file(`${name}.key`) } : {}) });
     this.procs.set(`fixture-${name}`, p);
-    this.topo.trackPid(p.pid);
     return p;
   }
 
@@ -245,23 +235,16 @@ export class Stack {
     const p = this.procs.get(name);
     if (!p) return;
     this.procs.delete(name); // first, so that supervision does not restart it
-    p.child.kill(signal);
-    const done = await Promise.race([p.exited, sleep(5000).then(() => undefined)]);
-    if (!done) {
-      p.child.kill('SIGKILL');
-      await p.exited;
-    }
+    await stopProcess(p, signal);
   }
 
   /** HTTP status of an app's /healthz or /readyz (0 when unreachable). */
-  async status(name: AppName, path: 'healthz' | 'readyz' | 'metrics'): Promise<number> {
-    const r = await run(['curl', '-s', '-o', '/dev/null', '-m', '2', '-w', '%{http_code}', `http://127.0.0.1:${STATUS_PORT[name]}/${path}`], { ns: this.topo.ns[APP_NS[name]], allowFail: true });
-    return Number(r.stdout) || 0;
+  status(name: AppName, path: StatusPath): Promise<number> {
+    return statusCode(this.topo.ns[APP_NS[name]], STATUS_PORT[name], path);
   }
 
-  async statusBody(name: AppName, path: 'healthz' | 'readyz' | 'metrics'): Promise<string> {
-    const r = await run(['curl', '-s', '-m', '2', `http://127.0.0.1:${STATUS_PORT[name]}/${path}`], { ns: this.topo.ns[APP_NS[name]], allowFail: true });
-    return r.stdout;
+  statusBody(name: AppName, path: StatusPath): Promise<string> {
+    return statusText(this.topo.ns[APP_NS[name]], STATUS_PORT[name], path);
   }
 
   async waitReady(name: AppName, timeoutMs = 20_000): Promise<void> {
@@ -289,11 +272,7 @@ export class Stack {
     if (!this.up) return;
     this.up = false;
     for (const name of ['vpn-shoot', 'vpn-seed-server', 'sni-proxy'] as AppName[]) await this.stopApp(name).catch(() => undefined);
-    for (const [name, p] of this.procs) {
-      p.child.kill('SIGKILL');
-      await Promise.race([p.exited, sleep(2000)]);
-      this.procs.delete(name);
-    }
+    await killAll(this.procs);
     await this.topo.destroy();
     if (!this.keepWorkDir) rmSync(this.dir, { recursive: true, force: true });
   }
