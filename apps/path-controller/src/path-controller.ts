@@ -27,6 +27,9 @@ import { probeThrough } from './probe.js';
 const MARK_BASE = 0x100;
 const RULE_PRIORITY_BASE = 1000;
 
+/** Probe replies return over the bond while the route may point elsewhere: no reverse-path filter. Set by `--init`. */
+export const PATH_CONTROLLER_SYSCTLS = { 'net.ipv4.conf.all.rp_filter': '0' } as const;
+
 export class PathController {
   private readonly cfg: PathControllerConfig;
   private readonly log: Logger;
@@ -69,7 +72,7 @@ export class PathController {
   async start(): Promise<void> {
     const cfg = this.cfg;
     try {
-      await this.net.setSysctl('net.ipv4.conf.all.rp_filter', '0');
+      for (const [name, value] of Object.entries(PATH_CONTROLLER_SYSCTLS)) await this.net.setSysctl(name, value);
       this.device = openTunDevice({ name: cfg.bondDevice, mode: 'tap' });
       const dev = this.device.name;
       await this.net.setMtu(dev, cfg.mtu);

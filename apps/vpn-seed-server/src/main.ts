@@ -2,7 +2,7 @@
 /** vpn-seed-server: load config, wire, handle signals. Logic lives in seed-server.ts and the libs. */
 import { loadSeedServerConfig } from '@rvpn/config';
 import { runMain } from '@rvpn/observability';
-import { SeedServer } from './seed-server.js';
+import { SEED_SERVER_SYSCTLS, SeedServer } from './seed-server.js';
 import { HaSeedServer } from './ha-server.js';
 
 runMain({
@@ -11,4 +11,5 @@ runMain({
   create: (cfg, deps) => (cfg.isHa ? new HaSeedServer(cfg, deps) : new SeedServer(cfg, deps)),
   logBase: (cfg) => ({ namespace: cfg.namespace, pod: cfg.podName || undefined }),
   logLevel: (cfg) => cfg.logLevel,
+  initSysctls: SEED_SERVER_SYSCTLS,
 });

@@ -46,6 +46,12 @@ export interface SeedServerDeps {
   registry: Registry;
 }
 
+/**
+ * The seed server forwards nothing (the TUN may only answer) and must accept replies whose source is
+ * routed elsewhere: set by the privileged init container (`--init`), checked again at start.
+ */
+export const SEED_SERVER_SYSCTLS = { 'net.ipv4.ip_forward': '0', 'net.ipv6.conf.all.forwarding': '0', 'net.ipv4.conf.all.rp_filter': '0' } as const;
+
 export class SeedServer {
   private readonly cfg: SeedServerConfig;
   private readonly log: Logger;
@@ -83,9 +89,7 @@ export class SeedServer {
     const cfg = this.cfg;
     try {
       // 1. Kernel side: sysctls, TUN, address, permanent routes (unreachable until a session exists), firewall.
-      await this.net.setSysctl('net.ipv4.ip_forward', '0');
-      await this.net.setSysctl('net.ipv6.conf.all.forwarding', '0');
-      await this.net.setSysctl('net.ipv4.conf.all.rp_filter', '0');
+      for (const [name, value] of Object.entries(SEED_SERVER_SYSCTLS)) await this.net.setSysctl(name, value);
       this.device = openTunDevice({ name: cfg.tunDevice, mode: 'tun' });
       const dev = this.device.name;
       await this.net.setMtu(dev, cfg.mtu);

@@ -11,7 +11,7 @@ import { BondEndpoint, formatMac, macFromAddress, shootBondAddresses } from '@rv
 import { createStatusServer, type Logger } from '@rvpn/observability';
 import { NetConfig, openTunDevice, type TunDevice } from '@rvpn/tunnel';
 import { Counter, Gauge, type Registry } from 'prom-client';
-import { shootFirewall } from './shoot-client.js';
+import { SHOOT_SYSCTLS, shootFirewall } from './shoot-client.js';
 
 export class HaShootClient {
   private readonly cfg: ShootConfig;
@@ -43,9 +43,7 @@ export class HaShootClient {
     const cfg = this.cfg;
     try {
       const addrs = shootBondAddresses({ v6: cfg.vpnNetwork, v4: cfg.ipFamilies.includes(4) ? cfg.bondNetworkV4 : undefined }, this.index);
-      await this.net.setSysctl('net.ipv4.ip_forward', '1');
-      await this.net.setSysctl('net.ipv6.conf.all.forwarding', '1');
-      await this.net.setSysctl('net.ipv4.conf.all.rp_filter', '0');
+      for (const [name, value] of Object.entries(SHOOT_SYSCTLS)) await this.net.setSysctl(name, value);
       this.device = openTunDevice({ name: cfg.bondDevice, mode: 'tap' });
       const dev = this.device.name;
       const mac = formatMac(macFromAddress(addrs.v6));

@@ -2,7 +2,7 @@
 /** vpn-shoot: load config, wire, handle signals. Logic lives in shoot-client.ts and the libs. */
 import { loadShootConfig } from '@rvpn/config';
 import { runMain } from '@rvpn/observability';
-import { ShootClient } from './shoot-client.js';
+import { SHOOT_SYSCTLS, ShootClient } from './shoot-client.js';
 import { HaShootClient } from './ha-client.js';
 
 runMain({
@@ -11,4 +11,5 @@ runMain({
   create: (cfg, deps) => (cfg.isHa ? new HaShootClient(cfg, deps) : new ShootClient(cfg, deps)),
   logBase: (cfg) => ({ namespace: cfg.namespace || undefined, pod: cfg.podName || undefined }),
   logLevel: (cfg) => cfg.logLevel,
+  initSysctls: SHOOT_SYSCTLS,
 });

@@ -48,6 +48,16 @@ describe.skipIf(!isRoot)('vpn-shoot process in a network namespace (root)', () =
     EGRESS_INTERFACE: 'lo', STATUS_LISTEN: '127.0.0.1:15000', LOG_LEVEL: 'info',
   });
 
+  it('--init (the privileged init container) sets the forwarding sysctls without any configuration and creates nothing else', () => {
+    const init = `rvt${process.pid % 100000}i`;
+    sh(`ip netns add ${init}`);
+    onTestFinished(() => { sh(`ip netns del ${init} 2>/dev/null || true`); });
+    const out = execFileSync('ip', ['netns', 'exec', init, process.execPath, MAIN, '--init'], { env: { PATH: process.env.PATH! }, encoding: 'utf8' });
+    expect(out).toContain('vpn-shoot --init: net.ipv4.ip_forward = 1 (was 0)');
+    expect(sh(`ip netns exec ${init} cat /proc/sys/net/ipv4/ip_forward /proc/sys/net/ipv6/conf/all/forwarding /proc/sys/net/ipv4/conf/all/rp_filter`).split('\n').filter(Boolean)).toEqual(['1', '1', '0']);
+    expect(sh(`ip -n ${init} -o link show`).trim().split('\n')).toHaveLength(1); // only lo: no TUN device
+  });
+
   it('sets up TUN, return route and firewall, stays up while the endpoint refuses, and removes everything on SIGTERM', async () => {
     const child = spawn('ip', ['netns', 'exec', ns, process.execPath, MAIN], { env: env(), stdio: ['ignore', 'pipe', 'pipe'] });
     onTestFinished(() => { child.kill('SIGKILL'); });

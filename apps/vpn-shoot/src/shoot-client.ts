@@ -31,6 +31,9 @@ export interface ShootClientDeps {
   registry: Registry;
 }
 
+/** vpn-shoot routes between the tunnel and the shoot (both families); replies may come back on another interface. Set by `--init`. */
+export const SHOOT_SYSCTLS = { 'net.ipv4.ip_forward': '1', 'net.ipv6.conf.all.forwarding': '1', 'net.ipv4.conf.all.rp_filter': '0' } as const;
+
 export class ShootClient {
   private readonly cfg: ShootConfig;
   private readonly log: Logger;
@@ -64,9 +67,7 @@ export class ShootClient {
   async start(): Promise<void> {
     const cfg = this.cfg;
     try {
-      await this.net.setSysctl('net.ipv4.ip_forward', '1');
-      await this.net.setSysctl('net.ipv6.conf.all.forwarding', '1');
-      await this.net.setSysctl('net.ipv4.conf.all.rp_filter', '0');
+      for (const [name, value] of Object.entries(SHOOT_SYSCTLS)) await this.net.setSysctl(name, value);
       this.device = openTunDevice({ name: cfg.tunDevice, mode: 'tun' });
       const dev = this.device.name;
       await this.net.setMtu(dev, cfg.mtu);

@@ -6,6 +6,7 @@
  */
 import { pino, type Logger } from 'pino';
 import { collectDefaultMetrics, Registry } from 'prom-client';
+import { applySysctls, INIT_ARG, type SysctlTable } from './init-mode.js';
 
 export interface Component {
   start(): Promise<void>;
@@ -20,9 +21,25 @@ export interface RunMainOptions<C> {
   /** Fields put on every log line (shoot identity, pod name). */
   logBase?: (cfg: C) => Record<string, unknown>;
   stopTimeoutMs?: number;
+  /**
+   * The sysctls this app needs in its pod's network namespace. With the single argument `--init`
+   * (the privileged init container of the manifests) the process writes them and exits instead of
+   * starting; no configuration is read in that mode.
+   */
+  initSysctls?: SysctlTable;
 }
 
 export function runMain<C>(opts: RunMainOptions<C>): void {
+  if (process.argv.slice(2).includes(INIT_ARG)) {
+    try {
+      for (const line of applySysctls(opts.initSysctls ?? {})) process.stdout.write(`${opts.name} --init: ${line}\n`);
+      process.stdout.write(`${opts.name} --init: done\n`);
+      process.exit(0);
+    } catch (err) {
+      process.stderr.write(`${opts.name} --init: ${(err as Error).message}\n`);
+      process.exit(1);
+    }
+  }
   let cfg: C;
   try {
     cfg = opts.load();
