@@ -83,34 +83,103 @@ export function parseRoutes(text: string, defaultAllow: readonly string[]): Rout
 }
 
 export interface RouteFileSourceOptions {
-  file: string;
+  /** One or more route files, merged in order (see mergeRouteDocs); files after the first may be absent. */
+  files: readonly string[];
   defaultAllow: readonly string[];
   onChange: (table: RouteTable) => void;
   onError: (err: Error) => void;
+  /** A key defined in two files (the first file's upstream is used). */
+  onConflict?: (what: string) => void;
   debounceMs?: number;
 }
 
+type RouteDoc = { sni?: Record<string, unknown>; connect?: Record<string, unknown>; allow?: unknown };
+
 /**
- * Watches a route file. The directory is watched, not the file: Kubernetes ConfigMap volumes
+ * Merges route documents in order: sni and connect entries are united with the first file winning on
+ * a key that two files define (reported), allow-lists are concatenated. Shape problems of a single
+ * document are left to parseRoutes on the merged result, except a document that is not an object.
+ */
+export function mergeRouteDocs(docs: ReadonlyArray<{ file: string; text: string | undefined }>): { text: string; conflicts: string[] } {
+  const merged: { sni: Record<string, unknown>; connect: Record<string, unknown>; allow?: unknown[] } & Record<string, unknown> = { sni: {}, connect: {} };
+  const conflicts: string[] = [];
+  for (const { file, text } of docs) {
+    if (text === undefined || text.trim() === '') continue;
+    let doc: unknown;
+    try {
+      doc = JSON.parse(text);
+    } catch (err) {
+      throw new RoutesInvalidError(`route file ${file} is not JSON: ${(err as Error).message}`);
+    }
+    if (typeof doc !== 'object' || doc === null || Array.isArray(doc)) throw new RoutesInvalidError(`route file ${file} must be a JSON object`);
+    const d = doc as RouteDoc & Record<string, unknown>;
+    for (const [k, v] of Object.entries(d)) {
+      if (k === 'sni' || k === 'connect') {
+        if (typeof v !== 'object' || v === null || Array.isArray(v)) {
+          merged[k] = v as Record<string, unknown>; // parseRoutes reports the shape
+          continue;
+        }
+        const into = merged[k];
+        for (const [key, up] of Object.entries(v)) {
+          if (key in into) {
+            if (into[key] !== up) conflicts.push(`${k}[${JSON.stringify(key)}] in ${file} (${JSON.stringify(up)}) ignored: an earlier file routes it to ${JSON.stringify(into[key])}`);
+            continue;
+          }
+          into[key] = up;
+        }
+      } else if (k === 'allow') {
+        merged.allow = [...(merged.allow ?? []), ...(Array.isArray(v) ? v : [v])];
+      } else merged[k] = v; // unknown keys: parseRoutes names them
+    }
+  }
+  return { text: JSON.stringify(merged), conflicts };
+}
+
+/**
+ * Watches the route files. Their directories are watched, not the files: Kubernetes ConfigMap volumes
  * update by swapping a `..data` symlink, which a watch on the file itself would miss. Any event
- * triggers a debounced re-read; unchanged content is ignored.
+ * triggers a debounced re-read of all files; unchanged content is ignored.
  */
 export class RouteFileSource {
-  private watcher: FSWatcher | undefined;
+  private readonly watchers: FSWatcher[] = [];
   private timer: NodeJS.Timeout | undefined;
   private lastText: string | undefined;
   constructor(private readonly opts: RouteFileSourceOptions) {}
 
+  private async read(): Promise<{ text: string; conflicts: string[] }> {
+    const docs = await Promise.all(this.opts.files.map(async (file, i) => {
+      try {
+        return { file, text: await readFile(file, 'utf8') };
+      } catch (err) {
+        if (i > 0 && (err as NodeJS.ErrnoException).code === 'ENOENT') return { file, text: undefined };
+        throw err;
+      }
+    }));
+    return mergeRouteDocs(docs);
+  }
+
   /** Loads once (throws on a bad file) and starts watching. */
   async start(): Promise<RouteTable> {
-    const text = await readFile(this.opts.file, 'utf8');
+    const { text, conflicts } = await this.read();
     const table = parseRoutes(text, this.opts.defaultAllow);
+    conflicts.forEach((c) => this.opts.onConflict?.(c));
     this.lastText = text;
-    this.watcher = watch(dirname(this.opts.file), { persistent: false }, (_ev, name) => {
-      if (name && !name.startsWith('..') && name !== basename(this.opts.file)) return;
-      this.schedule();
-    });
-    this.watcher.on('error', (err) => this.opts.onError(err));
+    for (const dir of new Set(this.opts.files.map((f) => dirname(f)))) {
+      const names = new Set(this.opts.files.filter((f) => dirname(f) === dir).map((f) => basename(f)));
+      let w: FSWatcher;
+      try {
+        w = watch(dir, { persistent: false }, (_ev, name) => {
+          if (name && !name.startsWith('..') && !names.has(name)) return;
+          this.schedule();
+        });
+      } catch (err) {
+        // an optional file's directory may not exist yet; SIGHUP still reloads
+        this.opts.onError(err as Error);
+        continue;
+      }
+      w.on('error', (err) => this.opts.onError(err));
+      this.watchers.push(w);
+    }
     return table;
   }
 
@@ -119,19 +188,20 @@ export class RouteFileSource {
     this.timer = setTimeout(() => void this.reload(), this.opts.debounceMs ?? 100);
   }
 
-  /** Re-reads the file; returns whether a new table was installed. */
+  /** Re-reads the files; returns whether a new table was installed. */
   async reload(): Promise<boolean> {
-    let text: string;
+    let merged: { text: string; conflicts: string[] };
     try {
-      text = await readFile(this.opts.file, 'utf8');
+      merged = await this.read();
     } catch (err) {
       this.opts.onError(err as Error);
       return false;
     }
-    if (text === this.lastText) return false;
+    if (merged.text === this.lastText) return false;
     try {
-      const table = parseRoutes(text, this.opts.defaultAllow);
-      this.lastText = text;
+      const table = parseRoutes(merged.text, this.opts.defaultAllow);
+      this.lastText = merged.text;
+      merged.conflicts.forEach((c) => this.opts.onConflict?.(c));
       this.opts.onChange(table);
       return true;
     } catch (err) {
@@ -142,6 +212,6 @@ export class RouteFileSource {
 
   stop(): void {
     clearTimeout(this.timer);
-    this.watcher?.close();
+    for (const w of this.watchers.splice(0)) w.close();
   }
 }

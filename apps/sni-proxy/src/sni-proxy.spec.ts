@@ -194,6 +194,35 @@ describe('sni-proxy route reloads', () => {
     throw new Error('the symlink swap was not picked up');
   });
 
+  it('merges two route files (the chart\'s static one and the operator\'s): a missing second file counts as empty until it appears, and the first file wins a key both define', async () => {
+    const a = await tagServer('a');
+    const b = await tagServer('b');
+    const c = await tagServer('c');
+    const base = mkdtempSync(join(tmpdir(), 'rvpn-two-'));
+    cleanups.push(() => rmSync(base, { recursive: true, force: true }));
+    const OTHER = 'outbound|1194||vpn-seed-server.shoot--p--other.svc.cluster.local';
+    mkdirSync(join(base, 'static'));
+    mkdirSync(join(base, 'operator'));
+    writeFileSync(join(base, 'static', 'routes.json'), JSON.stringify({ connect: { [VALUE]: `127.0.0.1:${a}` } }));
+    const files = [join(base, 'static', 'routes.json'), join(base, 'operator', 'routes.json')];
+    const cfg = loadSniProxyConfig({ ROUTES_FILE: files.join(','), LISTEN_TLS: '127.0.0.1:0', LISTEN_CONNECT: '127.0.0.1:0', LISTEN_CONNECT_LEGACY: '127.0.0.1:0', STATUS_LISTEN: '127.0.0.1:0' });
+    const proxy = new SniProxy(cfg, { logger: pino({ level: 'silent' }), registry: new Registry() });
+    await proxy.start();
+    cleanups.push(() => proxy.stop());
+    expect(await exchange(proxy.ports.connect!, connectReq('X-Gardener-Destination', VALUE), { untilLine: true })).toMatch(/\r\n\r\na\n/);
+    expect(proxy.routes?.connect.has(OTHER)).toBe(false);
+    // the operator's file appears: it adds a route and cannot override the static one
+    writeFileSync(join(base, 'operator', 'routes.json'), JSON.stringify({ connect: { [OTHER]: `127.0.0.1:${b}`, [VALUE]: `127.0.0.1:${c}` } }));
+    const t0 = Date.now();
+    while (!proxy.routes?.connect.has(OTHER) && Date.now() - t0 < 5000) await new Promise((r) => setTimeout(r, 50));
+    expect(await exchange(proxy.ports.connect!, connectReq('X-Gardener-Destination', OTHER), { untilLine: true })).toMatch(/\r\n\r\nb\n/);
+    expect(await exchange(proxy.ports.connect!, connectReq('X-Gardener-Destination', VALUE), { untilLine: true })).toMatch(/\r\n\r\na\n/);
+  });
+
+  it('refuses to start when the first route file is missing', () => {
+    expect(() => loadSniProxyConfig({ ROUTES_FILE: '/nonexistent/routes.json,/tmp/x.json' })).toThrow(/first file/);
+  });
+
   it('refuses an invalid route file at start with every problem listed', async () => {
     await expect(startProxy({ connect: { 'outbound|22||evil': 'nohost', x: 5 }, extra: 1 })).rejects.toMatchObject({ code: 'RVPN_ERR_SNI_ROUTES_INVALID' });
   });

@@ -54,13 +54,14 @@ export class SniProxy {
   async start(): Promise<void> {
     try {
       this.source = new RouteFileSource({
-        file: this.cfg.routesFile,
+        files: this.cfg.routesFiles,
         defaultAllow: this.cfg.allowPatterns,
         onChange: (t) => {
           this.install(t);
           this.metrics.routeReloadsTotal.inc({ result: 'ok' });
           this.log.info({ sni: t.sni.size, connect: t.connect.size }, 'routes reloaded; existing connections untouched');
         },
+        onConflict: (what) => this.log.warn({ conflict: what }, 'two route files define the same key; the first file wins'),
         onError: (err) => {
           this.metrics.routeReloadsTotal.inc({ result: 'error' });
           this.log.error({ err: err.message, code: errorCode(err) }, 'route reload failed; keeping the previous routes');

@@ -99,6 +99,21 @@ export const t = {
         return bad('file does not exist or is not readable');
       }
     }),
+  /**
+   * Comma-separated file paths: the first must be readable now; the others may appear later (a
+   * Kubernetes volume marked optional, say) and count as empty until they do.
+   */
+  fileList: (spec: Spec) =>
+    make('file path list', spec, (raw): string[] | { problem: string } => {
+      const files = raw.split(',').map((x) => x.trim()).filter(Boolean);
+      if (files.length === 0) return bad('needs at least one file path');
+      try {
+        accessSync(files[0]!, constants.R_OK);
+      } catch {
+        return bad(`${files[0]} (the first file) does not exist or is not readable`);
+      }
+      return files;
+    }),
   /** `host:port` or `[v6]:port`; the host may be a name or an address. */
   hostPort: (spec: Spec & { defaultPort?: number }) =>
     make('host:port', spec, (raw) => {

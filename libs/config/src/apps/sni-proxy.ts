@@ -8,7 +8,7 @@ export const DEFAULT_ALLOW_PATTERNS = [
 ];
 
 export const sniProxySchema = {
-  routesFile: t.file({ env: 'ROUTES_FILE', required: true, doc: 'JSON route table: { "sni": { host: "ip:port" }, "connect": { headerValue: "ip:port" } }; reloaded on change and SIGHUP.' }),
+  routesFiles: t.fileList({ env: 'ROUTES_FILE', required: true, doc: 'JSON route table(s): { "sni": { host: "ip:port" }, "connect": { headerValue: "ip:port" }, "allow": [regex] }; a comma list is merged (the first file must exist, later ones count as empty until they appear; on a key in two files the first file wins); reloaded on change and SIGHUP.' }),
   listen443: t.hostPort({ env: 'LISTEN_TLS', default: '0.0.0.0:443', doc: 'TLS passthrough listener, routed by SNI.' }),
   listen8443: t.hostPort({ env: 'LISTEN_CONNECT', default: '0.0.0.0:8443', doc: 'CONNECT listener routed by X-Gardener-Destination.' }),
   listen8132: t.hostPort({ env: 'LISTEN_CONNECT_LEGACY', default: '0.0.0.0:8132', doc: 'Legacy CONNECT listener routed by Reversed-VPN.' }),
