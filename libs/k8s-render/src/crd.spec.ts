@@ -30,4 +30,13 @@ describe('ShootVpn CRD', () => {
     const paths = (validate.errors ?? []).map((e) => e.instancePath);
     expect(paths).toEqual(expect.arrayContaining(['/highAvailability/failureTolerance', '/networks/ipFamilies']));
   });
+
+  it('takes an optional shootAccess.kubeconfigSecretRef (name required, key defaults to kubeconfig)', () => {
+    const validate = new Ajv({ strict: false, allErrors: true, useDefaults: true }).compile(vpnSpecSchema);
+    const withAccess = { ...spec, shootAccess: { kubeconfigSecretRef: { name: 'shoot-kubeconfig' } } };
+    expect(validate(withAccess), JSON.stringify(validate.errors)).toBe(true);
+    expect(withAccess.shootAccess.kubeconfigSecretRef).toEqual({ name: 'shoot-kubeconfig', key: 'kubeconfig' });
+    expect(validate({ ...spec, shootAccess: { kubeconfigSecretRef: { key: 'k' } } })).toBe(false);
+    expect(validate.errors?.map((e) => e.instancePath)).toEqual(['/shootAccess/kubeconfigSecretRef']);
+  });
 });

@@ -45,6 +45,22 @@ export const vpnSpecSchema = {
       required: ['vpnSeedServer', 'vpnShoot', 'pathController'],
       properties: { vpnSeedServer: nonEmpty, vpnShoot: nonEmpty, pathController: nonEmpty },
     },
+    shootAccess: {
+      type: 'object',
+      required: ['kubeconfigSecretRef'],
+      description: 'How the operator reaches the shoot cluster. Set: the shoot side (vpn-shoot and its certificate Secret) is applied into the shoot. Unset: it is parked in the Secret vpn-shoot-resources of the namespace for a shoot-side applier.',
+      properties: {
+        kubeconfigSecretRef: {
+          type: 'object',
+          required: ['name'],
+          description: "A Secret in the ShootVpn's namespace holding a kubeconfig of the shoot.",
+          properties: {
+            name: nonEmpty,
+            key: { type: 'string', minLength: 1, default: 'kubeconfig', description: 'The key of the kubeconfig in the Secret.' },
+          },
+        },
+      },
+    },
   },
 } as const;
 
@@ -52,7 +68,7 @@ const conditionSchema = {
   type: 'object',
   required: ['type', 'status'],
   properties: {
-    type: { type: 'string', enum: ['Ready', 'TunnelConnected', 'CertificatesValid'] },
+    type: { type: 'string', enum: ['Ready', 'TunnelConnected', 'CertificatesValid', 'ApiserverWired', 'ShootApplied'] },
     status: { type: 'string', enum: ['True', 'False', 'Unknown'] },
     reason: { type: 'string' },
     message: { type: 'string' },

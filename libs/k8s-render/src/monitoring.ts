@@ -3,13 +3,19 @@
  * servers' /metrics and a PrometheusRule with alerts for no tunnel, a failing data-path probe and
  * certificates about to expire.
  */
-import { labels } from './common.js';
+import { objectLabels, selectorLabels } from './common.js';
 import type { VpnMode } from './mode.js';
-import { SEED_SERVER } from './seed.js';
-import type { K8sObject, VpnSpec } from './types.js';
+import { SEED_SERVER, SEED_SERVER_COMPONENT } from './seed.js';
+import { SNI_PROXY, SNI_PROXY_COMPONENT } from './sni-proxy.js';
+import type { K8sObject, ObjectMeta, VpnSpec } from './types.js';
 
-export function renderMonitoring(spec: VpnSpec, mode: VpnMode, opts: { certificateWarningDays?: number } = {}): K8sObject[] {
+/**
+ * `opts.labels` go on the ServiceMonitor and the PrometheusRule only (what a Prometheus selects them
+ * by, e.g. `release: kube-prometheus-stack`).
+ */
+export function renderMonitoring(spec: VpnSpec, mode: VpnMode, opts: { certificateWarningDays?: number; labels?: Record<string, string> } = {}, options: ObjectMeta = {}): K8sObject[] {
   const namespace = spec.namespace;
+  const meta = { ...(opts.labels ?? {}), ...objectLabels(SEED_SERVER, 'monitoring', options) };
   const ns = `namespace="${namespace}"`;
   const days = opts.certificateWarningDays ?? 7;
   const tunnelDown = mode.ha
@@ -20,11 +26,11 @@ export function renderMonitoring(spec: VpnSpec, mode: VpnMode, opts: { certifica
     : `max(rvpn_seed_server_probe_success{${ns}}) == 0`;
   return [
     {
-      apiVersion: 'monitoring.coreos.com/v1', kind: 'ServiceMonitor', metadata: { name: SEED_SERVER, namespace, labels: labels(SEED_SERVER) },
-      spec: { selector: { matchLabels: labels(SEED_SERVER) }, endpoints: [{ port: 'metrics', interval: '30s', path: '/metrics' }] },
+      apiVersion: 'monitoring.coreos.com/v1', kind: 'ServiceMonitor', metadata: { name: SEED_SERVER, namespace, labels: meta },
+      spec: { selector: { matchLabels: selectorLabels(SEED_SERVER, SEED_SERVER_COMPONENT, options) }, endpoints: [{ port: 'metrics', interval: '30s', path: '/metrics' }] },
     },
     {
-      apiVersion: 'monitoring.coreos.com/v1', kind: 'PrometheusRule', metadata: { name: 'reversed-vpn', namespace, labels: labels(SEED_SERVER) },
+      apiVersion: 'monitoring.coreos.com/v1', kind: 'PrometheusRule', metadata: { name: 'reversed-vpn', namespace, labels: meta },
       spec: {
         groups: [{
           name: 'reversed-vpn.rules',
@@ -39,11 +45,17 @@ export function renderMonitoring(spec: VpnSpec, mode: VpnMode, opts: { certifica
   ];
 }
 
-/** The sni-proxy route file of a whole seed, as the ConfigMap that sni-proxy mounts and watches. */
-export function renderSniProxyRoutesConfigMap(routes: Record<string, string>, namespace: string, name = 'sni-proxy-routes'): K8sObject {
-  const sorted = Object.fromEntries(Object.entries(routes).sort(([a], [b]) => a.localeCompare(b)));
+/** Keys in byte order, as Go (Helm's toPrettyJson) sorts map keys: the chart and this render agree to the byte. */
+const sortedMap = (m: Record<string, string>) => Object.fromEntries(Object.entries(m).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
+
+/**
+ * An sni-proxy route file as the ConfigMap that sni-proxy mounts and watches: the operator's (every
+ * ShootVpn's CONNECT route) or, with `opts.sni`, the chart's static one (SNI and CONNECT entries).
+ */
+export function renderSniProxyRoutesConfigMap(routes: Record<string, string>, namespace: string, name = 'sni-proxy-routes', opts: { sni?: Record<string, string> } = {}, options: ObjectMeta = {}): K8sObject {
+  const file = { connect: sortedMap(routes), ...(opts.sni ? { sni: sortedMap(opts.sni) } : {}) };
   return {
-    apiVersion: 'v1', kind: 'ConfigMap', metadata: { name, namespace, labels: labels('sni-proxy') },
-    data: { 'routes.json': `${JSON.stringify({ connect: sorted }, null, 2)}\n` },
+    apiVersion: 'v1', kind: 'ConfigMap', metadata: { name, namespace, labels: objectLabels(SNI_PROXY, SNI_PROXY_COMPONENT, options) },
+    data: { 'routes.json': `${JSON.stringify(file, null, 2)}\n` },
   };
 }

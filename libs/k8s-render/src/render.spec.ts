@@ -1,5 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import { HA_VPN_ANNOTATION, REVERSED_VPN_ANNOTATION, apiserverSidecarPatch, renderSeed, renderShoot, resolveVpnMode, sniProxyRoutes, type K8sObject, type RenderSettings, type VpnSpec } from './index.js';
+import {
+  HA_VPN_ANNOTATION, REVERSED_VPN_ANNOTATION, apiserverWiring, renderConnectProbe, renderSeed, renderShoot, renderShootSetup, resolveVpnMode, sniProxyRoutes,
+  type K8sObject, type RenderSettings, type VpnSpec,
+} from './index.js';
 
 const base: VpnSpec = {
   shoot: { name: 'demo', project: 'dev' },
@@ -58,40 +61,119 @@ describe('rendered objects', () => {
   for (const m of modes) {
     it(`${m.name}: every object validates against the Kubernetes schemas`, async () => {
       const mode = resolveVpnMode(m.spec, settings(m.gate));
-      const objs = [...renderSeed(m.spec, mode, settings(m.gate)), ...renderShoot(m.spec, mode)];
-      const patch = apiserverSidecarPatch(m.spec, mode);
+      const objs = [
+        ...renderSeed(m.spec, mode, settings(m.gate)), ...renderShoot(m.spec, mode),
+        ...renderShootSetup(m.spec, mode, { image: 'r/operator:0.1.0', kubeApiserverDeployment: 'kube-apiserver', shootKubeconfigSecret: 'shoot-kubeconfig', schedule: '17 3 * * *' }),
+        ...renderConnectProbe(m.spec, mode, { image: m.spec.images.vpnSeedServer }),
+      ];
+      const w = apiserverWiring(m.spec, mode);
       for (const o of objs) await validate(o);
-      if (patch) {
-        // validated as a pod would hold them: a minimal Pod with the sidecar's lists
-        await validate({ apiVersion: 'v1', kind: 'Pod', metadata: { name: 'kube-apiserver' }, spec: patch });
-      }
+      // the wiring's pieces validated as a pod would hold them
+      await validate({ apiVersion: 'v1', kind: 'Pod', metadata: { name: 'kube-apiserver' }, spec: { initContainers: w.initContainers, containers: [{ name: 'kube-apiserver', image: 'k', args: w.flags, volumeMounts: w.volumeMounts }, ...w.containers], volumes: w.volumes } });
       const kinds = objs.map((o) => `${o.kind}/${o.metadata.name}`);
       if (mode.ha) {
         expect(kinds).toEqual(expect.arrayContaining(['StatefulSet/vpn-seed-server', 'Service/vpn-seed-server-0', 'Service/vpn-seed-server-1', 'PodDisruptionBudget/vpn-seed-server', 'StatefulSet/vpn-shoot', 'PodDisruptionBudget/vpn-shoot']));
-        expect(patch).toBeDefined();
+        expect(w.containers.map((c) => c.name)).toEqual(['path-controller']);
+        expect(kinds).not.toContain(`Pod/vpn-seed-server-test-connect`);
       } else {
-        expect(kinds).toEqual(expect.arrayContaining(['Deployment/vpn-seed-server', 'Service/vpn-seed-server', 'Deployment/vpn-shoot']));
-        expect(patch).toBeUndefined();
+        expect(kinds).toEqual(expect.arrayContaining(['Deployment/vpn-seed-server', 'Service/vpn-seed-server', 'Deployment/vpn-shoot', 'Pod/vpn-seed-server-test-connect']));
+        expect(w.containers).toEqual([]);
       }
       if (!mode.reversed) expect(kinds).toContain('Service/vpn-shoot');
     });
   }
 
-  it('gives containers only the capabilities they need; sysctls come from a privileged init container', () => {
+  it('gives containers only the capabilities they need; sysctls come from the app image run privileged with --init', () => {
     for (const ha of [false, true]) {
       const spec = { ...base, highAvailability: { failureTolerance: ha ? ('node' as const) : ('none' as const) } };
       const mode = resolveVpnMode(spec, settings(true));
+      type C = { name: string; image: string; command?: string[]; args?: string[]; securityContext: { capabilities?: { add?: string[]; drop: string[] }; privileged?: boolean; allowPrivilegeEscalation?: boolean; readOnlyRootFilesystem?: boolean } };
+      type P = { securityContext?: { seccompProfile?: { type: string }; runAsUser?: number; fsGroup?: number }; containers: C[]; initContainers?: C[] };
+      const w = apiserverWiring(spec, mode);
+      const pods: Array<[string, P]> = [];
       for (const o of [...renderSeed(spec, mode, settings(true)), ...renderShoot(spec, mode)]) {
-        const pod = (o.spec as { template?: { spec: { containers: Array<{ name: string; securityContext: { capabilities: { add?: string[]; drop: string[] }; privileged?: boolean } }>; initContainers?: Array<{ securityContext: { privileged?: boolean } }> } } } | undefined)?.template?.spec;
-        if (!pod) continue;
+        const pod = (o.spec as { template?: { spec: P } } | undefined)?.template?.spec;
+        if (pod) pods.push([o.metadata.name, pod]);
+      }
+      pods.push(['kube-apiserver sidecar', { containers: w.containers as C[], initContainers: w.initContainers as C[], securityContext: { seccompProfile: { type: 'RuntimeDefault' } } }]);
+      for (const [name, pod] of pods) {
+        expect(pod.securityContext?.seccompProfile?.type, name).toBe('RuntimeDefault');
         for (const c of pod.containers) {
           expect(c.securityContext.privileged).toBeUndefined();
-          expect(c.securityContext.capabilities.drop).toEqual(['ALL']);
-          expect(c.securityContext.capabilities.add ?? []).toEqual(c.name === 'vpn-seed-server' && ha ? [] : ['NET_ADMIN']);
+          expect(c.securityContext.allowPrivilegeEscalation).toBe(false);
+          expect(c.securityContext.readOnlyRootFilesystem).toBe(true);
+          expect(c.securityContext.capabilities!.drop).toEqual(['ALL']);
+          expect(c.securityContext.capabilities!.add ?? []).toEqual(c.name === 'vpn-seed-server' && ha ? [] : ['NET_ADMIN']);
         }
-        for (const i of pod.initContainers ?? []) expect(i.securityContext.privileged).toBe(true);
+        for (const i of pod.initContainers ?? []) {
+          expect(i.securityContext.privileged).toBe(true);
+          // no shell, no sysctl binary: the app's own image writes its sysctl table
+          expect(i.command).toBeUndefined();
+          expect(i.args).toEqual(['--init']);
+          expect(pod.containers.map((c) => c.image)).toContain(i.image);
+        }
       }
+      // the HA seed server runs as 65532 and reads its 0400 key through the pod's fsGroup
+      const seedPod = pods.find(([n]) => n === 'vpn-seed-server')![1];
+      if (ha) expect(seedPod.securityContext).toMatchObject({ runAsUser: 65532, runAsNonRoot: true, fsGroup: 65532 });
+      else expect(seedPod.securityContext).toEqual({ seccompProfile: { type: 'RuntimeDefault' } });
     }
+  });
+
+  it('classic: the 9443 proxy serves its own server certificate (the tunnel one is client-only there)', () => {
+    const mode = resolveVpnMode(base, settings(false));
+    const dep = renderSeed(base, mode, settings(false)).find((o) => o.kind === 'Deployment')!;
+    const pod = (dep.spec as { template: { spec: { containers: Array<{ env: Array<{ name: string; value?: string }> }>; volumes: Array<{ secret?: { secretName: string } }> } } }).template.spec;
+    const env = Object.fromEntries(pod.containers[0]!.env.map((e) => [e.name, e.value]));
+    expect(env.PROXY_TLS_CERT_FILE).toBe('/srv/secrets/vpn-seed-server-proxy-tls/tls.crt');
+    expect(env.PROXY_TLS_KEY_FILE).toBe('/srv/secrets/vpn-seed-server-proxy-tls/tls.key');
+    expect(pod.volumes.map((v) => v.secret?.secretName)).toContain('vpn-seed-server-proxy-tls');
+    const rev = renderSeed(base, resolveVpnMode(base, settings(true)), settings(true)).find((o) => o.kind === 'Deployment')!;
+    expect(JSON.stringify(rev)).not.toContain('PROXY_TLS_');
+  });
+
+  it('the NetworkPolicy admits wired apiservers by label and scrapers from the configured peers', () => {
+    const np = (s: RenderSettings, spec = base) => renderSeed(spec, resolveVpnMode(spec, s), s).find((o) => o.kind === 'NetworkPolicy')!.spec as { ingress: Array<{ from: unknown[]; ports: Array<{ port: number }> }> };
+    const byPort = (p: ReturnType<typeof np>, port: number) => p.ingress.filter((r) => r.ports[0]!.port === port).flatMap((r) => r.from);
+    const def = np(settings(true));
+    expect(byPort(def, 9443)).toEqual([{ podSelector: { matchLabels: { 'networking.reversed-vpn.dev/to-vpn-seed-server': 'allowed' } } }]);
+    expect(byPort(def, 15000)).toEqual([{ namespaceSelector: { matchLabels: { 'networking.reversed-vpn.dev/monitoring': 'allowed' } } }]);
+    expect(JSON.stringify(def)).not.toContain('"monitoring"');
+    const peers = [{ namespaceSelector: { matchLabels: { team: 'obs' } }, podSelector: { matchLabels: { app: 'prometheus' } } }];
+    expect(byPort(np({ ...settings(true), metricsFrom: peers }), 15000)).toEqual(peers);
+    const ha = { ...base, highAvailability: { failureTolerance: 'zone' as const } };
+    expect(byPort(np(settings(true), ha), 1194)).toContainEqual({ podSelector: { matchLabels: { 'networking.reversed-vpn.dev/to-vpn-seed-server': 'allowed' } } });
+  });
+
+  it('labels every object with the standard set and selects by name, instance and component', () => {
+    const meta = { instance: 'vpn-demo', managedBy: 'Helm', labels: { team: 'net', 'app.kubernetes.io/name': 'ignored' } };
+    const mode = resolveVpnMode(base, settings(true));
+    for (const o of [...renderSeed(base, mode, settings(true), meta), ...renderShoot(base, mode, meta)]) {
+      expect(o.metadata.labels, `${o.kind}/${o.metadata.name}`).toMatchObject({
+        'app.kubernetes.io/instance': 'vpn-demo', 'app.kubernetes.io/managed-by': 'Helm', 'app.kubernetes.io/part-of': 'reversed-vpn', 'app.kubernetes.io/version': '0.1.0', team: 'net',
+      });
+      expect(o.metadata.labels!['app.kubernetes.io/name']).toMatch(/^vpn-(seed-server|shoot)$/);
+      const selector = (o.spec as { selector?: { matchLabels?: Record<string, string> } } | undefined)?.selector?.matchLabels;
+      if (selector) expect(Object.keys(selector).sort()).toEqual(['app.kubernetes.io/component', 'app.kubernetes.io/instance', 'app.kubernetes.io/name']);
+    }
+  });
+
+  it('applies a platform team\'s overrides: resources and security contexts merge like Helm values, the rest replace', () => {
+    const mode = resolveVpnMode(base, settings(true));
+    const pod = {
+      imagePullPolicy: 'Always', imagePullSecrets: [{ name: 'regcred' }], nodeSelector: { pool: 'vpn' }, tolerations: [{ key: 'dedicated', operator: 'Exists' }],
+      affinity: { nodeAffinity: {} }, priorityClassName: 'vpn-critical', podAnnotations: { a: 'b' },
+      resources: { limits: { memory: '1Gi', cpu: '1' }, requests: { cpu: null } }, containerSecurityContext: { readOnlyRootFilesystem: false },
+    };
+    const dep = renderSeed(base, mode, settings(true), { pod }).find((o) => o.kind === 'Deployment')!;
+    const t = (dep.spec as { template: { metadata: { annotations: Record<string, string> }; spec: Record<string, unknown> & { containers: Array<Record<string, unknown>>; initContainers: Array<Record<string, unknown>> } } }).template;
+    expect(t.metadata.annotations).toEqual({ a: 'b' });
+    expect(t.spec).toMatchObject({ imagePullSecrets: [{ name: 'regcred' }], nodeSelector: { pool: 'vpn' }, tolerations: pod.tolerations, affinity: pod.affinity, priorityClassName: 'vpn-critical' });
+    const c = t.spec.containers[0]!;
+    expect(c.resources).toEqual({ requests: { memory: '96Mi' }, limits: { memory: '1Gi', cpu: '1' } });
+    expect(c.securityContext).toMatchObject({ readOnlyRootFilesystem: false, capabilities: { drop: ['ALL'], add: ['NET_ADMIN'] } });
+    expect(c.imagePullPolicy).toBe('Always');
+    expect(t.spec.initContainers[0]!.imagePullPolicy).toBe('Always');
   });
 
   it('the non-HA seed server is replaced with Recreate behind a Service that publishes not-ready addresses', () => {
@@ -143,12 +225,15 @@ describe('monitoring and sni-proxy routes', () => {
     await validate(cm);
     const parsed = JSON.parse((cm.data as Record<string, string>)['routes.json']!) as { connect: Record<string, string> };
     expect(parsed.connect).toEqual(a);
+    // the chart's static one carries SNI entries too
+    const stat = renderSniProxyRoutesConfigMap({}, 'rvpn-system', 'static', { sni: { 'api.demo.example': '10.0.0.1:443' } });
+    expect(JSON.parse((stat.data as Record<string, string>)['routes.json']!)).toEqual({ connect: {}, sni: { 'api.demo.example': '10.0.0.1:443' } });
   });
 });
 
 describe('certificate Secrets', () => {
   it('provide every Secret the rendered workloads mount, in each mode', async () => {
-    const { renderCertificateSecrets, apiserverSidecarPatch } = await import('./index.js');
+    const { renderCertificateSecrets } = await import('./index.js');
     const pem = { certPem: '-----BEGIN CERTIFICATE-----\nx\n-----END CERTIFICATE-----\n', keyPem: '-----BEGIN PRIVATE KEY-----\nx\n-----END PRIVATE KEY-----\n' };
     const material = { caBundle: pem.certPem, seedServer: pem, proxyClient: pem, shootClient: pem, shootClients: [pem, pem], shootServer: pem, seedClient: pem, proxyServer: pem };
     for (const [tol, gate] of [['none', true], ['zone', true], ['none', false]] as const) {
@@ -164,8 +249,7 @@ describe('certificate Secrets', () => {
       for (const o of [...renderSeed(spec, mode, settings(gate)), ...renderShoot(spec, mode)]) {
         collect(o, (o.spec as { template?: { spec: { volumes?: Array<{ secret?: { secretName: string } }> } } } | undefined)?.template?.spec.volumes);
       }
-      const side = apiserverSidecarPatch(spec, mode);
-      if (side) for (const v of side.volumes as Array<{ secret?: { secretName: string } }>) if (v.secret) mounted.add(`${spec.namespace}/${v.secret.secretName}`);
+      for (const v of apiserverWiring(spec, mode).volumes as Array<{ secret?: { secretName: string } }>) if (v.secret) mounted.add(`${spec.namespace}/${v.secret.secretName}`);
       for (const m of mounted) expect(have, `${m} (tolerance ${tol}, gate ${gate})`).toContain(m);
     }
   });

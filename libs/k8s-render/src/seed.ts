@@ -3,22 +3,45 @@
  * StatefulSet with 2 replicas and per-replica Services in HA), Service, PDB, NetworkPolicies, the
  * kube-apiserver's egress-selector configuration and — in HA — its sidecar patch, and the sni-proxy route.
  */
-import { labels, netAdminSecurity, networkEnv, podNameEnv, probes, secretMount, secretVolume, sysctlInit, tlsEnv, tunMount, tunVolume, unprivilegedSecurity } from './common.js';
+import {
+  mergeValues, netAdminPodSecurity, netAdminSecurity, networkEnv, nonRootContainerSecurity, nonRootPodSecurity, objectLabels, podNameEnv, podTemplate, probes,
+  secretMount, secretVolume, selectorLabels, sysctlInit, tlsEnv, tunMount, tunVolume, type WorkloadDefaults,
+} from './common.js';
 import { SpecInvalidError, type VpnMode } from './mode.js';
-import type { K8sObject, RenderSettings, VpnSpec } from './types.js';
+import type { K8sObject, NetworkPolicyPeer, RenderOptions, RenderSettings, VpnSpec } from './types.js';
 
 export const SEED_SERVER = 'vpn-seed-server';
+export const SEED_SERVER_COMPONENT = 'seed-server';
 export const HA_SERVERS = 2;
 export const HA_CLIENTS = 2;
+/** Classic direction: the 9443 proxy's server certificate (the tunnel certificate is a client one there). */
+export const SEED_PROXY_TLS_SECRET = 'vpn-seed-server-proxy-tls';
+export const SEED_SERVER_TLS_SECRET = 'vpn-seed-server-tls';
+
+/** The label the kube-apiserver's pods get from the wiring; the seed server's NetworkPolicy admits it. */
+export const APISERVER_WIRING_LABEL = { 'networking.reversed-vpn.dev/to-vpn-seed-server': 'allowed' } as const;
+/** Namespaces with this label may scrape the seed servers' metrics (the default of RenderSettings.metricsFrom). */
+export const DEFAULT_METRICS_FROM: NetworkPolicyPeer[] = [{ namespaceSelector: { matchLabels: { 'networking.reversed-vpn.dev/monitoring': 'allowed' } } }];
 
 /** The CONNECT header value sni-proxy routes to server i (undefined: non-HA). */
 export const connectHeaderValue = (namespace: string, index?: number) => `outbound|1194||${SEED_SERVER}${index === undefined ? '' : `-${index}`}.${namespace}.svc.cluster.local`;
 
-export function renderSeed(spec: VpnSpec, mode: VpnMode, settings: RenderSettings): K8sObject[] {
+/** The seed server's defaults: NET_ADMIN as root with a TUN device, or (HA) a userspace switch as 65532. */
+export function seedServerDefaults(mode: Pick<VpnMode, 'ha'>): WorkloadDefaults {
+  return {
+    resources: { requests: { cpu: '50m', memory: '96Mi' }, limits: { memory: '256Mi' } },
+    podSecurityContext: mode.ha ? nonRootPodSecurity : netAdminPodSecurity,
+    containerSecurityContext: mode.ha ? nonRootContainerSecurity : netAdminSecurity,
+  };
+}
+
+export function renderSeed(spec: VpnSpec, mode: VpnMode, settings: RenderSettings, options: RenderOptions = {}): K8sObject[] {
   const namespace = spec.namespace;
   const objs: K8sObject[] = [];
-  const sel = labels(SEED_SERVER);
+  const meta = objectLabels(SEED_SERVER, SEED_SERVER_COMPONENT, options);
+  const sel = selectorLabels(SEED_SERVER, SEED_SERVER_COMPONENT, options);
   if (!mode.reversed && !spec.classicEndpoint) throw new SpecInvalidError('the classic VPN (reversed off) needs classicEndpoint: the address of vpn-shoot\'s LoadBalancer in the shoot');
+  if (mode.ha && !mode.reversed) throw new SpecInvalidError('HA needs the reversed VPN');
   const ports = [
     { name: 'tunnel', containerPort: 1194, protocol: 'TCP' },
     { name: 'http-proxy', containerPort: 9443, protocol: 'TCP' },
@@ -27,44 +50,52 @@ export function renderSeed(spec: VpnSpec, mode: VpnMode, settings: RenderSetting
   const env = [
     ...networkEnv(spec),
     podNameEnv,
-    ...tlsEnv('vpn-seed-server-tls'),
+    ...tlsEnv(SEED_SERVER_TLS_SECRET),
     ...(mode.ha ? [{ name: 'IS_HA', value: 'true' }, { name: 'KEEPALIVE_INTERVAL', value: '100ms' }, { name: 'KEEPALIVE_TIMEOUT', value: '500ms' }] : []),
-    ...(mode.reversed ? [] : [{ name: 'TUNNEL_MODE', value: 'dial' }, { name: 'TUNNEL_DIAL_ADDRESS', value: spec.classicEndpoint! }, { name: 'CLIENT_ALLOWED_COMMON_NAMES', value: 'vpn-shoot' }]),
+    ...(mode.reversed
+      ? []
+      : [
+          { name: 'TUNNEL_MODE', value: 'dial' },
+          { name: 'TUNNEL_DIAL_ADDRESS', value: spec.classicEndpoint! },
+          { name: 'CLIENT_ALLOWED_COMMON_NAMES', value: 'vpn-shoot' },
+          // the tunnel certificate is a client one here; the apiserver needs a server name on 9443
+          ...tlsEnv(SEED_PROXY_TLS_SECRET, 'PROXY_TLS_'),
+        ]),
   ];
+  const secrets = [SEED_SERVER_TLS_SECRET, ...(mode.reversed ? [] : [SEED_PROXY_TLS_SECRET])];
   const container = {
     name: SEED_SERVER,
     image: spec.images.vpnSeedServer,
     env,
     ports: mode.ha ? ports.filter((p) => p.name !== 'http-proxy') : ports,
     ...probes(15000),
-    // HA switches frames in userspace: no TUN, no capability at all
-    securityContext: mode.ha ? unprivilegedSecurity : netAdminSecurity,
-    volumeMounts: [secretMount('vpn-seed-server-tls'), ...(mode.ha ? [] : [tunMount])],
-    resources: { requests: { cpu: '50m', memory: '96Mi' }, limits: { memory: '256Mi' } },
+    volumeMounts: [...secrets.map((s) => secretMount(s)), ...(mode.ha ? [] : [tunMount])],
   };
-  const podSpec = {
+  const pod = {
     automountServiceAccountToken: false,
-    ...(mode.ha ? {} : { initContainers: [sysctlInit(spec.images.vpnSeedServer, { 'net.ipv4.ip_forward': '0', 'net.ipv4.conf.all.rp_filter': '0' })] }),
+    enableServiceLinks: false,
+    // HA switches frames in userspace: no TUN, no sysctls, no capability at all
+    ...(mode.ha ? {} : { initContainers: [sysctlInit(spec.images.vpnSeedServer)] }),
     containers: [container],
-    volumes: [secretVolume('vpn-seed-server-tls'), ...(mode.ha ? [] : [tunVolume])],
+    volumes: [...secrets.map((s) => secretVolume(s)), ...(mode.ha ? [] : [tunVolume])],
     terminationGracePeriodSeconds: 30,
+    ...(mode.ha
+      ? { topologySpreadConstraints: [{ maxSkew: 1, topologyKey: spec.highAvailability.failureTolerance === 'zone' ? 'topology.kubernetes.io/zone' : 'kubernetes.io/hostname', whenUnsatisfiable: 'DoNotSchedule', labelSelector: { matchLabels: sel } }] }
+      : {}),
   };
+  const template = podTemplate({ ...meta }, pod, seedServerDefaults(mode), options.pod);
   if (mode.ha) {
     objs.push({
-      apiVersion: 'apps/v1', kind: 'StatefulSet', metadata: { name: SEED_SERVER, namespace, labels: sel },
-      spec: {
-        replicas: HA_SERVERS, serviceName: SEED_SERVER, podManagementPolicy: 'Parallel',
-        selector: { matchLabels: sel },
-        template: { metadata: { labels: sel }, spec: { ...podSpec, topologySpreadConstraints: [{ maxSkew: 1, topologyKey: spec.highAvailability.failureTolerance === 'zone' ? 'topology.kubernetes.io/zone' : 'kubernetes.io/hostname', whenUnsatisfiable: 'DoNotSchedule', labelSelector: { matchLabels: sel } }] } },
-      },
+      apiVersion: 'apps/v1', kind: 'StatefulSet', metadata: { name: SEED_SERVER, namespace, labels: meta },
+      spec: { replicas: HA_SERVERS, serviceName: SEED_SERVER, podManagementPolicy: 'Parallel', selector: { matchLabels: sel }, template },
     });
     for (let i = 0; i < HA_SERVERS; i++) {
-      objs.push(service(`${SEED_SERVER}-${i}`, namespace, { ...sel, 'statefulset.kubernetes.io/pod-name': `${SEED_SERVER}-${i}` }, [{ name: 'tunnel', port: 1194 }, { name: 'metrics', port: 15000 }]));
+      objs.push(service(`${SEED_SERVER}-${i}`, namespace, meta, { ...sel, 'statefulset.kubernetes.io/pod-name': `${SEED_SERVER}-${i}` }, [{ name: 'tunnel', port: 1194 }, { name: 'metrics', port: 15000 }]));
     }
-    objs.push({ apiVersion: 'policy/v1', kind: 'PodDisruptionBudget', metadata: { name: SEED_SERVER, namespace, labels: sel }, spec: { maxUnavailable: 1, selector: { matchLabels: sel } } });
+    objs.push({ apiVersion: 'policy/v1', kind: 'PodDisruptionBudget', metadata: { name: SEED_SERVER, namespace, labels: meta }, spec: { maxUnavailable: 1, selector: { matchLabels: sel } } });
   } else {
     objs.push({
-      apiVersion: 'apps/v1', kind: 'Deployment', metadata: { name: SEED_SERVER, namespace, labels: sel },
+      apiVersion: 'apps/v1', kind: 'Deployment', metadata: { name: SEED_SERVER, namespace, labels: meta },
       spec: {
         replicas: 1,
         // The Service publishes not-ready addresses (the shoot must reach a new pod before it is
@@ -73,26 +104,24 @@ export function renderSeed(spec: VpnSpec, mode: VpnMode, settings: RenderSetting
         // (PROXY_HOLD_TIMEOUT) across the short gap instead of failing them.
         strategy: { type: 'Recreate' },
         selector: { matchLabels: sel },
-        template: { metadata: { labels: sel }, spec: podSpec },
+        template,
       },
     });
   }
-  objs.push(service(SEED_SERVER, namespace, sel, [{ name: 'tunnel', port: 1194 }, ...(mode.ha ? [] : [{ name: 'http-proxy', port: 9443 }]), { name: 'metrics', port: 15000 }]));
-  objs.push(...networkPolicies(spec, mode, settings));
-  objs.push(egressSelectorConfig(namespace, mode));
+  objs.push(service(SEED_SERVER, namespace, meta, sel, [{ name: 'tunnel', port: 1194 }, ...(mode.ha ? [] : [{ name: 'http-proxy', port: 9443 }]), { name: 'metrics', port: 15000 }]));
+  objs.push(networkPolicy(spec, mode, settings, meta, sel));
+  objs.push(egressSelectorConfig(namespace, mode, options));
   return objs;
 }
 
-function service(name: string, namespace: string, selector: Record<string, string>, ports: Array<{ name: string; port: number }>): K8sObject {
+function service(name: string, namespace: string, labels: Record<string, string>, selector: Record<string, string>, ports: Array<{ name: string; port: number }>): K8sObject {
   return {
-    apiVersion: 'v1', kind: 'Service', metadata: { name, namespace, labels: labels(SEED_SERVER) },
+    apiVersion: 'v1', kind: 'Service', metadata: { name, namespace, labels },
     spec: { type: 'ClusterIP', publishNotReadyAddresses: true, selector, ports: ports.map((p) => ({ ...p, targetPort: p.port, protocol: 'TCP' })) },
   };
 }
 
-function networkPolicies(spec: VpnSpec, mode: VpnMode, settings: RenderSettings): K8sObject[] {
-  const namespace = spec.namespace;
-  const sel = labels(SEED_SERVER);
+function networkPolicy(spec: VpnSpec, mode: VpnMode, settings: RenderSettings, labels: Record<string, string>, sel: Record<string, string>): K8sObject {
   const ingress: unknown[] = [];
   if (mode.reversed) {
     ingress.push({
@@ -100,18 +129,28 @@ function networkPolicies(spec: VpnSpec, mode: VpnMode, settings: RenderSettings)
       ports: [{ protocol: 'TCP', port: 1194 }],
     });
   }
-  ingress.push({ from: [{ podSelector: { matchLabels: { 'app.kubernetes.io/name': 'kube-apiserver' } } }], ports: [{ protocol: 'TCP', port: mode.ha ? 1194 : 9443 }] });
-  ingress.push({ from: [{ namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'monitoring' } } }], ports: [{ protocol: 'TCP', port: 15000 }] });
-  return [{
-    apiVersion: 'networking.k8s.io/v1', kind: 'NetworkPolicy', metadata: { name: `${SEED_SERVER}-ingress`, namespace, labels: sel },
+  // the kube-apiserver pods carry this label once wired (HA: their path-controller dials the tunnel port)
+  ingress.push({ from: [{ podSelector: { matchLabels: { ...APISERVER_WIRING_LABEL } } }], ports: [{ protocol: 'TCP', port: mode.ha ? 1194 : 9443 }] });
+  ingress.push({ from: mergeValues(DEFAULT_METRICS_FROM, settings.metricsFrom), ports: [{ protocol: 'TCP', port: 15000 }] });
+  return {
+    apiVersion: 'networking.k8s.io/v1', kind: 'NetworkPolicy', metadata: { name: `${SEED_SERVER}-ingress`, namespace: spec.namespace, labels },
     spec: { podSelector: { matchLabels: sel }, policyTypes: ['Ingress'], ingress },
-  }];
+  };
 }
 
-/** The kube-apiserver's --egress-selector-config-file (HTTPConnect for the cluster egress), as a ConfigMap. */
-export function egressSelectorConfig(namespace: string, mode: VpnMode): K8sObject {
+/** Where the wiring mounts the kube-apiserver's egress client certificate (the egress file names these paths). */
+export const PROXY_CLIENT_SECRET = 'kube-apiserver-http-proxy-client';
+export const EGRESS_SELECTOR_CONFIGMAP = 'kube-apiserver-egress-selector-configuration';
+export const EGRESS_SELECTOR_FILE = 'egress-selector-configuration.yaml';
+
+/**
+ * The kube-apiserver's --egress-selector-config-file as a ConfigMap: `HTTPConnect` over TCP with mutual
+ * TLS for the `cluster` selection (logs, exec, port-forward, webhooks and aggregated APIs reached by
+ * Service), `Direct` for the control plane and etcd. HA: the path-controller beside each apiserver.
+ */
+export function egressSelectorConfig(namespace: string, mode: Pick<VpnMode, 'ha'>, options: RenderOptions = {}): K8sObject {
   const url = mode.ha ? 'https://127.0.0.1:9443' : `https://${SEED_SERVER}.${namespace}.svc.cluster.local:9443`;
-  const dir = '/srv/secrets/kube-apiserver-http-proxy-client';
+  const dir = `/srv/secrets/${PROXY_CLIENT_SECRET}`;
   const yaml = [
     'apiVersion: apiserver.k8s.io/v1beta1',
     'kind: EgressSelectorConfiguration',
@@ -134,47 +173,10 @@ export function egressSelectorConfig(namespace: string, mode: VpnMode): K8sObjec
     '    proxyProtocol: Direct',
     '',
   ].join('\n');
-  return { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'kube-apiserver-egress-selector-configuration', namespace, labels: labels('kube-apiserver') }, data: { 'egress-selector-configuration.yaml': yaml } };
-}
-
-export interface ApiserverSidecar {
-  initContainers: Array<Record<string, unknown>>;
-  containers: Array<Record<string, unknown>>;
-  volumes: Array<Record<string, unknown>>;
-}
-
-/**
- * HA: what to add to the kube-apiserver pod template (the path-controller sidecar, its sysctl init
- * container and volumes). The caller merges it into the apiserver's Deployment (the chart and the
- * operator both do; a strategic-merge patch of `spec.template.spec` carries exactly these lists).
- */
-export function apiserverSidecarPatch(spec: VpnSpec, mode: VpnMode): ApiserverSidecar | undefined {
-  if (!mode.ha) return undefined;
-  const env = [
-    ...networkEnv(spec),
-    podNameEnv,
-    ...tlsEnv('vpn-seed-client'),
-    { name: 'IS_HA', value: 'true' },
-    { name: 'HA_VPN_SERVERS', value: String(HA_SERVERS) },
-    { name: 'HA_VPN_CLIENTS', value: String(HA_CLIENTS) },
-    { name: 'SEED_SERVERS', value: Array.from({ length: HA_SERVERS }, (_, i) => `${SEED_SERVER}-${i}:1194`).join(',') },
-    { name: 'KEEPALIVE_INTERVAL', value: '100ms' },
-    { name: 'KEEPALIVE_TIMEOUT', value: '500ms' },
-    { name: 'PROXY_LISTEN', value: '127.0.0.1:9443' },
-    { name: 'PROXY_TLS_CERT_FILE', value: '/srv/secrets/kube-apiserver-http-proxy/tls.crt' },
-    { name: 'PROXY_TLS_KEY_FILE', value: '/srv/secrets/kube-apiserver-http-proxy/tls.key' },
-    { name: 'STATUS_LISTEN', value: '0.0.0.0:15001' },
-  ];
   return {
-    initContainers: [sysctlInit(spec.images.pathController, { 'net.ipv4.conf.all.rp_filter': '0' })],
-    containers: [{
-      name: 'path-controller', image: spec.images.pathController, env, ...probes(15001),
-      ports: [{ name: 'path-metrics', containerPort: 15001, protocol: 'TCP' }],
-      securityContext: netAdminSecurity,
-      volumeMounts: [secretMount('vpn-seed-client'), secretMount('kube-apiserver-http-proxy'), tunMount],
-      resources: { requests: { cpu: '50m', memory: '96Mi' }, limits: { memory: '256Mi' } },
-    }],
-    volumes: [secretVolume('vpn-seed-client'), secretVolume('kube-apiserver-http-proxy'), tunVolume],
+    apiVersion: 'v1', kind: 'ConfigMap',
+    metadata: { name: EGRESS_SELECTOR_CONFIGMAP, namespace, labels: objectLabels(SEED_SERVER, 'apiserver-wiring', options) },
+    data: { [EGRESS_SELECTOR_FILE]: yaml },
   };
 }
 

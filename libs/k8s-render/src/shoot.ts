@@ -4,18 +4,39 @@
  * LoadBalancer Service the seed dials on 4314. The main container gets NET_ADMIN only (+ /dev/net/tun);
  * the unsafe sysctls are set by a privileged init container, as Gardener does.
  */
-import { SECRETS_DIR, labels, netAdminSecurity, networkEnv, podNameEnv, probes, secretMount, secretVolume, sysctlInit, tlsEnv, tunMount, tunVolume } from './common.js';
+import {
+  SECRETS_DIR, netAdminPodSecurity, netAdminSecurity, networkEnv, objectLabels, podNameEnv, podTemplate, probes, secretMount, secretVolume, selectorLabels,
+  sysctlInit, tlsEnv, tunMount, tunVolume, type WorkloadDefaults,
+} from './common.js';
 import type { VpnMode } from './mode.js';
 import { HA_CLIENTS, HA_SERVERS, connectHeaderValue } from './seed.js';
-import type { K8sObject, VpnSpec } from './types.js';
+import type { K8sObject, RenderOptions, VpnSpec } from './types.js';
 
 export const SHOOT_NAMESPACE = 'kube-system';
 export const VPN_SHOOT = 'vpn-shoot';
+export const VPN_SHOOT_COMPONENT = 'shoot-side';
 
-export function renderShoot(spec: VpnSpec, mode: VpnMode): K8sObject[] {
-  const namespace = SHOOT_NAMESPACE;
-  const sel = labels(VPN_SHOOT);
-  const secret = mode.reversed ? 'vpn-shoot-client' : 'vpn-shoot-server';
+/** vpn-shoot's defaults: NET_ADMIN as root with a TUN device, critical to the cluster. */
+export const VPN_SHOOT_DEFAULTS: WorkloadDefaults = {
+  resources: { requests: { cpu: '50m', memory: '96Mi' }, limits: { memory: '256Mi' } },
+  podSecurityContext: netAdminPodSecurity,
+  containerSecurityContext: netAdminSecurity,
+  priorityClassName: 'system-cluster-critical',
+};
+
+/** The shoot-side certificate Secret vpn-shoot mounts (in its namespace in the shoot). */
+export const shootSecretName = (mode: Pick<VpnMode, 'reversed'>) => (mode.reversed ? 'vpn-shoot-client' : 'vpn-shoot-server');
+
+export interface ShootRenderOptions extends RenderOptions {
+  /** Namespace in the shoot (default kube-system). */
+  namespace?: string;
+}
+
+export function renderShoot(spec: VpnSpec, mode: VpnMode, options: ShootRenderOptions = {}): K8sObject[] {
+  const namespace = options.namespace ?? SHOOT_NAMESPACE;
+  const meta = objectLabels(VPN_SHOOT, VPN_SHOOT_COMPONENT, options);
+  const sel = selectorLabels(VPN_SHOOT, VPN_SHOOT_COMPONENT, options);
+  const secret = shootSecretName(mode);
   const env = [
     ...networkEnv(spec),
     podNameEnv,
@@ -52,41 +73,40 @@ export function renderShoot(spec: VpnSpec, mode: VpnMode): K8sObject[] {
     env,
     ports: [{ name: 'metrics', containerPort: 15000, protocol: 'TCP' }, ...(mode.reversed ? [] : [{ name: 'tunnel', containerPort: 4314, protocol: 'TCP' }])],
     ...probes(15000),
-    securityContext: netAdminSecurity,
     volumeMounts: [secretMount(secret), tunMount],
-    resources: { requests: { cpu: '50m', memory: '96Mi' }, limits: { memory: '256Mi' } },
   };
-  const podSpec = {
+  const pod = {
     serviceAccountName: VPN_SHOOT,
     automountServiceAccountToken: false,
-    priorityClassName: 'system-cluster-critical',
-    initContainers: [sysctlInit(spec.images.vpnShoot, { 'net.ipv4.ip_forward': '1', 'net.ipv6.conf.all.forwarding': '1', 'net.ipv4.conf.all.rp_filter': '0' })],
+    enableServiceLinks: false,
+    initContainers: [sysctlInit(spec.images.vpnShoot)],
     containers: [container],
     volumes: [secretVolume(secret), tunVolume],
   };
+  const template = podTemplate({ ...meta }, pod, VPN_SHOOT_DEFAULTS, options.pod);
   const objs: K8sObject[] = [
-    { apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name: VPN_SHOOT, namespace, labels: sel }, automountServiceAccountToken: false },
+    { apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name: VPN_SHOOT, namespace, labels: meta }, automountServiceAccountToken: false },
   ];
   if (mode.ha) {
     objs.push({
-      apiVersion: 'apps/v1', kind: 'StatefulSet', metadata: { name: VPN_SHOOT, namespace, labels: sel },
-      spec: { replicas: HA_CLIENTS, serviceName: VPN_SHOOT, podManagementPolicy: 'Parallel', selector: { matchLabels: sel }, template: { metadata: { labels: sel }, spec: podSpec } },
+      apiVersion: 'apps/v1', kind: 'StatefulSet', metadata: { name: VPN_SHOOT, namespace, labels: meta },
+      spec: { replicas: HA_CLIENTS, serviceName: VPN_SHOOT, podManagementPolicy: 'Parallel', selector: { matchLabels: sel }, template },
     });
-    objs.push({ apiVersion: 'policy/v1', kind: 'PodDisruptionBudget', metadata: { name: VPN_SHOOT, namespace, labels: sel }, spec: { maxUnavailable: 1, selector: { matchLabels: sel } } });
+    objs.push({ apiVersion: 'policy/v1', kind: 'PodDisruptionBudget', metadata: { name: VPN_SHOOT, namespace, labels: meta }, spec: { maxUnavailable: 1, selector: { matchLabels: sel } } });
   } else {
     objs.push({
-      apiVersion: 'apps/v1', kind: 'Deployment', metadata: { name: VPN_SHOOT, namespace, labels: sel },
-      spec: { replicas: 1, strategy: { type: 'RollingUpdate', rollingUpdate: { maxSurge: 1, maxUnavailable: 0 } }, selector: { matchLabels: sel }, template: { metadata: { labels: sel }, spec: podSpec } },
+      apiVersion: 'apps/v1', kind: 'Deployment', metadata: { name: VPN_SHOOT, namespace, labels: meta },
+      spec: { replicas: 1, strategy: { type: 'RollingUpdate', rollingUpdate: { maxSurge: 1, maxUnavailable: 0 } }, selector: { matchLabels: sel }, template },
     });
   }
   if (!mode.reversed) {
     objs.push({
-      apiVersion: 'v1', kind: 'Service', metadata: { name: VPN_SHOOT, namespace, labels: sel },
+      apiVersion: 'v1', kind: 'Service', metadata: { name: VPN_SHOOT, namespace, labels: meta },
       spec: { type: 'LoadBalancer', selector: sel, ports: [{ name: 'tunnel', port: 4314, targetPort: 4314, protocol: 'TCP' }] },
     });
   }
   objs.push({
-    apiVersion: 'networking.k8s.io/v1', kind: 'NetworkPolicy', metadata: { name: VPN_SHOOT, namespace, labels: sel },
+    apiVersion: 'networking.k8s.io/v1', kind: 'NetworkPolicy', metadata: { name: VPN_SHOOT, namespace, labels: meta },
     spec: {
       podSelector: { matchLabels: sel },
       policyTypes: ['Ingress', 'Egress'],

@@ -1,69 +1,97 @@
 /**
  * The seed-wide entry point: sni-proxy behind one LoadBalancer (443 SNI passthrough, 8443 and 8132
- * CONNECT routed by header), its route ConfigMap mounted as a volume (sni-proxy follows the ..data swap
- * without dropping connections), no capabilities, non-root.
+ * CONNECT routed by header), no capabilities, non-root. It reads two route files (ROUTES_FILE is a
+ * comma list, merged in order): the chart's static routes and the operator's, each a ConfigMap volume
+ * of its own (sni-proxy follows each ..data swap without dropping connections); the operator's is
+ * optional, so sni-proxy starts before the operator has published it.
  */
-import { labels, probes, unprivilegedSecurity } from './common.js';
-import type { K8sObject } from './types.js';
+import { nonRootContainerSecurity, nonRootPodSecurity, objectLabels, podTemplate, probes, selectorLabels, type WorkloadDefaults } from './common.js';
+import type { K8sObject, RenderOptions } from './types.js';
+
+export const SNI_PROXY = 'sni-proxy';
+export const SNI_PROXY_COMPONENT = 'entry-point';
+export const ROUTES_DIR = '/etc/sni-proxy/routes';
+
+export const SNI_PROXY_DEFAULTS: WorkloadDefaults = {
+  resources: { requests: { cpu: '100m', memory: '96Mi' }, limits: { memory: '512Mi' } },
+  podSecurityContext: nonRootPodSecurity,
+  containerSecurityContext: nonRootContainerSecurity,
+};
 
 export interface SniProxyInput {
   namespace: string;
+  /** Name of its objects (the chart: the release's fullname); default sni-proxy. */
+  name?: string;
   image: string;
   replicas: number;
-  /** Header value → host:port routes (the operator keeps the ConfigMap current; see renderSniProxyRoutesConfigMap). */
+  /** The static route ConfigMap (renderSniProxyRoutesConfigMap with sni and connect entries). */
   routesConfigMap: string;
+  /** The operator's route ConfigMap (SNI_PROXY_ROUTES_CONFIGMAP of the operator); unset: none. */
+  operatorRoutesConfigMap?: string;
   proxyProtocol: 'off' | 'optional' | 'required';
   loadBalancerAnnotations: Record<string, string>;
+  /** The Service (default LoadBalancer with externalTrafficPolicy Local, which keeps client addresses). */
+  service?: { type?: 'LoadBalancer' | 'NodePort'; externalTrafficPolicy?: 'Local' | 'Cluster'; loadBalancerClass?: string };
 }
 
-export function renderSniProxy(input: SniProxyInput): K8sObject[] {
-  const sel = labels('sni-proxy');
+export function renderSniProxy(input: SniProxyInput, options: RenderOptions = {}): K8sObject[] {
+  const name = input.name ?? SNI_PROXY;
+  const meta = objectLabels(SNI_PROXY, SNI_PROXY_COMPONENT, options);
+  const sel = selectorLabels(SNI_PROXY, SNI_PROXY_COMPONENT, options);
   const ns = input.namespace;
+  const files = [`${ROUTES_DIR}/static/routes.json`, ...(input.operatorRoutesConfigMap ? [`${ROUTES_DIR}/operator/routes.json`] : [])];
+  const pod = {
+    serviceAccountName: name,
+    automountServiceAccountToken: false,
+    enableServiceLinks: false,
+    containers: [{
+      name: SNI_PROXY,
+      image: input.image,
+      env: [
+        // merged in order: the static routes win a key both define
+        { name: 'ROUTES_FILE', value: files.join(',') },
+        { name: 'LISTEN_TLS', value: '0.0.0.0:8443' },
+        { name: 'LISTEN_CONNECT', value: '0.0.0.0:9443' },
+        { name: 'LISTEN_CONNECT_LEGACY', value: '0.0.0.0:8132' },
+        { name: 'PROXY_PROTOCOL', value: input.proxyProtocol },
+      ],
+      // unprivileged ports inside the pod; the Service maps 443 → 8443 and 8443 → 9443
+      ports: [
+        { name: 'tls', containerPort: 8443, protocol: 'TCP' },
+        { name: 'connect', containerPort: 9443, protocol: 'TCP' },
+        { name: 'connect-legacy', containerPort: 8132, protocol: 'TCP' },
+        { name: 'status', containerPort: 15021, protocol: 'TCP' },
+      ],
+      ...probes(15021),
+      volumeMounts: [
+        { name: 'static-routes', mountPath: `${ROUTES_DIR}/static`, readOnly: true },
+        ...(input.operatorRoutesConfigMap ? [{ name: 'operator-routes', mountPath: `${ROUTES_DIR}/operator`, readOnly: true }] : []),
+      ],
+    }],
+    volumes: [
+      { name: 'static-routes', configMap: { name: input.routesConfigMap } },
+      ...(input.operatorRoutesConfigMap ? [{ name: 'operator-routes', configMap: { name: input.operatorRoutesConfigMap, optional: true } }] : []),
+    ],
+  };
+  const svc = input.service ?? {};
   return [
-    { apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name: 'sni-proxy', namespace: ns, labels: sel }, automountServiceAccountToken: false },
+    { apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name, namespace: ns, labels: meta }, automountServiceAccountToken: false },
     {
-      apiVersion: 'apps/v1', kind: 'Deployment', metadata: { name: 'sni-proxy', namespace: ns, labels: sel },
+      apiVersion: 'apps/v1', kind: 'Deployment', metadata: { name, namespace: ns, labels: meta },
       spec: {
         replicas: input.replicas,
         strategy: { type: 'RollingUpdate', rollingUpdate: { maxSurge: 1, maxUnavailable: 0 } },
         selector: { matchLabels: sel },
-        template: {
-          metadata: { labels: sel },
-          spec: {
-            serviceAccountName: 'sni-proxy',
-            automountServiceAccountToken: false,
-            containers: [{
-              name: 'sni-proxy',
-              image: input.image,
-              env: [
-                { name: 'ROUTES_FILE', value: '/etc/sni-proxy/routes/routes.json' },
-                { name: 'LISTEN_TLS', value: '0.0.0.0:8443' },
-                { name: 'LISTEN_CONNECT', value: '0.0.0.0:9443' },
-                { name: 'LISTEN_CONNECT_LEGACY', value: '0.0.0.0:8132' },
-                { name: 'PROXY_PROTOCOL', value: input.proxyProtocol },
-              ],
-              // unprivileged ports inside the pod; the Service maps 443 → 8443 and 8443 → 9443
-              ports: [
-                { name: 'tls', containerPort: 8443, protocol: 'TCP' },
-                { name: 'connect', containerPort: 9443, protocol: 'TCP' },
-                { name: 'connect-legacy', containerPort: 8132, protocol: 'TCP' },
-                { name: 'status', containerPort: 15021, protocol: 'TCP' },
-              ],
-              ...probes(15021),
-              securityContext: unprivilegedSecurity,
-              volumeMounts: [{ name: 'routes', mountPath: '/etc/sni-proxy/routes', readOnly: true }],
-              resources: { requests: { cpu: '100m', memory: '96Mi' }, limits: { memory: '512Mi' } },
-            }],
-            volumes: [{ name: 'routes', configMap: { name: input.routesConfigMap } }],
-          },
-        },
+        template: podTemplate({ ...meta }, pod, SNI_PROXY_DEFAULTS, options.pod),
       },
     },
     {
-      apiVersion: 'v1', kind: 'Service', metadata: { name: 'sni-proxy', namespace: ns, labels: sel, annotations: input.loadBalancerAnnotations },
+      apiVersion: 'v1', kind: 'Service',
+      metadata: { name, namespace: ns, labels: meta, ...(Object.keys(input.loadBalancerAnnotations).length > 0 ? { annotations: input.loadBalancerAnnotations } : {}) },
       spec: {
-        type: 'LoadBalancer',
-        externalTrafficPolicy: 'Local',
+        type: svc.type ?? 'LoadBalancer',
+        externalTrafficPolicy: svc.externalTrafficPolicy ?? 'Local',
+        ...(svc.loadBalancerClass ? { loadBalancerClass: svc.loadBalancerClass } : {}),
         selector: sel,
         ports: [
           { name: 'tls', port: 443, targetPort: 8443, protocol: 'TCP' },
@@ -72,6 +100,6 @@ export function renderSniProxy(input: SniProxyInput): K8sObject[] {
         ],
       },
     },
-    { apiVersion: 'policy/v1', kind: 'PodDisruptionBudget', metadata: { name: 'sni-proxy', namespace: ns, labels: sel }, spec: { maxUnavailable: 1, selector: { matchLabels: sel } } },
+    { apiVersion: 'policy/v1', kind: 'PodDisruptionBudget', metadata: { name, namespace: ns, labels: meta }, spec: { maxUnavailable: 1, selector: { matchLabels: sel } } },
   ];
 }

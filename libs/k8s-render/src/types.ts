@@ -31,6 +31,63 @@ export interface RenderSettings {
   featureGates: { ReversedVPN: boolean };
   /** Namespace and labels of the seed's sni-proxy (allowed to reach the tunnel port). */
   sniProxy: { namespace: string; podLabels: Record<string, string> };
+  /**
+   * NetworkPolicy peers allowed to scrape the seed server's metrics port (default: every pod of a
+   * namespace labelled `networking.reversed-vpn.dev/monitoring: allowed`).
+   */
+  metricsFrom?: NetworkPolicyPeer[];
+}
+
+/** A NetworkPolicy `from` entry (Kubernetes' NetworkPolicyPeer). */
+export interface NetworkPolicyPeer {
+  namespaceSelector?: LabelSelector;
+  podSelector?: LabelSelector;
+  ipBlock?: { cidr: string; except?: string[] };
+}
+
+export interface LabelSelector {
+  matchLabels?: Record<string, string>;
+  matchExpressions?: Array<{ key: string; operator: string; values?: string[] }>;
+}
+
+/**
+ * Who renders and what the objects are labelled with, besides app.kubernetes.io/name, component and
+ * part-of: Helm passes instance = the release, managedBy = Helm and the chart's extra labels; the
+ * operator passes instance = the ShootVpn's name and managedBy = reversed-vpn-operator. Unset fields
+ * are left out (version defaults to APP_VERSION).
+ */
+export interface ObjectMeta {
+  /** app.kubernetes.io/instance; also a selector label (name + instance). */
+  instance?: string;
+  /** app.kubernetes.io/managed-by. */
+  managedBy?: string;
+  /** app.kubernetes.io/version (default APP_VERSION). */
+  version?: string;
+  /** Extra labels on every object and pod (the chart's `global.commonLabels`). */
+  labels?: Record<string, string>;
+}
+
+/**
+ * A platform team's overrides of one workload (the chart values of the same names). `resources` and
+ * the security contexts are merged over the component's defaults the way Helm merges values (maps
+ * merge key by key, `null` deletes a key, lists and scalars replace); the rest replace the default.
+ */
+export interface PodOverrides {
+  imagePullPolicy?: string;
+  imagePullSecrets?: Array<{ name: string }>;
+  resources?: Record<string, unknown>;
+  nodeSelector?: Record<string, string>;
+  tolerations?: unknown[];
+  affinity?: Record<string, unknown>;
+  podSecurityContext?: Record<string, unknown>;
+  containerSecurityContext?: Record<string, unknown>;
+  priorityClassName?: string;
+  podAnnotations?: Record<string, string>;
+}
+
+/** The optional trailing parameter of the render functions: labels and the workload's overrides. */
+export interface RenderOptions extends ObjectMeta {
+  pod?: PodOverrides;
 }
 
 export interface K8sObject {
