@@ -1,51 +1,76 @@
 #!/usr/bin/env node
 /**
- * `nx run <app>:image`: builds a container image of one app, or — where no container engine runs, as on
- * these machines — prepares and checks everything short of it:
- *   1. `pnpm deploy --prod` of the app into dist/image/<app>/app (the runtime tree the Dockerfile copies);
- *   2. runs the entrypoint from that tree with an empty environment: it must start, find every module
- *      (and the native TUN addon where the app uses it) and stop with exit 2 and RVPN_ERR_CONFIG_INVALID;
- *   3. `docker build -f apps/<app>/Dockerfile` when `docker info` answers; otherwise says plainly that
- *      the image itself was not built.
+ * `nx run <app>:image`: builds that app's container image with podman (see images/build.ts) and checks
+ * it: the entrypoint starts inside the image and refuses an empty configuration (exit 2,
+ * RVPN_ERR_CONFIG_INVALID), and the native TUN addon loads there where the app uses it.
+ *
+ * Where no container engine answers (or with --tree-only) it does the closest thing and says so: it
+ * deploys the app's runtime tree (`pnpm deploy --prod`, what the Dockerfile copies into /app) and runs
+ * the same checks against that tree with this machine's Node; the image itself is NOT built then.
  */
 import { existsSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { REPO_ROOT } from './lab/stack.js';
-import { run } from './lab/sh.js';
+import { APPS, buildAppImage, ensureDebianBase, ensureNodeImage, imageRef, type ImageApp } from './images/build.js';
+import { podman, podmanAvailable } from './images/podman.js';
+import { REPO_ROOT } from './lab/paths.js';
+import { run, type RunResult } from './lab/sh.js';
 
-const APPS = ['vpn-seed-server', 'vpn-shoot', 'sni-proxy', 'path-controller', 'operator'];
+const ADDON = 'node_modules/@rvpn/tunnel/native/build/Release/rvpn_tun.node';
+const usesTun = (app: ImageApp) => app !== 'sni-proxy' && app !== 'operator';
 
-async function main(): Promise<number> {
-  const app = process.argv[2] ?? '';
-  if (!APPS.includes(app)) {
-    console.error(`usage: image <${APPS.join('|')}>`);
-    return 2;
+function checkEntrypoint(app: ImageApp, r: RunResult, where: string): void {
+  if (r.code !== 2 || !r.stderr.includes('RVPN_ERR_CONFIG_INVALID')) {
+    throw new Error(`${where}: the entrypoint did not start cleanly (exit ${r.code}):\n${r.stdout}${r.stderr}`);
   }
-  const out = join(REPO_ROOT, 'dist', 'image', app);
-  const tree = join(out, 'app');
-  rmSync(out, { recursive: true, force: true });
-  console.log(`image ${app}: pnpm deploy --prod → ${tree}`);
+  console.log(`image ${app}: ${where}: entrypoint starts and refuses an empty configuration (exit 2, RVPN_ERR_CONFIG_INVALID)`);
+}
+
+const addonCheck = (path: string) => `const m = require(${JSON.stringify(path)}); if (typeof m.TunDevice !== 'function') process.exit(3)`;
+
+async function inImage(app: ImageApp): Promise<void> {
+  const log = (l: string) => console.log(`image ${app}: ${l}`);
+  await ensureDebianBase(log);
+  await ensureNodeImage(log);
+  const built = await buildAppImage(app, log);
+  const ref = imageRef(app);
+  checkEntrypoint(app, await podman(['run', '--rm', '--network', 'none', ref], { allowFail: true }), ref);
+  if (usesTun(app)) {
+    const a = await podman(['run', '--rm', '--network', 'none', '--entrypoint', 'node', ref, '-e', addonCheck(`/app/${ADDON}`)], { allowFail: true });
+    if (a.code !== 0) throw new Error(`the native TUN addon does not load in ${ref}: ${a.stderr}`);
+    log('native TUN addon loads in the image');
+  }
+  log(`built ${ref}: ${(built.sizeBytes / 1048576).toFixed(1)} MiB, user ${built.user}, revision ${built.revision}`);
+}
+
+async function treeOnly(app: ImageApp, why: string): Promise<void> {
+  const tree = join(REPO_ROOT, 'dist', 'image', app, 'app');
+  rmSync(join(REPO_ROOT, 'dist', 'image', app), { recursive: true, force: true });
+  console.log(`image ${app}: ${why}: checking the runtime tree only (pnpm deploy --prod → ${tree})`);
   await run(['pnpm', '--filter', `@rvpn/${app}`, 'deploy', '--prod', '--legacy', tree], { timeoutMs: 300_000, env: { ...process.env, CI: 'true' } });
   const main = join(tree, 'dist', 'main.js');
   if (!existsSync(main)) throw new Error(`${main} is missing from the deployed tree`);
-  const r = await run([process.execPath, main], { allowFail: true, env: { PATH: process.env.PATH ?? '/usr/bin:/bin' } });
-  if (r.code !== 2 || !r.stderr.includes('RVPN_ERR_CONFIG_INVALID')) {
-    throw new Error(`the entrypoint did not start cleanly (exit ${r.code}):\n${r.stdout}${r.stderr}`);
-  }
-  console.log(`image ${app}: entrypoint starts and refuses an empty configuration (exit 2, RVPN_ERR_CONFIG_INVALID)`);
-  const addon = join(tree, 'node_modules', '@rvpn', 'tunnel', 'native', 'build', 'Release', 'rvpn_tun.node');
-  if (existsSync(addon)) {
-    const a = await run([process.execPath, '-e', `const m = require(${JSON.stringify(addon)}); if (typeof m.TunDevice !== 'function') process.exit(3)`], { allowFail: true });
+  checkEntrypoint(app, await run([process.execPath, main], { allowFail: true, env: { PATH: process.env.PATH ?? '/usr/bin:/bin' } }), 'deployed tree');
+  if (usesTun(app)) {
+    const a = await run([process.execPath, '-e', addonCheck(join(tree, ADDON))], { allowFail: true });
     if (a.code !== 0) throw new Error(`the native TUN addon in the deployed tree does not load: ${a.stderr}`);
     console.log(`image ${app}: native TUN addon loads from the deployed tree`);
   }
-  const docker = await run(['docker', 'info'], { allowFail: true, timeoutMs: 15_000 }).catch(() => ({ code: 127, stdout: '', stderr: '' }));
-  if (docker.code !== 0) {
-    console.log(`image ${app}: no container engine answers here (docker info failed): the image was NOT built; the build context and entrypoint were checked`);
+  console.log(`image ${app}: the image itself was NOT built (${why})`);
+}
+
+async function main(): Promise<number> {
+  const app = process.argv[2] as ImageApp;
+  if (!(APPS as readonly string[]).includes(app)) {
+    console.error(`usage: image <${APPS.join('|')}> [--tree-only]`);
+    return 2;
+  }
+  if (process.argv.includes('--tree-only')) {
+    await treeOnly(app, '--tree-only');
     return 0;
   }
-  await run(['docker', 'build', '-f', join(REPO_ROOT, 'apps', app, 'Dockerfile'), '-t', `reversed-vpn/${app}:dev`, REPO_ROOT], { timeoutMs: 1_800_000 });
-  console.log(`image ${app}: built reversed-vpn/${app}:dev`);
+  const engine = await podmanAvailable();
+  if (!engine.ok) await treeOnly(app, `no container engine: ${engine.why}`);
+  else await inImage(app);
   return 0;
 }
 
