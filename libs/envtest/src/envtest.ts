@@ -260,6 +260,8 @@ async function startOnce(binaries: Record<(typeof BINARIES)[number], string>, op
       // tokens expire when they say so (no silent year-long extension): a client that does not re-read its token file fails
       '--service-account-extend-token-expiration=false',
       '--authorization-mode=RBAC',
+      // as on real clusters: privileged init containers (sysctls) are allowed; admission policy decides
+      '--allow-privileged=true',
       '--service-cluster-ip-range=10.0.0.0/24',
       '--endpoint-reconciler-type=none',
       '--enable-priority-and-fairness=false',
