@@ -1,3 +1,4 @@
 import { projectConfig } from '../../vitest.shared.js';
 
-export default projectConfig();
+// each spec file starts its own kube-apiserver + etcd; one file at a time keeps a 2-core host responsive
+export default projectConfig({ testTimeout: 60_000, fileParallelism: false });

@@ -1,154 +1,198 @@
 /**
- * A small Kubernetes REST client (node:http/https, no SDK): get, list with label selectors, watch,
- * server-side apply with a field manager, status patches and deletes. It speaks to the real API
- * server in a pod (service-account token and CA) and to the HTTP fake in the tests.
+ * The operator's view of a Kubernetes API server, on @kubernetes/client-node: KubeConfig (kubeconfig
+ * file or in-cluster ServiceAccount), KubernetesObjectApi for any kind (server-side apply, read, list,
+ * delete), CustomObjectsApi for the ShootVpn's status and finalizer patches, AppsV1Api for the
+ * kube-apiserver wiring (JSON patch). Errors become KubeApiError with the HTTP status in `details`.
+ *
+ * In-cluster credentials: client-node's in-cluster config reads the projected token file through its
+ * FileAuth, which re-reads the file when it is older than 60 s (client-go does the same); the kubelet
+ * rewrites it at 80 % of the token's life, so a rotated token is used long before the old one expires.
  */
-import http from 'node:http';
-import https from 'node:https';
-import { readFileSync } from 'node:fs';
-import { KubeApiError, type K8sObject } from '@rvpn/k8s-render';
+import {
+  ApiException, AppsV1Api, CustomObjectsApi, KubeConfig, KubernetesObjectApi, PatchStrategy, setHeaderOptions,
+  type KubernetesObject,
+} from '@kubernetes/client-node';
+// not in the package's index, but its documented way to (de)serialize kinds as they are
+import { ObjectSerializer } from '@kubernetes/client-node/dist/serializer.js';
+import { CRD_GROUP, CRD_KIND, CRD_PLURAL, CRD_VERSION, KubeApiError, type K8sObject } from '@rvpn/k8s-render';
 
 export { KubeApiError };
 
-const PLURALS: Record<string, string> = {
-  Deployment: 'deployments', StatefulSet: 'statefulsets', Service: 'services', ConfigMap: 'configmaps', Secret: 'secrets',
-  NetworkPolicy: 'networkpolicies', PodDisruptionBudget: 'poddisruptionbudgets', ServiceMonitor: 'servicemonitors',
-  PrometheusRule: 'prometheusrules', ShootVpn: 'shootvpns', ServiceAccount: 'serviceaccounts',
-};
-
-/** The REST path of a collection (namespace undefined: all namespaces) or of one object. */
-export function resourcePath(apiVersion: string, kind: string, namespace?: string, name?: string): string {
-  const plural = PLURALS[kind];
-  if (!plural) throw new KubeApiError(`no REST mapping for kind ${kind}`);
-  const base = apiVersion.includes('/') ? `/apis/${apiVersion}` : `/api/${apiVersion}`;
-  return `${base}${namespace ? `/namespaces/${namespace}` : ''}/${plural}${name ? `/${name}` : ''}`;
+/**
+ * client-node 1.2 to 1.4 send and read the kinds it has models for through those models, which drops
+ * every field whose TypeScript name differs from its JSON name — a NetworkPolicy's ingress `from`
+ * (`_from` in the model) vanishes, and the policy then admits everyone (kubernetes-client/javascript
+ * #2825; found by this operator's tests against a real API server). The kinds the operator applies and
+ * reads are registered to pass through as plain JSON, exactly as rendered and as stored.
+ */
+const RAW_KINDS: Array<[string, string]> = [
+  ['v1', 'Secret'], ['v1', 'ConfigMap'], ['v1', 'Service'], ['v1', 'ServiceAccount'], ['apps/v1', 'Deployment'], ['apps/v1', 'StatefulSet'],
+  ['networking.k8s.io/v1', 'NetworkPolicy'], ['policy/v1', 'PodDisruptionBudget'], ['monitoring.coreos.com/v1', 'ServiceMonitor'],
+  ['monitoring.coreos.com/v1', 'PrometheusRule'], [`${CRD_GROUP}/${CRD_VERSION}`, CRD_KIND],
+];
+const passThrough = { serialize: (data: unknown) => data, deserialize: (data: unknown) => data };
+let registered = false;
+function registerRawKinds() {
+  if (registered) return;
+  registered = true;
+  for (const [apiVersion, kind] of RAW_KINDS) {
+    const [group, version] = apiVersion.includes('/') ? apiVersion.split('/') as [string, string] : ['', apiVersion];
+    for (const k of [kind, `${kind}List`]) {
+      try {
+        ObjectSerializer.registerModel({ group, version, kind: k }, passThrough);
+      } catch {
+        /* registered by another copy of this module */
+      }
+    }
+  }
 }
 
-export interface KubeClientOptions {
-  server: string;
-  token?: string;
-  ca?: Buffer;
+export interface ObjectRef {
+  apiVersion: string;
+  kind: string;
+  metadata: { name: string; namespace?: string };
 }
 
-export interface WatchEvent {
-  type: 'ADDED' | 'MODIFIED' | 'DELETED' | 'ERROR';
-  object: K8sObject & { metadata: { resourceVersion?: string; code?: number } } & { code?: number };
+/** What the API server returns: a K8sObject with the server's metadata. */
+export interface LiveObject extends K8sObject {
+  metadata: K8sObject['metadata'] & {
+    resourceVersion?: string;
+    uid?: string;
+    generation?: number;
+    deletionTimestamp?: string | Date;
+    finalizers?: string[];
+    ownerReferences?: unknown[];
+    managedFields?: Array<{ manager?: string; operation?: string; subresource?: string; fieldsV1?: unknown; time?: unknown }>;
+  };
 }
 
-export class KubeClient {
-  constructor(private readonly opts: KubeClientOptions) {}
+/** The HTTP status of a failed call (ApiException, a watch error, or a wrapped KubeApiError). */
+export function statusOf(err: unknown): number | undefined {
+  if (err instanceof ApiException) return err.code;
+  const e = err as { statusCode?: number; details?: { status?: number }; code?: unknown } | undefined;
+  return e?.statusCode ?? e?.details?.status ?? (typeof e?.code === 'number' ? e.code : undefined);
+}
 
-  /** In a pod: the service account's token and CA. */
-  static inCluster(): KubeClient {
-    const dir = '/var/run/secrets/kubernetes.io/serviceaccount';
-    const host = process.env.KUBERNETES_SERVICE_HOST;
-    const port = process.env.KUBERNETES_SERVICE_PORT ?? '443';
-    if (!host) throw new KubeApiError('not in a cluster (KUBERNETES_SERVICE_HOST unset); set KUBE_API_SERVER');
-    return new KubeClient({ server: `https://${host.includes(':') ? `[${host}]` : host}:${port}`, token: readFileSync(`${dir}/token`, 'utf8').trim(), ca: readFileSync(`${dir}/ca.crt`) });
+/** Wraps any API failure into KubeApiError (`details.status`, the server's message, the call). */
+export function kubeError(what: string, err: unknown): Error {
+  if (KubeApiError.is(err)) return err;
+  const status = statusOf(err);
+  let body = err instanceof ApiException ? (err.body as { message?: string; reason?: string } | string | undefined) : undefined;
+  if (typeof body === 'string') {
+    try {
+      body = JSON.parse(body) as { message?: string; reason?: string };
+    } catch {
+      /* plain text */
+    }
+  }
+  const message = typeof body === 'object' && body?.message ? body.message : typeof body === 'string' && body ? body.slice(0, 300) : (err as Error)?.message;
+  return new KubeApiError(`${what}: ${status ?? 'no response'}${message ? ` ${message}` : ''}`, { cause: err, details: { status, reason: typeof body === 'object' ? body?.reason : undefined } });
+}
+
+const describe = (o: ObjectRef) => `${o.kind} ${o.metadata.namespace ? `${o.metadata.namespace}/` : ''}${o.metadata.name}`;
+
+/**
+ * Loads credentials the way kubectl does: $KUBECONFIG, else ~/.kube/config, else the in-cluster
+ * ServiceAccount. client-node falls back to http://localhost:8080 when it finds none; the operator's
+ * config check refuses that case before we get here.
+ */
+export function loadKubeConfig(): KubeConfig {
+  const kc = new KubeConfig();
+  kc.loadFromDefault();
+  return kc;
+}
+
+/** A KubeConfig from a kubeconfig document (the shoot's, from a Secret). */
+export function kubeConfigFromString(text: string): KubeConfig {
+  const kc = new KubeConfig();
+  kc.loadFromString(text);
+  if (!kc.getCurrentCluster()) throw new KubeApiError('the kubeconfig has no current cluster');
+  return kc;
+}
+
+export class Kube {
+  readonly objects: KubernetesObjectApi;
+  readonly custom: CustomObjectsApi;
+  readonly apps: AppsV1Api;
+
+  constructor(readonly kc: KubeConfig) {
+    registerRawKinds();
+    this.objects = KubernetesObjectApi.makeApiClient(kc);
+    this.custom = kc.makeApiClient(CustomObjectsApi);
+    this.apps = kc.makeApiClient(AppsV1Api);
   }
 
-  private request(method: string, path: string, body?: unknown, contentType = 'application/json'): Promise<{ status: number; json: unknown }> {
-    const url = new URL(path, this.opts.server);
-    const lib = url.protocol === 'https:' ? https : http;
-    const data = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
-    return new Promise((resolve, reject) => {
-      const req = lib.request(url, {
-        method,
-        headers: { accept: 'application/json', ...(data ? { 'content-type': contentType, 'content-length': data.length } : {}), ...(this.opts.token ? { authorization: `Bearer ${this.opts.token}` } : {}) },
-        ...(this.opts.ca ? { ca: this.opts.ca } : {}),
-        timeout: 30_000,
-      }, (res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (c: Buffer) => chunks.push(c));
-        res.on('end', () => {
-          const text = Buffer.concat(chunks).toString('utf8');
-          let json: unknown;
-          try {
-            json = text ? JSON.parse(text) : undefined;
-          } catch {
-            json = { message: text };
-          }
-          resolve({ status: res.statusCode ?? 0, json });
-        });
-      });
-      req.on('timeout', () => req.destroy(new Error('request timed out')));
-      req.on('error', (err) => reject(new KubeApiError(`${method} ${path}: ${err.message}`, { cause: err })));
-      if (data) req.end(data);
-      else req.end();
-    });
+  /** The server this client talks to (for logs). */
+  get server(): string {
+    return this.kc.getCurrentCluster()?.server ?? '';
   }
 
-  private fail(method: string, path: string, r: { status: number; json: unknown }): never {
-    const msg = (r.json as { message?: string } | undefined)?.message ?? '';
-    throw new KubeApiError(`${method} ${path}: ${r.status} ${msg}`, { details: { status: r.status } });
+  /** The object, or undefined when it does not exist. */
+  async get<T extends LiveObject = LiveObject>(ref: ObjectRef): Promise<T | undefined> {
+    try {
+      const header = { apiVersion: ref.apiVersion, kind: ref.kind, metadata: { name: ref.metadata.name, ...(ref.metadata.namespace ? { namespace: ref.metadata.namespace } : {}) } };
+      return (await this.objects.read(header as never)) as unknown as T;
+    } catch (err) {
+      if (statusOf(err) === 404) return undefined;
+      throw kubeError(`get ${describe(ref)}`, err);
+    }
   }
 
-  async get<T = K8sObject>(path: string): Promise<T | undefined> {
-    const r = await this.request('GET', path);
-    if (r.status === 404) return undefined;
-    if (r.status !== 200) this.fail('GET', path, r);
-    return r.json as T;
+  /** Server-side apply: the object as this field manager wants it; `force` takes fields from other managers. */
+  async apply<T extends LiveObject = LiveObject>(obj: K8sObject, fieldManager: string, opts: { force?: boolean } = {}): Promise<T> {
+    try {
+      return (await this.objects.patch(obj as KubernetesObject, undefined, undefined, fieldManager, opts.force ?? true, PatchStrategy.ServerSideApply)) as unknown as T;
+    } catch (err) {
+      throw kubeError(`apply ${describe(obj)}`, err);
+    }
   }
 
-  async list<T = K8sObject>(path: string, labelSelector?: string): Promise<{ items: T[]; resourceVersion: string }> {
-    const p = labelSelector ? `${path}?labelSelector=${encodeURIComponent(labelSelector)}` : path;
-    const r = await this.request('GET', p);
-    if (r.status === 404) return { items: [], resourceVersion: '' };
-    if (r.status !== 200) this.fail('GET', p, r);
-    const j = r.json as { items: T[]; metadata?: { resourceVersion?: string } };
-    return { items: j.items ?? [], resourceVersion: j.metadata?.resourceVersion ?? '' };
+  /** Every object of a kind (in a namespace, or in all), with apiVersion and kind filled in. */
+  async list<T extends LiveObject = LiveObject>(apiVersion: string, kind: string, opts: { namespace?: string; labelSelector?: string } = {}): Promise<T[]> {
+    try {
+      const r = await this.objects.list(apiVersion, kind, opts.namespace, undefined, undefined, undefined, undefined, opts.labelSelector);
+      return r.items.map((i) => ({ ...(i as object), apiVersion, kind }) as unknown as T);
+    } catch (err) {
+      if (statusOf(err) === 404) return []; // the kind is not served (e.g. no prometheus-operator CRDs)
+      throw kubeError(`list ${kind}${opts.namespace ? ` in ${opts.namespace}` : ''}`, err);
+    }
   }
 
-  /** Server-side apply: the object as this field manager wants it (force: the operator owns its fields). */
-  async apply(obj: K8sObject, fieldManager: string): Promise<K8sObject> {
-    const path = `${resourcePath(obj.apiVersion, obj.kind, obj.metadata.namespace, obj.metadata.name)}?fieldManager=${encodeURIComponent(fieldManager)}&force=true`;
-    const r = await this.request('PATCH', path, obj, 'application/apply-patch+yaml');
-    if (r.status !== 200 && r.status !== 201) this.fail('PATCH', path, r);
-    return r.json as K8sObject;
+  /** Deletes an object; false when it was already gone. */
+  async delete(ref: ObjectRef): Promise<boolean> {
+    try {
+      await this.objects.delete({ apiVersion: ref.apiVersion, kind: ref.kind, metadata: { name: ref.metadata.name, namespace: ref.metadata.namespace } } as KubernetesObject);
+      return true;
+    } catch (err) {
+      if (statusOf(err) === 404) return false;
+      throw kubeError(`delete ${describe(ref)}`, err);
+    }
   }
 
-  async patchStatus(obj: { apiVersion: string; kind: string; metadata: { namespace?: string; name: string } }, status: unknown): Promise<void> {
-    const path = `${resourcePath(obj.apiVersion, obj.kind, obj.metadata.namespace, obj.metadata.name)}/status`;
-    const r = await this.request('PATCH', path, { status }, 'application/merge-patch+json');
-    if (r.status !== 200) this.fail('PATCH', path, r);
+  /** A JSON merge patch of a ShootVpn's status subresource. */
+  async patchShootVpnStatus(ref: { namespace: string; name: string }, status: Record<string, unknown>): Promise<void> {
+    try {
+      await this.custom.patchNamespacedCustomObjectStatus({ group: CRD_GROUP, version: CRD_VERSION, plural: CRD_PLURAL, namespace: ref.namespace, name: ref.name, body: { status } }, setHeaderOptions('Content-Type', PatchStrategy.MergePatch));
+    } catch (err) {
+      throw kubeError(`patch status of ShootVpn ${ref.namespace}/${ref.name}`, err);
+    }
   }
 
-  async delete(path: string): Promise<void> {
-    const r = await this.request('DELETE', path);
-    if (r.status !== 200 && r.status !== 202 && r.status !== 404) this.fail('DELETE', path, r);
+  /** A JSON patch (RFC 6902) of a ShootVpn (its finalizers), guarded by `test` operations. */
+  async jsonPatchShootVpn(ref: { namespace: string; name: string }, ops: unknown[]): Promise<void> {
+    try {
+      await this.custom.patchNamespacedCustomObject({ group: CRD_GROUP, version: CRD_VERSION, plural: CRD_PLURAL, namespace: ref.namespace, name: ref.name, body: ops }, setHeaderOptions('Content-Type', PatchStrategy.JsonPatch));
+    } catch (err) {
+      throw kubeError(`patch ShootVpn ${ref.namespace}/${ref.name}`, err);
+    }
   }
 
-  /**
-   * Watches a collection from `resourceVersion`; resolves when the stream ends (the caller re-lists on
-   * a 410 Gone ERROR event or any end, level-based). Events arrive one JSON object per line.
-   */
-  watch(path: string, resourceVersion: string, onEvent: (e: WatchEvent) => void, signal: AbortSignal): Promise<void> {
-    const url = new URL(`${path}?watch=1&allowWatchBookmarks=false&resourceVersion=${encodeURIComponent(resourceVersion)}`, this.opts.server);
-    const lib = url.protocol === 'https:' ? https : http;
-    return new Promise((resolve) => {
-      const req = lib.request(url, { headers: { accept: 'application/json', ...(this.opts.token ? { authorization: `Bearer ${this.opts.token}` } : {}) }, ...(this.opts.ca ? { ca: this.opts.ca } : {}), signal }, (res) => {
-        let buf = '';
-        res.setEncoding('utf8');
-        res.on('data', (c: string) => {
-          buf += c;
-          let i;
-          while ((i = buf.indexOf('\n')) >= 0) {
-            const line = buf.slice(0, i).trim();
-            buf = buf.slice(i + 1);
-            if (line) {
-              try {
-                onEvent(JSON.parse(line) as WatchEvent);
-              } catch {
-                /* a broken line ends nothing: the next re-list repairs the view */
-              }
-            }
-          }
-        });
-        res.on('end', () => resolve());
-        res.on('error', () => resolve());
-      });
-      req.on('error', () => resolve());
-      req.end();
-    });
+  /** A JSON patch (RFC 6902) of a Deployment (the kube-apiserver wiring), guarded by `test` operations. */
+  async jsonPatchDeployment(ref: { namespace: string; name: string }, ops: unknown[], fieldManager: string): Promise<void> {
+    try {
+      await this.apps.patchNamespacedDeployment({ namespace: ref.namespace, name: ref.name, body: ops, fieldManager }, setHeaderOptions('Content-Type', PatchStrategy.JsonPatch));
+    } catch (err) {
+      throw kubeError(`patch Deployment ${ref.namespace}/${ref.name}`, err);
+    }
   }
 }
