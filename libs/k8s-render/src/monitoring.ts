@@ -37,7 +37,7 @@ export function renderMonitoring(spec: VpnSpec, mode: VpnMode, opts: { certifica
           rules: [
             { alert: 'VpnTunnelDown', expr: tunnelDown, for: '2m', labels: { severity: 'critical' }, annotations: { summary: `No VPN tunnel from shoot ${spec.shoot.project}/${spec.shoot.name}`, description: 'No vpn-shoot is connected: logs, exec, port-forward and webhooks into the shoot fail.' } },
             { alert: 'VpnDataPathProbeFailing', expr: probeFailing, for: '2m', labels: { severity: 'critical' }, annotations: { summary: 'The probe through the VPN fails', description: 'Clients are connected but nothing passes the data path (the check Gardener #9604 lacked).' } },
-            { alert: 'VpnCertificateExpiresSoon', expr: `min(rvpn_seed_server_certificate_not_after_seconds{${ns}}) - time() < ${days * 86400}`, for: '10m', labels: { severity: 'warning' }, annotations: { summary: `A VPN certificate expires within ${days} days`, description: 'Renewal (at 80 % of validity) did not happen: check the operator.' } },
+            { alert: 'VpnCertificateExpiresSoon', expr: `min(rvpn_seed_server_certificate_not_after_seconds{${ns}}) - time() < ${days * 86400}`, for: '10m', labels: { severity: 'warning' }, annotations: { summary: `A VPN certificate expires within ${days} days`, description: 'Renewal (at 80 % of validity) did not happen: check the operator or, installed without it, the vpn-shoot-setup CronJob.' } },
           ],
         }],
       },

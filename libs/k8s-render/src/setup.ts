@@ -56,10 +56,13 @@ const hook = (events: string, weight: number, deletePolicy: string) => ({
   'helm.sh/hook-delete-policy': deletePolicy,
 });
 
-/** What shoot-setup and shoot-teardown may do: certificate Secrets and, when wiring, patch the one apiserver Deployment. */
+/**
+ * What shoot-setup and shoot-teardown do: read, apply (server-side: patch, create when absent), list by
+ * their label to prune and delete the certificate Secrets; read and patch the one apiserver Deployment.
+ */
 function setupRules(input: ShootSetupInput) {
   return [
-    { apiGroups: [''], resources: ['secrets'], verbs: ['get', 'create', 'patch', 'update', 'delete'] },
+    { apiGroups: [''], resources: ['secrets'], verbs: ['get', 'list', 'create', 'patch', 'delete'] },
     ...(input.kubeApiserverDeployment ? [{ apiGroups: ['apps'], resources: ['deployments'], resourceNames: [input.kubeApiserverDeployment], verbs: ['get', 'patch'] }] : []),
   ];
 }
