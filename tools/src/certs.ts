@@ -3,8 +3,9 @@
  * `pnpm certs --namespace shoot--dev--demo [--ha] [--classic] --out DIR`: issues one shoot's VPN
  * certificates (a fresh per-shoot CA) and writes them as Kubernetes Secrets, ready for
  * `kubectl apply -f`: DIR/seed-secrets.json (into the control-plane namespace) and
- * DIR/shoot-secrets.json (into the shoot's kube-system). Until the operator issues and renews them,
- * this is how a chart install gets its certificates.
+ * DIR/shoot-secrets.json (into the shoot's kube-system). A development tool: the CA key is not kept, so
+ * nothing can renew them. A cluster install gets its certificates from the operator, or without it
+ * from the vpn-seed-server chart's setup job (`operator shoot-setup`, which keeps the CA and renews).
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';

@@ -11,7 +11,8 @@ import '@rvpn/egress';
 import '@rvpn/pki';
 import '@rvpn/bonding';
 import { renderCrd } from '@rvpn/k8s-render';
-import { renderChartFiles } from './chart.js';
+import { chartFiles } from './chart.js';
+import { REPO_ROOT } from './lab/paths.js';
 
 const cell = (s: string) => s.replace(/\|/g, '\\|').replace(/\n/g, ' ');
 
@@ -64,7 +65,7 @@ export const DOCS = {
   'docs/errors.md': renderErrorsDoc,
   // the CRD, from the one schema in libs/k8s-render (JSON is YAML: kubectl apply -f takes it)
   'deploy/crds/shootvpns.vpn.reversed-vpn.dev.json': () => `${JSON.stringify(renderCrd(), null, 2)}\n`,
-  // the umbrella chart, generated from libs/k8s-render
-  ...Object.fromEntries(Object.entries(renderChartFiles()).map(([path, text]) => [path, () => text])),
+  // the charts' generated parts: values schemas, the CRD copy, the values tables of the READMEs
+  ...chartFiles(REPO_ROOT),
 };
 
