@@ -4,7 +4,7 @@
  * kube-apiserver, kube-controller-manager, kube-scheduler in shoot--tb--demo), as Gardener runs it.
  * CPU budget for two clusters on 2 cores: etcd without fsync, no leader election for kcm/scheduler.
  */
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { BIN_DIR, IMAGES, NODES, SHOOT, nodeDir, type NodeName } from './config.js';
 import { startDaemon } from './daemons.js';
@@ -38,10 +38,18 @@ function apiserverFlags(cluster: NodeName, pki: string, etcd: string): string[] 
   ];
 }
 
+/** Every write to the seed's API (who wrote what): the e2e checks that an idle operator writes nothing. */
+export const SEED_AUDIT_LOG = join(nodeDir('seed'), 'audit.log');
+const AUDIT_POLICY = {
+  apiVersion: 'audit.k8s.io/v1', kind: 'Policy', omitStages: ['RequestReceived'],
+  rules: [{ level: 'Metadata', verbs: ['create', 'update', 'patch', 'delete', 'deletecollection'] }, { level: 'None' }],
+};
+
 export async function startSeedControlPlane(): Promise<void> {
   const n = NODES.seed;
   const dir = nodeDir('seed');
   const pki = pkiDir('seed');
+  writeFileSync(join(dir, 'audit-policy.json'), JSON.stringify(AUDIT_POLICY));
   await startDaemon({
     name: 'seed-etcd', ns: n.ns,
     argv: [join(BIN_DIR, 'etcd'), '--name=seed', `--data-dir=${join(dir, 'etcd')}`, '--listen-client-urls=http://127.0.0.1:2379', '--advertise-client-urls=http://127.0.0.1:2379',
@@ -49,7 +57,8 @@ export async function startSeedControlPlane(): Promise<void> {
   });
   await startDaemon({
     name: 'seed-kube-apiserver', ns: n.ns,
-    argv: [join(BIN_DIR, 'kube-apiserver'), ...apiserverFlags('seed', pki, 'http://127.0.0.1:2379'), '--bind-address=0.0.0.0', '--secure-port=6443', `--advertise-address=${n.nodeIp}`],
+    argv: [join(BIN_DIR, 'kube-apiserver'), ...apiserverFlags('seed', pki, 'http://127.0.0.1:2379'), '--bind-address=0.0.0.0', '--secure-port=6443', `--advertise-address=${n.nodeIp}`,
+      `--audit-policy-file=${join(dir, 'audit-policy.json')}`, `--audit-log-path=${SEED_AUDIT_LOG}`, '--audit-log-maxsize=100', '--audit-log-maxbackup=1'],
   });
 }
 
