@@ -4,7 +4,11 @@
  * its live status and commands to try, and tears everything down on Ctrl-C.
  * `pnpm demo --check`: the same, non-interactive; proves pod, service and node reachability through
  * the CONNECT proxy, prints PASS/FAIL lines and exits 0 (all passed) or 1.
- * Options: --classic (the seed dials the shoot), --port 8443 (X-Gardener-Destination header).
+ * Options: --classic (the seed dials the shoot), --port 8443 (X-Gardener-Destination header),
+ * --images (every app as a container from its image, run as the Kubernetes manifests say; `pnpm images`
+ * builds them).
+ * Ctrl-C (or SIGTERM) tears everything down and exits 0: the root package.json `exec`s this script, so
+ * no shell between pnpm and it dies of the SIGINT first (pnpm then reported "Command failed").
  */
 import { parseArgs } from 'node:util';
 import { existsSync } from 'node:fs';
@@ -14,18 +18,21 @@ import { ADDR } from './lab/topology.js';
 import { missingTools } from './lab/sh.js';
 import { runChecks, runHaChecks } from './checks.js';
 import { HaStack, HA_APPS } from './lab/ha-stack.js';
+import { PREFIX_LABEL } from './lab/container-sweep.js';
+import { CONTAINERS_CONF } from './images/podman.js';
 
 const { values } = parseArgs({
   options: {
     check: { type: 'boolean', default: false },
     classic: { type: 'boolean', default: false },
-    port: { type: 'string', default: '8132' },
+    port: { type: 'string' },
     ha: { type: 'boolean', default: false },
+    images: { type: 'boolean', default: false },
     help: { type: 'boolean', short: 'h', default: false },
   },
 });
 if (values.help) {
-  console.log('usage: pnpm demo [--check] [--classic] [--port 8132|8443] [--ha]');
+  console.log('usage: pnpm demo [--check] [--classic] [--port 8132|8443] [--ha] [--images]');
   process.exit(0);
 }
 
@@ -35,10 +42,13 @@ async function preflight(): Promise<string[]> {
   const missing = await missingTools(['ip', 'nft', 'curl']);
   if (missing.length) problems.push(`missing tools: ${missing.join(', ')} (run: bash tools/setup.sh)`);
   if (!existsSync('/dev/net/tun')) problems.push('/dev/net/tun is missing (no TUN support)');
-  for (const app of ['sni-proxy', 'vpn-seed-server', 'vpn-shoot', ...(values.ha ? ['path-controller'] : [])]) {
-    if (!existsSync(join(REPO_ROOT, 'apps', app, 'dist', 'main.js'))) problems.push(`apps/${app} is not built (run: pnpm build)`);
+  // containers: the stack's own preflight checks podman and the images (and says `pnpm images`)
+  if (!values.images) {
+    for (const app of ['sni-proxy', 'vpn-seed-server', 'vpn-shoot', ...(values.ha ? ['path-controller'] : [])]) {
+      if (!existsSync(join(REPO_ROOT, 'apps', app, 'dist', 'main.js'))) problems.push(`apps/${app} is not built (run: pnpm build)`);
+    }
   }
-  if (values.port !== '8132' && values.port !== '8443') problems.push('--port must be 8132 or 8443');
+  if (values.port !== undefined && values.port !== '8132' && values.port !== '8443') problems.push('--port must be 8132 or 8443');
   if (values.ha && values.classic) problems.push('--ha and --classic do not combine (HA is reversed only)');
   return problems;
 }
@@ -55,7 +65,12 @@ function teardownOnce(message: string, down: () => Promise<void>) {
       await down();
       console.log('clean.');
     })());
-  for (const sig of ['SIGINT', 'SIGTERM'] as const) process.on(sig, () => void teardown().then(() => process.exit(0)));
+  for (const sig of ['SIGINT', 'SIGTERM'] as const) {
+    process.on(sig, () => void teardown().then(() => process.exit(0), (err: Error) => {
+      console.error(`teardown failed: ${err.message} (pnpm sweep removes what is left)`);
+      process.exit(1);
+    }));
+  }
   return { teardown, stopping: () => running };
 }
 
@@ -68,7 +83,9 @@ async function main(): Promise<number> {
   if (values.ha) return mainHa();
   const stack = new Stack({
     direction: values.classic ? 'classic' : 'reversed',
-    connectPort: values.port === '8443' ? 8443 : 8132,
+    // unset: processes dial 8132 (vpn2's default), containers what the manifests say (8443)
+    ...(values.port ? { connectPort: values.port === '8443' ? (8443 as const) : (8132 as const) } : {}),
+    images: values.images,
     log: (l) => console.log(`  … ${l}`),
   });
   const { teardown, stopping } = teardownOnce('tearing down (apps remove their devices, routes and firewall tables; namespaces are deleted)', () => stack.down());
@@ -129,13 +146,22 @@ try (as root, in another terminal):
   ip netns exec ${s.topo.ns.vsh} curl --cacert ${s.file('lab-ca.crt')} --resolve ${API_SNI}:443:${ADDR.lbWan} https://${API_SNI}/
   # kill the shoot client: the demo restarts it (as the kubelet would) and the status line recovers
   ip netns pids ${s.topo.ns.vsh} | xargs kill -9
-logs: ${s.dir}/*.log
+${s.pods ? containerHints(s.topo.prefix) : ''}logs: ${s.dir}/*.log
 `);
+}
+
+/** What to try on the containers of a lab run (`--images`). */
+function containerHints(prefix: string): string {
+  return `  # the apps are containers (podman with the project's settings): list them, read one's log, look inside
+  export CONTAINERS_CONF=${CONTAINERS_CONF}
+  podman ps --filter label=${PREFIX_LABEL}=${prefix}
+  podman logs ${prefix}-vpn-shoot; podman inspect --format '{{.HostConfig.CapAdd}} {{.Config.User}} {{.HostConfig.ReadonlyRootfs}}' ${prefix}-vpn-shoot
+`;
 }
 
 /** `pnpm demo --ha`: two seed servers, two shoot pods, two kube-apiservers with path-controllers. */
 async function mainHa(): Promise<number> {
-  const s = new HaStack({ log: (l) => console.log(`  … ${l}`) });
+  const s = new HaStack({ images: values.images, log: (l) => console.log(`  … ${l}`) });
   const { teardown, stopping } = teardownOnce('tearing down', () => s.down());
   try {
     const t0 = Date.now();
@@ -157,7 +183,7 @@ try (as root, in another terminal):
   ip netns exec ${s.topo.ns.kapi0} curl -N ${proxy} 'http://${ADDR.pod}:${ADDR.podPort}/stream?ms=200'
   ip netns pids ${s.topo.ns.srv0} | xargs kill -9
   ip netns exec ${s.topo.ns.vsh0} nft 'add table inet freeze; add chain inet freeze f { type filter hook forward priority -300; policy drop; }'
-logs: ${s.dir}/*.log
+${s.pods ? containerHints(s.topo.prefix) : ''}logs: ${s.dir}/*.log
 `);
     for (;;) {
       const parts: string[] = [];

@@ -2,7 +2,8 @@
  * The HA system on the HA lab topology: sni-proxy, two HA vpn-seed-servers (userspace switches), two
  * vpn-shoot pods bonded to both servers through sni-proxy, and two "kube-apiserver" pods, each with a
  * path-controller that owns the pod's bond endpoint, probes both shoot pods and serves the local
- * CONNECT proxy on 127.0.0.1:9443.
+ * CONNECT proxy on 127.0.0.1:9443. With `images`, every app runs as a container from its image, as the
+ * Kubernetes manifests say (lab/containers.ts); the path-controllers as the kube-apiserver pods' sidecars.
  */
 import { mkdtempSync, rmSync, writeFileSync, renameSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -10,7 +11,8 @@ import { join } from 'node:path';
 import { createCa, createShootPki, issueCertificate, writePkiFiles } from '@rvpn/pki';
 import { ADDR, HA_ADDR, Topology, type Role } from './topology.js';
 import { run, spawnLogged, waitFor, type RunResult, type Spawned } from './sh.js';
-import { awaitHealthy, killAll, spawnFixture, statusCode, statusText, stopProcess, type StatusPath } from './procs.js';
+import { awaitHealthy, killAll, spawnFixture, statusCode, statusText, stopProcess, type AppHandle, type StatusPath } from './procs.js';
+import { PodRuntime, type ContainerHandle } from './containers.js';
 import { REPO_ROOT, SHOOT_NAMESPACE, connectHeaderValue } from './stack.js';
 
 export type HaApp = 'sni-proxy' | 'vpn-seed-server-0' | 'vpn-seed-server-1' | 'vpn-shoot-0' | 'vpn-shoot-1' | 'path-controller-0' | 'path-controller-1';
@@ -33,17 +35,33 @@ export class HaStack {
   readonly dir: string;
   readonly procs = new Map<string, Spawned>();
   keepWorkDir = false;
+  /** The container side (`images`); undefined for processes. */
+  readonly pods: PodRuntime | undefined;
+  /** The lab's certificate files by name (as written to <dir>/pki). */
+  pkiFiles: Record<string, string> = {};
+  /** The routes sni-proxy was given. */
+  routes: unknown = {};
   private up = false;
   private readonly log: (l: string) => void;
 
-  constructor(opts: { prefix?: string; log?: (l: string) => void; logLevel?: string; env?: Partial<Record<HaApp, Record<string, string>>> } = {}) {
+  constructor(opts: { prefix?: string; log?: (l: string) => void; logLevel?: string; env?: Partial<Record<HaApp, Record<string, string>>>; images?: boolean } = {}) {
     this.topo = new Topology(opts.prefix, { ha: true });
     this.dir = mkdtempSync(join(tmpdir(), `${this.topo.prefix}-`));
+    this.topo.trackWorkDir(this.dir);
     this.log = opts.log ?? (() => undefined);
     this.logLevel = opts.logLevel ?? 'info';
+    this.explicitLogLevel = opts.logLevel !== undefined;
     this.extraEnv = opts.env ?? {};
+    this.pods = opts.images
+      ? new PodRuntime({
+          prefix: this.topo.prefix, dir: this.dir, mode: { ha: true, direction: 'reversed' },
+          netns: (p) => this.topo.ns[p.role], logFile: (n) => this.logFile(n),
+          pkiFiles: () => this.pkiFiles, routes: () => this.routes, log: this.log,
+        })
+      : undefined;
   }
   private readonly logLevel: string;
+  private readonly explicitLogLevel: boolean;
   private readonly extraEnv: Partial<Record<HaApp, Record<string, string>>>;
 
   file(name: string): string {
@@ -59,15 +77,22 @@ export class HaStack {
   }
 
   async start(): Promise<void> {
+    try {
+      await this.pods?.preflight();
+    } catch (err) {
+      rmSync(this.dir, { recursive: true, force: true }); // nothing was started
+      throw err;
+    }
     this.up = true;
     try {
-      this.log(`creating HA topology ${this.topo.prefix}`);
+      this.log(`creating HA topology ${this.topo.prefix}${this.pods ? ' (apps as containers)' : ''}`);
       await this.topo.create();
+      await this.pods?.applyServices();
       this.log('issuing certificates (per-shoot CA, HA server names, per-index shoot clients)');
       const pki = await createShootPki({ namespace: SHOOT_NAMESPACE, haServers: 2, haClients: 2 });
       const labCa = await createCa({ commonName: 'rvpn-lab-fixtures' });
       const kubelet = await issueCertificate(labCa, { commonName: 'kubelet', usage: 'server', ipAddresses: [ADDR.nodeIp] });
-      await writePkiFiles(join(this.dir, 'pki'), {
+      this.pkiFiles = {
         'ca.crt': pki.ca.certPem, 'server.crt': pki.server.certPem, 'server.key': pki.server.keyPem,
         'shoot-0.crt': pki.shootClients[0]!.certPem, 'shoot-0.key': pki.shootClients[0]!.keyPem,
         'shoot-1.crt': pki.shootClients[1]!.certPem, 'shoot-1.key': pki.shootClients[1]!.keyPem,
@@ -75,8 +100,10 @@ export class HaStack {
         'proxy-server.crt': pki.proxyServer.certPem, 'proxy-server.key': pki.proxyServer.keyPem,
         'proxy-client.crt': pki.proxyClient.certPem, 'proxy-client.key': pki.proxyClient.keyPem,
         'lab-ca.crt': labCa.certPem, 'kubelet.crt': kubelet.certPem, 'kubelet.key': kubelet.keyPem,
-      });
+      };
+      await writePkiFiles(join(this.dir, 'pki'), this.pkiFiles);
       const routes = { connect: { [seedServerHeader(0)]: `${HA_ADDR.srv[0]}:1194`, [seedServerHeader(1)]: `${HA_ADDR.srv[1]}:1194`, [connectHeaderValue(SHOOT_NAMESPACE)]: `${HA_ADDR.srv[0]}:1194` } };
+      this.routes = routes;
       writeFileSync(join(this.dir, 'routes.json.tmp'), JSON.stringify(routes, null, 2));
       renameSync(join(this.dir, 'routes.json.tmp'), join(this.dir, 'routes.json'));
       this.log('starting fixtures: pod HTTP :8080, kubelet HTTPS :10250');
@@ -115,7 +142,14 @@ export class HaStack {
     return { ...env, ...this.extraEnv[app] };
   }
 
-  async startApp(app: HaApp, extra: Record<string, string> = {}): Promise<Spawned> {
+  async startApp(app: HaApp, extra: Record<string, string> = {}): Promise<Spawned | ContainerHandle> {
+    if (this.pods) {
+      this.log(`starting ${app} in ${this.ns(app)} (container from ${this.pods.pod(app).spec.containers[0]!.image})`);
+      const level: Record<string, string> = this.explicitLogLevel ? { LOG_LEVEL: this.logLevel } : {};
+      const h = await this.pods.start(app, { ...level, ...this.extraEnv[app], ...extra });
+      await awaitHealthy(app, h, () => this.status(app, 'healthz'));
+      return h;
+    }
     const main = join(REPO_ROOT, 'apps', where[app].bin, 'dist', 'main.js');
     this.log(`starting ${app} in ${this.ns(app)}`);
     const p = spawnLogged([process.execPath, main], { ns: this.ns(app), env: { PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin', ...this.env(app), ...extra }, logFile: this.logFile(app) });
@@ -129,7 +163,13 @@ export class HaStack {
     this.procs.set(`fixture-${name}`, spawnFixture(this.topo, role, name, listen, { logFile: this.logFile(`fixture-${name}`), ...(tls ? { cert: this.file(`${name}.crt`), key: this.file(`${name}.key`) } : {}) }));
   }
 
+  /** The running app (process or container), if any. */
+  app(app: HaApp): AppHandle | undefined {
+    return this.pods ? this.pods.running.get(app) : this.procs.get(app);
+  }
+
   async stopApp(app: HaApp, signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
+    if (this.pods) return this.pods.stop(app, signal);
     const p = this.procs.get(app);
     if (!p) return;
     this.procs.delete(app);
@@ -137,11 +177,16 @@ export class HaStack {
   }
 
   status(app: HaApp, path: StatusPath): Promise<number> {
-    return statusCode(this.ns(app), where[app].status, path);
+    return statusCode(this.ns(app), this.statusPort(app), path);
   }
 
   statusBody(app: HaApp, path: StatusPath): Promise<string> {
-    return statusText(this.ns(app), where[app].status, path);
+    return statusText(this.ns(app), this.statusPort(app), path);
+  }
+
+  /** Where the app serves /healthz, /readyz and /metrics (a container: its manifest's probe port). */
+  statusPort(app: HaApp): number {
+    return this.pods ? this.pods.statusPort(app) : where[app].status;
   }
 
   async waitReady(app: HaApp, timeoutMs = 20_000): Promise<void> {
@@ -161,6 +206,7 @@ export class HaStack {
     if (!this.up) return;
     this.up = false;
     for (const app of [...HA_APPS].reverse()) await this.stopApp(app).catch(() => undefined);
+    await this.pods?.down();
     await killAll(this.procs);
     await this.topo.destroy();
     if (!this.keepWorkDir) rmSync(this.dir, { recursive: true, force: true });

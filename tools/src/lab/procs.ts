@@ -19,8 +19,15 @@ export async function statusText(ns: string, port: number, path: StatusPath): Pr
   return (await run(['curl', '-s', '-m', '2', `http://127.0.0.1:${port}/${path}`], { ns, allowFail: true })).stdout;
 }
 
+/** What both a spawned process and an app container give: its log and its end. */
+export interface AppHandle {
+  pid: number;
+  logFile: string;
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+}
+
 /** Waits until a just-started app serves /healthz, or fails with the tail of its log if it exited first. */
-export async function awaitHealthy(name: string, p: Spawned, healthz: () => Promise<number>): Promise<void> {
+export async function awaitHealthy(name: string, p: AppHandle, healthz: () => Promise<number>): Promise<void> {
   const healthy = waitFor(`${name} /healthz`, async () => (await healthz()) === 200, 20_000);
   const first = await Promise.race([healthy.then(() => 'ok' as const), p.exited]);
   if (first !== 'ok') {

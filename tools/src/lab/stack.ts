@@ -1,6 +1,7 @@
 /**
  * The whole system on the local topology: certificates, the three apps and the fixtures, started as
- * real processes inside the namespaces. Used by `pnpm demo`, the e2e tests and `pnpm bench`.
+ * real processes inside the namespaces — or, with `images`, every app as a container from its image,
+ * run as the Kubernetes manifests say (lab/containers.ts). Used by `pnpm demo`, the e2e tests and `pnpm bench`.
  */
 import { mkdtempSync, rmSync, writeFileSync, renameSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -9,7 +10,8 @@ import { createCa, createShootPki, issueCertificate, seedServerDnsNames, writeSe
 import { ADDR, Topology } from './topology.js';
 import { run, spawnLogged, waitFor, type RunResult, type Spawned } from './sh.js';
 import { REPO_ROOT } from './paths.js';
-import { awaitHealthy, killAll, spawnFixture, statusCode, statusText, stopProcess, type StatusPath } from './procs.js';
+import { awaitHealthy, killAll, spawnFixture, statusCode, statusText, stopProcess, type AppHandle, type StatusPath } from './procs.js';
+import { PodRuntime, type ContainerHandle } from './containers.js';
 
 export { REPO_ROOT };
 
@@ -24,8 +26,16 @@ export interface StackOptions {
   prefix?: string;
   /** reversed: vpn-shoot dials out through sni-proxy (default); classic: the seed dials vpn-shoot's LoadBalancer. */
   direction?: 'reversed' | 'classic';
-  /** 8132 (Reversed-VPN header, vpn2's default) or 8443 (X-Gardener-Destination). */
+  /**
+   * 8132 (Reversed-VPN header, vpn2's default) or 8443 (X-Gardener-Destination). Default: 8132 for
+   * processes; with `images` the manifests' choice (8443, as Gardener).
+   */
   connectPort?: 8132 | 8443;
+  /**
+   * Run every app as a container from its image (localhost/reversed-vpn/<app>, `pnpm images`) with the
+   * capabilities, user, mounts and env of the Kubernetes manifests, instead of as a process.
+   */
+  images?: boolean;
   logLevel?: string;
   seedEnv?: Record<string, string>;
   shootEnv?: Record<string, string>;
@@ -44,6 +54,8 @@ export class Stack {
   readonly dir: string;
   readonly opts: StackOptions;
   readonly procs = new Map<string, Spawned>();
+  /** The container side (`images`); undefined for processes. */
+  readonly pods: PodRuntime | undefined;
   private readonly log: (line: string) => void;
   private up = false;
   /** Restart an app that exits on its own (what the kubelet does); the demo turns this on. */
@@ -55,8 +67,16 @@ export class Stack {
     this.opts = opts;
     this.topo = new Topology(opts.prefix);
     this.dir = mkdtempSync(join(tmpdir(), `${this.topo.prefix}-`));
+    this.topo.trackWorkDir(this.dir);
     this.log = opts.log ?? (() => undefined);
     this.keepWorkDir = opts.keepWorkDir ?? false;
+    this.pods = opts.images
+      ? new PodRuntime({
+          prefix: this.topo.prefix, dir: this.dir, mode: { ha: false, direction: this.direction },
+          netns: (p) => this.topo.ns[p.role], logFile: (n) => this.logFile(n),
+          pkiFiles: () => this.pkiFiles, routes: () => this.routes, log: this.log,
+        })
+      : undefined;
   }
 
   get direction() {
@@ -73,13 +93,20 @@ export class Stack {
 
   /** Creates the topology and certificates, starts fixtures and apps, waits until the data path is ready. */
   async start(): Promise<void> {
+    try {
+      await this.pods?.preflight();
+    } catch (err) {
+      rmSync(this.dir, { recursive: true, force: true }); // nothing was started
+      throw err;
+    }
     this.up = true;
     try {
-      this.log(`creating topology ${this.topo.prefix} (${this.direction} direction)`);
+      this.log(`creating topology ${this.topo.prefix} (${this.direction} direction${this.pods ? ', apps as containers' : ''})`);
       await this.topo.create({ classic: this.direction === 'classic' });
+      await this.pods?.applyServices();
       this.log('issuing certificates (per-shoot CA, server, clients)');
       await this.writePki();
-      this.writeRoutes(this.defaultRoutes());
+      await this.writeRoutes(this.defaultRoutes());
       this.log('starting fixtures: pod HTTP :8080, kubelet HTTPS :10250, apiserver HTTPS :443');
       this.startFixture('pod', 'pod', `${ADDR.pod}:${ADDR.podPort}`);
       this.startFixture('pod6', 'pod', `[${ADDR.podV6}]:${ADDR.podPort}`);
@@ -142,6 +169,8 @@ export class Stack {
   async updatePki(changes: Record<string, string>): Promise<void> {
     this.pkiFiles = { ...this.pkiFiles, ...changes };
     await writeSecretVolume(join(this.dir, 'pki'), this.pkiFiles);
+    // containers: the Secret volumes that hold a changed file get a new ..data, as the kubelet does
+    await this.pods?.refreshVolumes();
   }
 
   defaultRoutes() {
@@ -151,11 +180,19 @@ export class Stack {
     };
   }
 
-  /** Writes the sni-proxy route file atomically (the proxy watches it). */
-  writeRoutes(routes: unknown): void {
+  /** The routes sni-proxy was last given. */
+  routes: unknown = {};
+
+  /**
+   * Writes the sni-proxy route file atomically (the proxy watches it); for a container, the route
+   * ConfigMap's volume gets a new ..data (await the promise to know it is there).
+   */
+  writeRoutes(routes: unknown): Promise<void> {
+    this.routes = routes;
     const f = join(this.dir, 'routes.json');
     writeFileSync(`${f}.tmp`, JSON.stringify(routes, null, 2));
     renameSync(`${f}.tmp`, f);
+    return this.pods?.refreshVolumes() ?? Promise.resolve();
   }
 
   private commonNetEnv(): Record<string, string> {
@@ -204,24 +241,57 @@ export class Stack {
     }
   }
 
+  /**
+   * Env the lab adds for a container over the manifest's: the stack's options (log level, connect
+   * port, per-app overrides). The manifest's own values, file paths included, stay as rendered.
+   */
+  containerEnv(name: AppName): Record<string, string> {
+    const level: Record<string, string> = this.opts.logLevel ? { LOG_LEVEL: this.opts.logLevel } : {};
+    switch (name) {
+      case 'sni-proxy':
+        return { ...level, ...this.opts.sniEnv };
+      case 'vpn-seed-server':
+        return { ...level, ...this.opts.seedEnv };
+      case 'vpn-shoot': {
+        const port = this.direction === 'reversed' ? this.opts.connectPort : undefined;
+        const connect: Record<string, string> = port ? { OPENVPN_PORT: String(port), REVERSED_VPN_HEADER_KEY: port === 8443 ? 'X-Gardener-Destination' : 'Reversed-VPN' } : {};
+        return { ...level, ...connect, ...this.opts.shootEnv };
+      }
+    }
+  }
+
   /** Starts (or restarts) one app; extra env overrides the stack's. */
-  async startApp(name: AppName, extraEnv: Record<string, string> = {}): Promise<Spawned> {
-    const main = join(REPO_ROOT, 'apps', name, 'dist', 'main.js');
-    const env = { PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin', ...this.appEnv(name), ...extraEnv };
-    this.log(`starting ${name} in ${this.topo.ns[APP_NS[name]]}`);
-    const p = spawnLogged([process.execPath, main], { ns: this.topo.ns[APP_NS[name]], env, logFile: this.logFile(name) });
-    this.procs.set(name, p);
-    this.topo.trackPid(p.pid);
+  async startApp(name: AppName, extraEnv: Record<string, string> = {}): Promise<Spawned | ContainerHandle> {
+    let p: Spawned | ContainerHandle;
+    if (this.pods) {
+      this.log(`starting ${name} in ${this.topo.ns[APP_NS[name]]} (container from ${this.pods.pod(name).spec.containers[0]!.image})`);
+      p = await this.pods.start(name, { ...this.containerEnv(name), ...extraEnv });
+    } else {
+      const main = join(REPO_ROOT, 'apps', name, 'dist', 'main.js');
+      const env = { PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin', ...this.appEnv(name), ...extraEnv };
+      this.log(`starting ${name} in ${this.topo.ns[APP_NS[name]]}`);
+      const s = spawnLogged([process.execPath, main], { ns: this.topo.ns[APP_NS[name]], env, logFile: this.logFile(name) });
+      this.procs.set(name, s);
+      this.topo.trackPid(s.pid);
+      p = s;
+    }
+    const current = () => (this.pods ? this.pods.running.get(name) : this.procs.get(name));
     void p.exited.then((e) => {
-      if (!this.up || !this.supervise || this.procs.get(name) !== p) return;
+      if (!this.up || !this.supervise || current() !== p) return;
       this.log(`${name} exited (code ${e.code}, signal ${e.signal}); restarting it in 1 s, as the kubelet would`);
-      this.procs.delete(name);
+      if (this.pods) this.pods.forget(name, p as ContainerHandle);
+      else this.procs.delete(name);
       setTimeout(() => {
         if (this.up) this.startApp(name, extraEnv).catch((err: Error) => this.log(`restart of ${name} failed: ${err.message}`));
       }, 1000);
     });
     await awaitHealthy(name, p, () => this.status(name, 'healthz'));
     return p;
+  }
+
+  /** The running app (process or container), if any. */
+  app(name: AppName): AppHandle | undefined {
+    return this.pods ? this.pods.running.get(name) : this.procs.get(name);
   }
 
   startFixture(name: FixtureName, role: 'pod' | 'node' | 'kapi', listen: string, tls = false): Spawned {
@@ -232,6 +302,7 @@ export class Stack {
 
   /** Stops an app: SIGTERM (graceful, undoes its kernel changes) or SIGKILL (a crash). */
   async stopApp(name: AppName, signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
+    if (this.pods) return this.pods.stop(name, signal);
     const p = this.procs.get(name);
     if (!p) return;
     this.procs.delete(name); // first, so that supervision does not restart it
@@ -240,11 +311,16 @@ export class Stack {
 
   /** HTTP status of an app's /healthz or /readyz (0 when unreachable). */
   status(name: AppName, path: StatusPath): Promise<number> {
-    return statusCode(this.topo.ns[APP_NS[name]], STATUS_PORT[name], path);
+    return statusCode(this.topo.ns[APP_NS[name]], this.statusPort(name), path);
   }
 
   statusBody(name: AppName, path: StatusPath): Promise<string> {
-    return statusText(this.topo.ns[APP_NS[name]], STATUS_PORT[name], path);
+    return statusText(this.topo.ns[APP_NS[name]], this.statusPort(name), path);
+  }
+
+  /** Where the app serves /healthz, /readyz and /metrics (a container: its manifest's probe port). */
+  statusPort(name: AppName): number {
+    return this.pods ? this.pods.statusPort(name) : STATUS_PORT[name];
   }
 
   async waitReady(name: AppName, timeoutMs = 20_000): Promise<void> {
@@ -272,6 +348,7 @@ export class Stack {
     if (!this.up) return;
     this.up = false;
     for (const name of ['vpn-shoot', 'vpn-seed-server', 'sni-proxy'] as AppName[]) await this.stopApp(name).catch(() => undefined);
+    await this.pods?.down();
     await killAll(this.procs);
     await this.topo.destroy();
     if (!this.keepWorkDir) rmSync(this.dir, { recursive: true, force: true });

@@ -14,11 +14,15 @@
  *
  * Every veth is created directly inside its namespaces, so nothing of the lab lives in the root
  * namespace and deleting the namespaces removes everything (interfaces, routes, nft tables).
- * A metadata file in /run/rvpn/<prefix>.json lets the sweeper find what a killed run left behind.
+ * A metadata file in /run/rvpn/<prefix>.json lets the sweeper find what a killed run left behind
+ * (namespaces, processes, the work directory); containers of the lab's container mode carry the label
+ * rvpn.lab.prefix=<prefix>, and the sweeper removes them first, before the namespaces they live in.
  */
 import { mkdirSync, rmSync, writeFileSync, readFileSync, readdirSync, existsSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
+import { basename } from 'node:path';
 import { ipBatch, run } from './sh.js';
+import { labContainers, removeLabContainers } from './container-sweep.js';
 
 export const LAB_STATE_DIR = '/run/rvpn';
 /** Namespace names are `<prefix>-<role>`; prefix is `rv` + 4 hex digits. */
@@ -77,6 +81,8 @@ export interface LabMeta {
   createdAt: string;
   namespaces: string[];
   pids: number[];
+  /** The run's work directory (certificates, logs, volumes); removed when a killed run is swept. */
+  workDir?: string;
 }
 
 export class Topology {
@@ -86,6 +92,7 @@ export class Topology {
   readonly roles: Role[];
   private created = false;
   private readonly extraPids = new Set<number>();
+  private workDir: string | undefined;
 
   constructor(prefix = newPrefix(), opts: { ha?: boolean } = {}) {
     if (!PREFIX_RE.test(prefix)) throw new Error(`lab prefix ${JSON.stringify(prefix)} must match ${PREFIX_RE}`);
@@ -110,9 +117,19 @@ export class Topology {
     this.writeMeta();
   }
 
+  /** Records the run's work directory (named <prefix>-…) so the sweeper removes it if this run dies. */
+  trackWorkDir(dir: string): void {
+    if (!basename(dir).startsWith(`${this.prefix}-`)) throw new Error(`work directory ${dir} must be named ${this.prefix}-…`);
+    this.workDir = dir;
+    if (this.created) this.writeMeta();
+  }
+
   private writeMeta(): void {
     mkdirSync(LAB_STATE_DIR, { recursive: true });
-    const meta: LabMeta = { prefix: this.prefix, ownerPid: process.pid, createdAt: new Date().toISOString(), namespaces: this.namespaces, pids: [...this.extraPids] };
+    const meta: LabMeta = {
+      prefix: this.prefix, ownerPid: process.pid, createdAt: new Date().toISOString(), namespaces: this.namespaces, pids: [...this.extraPids],
+      ...(this.workDir ? { workDir: this.workDir } : {}),
+    };
     writeFileSync(this.metaFile, JSON.stringify(meta, null, 2));
   }
 
@@ -275,8 +292,13 @@ async function pidAlive(pid: number): Promise<boolean> {
   }
 }
 
-/** Kills every process inside the namespaces, deletes them and the metadata file. */
-async function sweepPrefix(prefix: string, namespaces: string[]): Promise<string[]> {
+/**
+ * Removes the run's containers (by label), kills every process inside the namespaces, deletes them
+ * and the metadata file; with `removeWorkDir` (a killed run) also the work directory the metadata names.
+ */
+async function sweepPrefix(prefix: string, namespaces: string[], opts: { removeWorkDir?: boolean } = {}): Promise<string[]> {
+  // containers first: deleting their namespaces under them would leave exited containers behind
+  await removeLabContainers(prefix);
   const existing = (await run(['ip', 'netns', 'list'])).stdout;
   const present = namespaces.filter((n) => new RegExp(`^${n}\\b`, 'm').test(existing));
   const metaFile = `${LAB_STATE_DIR}/${prefix}.json`;
@@ -300,6 +322,8 @@ async function sweepPrefix(prefix: string, namespaces: string[]): Promise<string
     }
   }
   for (const n of present) await run(['ip', 'netns', 'del', n], { allowFail: true });
+  // only a directory named after the run (never a path a damaged metadata file points elsewhere)
+  if (opts.removeWorkDir && meta?.workDir && basename(meta.workDir).startsWith(`${prefix}-`)) rmSync(meta.workDir, { recursive: true, force: true });
   rmSync(metaFile, { force: true });
   return present;
 }
@@ -322,6 +346,9 @@ export async function sweep(opts: { force?: boolean; log?: (line: string) => voi
       if (m && !byPrefix.has(m[1]!)) byPrefix.set(m[1]!, []);
     }
   }
+  for (const c of await labContainers()) {
+    if (PREFIX_RE.test(c.prefix) && !byPrefix.has(c.prefix)) byPrefix.set(c.prefix, []);
+  }
   const removed: string[] = [];
   for (const [prefix, namespaces] of byPrefix) {
     let owner: number | undefined;
@@ -334,7 +361,7 @@ export async function sweep(opts: { force?: boolean; log?: (line: string) => voi
       opts.log?.(`sweep: ${prefix} belongs to running process ${owner}; left alone (use --force)`);
       continue;
     }
-    const gone = await sweepPrefix(prefix, namespaces.length ? namespaces : ALL_ROLES.map((r) => `${prefix}-${r}`));
+    const gone = await sweepPrefix(prefix, namespaces.length ? namespaces : ALL_ROLES.map((r) => `${prefix}-${r}`), { removeWorkDir: true });
     opts.log?.(`sweep: removed ${prefix} (${gone.length} namespaces)`);
     removed.push(prefix);
   }
