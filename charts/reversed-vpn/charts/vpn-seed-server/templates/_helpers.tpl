@@ -183,7 +183,9 @@ template:
     serviceAccountName: {{ .account }}
     restartPolicy: Never
     enableServiceLinks: false
-    {{- include "vpn-seed-server.scheduling" $ | nindent 4 }}
+    {{- with include "vpn-seed-server.scheduling" $ }}
+    {{- trim . | nindent 4 }}
+    {{- end }}
     securityContext:
       {{- include "vpn-seed-server.nonRootPod" $ | nindent 6 }}
     containers:
