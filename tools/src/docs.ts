@@ -10,6 +10,7 @@ import '@rvpn/proxy';
 import '@rvpn/egress';
 import '@rvpn/pki';
 import '@rvpn/bonding';
+import '@rvpn/envtest';
 import { renderCrd } from '@rvpn/k8s-render';
 import { chartFiles } from './chart.js';
 import { REPO_ROOT } from './lab/paths.js';
