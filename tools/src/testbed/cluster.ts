@@ -85,7 +85,7 @@ async function entryPointUp(log: Log): Promise<string> {
   const helm = await ensureHelm();
   log(`seed: helm install ${SNI_PROXY.release} (sni-proxy) in ${SNI_PROXY.namespace}`);
   const values = {
-    sniProxy: {
+    'sni-proxy': {
       enabled: true,
       // one replica: two control planes, two nodes and the VPN share 2 cores
       replicas: 1,
@@ -95,10 +95,9 @@ async function entryPointUp(log: Log): Promise<string> {
       },
     },
   };
-  const chart = process.env.RVTB_ENTRY_CHART === 'subchart' ? join(REPO_ROOT, 'charts', 'reversed-vpn', 'charts', 'sni-proxy') : join(REPO_ROOT, 'charts', 'reversed-vpn');
   const vf = join(DATA, 'entry-point-values.json');
-  writeFileSync(vf, JSON.stringify(process.env.RVTB_ENTRY_CHART === 'subchart' ? values.sniProxy : values, null, 2));
-  await run([helm, 'upgrade', '--install', SNI_PROXY.release, chart, '-n', SNI_PROXY.namespace, '--create-namespace', '-f', vf, '--kubeconfig', kubeconfigPath('seed'), '--wait', '--timeout', '5m'], { timeoutMs: 400_000 });
+  writeFileSync(vf, JSON.stringify(values, null, 2));
+  await run([helm, 'upgrade', '--install', SNI_PROXY.release, join(REPO_ROOT, 'charts', 'reversed-vpn'), '-n', SNI_PROXY.namespace, '--create-namespace', '-f', vf, '--kubeconfig', kubeconfigPath('seed'), '--wait', '--timeout', '5m'], { timeoutMs: 400_000 });
   const ip = await waitFor('the entry point\'s LoadBalancer address', async () => {
     const l = await getJson<{ items: Array<{ spec: { type: string }; status?: { loadBalancer?: { ingress?: Array<{ ip?: string }> } } }> }>('seed', ['svc', '-n', SNI_PROXY.namespace]);
     return l?.items.find((s) => s.spec.type === 'LoadBalancer')?.status?.loadBalancer?.ingress?.[0]?.ip;
