@@ -366,12 +366,15 @@ async function startOnce(binaries: Record<(typeof BINARIES)[number], string>, op
             if (i > 300) throw new EnvtestRequestError(`CRD ${name} not Established after 30 s`, { details: { status: r.status, body: r.body } });
             await new Promise((res) => setTimeout(res, 100));
           }
-          // discovery (which KubernetesObjectApi reads) may lag the Established condition a little
-          const group = (crd as { spec: { group: string; versions: Array<{ name: string }> } }).spec;
-          for (let i = 0; i < 300; i++) {
-            const r = await request('GET', `/apis/${group.group}/${group.versions[0]!.name}`);
-            if (r.status === 200) break;
-            await new Promise((res) => setTimeout(res, 100));
+          // discovery (which clients read) and the watch cache (429 while it initializes) lag the Established condition a little
+          const s = (crd as { spec: { group: string; names: { plural: string }; versions: Array<{ name: string }> } }).spec;
+          for (const path of [`/apis/${s.group}/${s.versions[0]!.name}`, `/apis/${s.group}/${s.versions[0]!.name}/${s.names.plural}?watch=1&timeoutSeconds=1`]) {
+            for (let i = 0; ; i++) {
+              const r = await request('GET', path);
+              if (r.status === 200) break;
+              if (i > 300) throw new EnvtestRequestError(`CRD ${name}: GET ${path} answers ${r.status} after 30 s`, { details: { status: r.status, body: r.body } });
+              await new Promise((res) => setTimeout(res, 100));
+            }
           }
         }
       },
