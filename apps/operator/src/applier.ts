@@ -49,6 +49,9 @@ const isMap = (v: unknown): v is Record<string, unknown> => typeof v === 'object
  * for scalars, by membership (extra live entries are someone else's).
  */
 export function covers(live: unknown, want: unknown): boolean {
+  // the server drops empty lists and maps (omitempty): an absent one holds an empty one
+  if (Array.isArray(want) && want.length === 0) return live === undefined || live === null || (Array.isArray(live) && live.length === 0);
+  if (isMap(want) && Object.keys(want).length === 0) return live === undefined || live === null || isMap(live);
   if (Array.isArray(want)) {
     if (!Array.isArray(live)) return false;
     return want.every((w, i) => {

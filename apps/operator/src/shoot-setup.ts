@@ -13,7 +13,10 @@
 import { readFileSync } from 'node:fs';
 import type { KubeConfig } from '@kubernetes/client-node';
 import type { OperatorConfig } from '@rvpn/config';
-import { ApiserverWiringError, PARKED_SHOOT_SECRET, SHOOT_NAMESPACE, SpecInvalidError, type K8sObject, type VpnMode, type VpnSpec } from '@rvpn/k8s-render';
+import {
+  ApiserverWiringError, PARKED_SHOOT_SECRET, PROXY_CLIENT_SECRET, PROXY_SERVER_SECRET, SEED_CLIENT_SECRET, SEED_PROXY_TLS_SECRET, SEED_SERVER_TLS_SECRET, SHOOT_NAMESPACE,
+  SpecInvalidError, shootSecretName, type K8sObject, type VpnMode, type VpnSpec,
+} from '@rvpn/k8s-render';
 import type { Logger } from '@rvpn/observability';
 import { Applier } from './applier.js';
 import { ensureCertificates, secretStrings, secretWithData } from './certificates.js';
@@ -23,7 +26,25 @@ import { ApiserverWirer } from './wiring.js';
 
 export const SETUP_LABEL = 'vpn.reversed-vpn.dev/shoot-setup';
 export const SETUP_LABELS = { ...MANAGED_BY, [SETUP_LABEL]: 'true' };
-const SELECTOR = Object.entries(SETUP_LABELS).map(([k, v]) => `${k}=${v}`).join(',');
+/**
+ * Every Secret shoot-setup may create, by name: the chart's Role lets the job get, create, patch and
+ * delete Secrets, not list them, so a stale one (a mode change) is found by name and deleted only if
+ * it carries SETUP_LABEL (a same-named Secret of someone else stays).
+ */
+const SEED_SECRETS = ['ca-vpn', 'vpn-certificates', SEED_SERVER_TLS_SECRET, PROXY_CLIENT_SECRET, SEED_CLIENT_SECRET, PROXY_SERVER_SECRET, SEED_PROXY_TLS_SECRET, PARKED_SHOOT_SECRET];
+const SHOOT_SECRETS = [shootSecretName({ reversed: true }), shootSecretName({ reversed: false })];
+
+/** Deletes the named Secrets that shoot-setup made (by label) and `keep` does not name. */
+async function deleteStale(kube: Kube, namespace: string, names: string[], keep: Set<string>): Promise<string[]> {
+  const deleted: string[] = [];
+  for (const name of names) {
+    if (keep.has(name)) continue;
+    const s = await kube.get({ apiVersion: 'v1', kind: 'Secret', metadata: { namespace, name } });
+    if (s?.metadata.labels?.[SETUP_LABEL] !== 'true') continue;
+    if (await kube.delete(s as K8sObject & { metadata: { name: string } })) deleted.push(`Secret/${name}`);
+  }
+  return deleted;
+}
 
 export interface ShootSpecFile {
   spec: VpnSpec;
@@ -86,12 +107,13 @@ export async function shootSetup(cfg: OperatorConfig, deps: OneShotDeps): Promis
     desired.push(label(secretWithData(PARKED_SHOOT_SECRET, namespace, { 'objects.json': JSON.stringify({ apiVersion: 'v1', kind: 'List', items: certs.shootSecrets }) })));
   }
   for (const o of desired) if ((await applier.apply(o)) !== 'unchanged') changed.push(`Secret/${o.metadata.name}`);
-  const pruned = await applier.prune({ namespace, labelSelector: SELECTOR, kinds: [['v1', 'Secret']], keep: new Set(desired.map((o) => `Secret/${o.metadata.name}`)) });
+  const pruned = await deleteStale(seed, namespace, SEED_SECRETS, new Set(desired.map((o) => o.metadata.name)));
   if (deps.shoot) {
-    const shootApplier = new Applier(new Kube(deps.shoot), cfg.fieldManager);
+    const shoot = new Kube(deps.shoot);
+    const shootApplier = new Applier(shoot, cfg.fieldManager);
     const shootSecrets = certs.shootSecrets.map(label);
     for (const o of shootSecrets) if ((await shootApplier.apply(o)) !== 'unchanged') changed.push(`shoot:Secret/${o.metadata.name}`);
-    pruned.push(...(await shootApplier.prune({ namespace: SHOOT_NAMESPACE, labelSelector: SELECTOR, kinds: [['v1', 'Secret']], keep: new Set(shootSecrets.map((o) => `Secret/${o.metadata.name}`)) })).map((p) => `shoot:${p}`));
+    pruned.push(...(await deleteStale(shoot, SHOOT_NAMESPACE, SHOOT_SECRETS, new Set(shootSecrets.map((o) => o.metadata.name)))).map((p) => `shoot:${p}`));
   }
   let wired = false;
   if (cfg.kubeApiserverDeployment) {
@@ -111,10 +133,8 @@ export async function shootTeardown(cfg: OperatorConfig, deps: OneShotDeps): Pro
   const seed = new Kube(deps.seed);
   let unwired = false;
   if (cfg.kubeApiserverDeployment) unwired = await new ApiserverWirer(seed, cfg.fieldManager, cfg.kubeApiserverDeployment).unwire(spec, mode, namespace);
-  const deleted = await new Applier(seed, cfg.fieldManager).prune({ namespace, labelSelector: SELECTOR, kinds: [['v1', 'Secret']], keep: new Set() });
-  if (deps.shoot) {
-    deleted.push(...(await new Applier(new Kube(deps.shoot), cfg.fieldManager).prune({ namespace: SHOOT_NAMESPACE, labelSelector: SELECTOR, kinds: [['v1', 'Secret']], keep: new Set() })).map((p) => `shoot:${p}`));
-  }
+  const deleted = await deleteStale(seed, namespace, SEED_SECRETS, new Set());
+  if (deps.shoot) deleted.push(...(await deleteStale(new Kube(deps.shoot), SHOOT_NAMESPACE, SHOOT_SECRETS, new Set())).map((p) => `shoot:${p}`));
   deps.logger.info({ namespace, deleted, unwired }, 'shoot-teardown done');
   return { deleted, unwired };
 }
