@@ -77,6 +77,7 @@ export class Operator {
       monitoring: cfg.monitoring,
       certValidityDays: cfg.certValidityDays,
       caValidityDays: cfg.caValidityDays,
+      caRotationGraceMs: cfg.caRotationGraceMs,
       kubeApiserverDeployment: cfg.kubeApiserverDeployment,
       ...deps.settings,
     };

@@ -19,7 +19,7 @@ import {
 } from '@rvpn/k8s-render';
 import type { Logger } from '@rvpn/observability';
 import { Applier, type ApplyResult } from './applier.js';
-import { ensureCertificates, secretWithData, type CertificateSettings } from './certificates.js';
+import { ensureCertificates, secretStrings, secretWithData, type CertificateSettings, type SecretRead } from './certificates.js';
 import type { EventRecorder } from './events.js';
 import { Kube, kubeError, type LiveObject } from './kube.js';
 import { ShootAccessProblem, ShootClients, type ShootAccess } from './shoot-access.js';
@@ -211,10 +211,9 @@ export class Reconciler {
     return o;
   }
 
-  private async readSecret(namespace: string, name: string): Promise<Record<string, string> | undefined> {
+  private async readSecret(namespace: string, name: string): Promise<SecretRead | undefined> {
     const s = await this.kube.get<LiveObject & { data?: Record<string, string> }>({ apiVersion: 'v1', kind: 'Secret', metadata: { namespace, name } });
-    if (!s) return undefined;
-    return Object.fromEntries(Object.entries(s.data ?? {}).map(([k, v]) => [k, Buffer.from(v, 'base64').toString('utf8')]));
+    return s ? { data: secretStrings(s), annotations: s.metadata.annotations ?? {} } : undefined;
   }
 
   private async writeStatus(cr: ShootVpnObject, update: Parameters<typeof nextStatus>[1]): Promise<boolean> {

@@ -97,9 +97,9 @@ export async function shootSetup(cfg: OperatorConfig, deps: OneShotDeps): Promis
   const applier = new Applier(seed, cfg.fieldManager);
   const readSecret = async (name: string) => {
     const s = await seed.get<K8sObject & { metadata: { name: string } }>({ apiVersion: 'v1', kind: 'Secret', metadata: { namespace, name } });
-    return s ? secretStrings(s) : undefined;
+    return s ? { data: secretStrings(s), annotations: s.metadata.annotations ?? {} } : undefined;
   };
-  const certs = await ensureCertificates(readSecret, { namespace, spec, mode }, { certValidityDays: cfg.certValidityDays, caValidityDays: cfg.caValidityDays, ...(deps.now ? { now: deps.now } : {}), ...(deps.caRotationGraceMs !== undefined ? { caRotationGraceMs: deps.caRotationGraceMs } : {}) });
+  const certs = await ensureCertificates(readSecret, { namespace, spec, mode }, { certValidityDays: cfg.certValidityDays, caValidityDays: cfg.caValidityDays, caRotationGraceMs: deps.caRotationGraceMs ?? cfg.caRotationGraceMs, ...(deps.now ? { now: deps.now } : {}) });
   const changed: string[] = [];
   const desired = certs.seedSecrets.map(label);
   if (!deps.shoot) {
@@ -123,7 +123,7 @@ export async function shootSetup(cfg: OperatorConfig, deps: OneShotDeps): Promis
     if (w.changed) changed.push(`Deployment/${w.deployment} (wiring)`);
   }
   const result: ShootSetupResult = { changed, pruned, certificatesIssued: certs.issued, shootSecrets: deps.shoot ? 'applied' : 'parked', wired };
-  deps.logger.info({ namespace, ...result, notAfter: certs.notAfter.toISOString() }, 'shoot-setup done');
+  deps.logger.info({ namespace, ...result, reissued: certs.reissued, caCreated: certs.caCreated, rotating: certs.rotating, notAfter: certs.notAfter.toISOString() }, 'shoot-setup done');
   return result;
 }
 
