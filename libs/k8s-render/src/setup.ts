@@ -112,9 +112,10 @@ export function renderShootSetup(spec: VpnSpec, mode: Pick<VpnMode, 'reversed' |
   });
   const setupHook = (w: number) => hook('pre-install,pre-upgrade', w, 'before-hook-creation,hook-succeeded');
   return [
-    // before an install or upgrade: the hook's own account and spec, then the job (kept for its log until the next run)
+    // before an install or upgrade: the hook's own account and spec, then the job (removed once it
+    // succeeded, so an uninstall leaves nothing; a failed one stays for its log until the next run)
     ...rbac(SHOOT_SETUP_HOOK, setupHook),
-    { apiVersion: 'batch/v1', kind: 'Job', metadata: { name: SHOOT_SETUP, namespace, labels: { ...labels }, annotations: hook('pre-install,pre-upgrade', 0, 'before-hook-creation') }, spec: job('shoot-setup', SHOOT_SETUP_HOOK) },
+    { apiVersion: 'batch/v1', kind: 'Job', metadata: { name: SHOOT_SETUP, namespace, labels: { ...labels }, annotations: hook('pre-install,pre-upgrade', 0, 'before-hook-creation,hook-succeeded') }, spec: job('shoot-setup', SHOOT_SETUP_HOOK) },
     // the release's own: the daily renewal run, and the teardown (which runs while these still exist)
     ...rbac(SHOOT_SETUP),
     {
@@ -161,7 +162,7 @@ export function renderConnectProbe(spec: VpnSpec, mode: Pick<VpnMode, 'ha'>, inp
   }, { ...SHOOT_SETUP_DEFAULTS, resources: { requests: { cpu: '10m', memory: '48Mi' }, limits: { memory: '128Mi' } } }, options.pod);
   return [{
     apiVersion: 'v1', kind: 'Pod',
-    metadata: { name: CONNECT_PROBE_POD, namespace: spec.namespace, labels: template.metadata.labels, annotations: { ...(template.metadata.annotations ?? {}), 'helm.sh/hook': 'test', 'helm.sh/hook-delete-policy': 'before-hook-creation' } },
+    metadata: { name: CONNECT_PROBE_POD, namespace: spec.namespace, labels: template.metadata.labels, annotations: { ...(template.metadata.annotations ?? {}), 'helm.sh/hook': 'test', 'helm.sh/hook-delete-policy': 'before-hook-creation,hook-succeeded' } },
     spec: template.spec,
   }];
 }
