@@ -7,7 +7,7 @@
  * Options: --classic (the seed dials the shoot), --port 8443 (X-Gardener-Destination header),
  * --images (every app as a container from its image, run as the Kubernetes manifests say; `pnpm images`
  * builds them).
- * Ctrl-C (or SIGTERM) tears everything down and exits 0: the root package.json `exec`s this script, so
+ * Ctrl-C (or SIGTERM, SIGHUP) tears everything down and exits 0: the root package.json `exec`s this script, so
  * no shell between pnpm and it dies of the SIGINT first (pnpm then reported "Command failed").
  */
 import { parseArgs } from 'node:util';
@@ -65,7 +65,10 @@ function teardownOnce(message: string, down: () => Promise<void>) {
       await down();
       console.log('clean.');
     })());
-  for (const sig of ['SIGINT', 'SIGTERM'] as const) {
+  // SIGHUP: the terminal went away (a closed ssh session); nothing may stay behind then either, and
+  // the teardown's own output to the dead terminal (EIO) must not end it half-way
+  for (const out of [process.stdout, process.stderr]) out.on('error', () => undefined);
+  for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
     process.on(sig, () => void teardown().then(() => process.exit(0), (err: Error) => {
       console.error(`teardown failed: ${err.message} (pnpm sweep removes what is left)`);
       process.exit(1);
@@ -117,6 +120,11 @@ async function main(): Promise<number> {
       }
     }
   } catch (err) {
+    const ending = stopping();
+    if (ending) {
+      await ending; // Ctrl-C during the start: torn down, not failed
+      return 0;
+    }
     console.error(`demo failed: ${(err as Error).message}`);
     stack.keepWorkDir = true;
     await teardown();
@@ -190,7 +198,7 @@ ${s.pods ? containerHints(s.topo.prefix) : ''}logs: ${s.dir}/*.log
       for (const app of HA_APPS) parts.push(`${app.replace('vpn-seed-server', 'srv').replace('vpn-shoot', 'shoot').replace('path-controller', 'pc')} ${(await s.status(app, 'readyz')) === 200 ? 'ok' : 'DOWN'}`);
       const m = await s.statusBody('path-controller-0', 'metrics');
       const path = /^rvpn_path_controller_active_path (\S+)/m.exec(m)?.[1];
-      process.stdout.write(`\r[${new Date().toISOString().slice(11, 19)}] ${parts.join(' · ')} · pc-0 via shoot pod ${path ?? '?'}   `);
+      process.stdout.write(`\r[${new Date().toISOString().slice(11, 19)}] ${parts.join(' · ')} · pc-0 via shoot pod ${path ?? '?'} · Ctrl-C to stop   `);
       await new Promise((r) => setTimeout(r, 2000));
       const ending = stopping();
       if (ending) {
@@ -199,6 +207,11 @@ ${s.pods ? containerHints(s.topo.prefix) : ''}logs: ${s.dir}/*.log
       }
     }
   } catch (err) {
+    const ending = stopping();
+    if (ending) {
+      await ending;
+      return 0;
+    }
     console.error(`demo failed: ${(err as Error).message}`);
     await teardown();
     return 1;

@@ -119,6 +119,8 @@ export class Stack {
       await this.waitReady('vpn-seed-server', 30_000);
       this.log('ready');
     } catch (err) {
+      // down() during the start (a Ctrl-C) is no failure to keep logs for
+      if (!this.up) throw new Error(`start interrupted: ${(err as Error).message}`, { cause: err });
       this.keepWorkDir = true;
       await this.down();
       throw new Error(`${(err as Error).message}\n(logs and certificates kept in ${this.dir})`, { cause: err });
