@@ -19,7 +19,8 @@ import { missingTools } from './lab/sh.js';
 import { runChecks, runHaChecks } from './checks.js';
 import { HaStack, HA_APPS } from './lab/ha-stack.js';
 import { PREFIX_LABEL } from './lab/container-sweep.js';
-import { CONTAINERS_CONF } from './images/podman.js';
+import { CONTAINERS_CONF, podmanAvailable } from './images/podman.js';
+import { missingImages } from './lab/containers.js';
 
 const { values } = parseArgs({
   options: {
@@ -42,8 +43,14 @@ async function preflight(): Promise<string[]> {
   const missing = await missingTools(['ip', 'nft', 'curl']);
   if (missing.length) problems.push(`missing tools: ${missing.join(', ')} (run: bash tools/setup.sh)`);
   if (!existsSync('/dev/net/tun')) problems.push('/dev/net/tun is missing (no TUN support)');
-  // containers: the stack's own preflight checks podman and the images (and says `pnpm images`)
-  if (!values.images) {
+  if (values.images) {
+    const engine = await podmanAvailable();
+    if (!engine.ok) problems.push(engine.why);
+    else {
+      const missing = await missingImages({ ha: values.ha, direction: values.classic ? 'classic' : 'reversed' });
+      if (missing.length) problems.push(`image(s) missing: ${missing.join(', ')} (run: pnpm images)`);
+    }
+  } else {
     for (const app of ['sni-proxy', 'vpn-seed-server', 'vpn-shoot', ...(values.ha ? ['path-controller'] : [])]) {
       if (!existsSync(join(REPO_ROOT, 'apps', app, 'dist', 'main.js'))) problems.push(`apps/${app} is not built (run: pnpm build)`);
     }
