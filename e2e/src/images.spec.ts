@@ -155,6 +155,25 @@ describe('the lab on the images: reversed', () => {
     }
   });
 
+  it('stopApp: SIGTERM lets the seed server undo its kernel changes with NET_ADMIN alone; SIGKILL is a crash; both start again', async () => {
+    const stack = lab();
+    const kernel = async () => {
+      const tables = (await run(['nft', 'list', 'tables'], { ns: stack.topo.ns.srv })).stdout;
+      const links = (await run(['ip', '-o', 'link', 'show', 'type', 'tun'], { ns: stack.topo.ns.srv })).stdout;
+      return { table: tables.includes('rvpn_seed'), tun: links.trim() !== '' };
+    };
+    expect(await kernel()).toEqual({ table: true, tun: true });
+    await stack.stopApp('vpn-seed-server', 'SIGTERM');
+    expect(await kernel()).toEqual({ table: false, tun: false });
+    await stack.startApp('vpn-seed-server');
+    await stack.waitReady('vpn-seed-server', 30_000);
+    await stack.stopApp('vpn-shoot', 'SIGKILL');
+    expect((await run(['nft', 'list', 'tables'], { ns: stack.topo.ns.vsh })).stdout).toContain('rvpn_shoot'); // a crash leaves its table
+    await stack.startApp('vpn-shoot'); // and the restarted client replaces it
+    await stack.waitReady('vpn-seed-server', 30_000);
+    expect((await stack.curlViaProxy(URLS.pod)).stdout).toContain('hello from pod');
+  });
+
   it('down() leaves no container, namespace, mount or directory of the run', async () => {
     const stack = lab();
     const prefix = stack.topo.prefix;
