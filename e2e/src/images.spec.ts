@@ -11,11 +11,11 @@ import { spawn } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import {
-  ADDR, HaStack, LAB_STATE_DIR, REPO_ROOT, SHOOT_NAMESPACE, Stack, URLS, labContainers, metric, missingImages, podman, run, runChecks, runHaChecks, sweep, waitFor,
+  ADDR, HaStack, LAB_STATE_DIR, REPO_ROOT, SHOOT_NAMESPACE, Stack, URLS, connectHeaderValue, labContainers, metric, missingImages, podman, run, runChecks, runHaChecks, sweep, waitFor,
   type LabMeta,
 } from '@rvpn/tools';
 import { caBundle, createCa, issueCertificate, seedServerDnsNames, shootIdentityUri } from '@rvpn/pki';
-import { requireRoot } from './harness.js';
+import { rawConnect, requireRoot } from './harness.js';
 
 async function requireImages(): Promise<void> {
   requireRoot();
@@ -135,6 +135,25 @@ describe('the lab on the images: reversed', () => {
     expect(r.stdout, r.stderr).toContain('hello from pod');
     expect(proxyClient.crt).toBe(stack.pkiFiles['proxy-client.crt']); // the client side did not change
     expect(await sessions()).toBe(before.sessions);
+    expect((await stack.curlViaProxy(URLS.pod)).stdout).toContain('hello from pod');
+  });
+
+  it('sni-proxy follows its route ConfigMap (..data swap): a new route is live, a broken file keeps the old table', async () => {
+    const stack = lab();
+    const reloads = async (result: string) => metric(await stack.statusBody('sni-proxy', 'metrics'), 'rvpn_sni_proxy_route_reloads_total', { result });
+    const ok = await reloads('ok');
+    const routes = stack.defaultRoutes();
+    const header = `Reversed-VPN: ${connectHeaderValue('shoot--new--two')}`;
+    expect(await rawConnect(stack, 8132, [header])).not.toBe(502); // no such route yet
+    await stack.writeRoutes({ ...routes, connect: { ...routes.connect, [connectHeaderValue('shoot--new--two')]: `${ADDR.srv}:1` } });
+    await waitFor('the reload of the swapped ConfigMap', async () => (await reloads('ok')) > ok, 10_000);
+    expect(await rawConnect(stack, 8132, [header])).toBe(502); // routed; its upstream refuses
+    const errors = await reloads('error');
+    await stack.writeRoutes({ connect: { x: 'not-an-upstream' } });
+    await waitFor('the refused reload', async () => (await reloads('error')) > errors, 10_000);
+    expect(await rawConnect(stack, 8132, [header])).toBe(502);
+    await stack.writeRoutes(routes);
+    await waitFor('the default routes again', async () => (await reloads('ok')) > ok + 1, 10_000);
     expect((await stack.curlViaProxy(URLS.pod)).stdout).toContain('hello from pod');
   });
 
