@@ -41,6 +41,8 @@ export async function deployWorkloads(): Promise<{ webhookCa: string }> {
     deployment('webhook', ['webhook', '8443', '/tls'], { ports: [{ containerPort: 8443 }], volumeMounts: [{ name: 'tls', mountPath: '/tls', readOnly: true }], readinessProbe: { httpGet: { path: '/healthz', port: 8443, scheme: 'HTTPS' }, periodSeconds: 2 } }),
     { apiVersion: 'v1', kind: 'Service', metadata: { name: 'webhook', namespace: E2E_NS }, spec: { selector: labels('webhook'), ports: [{ port: 443, targetPort: 8443 }] } },
   ]);
+  // the webhook reads its certificate at start: a new one (each run makes its own CA) needs a new pod
+  await k('shoot', ['rollout', 'restart', '-n', E2E_NS, 'deployment/webhook']);
   await k('shoot', ['rollout', 'status', '-n', E2E_NS, 'deployment/logger', 'deployment/http', 'deployment/webhook', '--timeout=180s'], { timeoutMs: 200_000 });
   return { webhookCa: ca.certPem };
 }
