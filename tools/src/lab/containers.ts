@@ -223,6 +223,7 @@ export class PodRuntime {
   /** Starts under way: down() waits for them, so a Ctrl-C during the start leaves no container behind. */
   private readonly inflight = new Set<Promise<unknown>>();
   private closed = false;
+  private syncing: Promise<void> = Promise.resolve();
 
   constructor(private readonly o: PodRuntimeOptions) {
     this.pods = new Map(labPods(o.mode).map((p) => [p.app, p]));
@@ -306,9 +307,13 @@ export class PodRuntime {
     }
   }
 
-  /** After the lab's certificates or routes changed: the kubelet's periodic sync, at once. */
-  async refreshVolumes(): Promise<void> {
-    for (const app of this.prepared) await this.project(this.pod(app));
+  /** After the lab's certificates or routes changed: the kubelet's periodic sync, at once (one at a time). */
+  refreshVolumes(): Promise<void> {
+    const next = this.syncing.then(async () => {
+      for (const app of this.prepared) await this.project(this.pod(app));
+    });
+    this.syncing = next.catch(() => undefined);
+    return next;
   }
 
   private volumeDirs(p: LabPod): Record<string, string> {
