@@ -4,7 +4,7 @@ import tseslint from 'typescript-eslint';
 import nx from '@nx/eslint-plugin';
 
 export default tseslint.config(
-  { ignores: ['**/dist/**', '**/native/build/**', '**/node_modules/**', 'bench-out/**', '**/vitest.config.ts'] },
+  { ignores: ['**/dist/**', '**/native/build/**', '**/node_modules/**', 'bench-out/**', '**/vitest.config.ts', '**/vitest.*.config.ts'] },
   ...tseslint.configs.recommended,
   {
     files: ['**/*.ts'],

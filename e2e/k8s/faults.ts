@@ -46,7 +46,7 @@ export async function restartCount(cluster: Cluster, namespace: string, pod: str
 export async function shootInboundOpenings(): Promise<string[]> {
   const r = await run(['ip', 'netns', 'exec', NODES.shoot.ns, 'nft', 'list', 'chain', 'inet', 'rvtb-fw', 'forward']);
   return r.stdout.split('\n').map((l) => l.trim()).filter((l) => l.includes('ct state new') && l.endsWith('accept'))
-    .map((l) => /daddr ([0-9.]+) ct original proto-dst (\d+)/.exec(l)).filter((m): m is RegExpExecArray => !!m).map((m) => `${m[1]}:${m[2]}`);
+    .map((l) => /daddr ([0-9.]+) meta l4proto tcp ct original proto-dst (\d+)/.exec(l)).filter((m): m is RegExpExecArray => !!m).map((m) => `${m[1]}:${m[2]}`);
 }
 
 /** Whether a TCP connection from the seed node (or the wan) to the shoot opens within 3 s. */

@@ -1,10 +1,11 @@
 #!/usr/bin/env node
 /**
  * `pnpm cluster up|down|status`: a seed and a shoot cluster of real upstream Kubernetes on this
- * machine (see testbed/config.ts for the layout). `up --rebuild-images` rebuilds the app images first.
+ * machine (see testbed/config.ts for the layout). `up --rebuild-images` rebuilds the app images first;
+ * `load-images` moves the current images (after `pnpm images`) into both nodes.
  */
 import { kubeconfigPath } from './testbed/config.js';
-import { down, status, up } from './testbed/cluster.js';
+import { down, loadImages, status, up } from './testbed/cluster.js';
 
 async function main(): Promise<number> {
   const [cmd, ...rest] = process.argv.slice(2);
@@ -15,6 +16,9 @@ async function main(): Promise<number> {
       return 0;
     case 'down':
       await down(log);
+      return 0;
+    case 'load-images':
+      await loadImages(log);
       return 0;
     case 'status': {
       const s = await status();
@@ -33,7 +37,7 @@ async function main(): Promise<number> {
       return s.up ? 0 : 1;
     }
     default:
-      console.error('usage: pnpm cluster up [--rebuild-images] | down | status [--json]');
+      console.error('usage: pnpm cluster up [--rebuild-images] | down | status [--json] | load-images');
       return 2;
   }
 }

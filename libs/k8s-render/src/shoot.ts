@@ -102,7 +102,7 @@ export function renderShoot(spec: VpnSpec, mode: VpnMode, options: ShootRenderOp
   if (!mode.reversed) {
     objs.push({
       apiVersion: 'v1', kind: 'Service', metadata: { name: VPN_SHOOT, namespace, labels: meta },
-      spec: { type: 'LoadBalancer', selector: sel, ports: [{ name: 'tunnel', port: 4314, targetPort: 4314, protocol: 'TCP' }] },
+      spec: { type: 'LoadBalancer', publishNotReadyAddresses: true, selector: sel, ports: [{ name: 'tunnel', port: 4314, targetPort: 4314, protocol: 'TCP' }] },
     });
   }
   objs.push({

@@ -288,6 +288,12 @@ export async function down(log: Log): Promise<void> {
   log(`down: ${daemons.length} daemons stopped, ${killed} container processes killed, ${unmounted} mounts removed, ${removed.length ? removed.join(', ') : 'no namespaces'} removed`);
 }
 
+/** Re-imports the app images into both nodes (after `pnpm images`); running pods keep theirs until restarted. */
+export async function loadImages(log: Log): Promise<void> {
+  await importImages(NODES.seed, seedImages(), log);
+  await importImages(NODES.shoot, shootImages(), log);
+}
+
 export interface Status {
   up: boolean;
   daemons: Array<{ name: string; pid: number; alive: boolean; log: string }>;

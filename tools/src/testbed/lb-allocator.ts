@@ -29,7 +29,7 @@ function client(cluster: NodeName) {
   const u = kc.users[0]!.user;
   const b = (s: string) => Buffer.from(s, 'base64');
   const url = new URL(c.server);
-  const agent = new https.Agent({ ca: b(c['certificate-authority-data']), cert: b(u['client-certificate-data']), key: b(u['client-key-data']), servername: c['tls-server-name'] ?? url.hostname, keepAlive: true });
+  const agent = new https.Agent({ ca: b(c['certificate-authority-data']), cert: b(u['client-certificate-data']), key: b(u['client-key-data']), ...(c['tls-server-name'] ? { servername: c['tls-server-name'] } : {}), keepAlive: true });
   return (method: string, path: string, body?: unknown): Promise<{ status: number; json: unknown }> => new Promise((resolve, reject) => {
     const data = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
     const req = https.request({ host: url.hostname, port: url.port || 443, path, method, agent, timeout: 5000, headers: { accept: 'application/json', ...(data ? { 'content-type': 'application/merge-patch+json', 'content-length': data.length } : {}) } }, (res) => {
@@ -86,6 +86,7 @@ export function allocate(services: Service[], pool: string[]): Map<string, strin
 async function loop(): Promise<void> {
   const clients = new Map<NodeName, ReturnType<typeof client>>();
   let openings = '';
+  const lastError = new Map<NodeName, string>();
   for (;;) {
     for (const cluster of ['seed', 'shoot'] as NodeName[]) {
       try {
@@ -111,9 +112,12 @@ async function loop(): Promise<void> {
             process.stdout.write(`${new Date().toISOString()} shoot firewall: inbound open to ${open.length ? open.map((o) => `${o.ip}:${o.port}`).join(', ') : 'nothing'}\n`);
           }
         }
+        lastError.delete(cluster);
       } catch (err) {
         clients.delete(cluster); // the kubeconfig may be written later (the shoot comes up after the seed)
-        if (process.env.RVTB_DEBUG) process.stdout.write(`${cluster}: ${(err as Error).message}\n`);
+        const msg = (err as Error).message;
+        if (lastError.get(cluster) !== msg) process.stdout.write(`${new Date().toISOString()} ${cluster}: ${msg.split('\n')[0]} (retrying every second)\n`);
+        lastError.set(cluster, msg);
       }
     }
     await new Promise((r) => setTimeout(r, 1000));

@@ -20,7 +20,7 @@ async function nft(ns: string, script: string): Promise<void> {
 
 /** The shoot node's inbound firewall: from the wan only replies, plus the LoadBalancer ports opened for classic mode. */
 export function shootFirewall(open: Array<{ ip: string; port: number }>): string {
-  const opens = open.map((o) => `    iifname "eth0" ct state new ct original ip daddr ${o.ip} ct original proto-dst ${o.port} accept`).join('\n');
+  const opens = open.map((o) => `    iifname "eth0" ct state new ct original ip daddr ${o.ip} meta l4proto tcp ct original proto-dst ${o.port} accept`).join('\n');
   return [
     'table inet rvtb-fw',
     'delete table inet rvtb-fw',
