@@ -23,7 +23,7 @@
  */
 import { createHash } from 'node:crypto';
 import { Cidr, defineError, formatIp } from '@rvpn/config';
-import { netAdminSecurity, networkEnv, podNameEnv, probes, DEFAULT_PULL_POLICY, SECRETS_DIR, sysctlInit, tlsEnv } from './common.js';
+import { netAdminSecurity, networkEnv, podNameEnv, probes, DEFAULT_PULL_POLICY, RUNTIME_DEFAULT_SECCOMP, SECRETS_DIR, sysctlInit, tlsEnv } from './common.js';
 import type { VpnMode } from './mode.js';
 import { APISERVER_WIRING_LABEL, EGRESS_SELECTOR_CONFIGMAP, EGRESS_SELECTOR_FILE, HA_CLIENTS, HA_SERVERS, PROXY_CLIENT_SECRET, SEED_SERVER } from './seed.js';
 import type { VpnSpec } from './types.js';
@@ -133,7 +133,8 @@ export function apiserverWiring(spec: VpnSpec, mode: Pick<VpnMode, 'ha'>, opts: 
     env,
     ...probes(15001),
     ports: [{ name: 'path-metrics', containerPort: 15001, protocol: 'TCP' }],
-    securityContext: netAdminSecurity,
+    // the container's own seccomp profile: the kube-apiserver pod's settings are the platform's, not ours
+    securityContext: { ...netAdminSecurity, ...RUNTIME_DEFAULT_SECCOMP },
     volumeMounts: [
       { name: 'vpn-seed-client', mountPath: `${SECRETS_DIR}/${SEED_CLIENT_SECRET}`, readOnly: true },
       { name: 'vpn-http-proxy', mountPath: `${SECRETS_DIR}/${PROXY_SERVER_SECRET}`, readOnly: true },
