@@ -78,24 +78,44 @@ describe('HA VPN, Helm install without the operator', () => {
 
   it('a seed server lost: a live kubectl logs -f does not break, new requests keep working', async () => {
     const pod = await podName('shoot', E2E_NS, 'app.kubernetes.io/name=logger');
-    const follow = spawn(KUBECTL, [`--kubeconfig=${kubeconfigPath('shoot')}`, 'logs', '-f', '-n', E2E_NS, pod, '--tail=1'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    // the property under test is that an ESTABLISHED stream survives; a stream that could not start
+    // (one apiserver replica's path still settling) is started again, and the attempts are recorded
+    let follow: ReturnType<typeof spawn> | undefined;
     let lines = 0;
     let ended = false;
-    follow.stdout.on('data', (c: Buffer) => (lines += c.toString().split('\n').filter(Boolean).length));
-    follow.on('exit', () => (ended = true));
+    let stderr = '';
+    let starts = 0;
+    const start = () => {
+      starts++;
+      lines = 0;
+      ended = false;
+      stderr = '';
+      follow = spawn(KUBECTL, [`--kubeconfig=${kubeconfigPath('shoot')}`, 'logs', '-f', '-n', E2E_NS, pod, '--tail=1'], { stdio: ['ignore', 'pipe', 'pipe'] });
+      follow.stdout!.on('data', (c: Buffer) => (lines += c.toString().split('\n').filter(Boolean).length));
+      follow.stderr!.on('data', (c: Buffer) => (stderr += c.toString()));
+      follow.on('exit', () => (ended = true));
+    };
     try {
-      await timeUntil('logs -f streaming', async () => lines > 2, 30_000, 200);
+      start();
+      await timeUntil('logs -f streaming', async () => {
+        if (ended) {
+          if (starts >= 5) throw new Error(`kubectl logs -f ended ${starts} times before streaming: ${stderr.trim()}`);
+          start();
+        }
+        return lines > 2;
+      }, 60_000, 200);
       const gap = await check(SUITE, 'seed server pod deleted (--force): gap of new kubectl logs', async () => longestLogsGap(async () => {
         await k('seed', ['delete', 'pod', '-n', NS, 'vpn-seed-server-0', '--force', '--grace-period=0']);
       }), (g) => ({ gap_ms: g.gapMs, failed_requests: g.failures }));
       await check(SUITE, 'kubectl logs -f survives the seed server loss', async () => {
         const at = lines;
         await timeUntil('logs -f to keep streaming', async () => lines > at + 10, 30_000, 200);
-        expect(ended).toBe(false);
-      });
+        expect(ended, stderr).toBe(false);
+        return starts;
+      }, (n) => ({ stream_starts_needed: n }));
       expect(gap.gapMs).toBeLessThan(10_000);
     } finally {
-      follow.kill('SIGTERM');
+      follow?.kill('SIGTERM');
     }
   });
 
