@@ -8,7 +8,7 @@ import { spawn } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { KUBECTL, SHOOT, kubeconfigPath } from '@rvpn/tools/testbed';
 import { sleep } from '@rvpn/tools';
-import { check, k, podName, portForwardDownload, shootLogs, timeUntil } from './harness.js';
+import { check, k, podName, portForwardDownload, shootLogs, timeUntil, recordTests } from './harness.js';
 import { apiserverRolledOut, apiserverWiring, installSeedSide, installShootSide, inventory, setEntryRoutes, uninstallAll } from './install.js';
 import { E2E_NS, deployWorkloads } from './workloads.js';
 
@@ -42,6 +42,7 @@ async function longestLogsGap(during: () => Promise<void>, settleMs = 8000): Pro
 }
 
 describe('HA VPN, Helm install without the operator', () => {
+  recordTests(SUITE);
   let before: { seed: string[]; shoot: string[] };
 
   beforeAll(async () => {

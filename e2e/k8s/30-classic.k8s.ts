@@ -5,7 +5,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { NODES, SHOOT } from '@rvpn/tools/testbed';
-import { check, getJson, helm, k, podName, shootLogs, timeUntil } from './harness.js';
+import { check, getJson, helm, k, podName, shootLogs, timeUntil, recordTests } from './harness.js';
 import { SEED_RELEASE, apiserverWiring, installSeedSide, installShootSide, inventory, setEntryRoutes, uninstallAll } from './install.js';
 import { E2E_NS, deployWorkloads } from './workloads.js';
 import { seedCanOpen, shootInboundOpenings } from './faults.js';
@@ -15,6 +15,7 @@ const NS = SHOOT.namespace;
 const logsWork = async () => (await shootLogs(await podName('shoot', E2E_NS, 'app.kubernetes.io/name=logger'), E2E_NS, 1)).code === 0;
 
 describe('classic VPN (the seed dials the shoot), Helm install', () => {
+  recordTests(SUITE);
   let before: { seed: string[]; shoot: string[] };
   let lb = '';
 

@@ -9,7 +9,7 @@ import { readFileSync, statSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sleep } from '@rvpn/tools';
 import { NODES, SEED_AUDIT_LOG, SHOOT, SNI_PROXY } from '@rvpn/tools/testbed';
-import { applyObjects, check, getJson, helm, k, podName, shootLogs, timeUntil } from './harness.js';
+import { applyObjects, check, getJson, helm, k, podName, shootLogs, timeUntil, recordTests } from './harness.js';
 import { CHART, apiserverWiring, inventory } from './install.js';
 import { E2E_NS, deployWorkloads } from './workloads.js';
 
@@ -36,6 +36,7 @@ function auditWrites(sinceBytes: number, user: string): AuditEvent[] {
 }
 
 describe('the operator: a ShootVpn end to end', () => {
+  recordTests(SUITE);
   let before: { seed: string[]; shoot: string[] };
   let operatorUser = '';
 

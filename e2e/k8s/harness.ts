@@ -6,6 +6,7 @@ import { createHash } from 'node:crypto';
 import { spawn } from 'node:child_process';
 import { appendFileSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { afterEach } from 'vitest';
 import { deterministicSha256, REPO_ROOT, run, sleep, type RunResult } from '@rvpn/tools';
 import { ensureHelm, kubeconfigPath, KUBECTL } from '@rvpn/tools/testbed';
 
@@ -53,6 +54,15 @@ export async function check<T>(suite: string, name: string, fn: () => Promise<T>
     appendFileSync(RESULTS, `${JSON.stringify({ suite, check: name, ok: false, ms: Date.now() - t0, at: new Date().toISOString(), error: (err as Error).message.slice(0, 2000) } satisfies CheckRecord)}\n`);
     throw err;
   }
+}
+
+/** Records every test of the calling describe block as a row too (a failure outside a check() shows). */
+export function recordTests(suite: string): void {
+  afterEach((ctx) => {
+    const r = ctx.task.result;
+    const failed = r?.state === 'fail';
+    appendFileSync(RESULTS, `${JSON.stringify({ suite, check: `test: ${ctx.task.name}`, ok: !failed, ms: Math.round(r?.duration ?? 0), at: new Date().toISOString(), ...(failed ? { error: (r?.errors?.[0]?.message ?? 'failed').slice(0, 2000) } : {}) } satisfies CheckRecord)}\n`);
+  });
 }
 
 export function readResults(): CheckRecord[] {
