@@ -52,6 +52,8 @@ describe.skipIf(!isRoot)('vpn-shoot process in a network namespace (root)', () =
     const init = `rvt${process.pid % 100000}i`;
     sh(`ip netns add ${init}`);
     onTestFinished(() => { sh(`ip netns del ${init} 2>/dev/null || true`); });
+    // a new namespace may inherit forwarding from the host's (devconf_inherit_init_net): start from off
+    sh(`ip netns exec ${init} sh -c 'echo 0 > /proc/sys/net/ipv4/ip_forward; echo 0 > /proc/sys/net/ipv6/conf/all/forwarding'`);
     const out = execFileSync('ip', ['netns', 'exec', init, process.execPath, MAIN, '--init'], { env: { PATH: process.env.PATH! }, encoding: 'utf8' });
     expect(out).toContain('vpn-shoot --init: net.ipv4.ip_forward = 1 (was 0)');
     expect(sh(`ip netns exec ${init} cat /proc/sys/net/ipv4/ip_forward /proc/sys/net/ipv6/conf/all/forwarding /proc/sys/net/ipv4/conf/all/rp_filter`).split('\n').filter(Boolean)).toEqual(['1', '1', '0']);
