@@ -3,21 +3,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { describeSchema, loadSeedServerConfig, loadShootConfig, loadSniProxyConfig, seedServerSchema, shootSchema, sniProxySchema } from './index.js';
+import { configProblems } from './testing/index.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'rvpn-cfg-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 for (const f of ['ca.crt', 'tls.crt', 'tls.key', 'routes.json']) writeFileSync(join(dir, f), 'x');
 const tls = { TLS_CA_FILE: join(dir, 'ca.crt'), TLS_CERT_FILE: join(dir, 'tls.crt'), TLS_KEY_FILE: join(dir, 'tls.key') };
 
-function problems(fn: () => unknown): Array<{ env: string; problem: string }> {
-  try {
-    fn();
-  } catch (err) {
-    expect((err as { code: string }).code).toBe('RVPN_ERR_CONFIG_INVALID');
-    return (err as { details: { problems: Array<{ env: string; problem: string }> } }).details.problems;
-  }
-  throw new Error('expected a configuration error');
-}
 
 describe('vpn-seed-server config', () => {
   it('pins the defaults', () => {
@@ -41,7 +33,7 @@ describe('vpn-seed-server config', () => {
   });
 
   it('lists every problem in one error', () => {
-    const p = problems(() => loadSeedServerConfig({
+    const p = configProblems(() => loadSeedServerConfig({
       TLS_CA_FILE: '/nonexistent/ca.crt', TLS_CERT_FILE: tls.TLS_CERT_FILE, TLS_KEY_FILE: tls.TLS_KEY_FILE,
       SHOOT_POD_NETWORKS: '100.96.0.1/11', TUNNEL_MODE: 'sideways', PROXY_HOLD_TIMEOUT: '12s', MTU: 'big',
     }));
@@ -52,7 +44,7 @@ describe('vpn-seed-server config', () => {
   });
 
   it('checks families, overlaps and cross-field rules', () => {
-    const p = problems(() => loadSeedServerConfig({
+    const p = configProblems(() => loadSeedServerConfig({
       ...tls, NAMESPACE: 'x', IP_FAMILIES: 'IPv4', SHOOT_POD_NETWORKS: 'fd10:96::/56', SEED_POD_NETWORK: '100.64.0.0/16',
       VPN_NETWORK: '10.0.0.0/8', KEEPALIVE_INTERVAL: '600ms', TUNNEL_MODE: 'dial',
     }));
@@ -62,8 +54,8 @@ describe('vpn-seed-server config', () => {
     expect(byEnv.VPN_NETWORK).toMatch(/must be an IPv6 network/);
     expect(byEnv.KEEPALIVE_TIMEOUT).toMatch(/more than twice/);
     expect(byEnv.TUNNEL_DIAL_ADDRESS).toMatch(/required when TUNNEL_MODE=dial/);
-    expect(problems(() => loadSeedServerConfig({ ...tls }))[0]!.env).toBe('NAMESPACE');
-    expect(problems(() => loadSeedServerConfig({ ...tls, NAMESPACE: 'x', IP_FAMILIES: 'IPv5' }))[0]!.problem).toMatch(/allowed: IPv4, IPv6/);
+    expect(configProblems(() => loadSeedServerConfig({ ...tls }))[0]!.env).toBe('NAMESPACE');
+    expect(configProblems(() => loadSeedServerConfig({ ...tls, NAMESPACE: 'x', IP_FAMILIES: 'IPv5' }))[0]!.problem).toMatch(/allowed: IPv4, IPv6/);
   });
 
   it('parses durations, lists and host:port forms', () => {
@@ -87,7 +79,7 @@ describe('vpn-shoot config', () => {
     });
   });
   it('requires what dialing needs', () => {
-    const p = problems(() => loadShootConfig({ ...tls }));
+    const p = configProblems(() => loadShootConfig({ ...tls }));
     expect(p.map((x) => x.env).sort()).toEqual(['ENDPOINT', 'REVERSED_VPN_HEADER', 'SEED_POD_NETWORK']);
   });
 });
@@ -100,7 +92,7 @@ describe('sni-proxy config', () => {
     expect(new RegExp(c.allowPatterns[0]!).test('outbound|1194||evil.example.com')).toBe(false);
   });
   it('refuses a bad regex', () => {
-    expect(problems(() => loadSniProxyConfig({ ROUTES_FILE: join(dir, 'routes.json'), ALLOW_PATTERNS: '^(unclosed' }))[0]!.problem).toMatch(/invalid regular expression/);
+    expect(configProblems(() => loadSniProxyConfig({ ROUTES_FILE: join(dir, 'routes.json'), ALLOW_PATTERNS: '^(unclosed' }))[0]!.problem).toMatch(/invalid regular expression/);
   });
 });
 

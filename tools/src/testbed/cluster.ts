@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { ensureHelm } from '../helm.js';
 import { REPO_ROOT } from '../lab/paths.js';
 import { run, sleep, waitFor } from '../lab/sh.js';
-import { BIN_DIR, DATA, IMAGES, K8S_VERSION, NODES, RUN, SHOOT, SNI_PROXY, cgroupRoot, containerdSock, kubeconfigPath, nodeDir, type NodeName } from './config.js';
+import { BIN_DIR, DATA, IMAGES, K8S_VERSION, NODES, RUN, SHOOT, SNI_PROXY, cgroupRoot, containerdSock, kubeconfigPath, nodeDir, type NodeName, type NodeSpec } from './config.js';
 import { alive, logFile, readState, startDaemon, stopDaemon, updateState, type DaemonRecord } from './daemons.js';
 import { startSeedControlPlane, startSeedControllers, shootControlPlane } from './control-plane.js';
 import { ensureTestbedImages, importImages, seedImages, shootImages } from './images.js';
@@ -68,16 +68,23 @@ async function seedUp(log: Log): Promise<void> {
   log('seed: etcd and kube-apiserver');
   await startSeedControlPlane();
   await waitApiReady('seed');
-  log('seed: kube-controller-manager, kube-scheduler, containerd');
+  log('seed: kube-controller-manager, kube-scheduler');
   await startSeedControllers();
-  await apply('seed', CORE_DNS_RBAC);
+  await nodeUp(n, kc, seedImages(), log);
+}
+
+/** A node of either cluster: containerd with its images, kubelet, kube-proxy and CoreDNS, until the node is Ready. */
+async function nodeUp(n: NodeSpec, kc: (user: string) => string, images: string[], log: Log, extra?: () => Promise<void>): Promise<void> {
+  await apply(n.name, CORE_DNS_RBAC);
+  log(`${n.name}: containerd`);
   await startContainerd(n);
-  await importImages(n, seedImages(), log);
-  log('seed: kubelet, kube-proxy, CoreDNS');
+  await importImages(n, images, log);
+  log(`${n.name}: kubelet, kube-proxy, CoreDNS${n.name === 'shoot' ? ', apiserver-proxy (all through the seed\'s entry point)' : ''}`);
   await startKubelet({ node: n, kubeconfig: kc('node') });
   await startKubeProxy(n, kc('kubeProxy'));
   await startCoreDns(n, kc('coredns'));
-  await waitNodeReady('seed', n.nodeName);
+  await extra?.();
+  await waitNodeReady(n.name, n.nodeName);
 }
 
 /** The seed's entry point: the reversed-vpn chart's sni-proxy, with static routes to the shoot's API server. */
@@ -123,16 +130,9 @@ async function shootNodeUp(log: Log, entryIp: string): Promise<void> {
   mkdirSync(nodeDir('shoot'), { recursive: true });
   const via = shootApiViaEntry(entryIp);
   const kc = (user: string) => kubeconfig({ server: via.server, tlsServerName: via.tlsServerName, caPem: pem('shoot', 'ca.crt'), user: pair('shoot', user) });
-  await apply('shoot', CORE_DNS_RBAC);
-  log('shoot: containerd');
-  await startContainerd(n);
-  await importImages(n, shootImages(), log);
-  log('shoot: kubelet, kube-proxy, CoreDNS, apiserver-proxy (all through the seed\'s entry point)');
-  await startKubelet({ node: n, kubeconfig: kc('node') });
-  await startKubeProxy(n, kc('kubeProxy'));
-  await startCoreDns(n, kc('coredns'));
-  await startDaemon({ name: 'shoot-apiserver-proxy', ns: n.ns, argv: [process.execPath, join(REPO_ROOT, 'tools', 'dist', 'testbed', 'apiserver-proxy.js'), `${SHOOT.advertiseAddress}:443`, `${entryIp}:8443`, SHOOT.namespace] });
-  await waitNodeReady('shoot', n.nodeName);
+  await nodeUp(n, kc, shootImages(), log, async () => {
+    await startDaemon({ name: 'shoot-apiserver-proxy', ns: n.ns, argv: [process.execPath, join(REPO_ROOT, 'tools', 'dist', 'testbed', 'apiserver-proxy.js'), `${SHOOT.advertiseAddress}:443`, `${entryIp}:8443`, SHOOT.namespace] });
+  });
 }
 
 export async function up(log: Log, opts: { rebuildImages?: boolean } = {}): Promise<void> {

@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { loadOperatorConfig } from '../index.js';
+import { configProblems } from '../testing/index.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'rvpn-cfg-op-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -12,15 +13,6 @@ const kubeconfig = join(dir, 'kubeconfig');
 writeFileSync(kubeconfig, '{}');
 const inCluster = { KUBERNETES_SERVICE_HOST: '10.0.0.1' };
 
-function problems(fn: () => unknown): Array<{ env: string; problem: string }> {
-  try {
-    fn();
-  } catch (err) {
-    expect((err as { code: string }).code).toBe('RVPN_ERR_CONFIG_INVALID');
-    return (err as { details: { problems: Array<{ env: string; problem: string }> } }).details.problems;
-  }
-  throw new Error('expected a configuration error');
-}
 
 describe('operator config', () => {
   it('pins the defaults; no API server URL is needed (kubeconfig or in-cluster)', () => {
@@ -36,22 +28,22 @@ describe('operator config', () => {
   });
 
   it('lists every problem: gates, leader-election timings that do not nest', () => {
-    const p = problems(() => loadOperatorConfig({ ...inCluster, FEATURE_GATES: 'ReversedVPN=yes,Other=true', LEADER_ELECTION_LEASE_DURATION: '5s', LEADER_ELECTION_RENEW_DEADLINE: '5s', LEADER_ELECTION_RETRY_PERIOD: '6s' }));
+    const p = configProblems(() => loadOperatorConfig({ ...inCluster, FEATURE_GATES: 'ReversedVPN=yes,Other=true', LEADER_ELECTION_LEASE_DURATION: '5s', LEADER_ELECTION_RENEW_DEADLINE: '5s', LEADER_ELECTION_RETRY_PERIOD: '6s' }));
     expect(p.map((x) => x.env).sort()).toEqual(['FEATURE_GATES', 'FEATURE_GATES', 'LEADER_ELECTION_RENEW_DEADLINE', 'LEADER_ELECTION_RETRY_PERIOD']);
     // without leader election the timings do not matter
     expect(loadOperatorConfig({ ...inCluster, LEADER_ELECT: 'false', LEADER_ELECTION_RENEW_DEADLINE: '20s' }).leaderElect).toBe(false);
   });
 
   it('needs credentials: a readable KUBECONFIG, ~/.kube/config, or a pod', () => {
-    expect(problems(() => loadOperatorConfig({ HOME: dir }))).toEqual([expect.objectContaining({ env: 'KUBECONFIG', problem: expect.stringMatching(/no credentials/) })]);
-    expect(problems(() => loadOperatorConfig({ KUBECONFIG: `${kubeconfig}:${join(dir, 'nope')}` }))).toEqual([expect.objectContaining({ env: 'KUBECONFIG', problem: expect.stringMatching(/nope does not exist/) })]);
+    expect(configProblems(() => loadOperatorConfig({ HOME: dir }))).toEqual([expect.objectContaining({ env: 'KUBECONFIG', problem: expect.stringMatching(/no credentials/) })]);
+    expect(configProblems(() => loadOperatorConfig({ KUBECONFIG: `${kubeconfig}:${join(dir, 'nope')}` }))).toEqual([expect.objectContaining({ env: 'KUBECONFIG', problem: expect.stringMatching(/nope does not exist/) })]);
     expect(loadOperatorConfig({ KUBECONFIG: kubeconfig }).kubeconfig).toBe(kubeconfig);
   });
 
   it('the one-shot commands need NAMESPACE and SHOOT_SPEC_FILE; "-" or "" turn the apiserver wiring off', () => {
-    const p = problems(() => loadOperatorConfig(inCluster, { command: 'shoot-setup' }));
+    const p = configProblems(() => loadOperatorConfig(inCluster, { command: 'shoot-setup' }));
     expect(p.map((x) => x.env).sort()).toEqual(['NAMESPACE', 'SHOOT_SPEC_FILE']);
-    expect(problems(() => loadOperatorConfig({ ...inCluster, NAMESPACE: 'shoot--a--b', SHOOT_SPEC_FILE: join(dir, 'missing.json') }, { command: 'shoot-teardown' }))[0]).toMatchObject({ env: 'SHOOT_SPEC_FILE', problem: expect.stringMatching(/does not exist/) });
+    expect(configProblems(() => loadOperatorConfig({ ...inCluster, NAMESPACE: 'shoot--a--b', SHOOT_SPEC_FILE: join(dir, 'missing.json') }, { command: 'shoot-teardown' }))[0]).toMatchObject({ env: 'SHOOT_SPEC_FILE', problem: expect.stringMatching(/does not exist/) });
     const c = loadOperatorConfig({ ...inCluster, NAMESPACE: 'shoot--a--b', SHOOT_SPEC_FILE: specFile, KUBE_APISERVER_DEPLOYMENT: '-' }, { command: 'shoot-setup' });
     expect(c).toMatchObject({ command: 'shoot-setup', namespace: 'shoot--a--b', shootSpecFile: specFile, kubeApiserverDeployment: '' });
     expect(loadOperatorConfig({ ...inCluster, NAMESPACE: 'n', SHOOT_SPEC_FILE: specFile, KUBE_APISERVER_DEPLOYMENT: '' }, { command: 'shoot-setup' }).kubeApiserverDeployment).toBe('');
