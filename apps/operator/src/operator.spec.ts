@@ -90,7 +90,8 @@ describe('operator loop', () => {
     const b = await startOperator(await tokenKubeConfig('token-b'), 'op-b');
     await applyAdmin(env, [shootVpn(spec) as K8sObject]);
     await waitFor('Ready (by op-a)', ready(NS));
-    expect(a.reconciles()).toBeGreaterThan(0);
+    // the status is written inside the reconcile, the counter moves when it returns: wait for that
+    await waitFor('op-a to count its reconcile', () => a.reconciles() > 0);
     expect(b.op.leading).toBe(false);
     expect(b.reconciles()).toBe(0);
     expect(b.lines.some((l) => l.msg === 'leader election: leader is now' && l.leader === 'op-a')).toBe(true);
@@ -107,7 +108,7 @@ describe('operator loop', () => {
     const aReconciles = a.reconciles();
     await applyAdmin(env, [shootVpn({ ...spec, namespace: ns2, shoot: { name: 'second', project: 'dev' } }, 'demo', ns2) as K8sObject]);
     await waitFor('Ready (by op-b)', ready(ns2));
-    expect(b.reconciles()).toBeGreaterThan(0);
+    await waitFor('op-b to count its reconcile', () => b.reconciles() > 0);
     expect(a.reconciles()).toBe(aReconciles);
     expect(a.lines.some((l) => l.msg === 'leader election: could not renew in time; stopped leading')).toBe(true);
     for (const n of [NS, ns2]) await env.request('DELETE', restPath(shootVpn({ ...spec, namespace: n }) as K8sObject));
