@@ -12,4 +12,6 @@ export type { Component, RunMainOptions } from './run-main.js';
 export { applySysctls, INIT_ARG, type SysctlTable } from './init-mode.js';
 export type { Logger } from 'pino';
 export { watchFiles, watchCertificates } from './watch-files.js';
+export { createIntervalLog, OVERFLOW_KEY } from './interval-log.js';
+export type { IntervalLog, IntervalLogOptions, LevelLogger } from './interval-log.js';
 export type { FileWatch } from './watch-files.js';
