@@ -13,6 +13,7 @@
  * read from the device is sent on the wire without copying packets one by one, and a batch received
  * from the wire is written to the device in one call.
  */
+import { ProtoMalformedError } from './errors.js';
 
 export type DeviceMode = 'tun' | 'tap';
 
@@ -55,14 +56,14 @@ export function packBatch(packets: readonly Uint8Array[]): Buffer {
   return out;
 }
 
-/** Splits a packed batch into views (no copies). Throws on a truncated entry. */
+/** Splits a packed batch into views (no copies). Throws RVPN_ERR_PROTO_MALFORMED on a truncated entry. */
 export function unpackBatch(batch: Buffer): Buffer[] {
   const out: Buffer[] = [];
   let off = 0;
   while (off < batch.length) {
-    if (off + 2 > batch.length) throw new RangeError('truncated packed batch (length prefix)');
+    if (off + 2 > batch.length) throw new ProtoMalformedError('truncated packed batch (length prefix)');
     const len = batch.readUInt16BE(off);
-    if (off + 2 + len > batch.length) throw new RangeError('truncated packed batch (packet)');
+    if (off + 2 + len > batch.length) throw new ProtoMalformedError('truncated packed batch (packet)');
     out.push(batch.subarray(off + 2, off + 2 + len));
     off += 2 + len;
   }

@@ -9,8 +9,9 @@
  *   +--------+--------+--------+--------+------------------------------+
  *   | type   | payload length (u24)     | payload (0..MAX_FRAME_PAYLOAD) |
  *   +--------+--------+--------+--------+------------------------------+
- *   A frame larger than MAX_FRAME_PAYLOAD is a protocol error (RVPN_ERR_PROTO_MALFORMED): the
- *   receiver closes the connection. Senders split batches to stay below it.
+ *   A frame larger than MAX_FRAME_PAYLOAD (MAX_HELLO_PAYLOAD before the handshake completed) is a
+ *   protocol error (RVPN_ERR_PROTO_FRAME_TOO_LARGE): the receiver sends ERROR and closes at once,
+ *   without reading (or allocating) the payload. Senders split batches to stay below it.
  *
  * FRAME TYPES
  *   0x01 HELLO       "RVPN" (4 bytes) | major u8 | minor u8 | UTF-8 JSON (HelloBody)
@@ -18,9 +19,13 @@
  *   0x03 DATA_BATCH  a packed batch: ([u16 length][packet bytes])* — since 1.1, sent only when both
  *                    sides negotiated minor >= 1. The layout is the one the TUN addon produces.
  *   0x04 PING        seq u32 | sender timestamp u64 (ns, sender's monotonic clock)
- *   0x05 PONG        the PING payload echoed unchanged (the sender computes the RTT)
+ *   0x05 PONG        the PING payload echoed unchanged (the sender computes the RTT). A receiver whose
+ *                    write buffer is over its cap does not echo (the peer is not reading): PINGs
+ *                    are then dropped, never queued.
  *   0x06 CLOSE       reason u16 | UTF-8 text. The sender closes after it.
- *   0x07 ERROR       UTF-8 JSON { code: "RVPN_ERR_…", message }. The sender closes after it.
+ *   0x07 ERROR       UTF-8 JSON { code: "RVPN_ERR_…", message }. The sender closes after it. The
+ *                    receiver trusts the code only when it is one it knows (else `other`: a peer
+ *                    must not mint metric labels) and truncates the message.
  *   0x80-0xff        optional extensions: ignored by receivers that do not know them.
  *   0x80 MAC_ANNOUNCE  (extension, HA) count u16 | count × MAC (6 bytes): the MACs attached to the
  *                    sending HA seed server's switch; bonds use it to pick a link per destination
@@ -43,11 +48,19 @@
  *   behind data. Gardener's OpenVPN needs 30-60 s for the same decision.
  */
 
+import { registeredErrors } from '@rvpn/config';
+
 export const PROTOCOL_MAJOR = 1;
 export const PROTOCOL_MINOR = 1;
 export const MAGIC = Buffer.from('RVPN', 'ascii');
 export const FRAME_HEADER_BYTES = 4;
 export const MAX_FRAME_PAYLOAD = 1 << 20;
+/** Frame limit while the handshake runs: a HELLO is a few hundred bytes; nobody needs a MiB for it. */
+export const MAX_HELLO_PAYLOAD = 64 * 1024;
+/** Peer text (CLOSE text, ERROR message, identities) kept for logs and reasons, in characters. */
+export const MAX_PEER_TEXT = 256;
+/** What an ERROR frame's code becomes when this side does not know it. */
+export const OTHER_CODE = 'other';
 export const DEFAULT_KEEPALIVE_INTERVAL_MS = 250;
 export const DEFAULT_KEEPALIVE_TIMEOUT_MS = 1000;
 
@@ -167,20 +180,50 @@ export function encodeClose(reason: number, text: string): Buffer {
 
 export function decodeClose(payload: Buffer): { reason: number; text: string } {
   if (payload.length < 2) return { reason: 0, text: '' };
-  return { reason: payload.readUInt16BE(0), text: payload.subarray(2).toString('utf8') };
+  return { reason: payload.readUInt16BE(0), text: peerText(payload.subarray(2, 2 + 4 * MAX_PEER_TEXT).toString('utf8')) };
 }
 
 export function encodeError(code: string, message: string): Buffer {
   return encodeFrame(FrameType.ERROR, Buffer.from(JSON.stringify({ code, message: message.slice(0, 1024) }), 'utf8'));
 }
 
-export function decodeError(payload: Buffer): { code: string; message: string } {
+/**
+ * Parses an ERROR payload. `code` is a code this process knows (registered with defineError) or
+ * OTHER_CODE, so it is safe as a metric label; `rawCode` and `message` are sanitised and truncated
+ * peer text, for logs only.
+ */
+export function decodeError(payload: Buffer): { code: string; rawCode: string; message: string } {
   try {
-    const o = JSON.parse(payload.toString('utf8')) as { code?: unknown; message?: unknown };
-    return { code: typeof o.code === 'string' ? o.code : 'RVPN_ERR_PROTO_MALFORMED', message: typeof o.message === 'string' ? o.message : '' };
+    const o = JSON.parse(payload.toString('utf8')) as { code?: unknown; message?: unknown } | null;
+    const raw = typeof o?.code === 'string' ? o.code : 'RVPN_ERR_PROTO_MALFORMED';
+    return { code: knownCode(raw), rawCode: peerText(raw, 64), message: typeof o?.message === 'string' ? peerText(o.message) : '' };
   } catch {
-    return { code: 'RVPN_ERR_PROTO_MALFORMED', message: 'unparseable ERROR frame' };
+    return { code: 'RVPN_ERR_PROTO_MALFORMED', rawCode: 'RVPN_ERR_PROTO_MALFORMED', message: 'unparseable ERROR frame' };
   }
+}
+
+/** `code` when this process declared it (defineError), else OTHER_CODE: the only codes fit for labels. */
+export function knownCode(code: string | undefined): string {
+  if (code === undefined) return OTHER_CODE;
+  if (!known || known.size !== registeredErrors().length) known = new Set(registeredErrors().map((e) => e.code));
+  return known.has(code) ? code : OTHER_CODE;
+}
+let known: Set<string> | undefined;
+
+/**
+ * Peer-controlled text made fit for a log line: control and format characters replaced, at most
+ * `max` characters (the rest counted, not kept).
+ */
+export function peerText(text: unknown, max = MAX_PEER_TEXT): string {
+  const s = typeof text === 'string' ? text : String(text);
+  const head = (s.length > max ? s.slice(0, max) : s).replace(/[\p{Cc}\p{Cf}\p{Co}\p{Cs}\u2028\u2029]/gu, '?');
+  return s.length > max ? `${head}…(+${s.length - max} chars)` : head;
+}
+
+/** PING/PONG payload: seq and the sender's timestamp, or undefined when it is too short. */
+export function decodePing(payload: Buffer): { seq: number; timestampNs: bigint } | undefined {
+  if (payload.length < 12) return undefined;
+  return { seq: payload.readUInt32BE(0), timestampNs: payload.readBigUInt64BE(4) };
 }
 
 /** CLOSE reason codes. */
@@ -195,6 +238,10 @@ export const CloseReason = {
  * Incremental frame parser. Frames that lie within one chunk are handed out as views (no copy);
  * a frame spanning chunks is assembled once into a buffer of its exact size. Payload views stay
  * valid after the callback (chunks from a socket are never reused).
+ *
+ * It never throws on input: a declared length above `maxPayload` calls `onError` once (before
+ * anything is allocated for it) and the parser ignores all later bytes. At most one buffer of
+ * FRAME_HEADER_BYTES + maxPayload is held at a time (`bufferedBytes`).
  */
 export class FrameParser {
   private partial: Buffer | null = null;
@@ -204,10 +251,31 @@ export class FrameParser {
   private failed = false;
 
   constructor(
-    private readonly onFrame: (type: number, payload: Buffer) => void,
-    private readonly onError: (reason: string) => void,
-    private readonly maxPayload = MAX_FRAME_PAYLOAD,
+    private onFrame: (type: number, payload: Buffer) => void,
+    private onError: (reason: string, declaredLength: number) => void,
+    private maxPayload = MAX_FRAME_PAYLOAD,
   ) {}
+
+  /** Hands the parser to another consumer (the session, after the handshake) with its own limit. */
+  retarget(onFrame: (type: number, payload: Buffer) => void, onError: (reason: string, declaredLength: number) => void, maxPayload: number): void {
+    this.onFrame = onFrame;
+    this.onError = onError;
+    this.maxPayload = maxPayload;
+  }
+
+  /** Bytes held for a frame that spans chunks (bounded by FRAME_HEADER_BYTES + maxPayload). */
+  get bufferedBytes(): number {
+    return this.partial ? this.partial.length : 0;
+  }
+
+  get limit(): number {
+    return this.maxPayload;
+  }
+
+  /** True after a length error: later bytes are ignored. */
+  get stopped(): boolean {
+    return this.failed;
+  }
 
   push(chunk: Buffer): void {
     let off = 0;
@@ -260,7 +328,8 @@ export class FrameParser {
   private checkLength(len: number): boolean {
     if (len <= this.maxPayload) return true;
     this.failed = true;
-    this.onError(`frame of ${len} bytes exceeds the ${this.maxPayload}-byte limit`);
+    this.partial = null;
+    this.onError(`frame of ${len} bytes exceeds the ${this.maxPayload}-byte limit`, len);
     return false;
   }
 }

@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { packBatch, unpackBatch } from './device.js';
 import { encodeHelloForVersion, establishSession, type LocalHello, type TunnelSession } from './session.js';
 import { createMemoryTransportPair } from './testing/memory-transport.js';
+import { FrameType } from './protocol.js';
 
 const base = { keepaliveIntervalMs: 50, keepaliveTimeoutMs: 400, vpnNetwork: 'fd8f:6d53:b97a:1::/96', mtu: 1500 };
 const seedHello: LocalHello = { ...base, role: 'seed', identity: 'seed', assignment: { seedAddress: 'fd8f:6d53:b97a:1::1', shootAddress: 'fd8f:6d53:b97a:1::2', prefixLength: 96 } };
@@ -155,5 +156,80 @@ describe('TunnelSession', () => {
     await drained;
     expect(shoot.writable).toBe(true);
     shoot.close();
+  });
+});
+
+describe('TunnelSession against a hostile peer', () => {
+  /** A listener session whose peer is the raw stream `a` (the test speaks for the peer). */
+  async function rawPeer(opts: { keepaliveTimeoutMs?: number; writeBufferCap?: number; highWaterMark?: number } = {}) {
+    const [a, b] = createMemoryTransportPair(opts.highWaterMark ? { highWaterMark: opts.highWaterMark } : {});
+    const hello = { ...seedHello, keepaliveIntervalMs: 10_000, keepaliveTimeoutMs: opts.keepaliveTimeoutMs ?? 60_000 };
+    const listener = establishSession(b, { side: 'listener', hello, ...(opts.writeBufferCap ? { writeBufferCap: opts.writeBufferCap } : {}) });
+    a.write(encodeHelloForVersion(shootHello, 1, 1));
+    const seed = await listener;
+    return { a, b, seed };
+  }
+
+  it('closes at once with RVPN_ERR_PROTO_FRAME_TOO_LARGE on a frame above the limit after the handshake', async () => {
+    const { a, seed } = await rawPeer();
+    let answer = Buffer.alloc(0);
+    a.on('data', (d: Buffer) => (answer = Buffer.concat([answer, d])));
+    a.write(Buffer.from([FrameType.DATA_BATCH, 0x10, 0x00, 0x01])); // 1 MiB + 1
+    const end = await Promise.race([seed.closed, new Promise<undefined>((r) => setTimeout(() => r(undefined), 2000))]);
+    expect(end?.code).toBe('RVPN_ERR_PROTO_FRAME_TOO_LARGE');
+    await until(() => answer.includes('RVPN_ERR_PROTO_FRAME_TOO_LARGE'));
+  });
+
+  it('refuses a HELLO above 64 KiB before reading it', async () => {
+    const [a, b] = createMemoryTransportPair();
+    const listener = establishSession(b, { side: 'listener', hello: seedHello });
+    a.write(Buffer.from([FrameType.HELLO, 0x01, 0x00, 0x01])); // 64 KiB + 1, payload never sent
+    await expect(listener).rejects.toMatchObject({ code: 'RVPN_ERR_PROTO_FRAME_TOO_LARGE' });
+  });
+
+  it('does not echo PINGs while the peer does not read: the write buffer stays bounded', async () => {
+    const cap = 64 * 1024;
+    const { a, b, seed } = await rawPeer({ writeBufferCap: cap, highWaterMark: 16 * 1024 });
+    a.pause(); // the peer never reads
+    const ping = Buffer.concat([Buffer.from([FrameType.PING, 0x04, 0x00, 0x00]), Buffer.alloc(256 * 1024)]);
+    for (let i = 0; i < 40; i++) {
+      a.write(ping);
+      await new Promise((r) => setImmediate(r));
+    }
+    await until(() => seed.stats.framesIn >= 40);
+    // one PONG may go out while under the cap; 40 × 256 KiB would be 10 MiB
+    expect(b.writableLength).toBeLessThanOrEqual(cap + ping.length);
+    expect(seed.stats.pongsDropped).toBeGreaterThan(30);
+    seed.close();
+  });
+
+  it('drops extension frames while the peer does not read', async () => {
+    const cap = 32 * 1024;
+    const { a, b, seed } = await rawPeer({ writeBufferCap: cap, highWaterMark: 16 * 1024 });
+    a.pause();
+    let sent = 0;
+    for (let i = 0; i < 100; i++) if (seed.sendExtension(0x80, Buffer.alloc(8 * 1024))) sent++;
+    expect(sent).toBeLessThan(10);
+    expect(seed.stats.extensionDrops).toBe(100 - sent);
+    expect(b.writableLength).toBeLessThanOrEqual(cap + 8 * 1024 + 4);
+    seed.close();
+  });
+
+  it('maps an unknown ERROR code to `other` and truncates peer text', async () => {
+    const { a, seed } = await rawPeer();
+    const code = 'RVPN_ERR_MADE_UP_' + 'X'.repeat(5000);
+    const json = Buffer.from(JSON.stringify({ code, message: 'm\u0000\n'.repeat(100_000) }));
+    a.write(Buffer.concat([Buffer.from([FrameType.ERROR, json.length >> 16, (json.length >> 8) & 0xff, json.length & 0xff]), json]));
+    const end = await seed.closed;
+    expect(end.code).toBe('other');
+    expect(end.reason.length).toBeLessThan(600);
+    expect(end.reason).not.toMatch(/[\u0000\n]/);
+  });
+
+  it('keeps a known ERROR code', async () => {
+    const { a, seed } = await rawPeer();
+    const json = Buffer.from(JSON.stringify({ code: 'RVPN_ERR_TUNNEL_CONFIG_MISMATCH', message: 'x' }));
+    a.write(Buffer.concat([Buffer.from([FrameType.ERROR, 0, 0, json.length]), json]));
+    expect((await seed.closed).code).toBe('RVPN_ERR_TUNNEL_CONFIG_MISMATCH');
   });
 });

@@ -20,12 +20,14 @@ import {
   frameHeader,
   FrameType,
   MAX_FRAME_PAYLOAD,
+  MAX_HELLO_PAYLOAD,
+  peerText,
   PROTOCOL_MAJOR,
   PROTOCOL_MINOR,
   type Hello,
   type HelloBody,
 } from './protocol.js';
-import { ProtoHandshakeError, ProtoMalformedError, ProtoVersionError, TunnelClosedError, TunnelPeerDeadError, TunnelTlsError } from './errors.js';
+import { ProtoFrameTooLargeError, ProtoHandshakeError, ProtoMalformedError, ProtoVersionError, TunnelClosedError, TunnelPeerDeadError, TunnelTlsError } from './errors.js';
 
 export type LocalHello = HelloBody;
 export type PeerHello = Hello;
@@ -49,6 +51,10 @@ export interface SessionStats {
   rttSmoothedMs: number | undefined;
   /** Batches dropped because the socket's write buffer was over its cap. */
   sendDrops: number;
+  /** PINGs not echoed because the peer was not reading (write buffer over its cap). */
+  pongsDropped: number;
+  /** Extension frames (e.g. MAC announcements) dropped for the same reason. */
+  extensionDrops: number;
 }
 
 export interface EstablishOptions {
@@ -73,7 +79,7 @@ export class TunnelSession {
   readonly negotiatedMinor: number;
   readonly stats: SessionStats = {
     bytesIn: 0, bytesOut: 0, packetsIn: 0, packetsOut: 0, framesIn: 0, framesOut: 0,
-    pingsSent: 0, pongsReceived: 0, rttMs: undefined, rttSmoothedMs: undefined, sendDrops: 0,
+    pingsSent: 0, pongsReceived: 0, rttMs: undefined, rttSmoothedMs: undefined, sendDrops: 0, pongsDropped: 0, extensionDrops: 0,
   };
   readonly closed: Promise<SessionEnd>;
 
@@ -93,7 +99,7 @@ export class TunnelSession {
   private readonly keepaliveTimeoutMs: number;
 
   /** @internal use establishSession */
-  constructor(stream: Duplex, parser: { setHandler(h: (type: number, payload: Buffer) => void): void }, peer: PeerHello, minor: number, local: LocalHello, opts: EstablishOptions) {
+  constructor(stream: Duplex, parser: FrameParser, peer: PeerHello, minor: number, local: LocalHello, opts: EstablishOptions) {
     this.stream = stream;
     this.peerHello = peer;
     this.negotiatedMinor = minor;
@@ -101,7 +107,13 @@ export class TunnelSession {
     this.maxPending = opts.maxPendingBatches ?? 256;
     this.keepaliveTimeoutMs = local.keepaliveTimeoutMs || DEFAULT_KEEPALIVE_TIMEOUT_MS;
     this.closed = new Promise((r) => (this.resolveClosed = r));
-    parser.setHandler((type, payload) => this.onFrame(type, payload));
+    // From here on frames may be up to MAX_FRAME_PAYLOAD; a larger one ends the session at once
+    // (before it was ignored and the session lingered until the keepalive timeout).
+    parser.retarget(
+      (type, payload) => this.onFrame(type, payload),
+      (reason) => this.protocolError(reason, new ProtoFrameTooLargeError(reason)),
+      MAX_FRAME_PAYLOAD,
+    );
     stream.on('drain', () => {
       for (const l of [...this.drainListeners]) l();
     });
@@ -128,12 +140,21 @@ export class TunnelSession {
     this.extensionHandler = handler;
   }
 
-  /** Sends an extension frame; peers that do not know the type ignore it. */
-  sendExtension(type: number, payload: Buffer): void {
+  /**
+   * Sends an extension frame; peers that do not know the type ignore it. Returns false (and sends
+   * nothing) when the session ended or the peer is not reading (write buffer over its cap):
+   * extensions are state announcements that are repeated, never worth unbounded memory.
+   */
+  sendExtension(type: number, payload: Buffer): boolean {
     if (type < 0x80 || type > 0xff) throw new RangeError(`extension frame types are 0x80-0xff, not 0x${type.toString(16)}`);
-    if (this.ended) return;
+    if (this.ended) return false;
+    if (this.stream.writableLength >= this.cap) {
+      this.stats.extensionDrops++;
+      return false;
+    }
     this.stream.write(Buffer.concat([frameHeader(type, payload.length), payload]));
     this.stats.framesOut++;
+    return true;
   }
 
   onDrain(l: Listener): () => void {
@@ -214,7 +235,7 @@ export class TunnelSession {
   private checkAlive() {
     const silent = Date.now() - this.lastRx;
     if (silent > this.keepaliveTimeoutMs) {
-      const err = new TunnelPeerDeadError(`nothing received from ${this.peerHello.identity} for ${silent} ms`);
+      const err = new TunnelPeerDeadError(`nothing received from ${peerText(this.peerHello.identity)} for ${silent} ms`);
       this.finish({ reason: err.message, code: err.code, error: err });
     }
   }
@@ -225,6 +246,7 @@ export class TunnelSession {
   }
 
   private onFrame(type: number, payload: Buffer) {
+    if (this.ended) return;
     this.lastRx = Date.now();
     this.stats.framesIn++;
     switch (type) {
@@ -258,7 +280,10 @@ export class TunnelSession {
         return;
       }
       case FrameType.PING:
-        if (!this.ended) this.stream.write(Buffer.concat([frameHeader(FrameType.PONG, payload.length), payload]));
+        // Echo only while the peer reads what we write: a peer that sends big PINGs and never
+        // reads would otherwise grow our write buffer without bound.
+        if (this.stream.writableLength >= this.cap) this.stats.pongsDropped++;
+        else this.stream.write(Buffer.concat([frameHeader(FrameType.PONG, payload.length), payload]));
         return;
       case FrameType.PONG: {
         if (payload.length < 12) return;
@@ -275,7 +300,7 @@ export class TunnelSession {
       }
       case FrameType.ERROR: {
         const e = decodeError(payload);
-        this.finish({ reason: `peer error ${e.code}: ${e.message}`, code: e.code });
+        this.finish({ reason: `peer error ${e.rawCode}: ${e.message}`, code: e.code });
         return;
       }
       case FrameType.HELLO:
@@ -291,8 +316,7 @@ export class TunnelSession {
   }
 
   /** @internal */
-  protocolError(text: string) {
-    const err = new ProtoMalformedError(text);
+  protocolError(text: string, err: Error & { code: string } = new ProtoMalformedError(text)) {
     try {
       this.stream.write(encodeError(err.code, text));
     } catch {
@@ -322,11 +346,12 @@ export class TunnelSession {
 export function establishSession(stream: Duplex, opts: EstablishOptions): Promise<TunnelSession> {
   const localMinor = Math.min(opts.protocolMinor ?? PROTOCOL_MINOR, PROTOCOL_MINOR);
   return new Promise<TunnelSession>((resolve, reject) => {
-    let handler: (type: number, payload: Buffer) => void = onHandshakeFrame;
     let done = false;
+    // Before the handshake completes only a HELLO (or ERROR) may come: a small limit.
     const parser = new FrameParser(
-      (t, p) => handler(t, p),
-      (reason) => fail(new ProtoMalformedError(reason), true),
+      (t, p) => onHandshakeFrame(t, p),
+      (reason) => fail(new ProtoFrameTooLargeError(reason), true),
+      MAX_HELLO_PAYLOAD,
     );
     const onData = (chunk: Buffer) => parser.push(chunk);
     const onClose = () => fail(new ProtoHandshakeError('connection closed during the tunnel handshake'));
@@ -373,7 +398,7 @@ export function establishSession(stream: Duplex, opts: EstablishOptions): Promis
         const e = decodeError(payload);
         const err = e.code === ProtoVersionError.code
           ? new ProtoVersionError(`peer refused the session: ${e.message}`)
-          : Object.assign(new ProtoHandshakeError(`peer refused the session: ${e.code}: ${e.message}`), { code: e.code });
+          : Object.assign(new ProtoHandshakeError(`peer refused the session: ${e.rawCode}: ${e.message}`), { code: e.code });
         fail(err);
         return;
       }
@@ -399,7 +424,7 @@ export function establishSession(stream: Duplex, opts: EstablishOptions): Promis
       if (opts.side === 'listener') stream.write(encodeHello(opts.hello, PROTOCOL_MAJOR, localMinor));
       const minor = Math.min(localMinor, peer.minor);
       cleanup();
-      const session = new TunnelSession(stream, { setHandler: (h) => (handler = h) }, peer, minor, opts.hello, opts);
+      const session = new TunnelSession(stream, parser, peer, minor, opts.hello, opts);
       resolve(session);
     }
 
