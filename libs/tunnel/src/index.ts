@@ -42,7 +42,15 @@ export { filterBatch } from './filter.js';
 export type { FilterRules, FilterResult } from './filter.js';
 export { TunnelDataPath } from './datapath.js';
 export type { TunnelDataPathOptions, DropReason } from './datapath.js';
-export { TunnelListener, authorizeByIdentity } from './listener.js';
+export {
+  TunnelListener,
+  authorizeByIdentity,
+  acceptErrorLabel,
+  DEFAULT_MAX_PENDING_HANDSHAKES,
+  DEFAULT_TLS_HANDSHAKE_TIMEOUT_MS,
+  DEFAULT_HANDSHAKE_TIMEOUT_MS,
+  REFUSAL_LOG_INTERVAL_MS,
+} from './listener.js';
 export type { TunnelListenerOptions, TlsMaterial, AuthorizeResult, TunnelLogger } from './listener.js';
 export { TunnelDialer } from './dialer.js';
 export type { TunnelDialerOptions, DialerState } from './dialer.js';

@@ -36,7 +36,7 @@ const until = async (cond: () => boolean, ms = 8000) => {
   }
 };
 
-async function seedSide(opts: { port?: number } = {}) {
+async function seedSide(opts: { port?: number; maxPendingHandshakes?: number; tlsHandshakeTimeoutMs?: number; handshakeTimeoutMs?: number } = {}) {
   const device = createFakeDevice();
   const datapath = new TunnelDataPath({ device, inboundFilter: { allowSource: new CidrSet([Cidr.parse('100.96.0.0/11')]) } });
   datapath.start();
@@ -50,6 +50,9 @@ async function seedSide(opts: { port?: number } = {}) {
     hello: seedHello,
     onSession: (s) => { sessions.push(s); datapath.attach(s); },
     onRefused: (code) => refused.push(code),
+    ...(opts.maxPendingHandshakes !== undefined ? { maxPendingHandshakes: opts.maxPendingHandshakes } : {}),
+    ...(opts.tlsHandshakeTimeoutMs !== undefined ? { tlsHandshakeTimeoutMs: opts.tlsHandshakeTimeoutMs } : {}),
+    ...(opts.handshakeTimeoutMs !== undefined ? { handshakeTimeoutMs: opts.handshakeTimeoutMs } : {}),
   });
   const { port } = await listener.start();
   cleanups.push(() => listener.stop());
@@ -179,5 +182,76 @@ describe('tunnel over TLS', () => {
     await seed.listener.stop();
     const again = await seedSide({ port: seed.port });
     await until(() => shoot.dialer.sessions > first && again.sessions.length === 1);
+  });
+});
+
+describe('tunnel listener under a handshake flood', () => {
+  /** Opens `n` TCP connections that never send a byte; resolves with them once connected. */
+  async function idle(port: number, n: number) {
+    const socks = await Promise.all(Array.from({ length: n }, () => new Promise<net.Socket>((resolve) => {
+      const s = net.connect(port, '127.0.0.1', () => resolve(s));
+      s.on('error', () => undefined);
+      s.resume();
+    })));
+    const closed = new Set<net.Socket>();
+    for (const s of socks) s.once('close', () => closed.add(s));
+    cleanups.push(() => { for (const s of socks) s.destroy(); });
+    return { socks, closed };
+  }
+
+  it('holds at most maxPendingHandshakes unauthenticated connections and still admits a real client', async () => {
+    const seed = await seedSide({ maxPendingHandshakes: 4, tlsHandshakeTimeoutMs: 60_000 });
+    const { closed } = await idle(seed.port, 20);
+    await until(() => closed.size >= 16);
+    expect(seed.listener.pendingHandshakes).toBeLessThanOrEqual(4);
+    expect(seed.refused.filter((c) => c === 'RVPN_ERR_TUNNEL_OVERLOADED').length).toBeGreaterThanOrEqual(16);
+    const shoot = shootSide(seed.port);
+    await until(() => shoot.dialer.state === 'connected' && seed.sessions.length === 1);
+  });
+
+  it('gives an unauthenticated client tlsHandshakeTimeoutMs to finish TLS', async () => {
+    const seed = await seedSide({ tlsHandshakeTimeoutMs: 300 });
+    const { closed } = await idle(seed.port, 3);
+    const t0 = Date.now();
+    await until(() => closed.size === 3, 3000);
+    expect(Date.now() - t0).toBeLessThan(3000);
+    expect(seed.refused).toContain('RVPN_ERR_TUNNEL_TLS');
+  });
+
+  it('refuses newcomers when every pending handshake has authenticated', async () => {
+    const tls = await import('node:tls');
+    const seed = await seedSide({ maxPendingHandshakes: 2, handshakeTimeoutMs: 60_000 });
+    // two clients that finish TLS with a valid certificate and then never send HELLO
+    const authed = await Promise.all([0, 1].map(() => new Promise<import('node:tls').TLSSocket>((resolve) => {
+      const s = tls.connect({ host: '127.0.0.1', port: seed.port, ca: pki.ca.certPem, cert: pki.shootClient.certPem, key: pki.shootClient.keyPem, servername: 'vpn-seed-server' }, () => resolve(s));
+      s.on('error', () => undefined);
+    })));
+    cleanups.push(() => { for (const s of authed) s.destroy(); });
+    await until(() => seed.listener.pendingHandshakes === 2 && [...(seed.listener as unknown as { pending: Map<unknown, { phase: string }> }).pending.values()].every((p) => p.phase === 'hello'));
+    const { closed } = await idle(seed.port, 1);
+    await until(() => closed.size === 1);
+    expect(authed.every((s) => !s.destroyed)).toBe(true);
+    expect(seed.refused).toContain('RVPN_ERR_TUNNEL_OVERLOADED');
+  });
+
+  it('keeps listening after an error of the listening socket (EMFILE) and counts it', async () => {
+    const errors: string[] = [];
+    const listener = new TunnelListener({
+      host: '127.0.0.1', port: 0,
+      tls: { ca: pki.ca.certPem, cert: pki.server.certPem, key: pki.server.keyPem },
+      authorize: authorizeByIdentity({ allowedCommonNames: ['vpn-shoot-client'] }),
+      hello: seedHello,
+      onSession: () => undefined,
+      onAcceptError: (label) => errors.push(label),
+    });
+    const { port } = await listener.start();
+    cleanups.push(() => listener.stop());
+    const server = (listener as unknown as { server: net.Server }).server;
+    // what libuv reports when accept(2) fails for lack of descriptors
+    expect(() => server.emit('error', Object.assign(new Error('accept EMFILE'), { code: 'EMFILE', errno: -24, syscall: 'accept' }))).not.toThrow();
+    expect(errors).toEqual(['EMFILE']);
+    expect(listener.stats.acceptErrors).toBe(1);
+    const shoot = shootSide(port);
+    await until(() => shoot.dialer.state === 'connected');
   });
 });
