@@ -4,13 +4,14 @@
  *
  * device → (outbound filter) → session.sendBatch; backpressure pauses the device until the session
  * drains, so the kernel queue drops like a router would instead of JS buffering without bound.
- * session → inbound filter (anti-spoofing) → device.writeBatch, one call per batch.
+ * session → inbound filter (sources, destinations, ICMP errors, IPv6 extension headers; see
+ * filter.ts) → device.writeBatch, one call per batch.
  */
 import type { PacketDevice } from './device.js';
 import { filterBatch, type FilterRules } from './filter.js';
 import type { TunnelSession } from './session.js';
 
-export type DropReason = 'no_session' | 'spoofed_source' | 'malformed' | 'backpressure' | 'outbound_filtered';
+export type DropReason = 'no_session' | 'spoofed_source' | 'bad_destination' | 'icmp_error' | 'ext_header' | 'malformed' | 'backpressure' | 'outbound_filtered';
 
 export interface DataPathLogger {
   debug(obj: object, msg?: string): void;
@@ -33,7 +34,9 @@ export class TunnelDataPath {
   private offDrain: (() => void) | undefined;
   private paused = false;
   private started = false;
-  readonly drops: Record<DropReason, number> = { no_session: 0, spoofed_source: 0, malformed: 0, backpressure: 0, outbound_filtered: 0 };
+  readonly drops: Record<DropReason, number> = {
+    no_session: 0, spoofed_source: 0, bad_destination: 0, icmp_error: 0, ext_header: 0, malformed: 0, backpressure: 0, outbound_filtered: 0,
+  };
 
   constructor(opts: TunnelDataPathOptions) {
     this.opts = opts;
@@ -77,7 +80,10 @@ export class TunnelDataPath {
   private fromSession(batch: Buffer) {
     if (this.opts.inboundFilter) {
       const r = filterBatch(batch, this.opts.inboundFilter);
-      this.drop('spoofed_source', r.dropped);
+      this.drop('spoofed_source', r.reasons.source);
+      this.drop('bad_destination', r.reasons.destination);
+      this.drop('icmp_error', r.reasons.icmp_error);
+      this.drop('ext_header', r.reasons.ext_header);
       this.drop('malformed', r.malformed);
       batch = r.batch;
     }

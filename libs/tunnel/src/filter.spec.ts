@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { Cidr, CidrSet } from '@rvpn/config';
 import { packBatch, unpackBatch } from './device.js';
 import { filterBatch } from './filter.js';
-import { icmpEcho, ipv6Packet } from './testing/packets.js';
+import { icmp4Error, icmp6, icmpEcho, ipv6Packet, ipv6WithHeaders, tcp4, v6Bytes } from './testing/packets.js';
 
 const allow = new CidrSet(['100.96.0.0/11', 'fd8f:6d53:b97a:1::/96'].map((c) => Cidr.parse(c)));
 const v6 = (last: number, prefix = [0xfd, 0x8f, 0x6d, 0x53, 0xb9, 0x7a, 0, 1]) => Uint8Array.from([...prefix, 0, 0, 0, 0, 0, 0, 0, last]);
@@ -31,5 +31,77 @@ describe('filterBatch', () => {
       allowDestination: new CidrSet([Cidr.parse('10.1.0.0/24')]),
     });
     expect(r.dropped).toBe(1);
+  });
+});
+
+describe('filterBatch at the seed: destinations, ICMP errors, fragments, IPv6 extension headers', () => {
+  const shoot = new CidrSet(['100.96.0.0/11', 'fd10:96::/32', 'fd8f:6d53:b97a:1::2/128'].map((c) => Cidr.parse(c)));
+  const own = new CidrSet(['10.1.0.20/32', 'fd8f:6d53:b97a:1::1/128'].map((c) => Cidr.parse(c)));
+  const rules = { allowSource: shoot, allowDestination: own, icmpErrors: { quotedSource: own, quotedDestination: shoot } };
+  const one = (p: Buffer) => filterBatch(packBatch([p]), rules);
+  const SEED6 = v6Bytes('fd8f:6d53:b97a:1::1');
+  const SHOOT6 = v6Bytes('fd8f:6d53:b97a:1::2');
+  const POD6 = v6Bytes('fd10:96:1::10');
+
+  it('accepts replies from the shoot to the seed side', () => {
+    expect(one(tcp4('100.96.1.10', '10.1.0.20', 8080, 40000, 0x12)).passed).toBe(1);
+    expect(one(ipv6WithHeaders(POD6, SEED6, [], { type: 6, payload: Buffer.alloc(20) })).passed).toBe(1);
+  });
+
+  it('drops sources elsewhere in VPN_NETWORK, the seed\'s own address as source, and foreign destinations', () => {
+    expect(one(ipv6Packet(v6Bytes('fd8f:6d53:b97a:1::99'), SEED6)).reasons.source).toBe(1);
+    expect(one(ipv6Packet(SEED6, SEED6)).reasons.source).toBe(1);
+    expect(one(icmpEcho('100.96.1.10', '10.1.0.21', 1, 1)).reasons.destination).toBe(1); // another seed pod
+    expect(one(icmpEcho('100.96.1.10', '255.255.255.255', 1, 1)).reasons.destination).toBe(1);
+    expect(one(ipv6Packet(SHOOT6, v6Bytes('ff02::1'))).reasons.destination).toBe(1);
+  });
+
+  it('accepts an ICMP error that quotes a packet the seed sent into the tunnel', () => {
+    const ours = tcp4('10.1.0.20', '100.96.1.10', 40000, 8080);
+    expect(one(icmp4Error('100.96.0.1', '10.1.0.20', ours, { mtu: 1400 })).passed).toBe(1);
+    const ours6 = ipv6WithHeaders(SEED6, POD6, [], { type: 6, payload: Buffer.alloc(20) });
+    expect(one(ipv6WithHeaders(SHOOT6, SEED6, [], { type: 58, payload: icmp6(2, 0, ours6, 1280) })).passed).toBe(1);
+  });
+
+  it('drops a forged "fragmentation needed" about a flow outside the tunnel (the apiserver\'s connection to 9443)', () => {
+    const elsewhere = tcp4('10.1.0.20', '10.1.0.30', 9443, 51234, 0x10);
+    expect(one(icmp4Error('100.96.0.1', '10.1.0.20', elsewhere, { mtu: 576 })).reasons.icmp_error).toBe(1);
+    const elsewhere6 = ipv6WithHeaders(SEED6, v6Bytes('fd00:1::30'), [], { type: 6, payload: Buffer.alloc(20) });
+    expect(one(ipv6WithHeaders(SHOOT6, SEED6, [], { type: 58, payload: icmp6(2, 0, elsewhere6, 1280) })).reasons.icmp_error).toBe(1);
+  });
+
+  it('drops ICMP errors that are fragmented or too short to show what they quote, redirects and router advertisements', () => {
+    const ours = tcp4('10.1.0.20', '100.96.1.10', 40000, 8080);
+    expect(one(icmp4Error('100.96.0.1', '10.1.0.20', ours, { mtu: 1400, fragment: { offset8: 0, more: true } })).reasons.icmp_error).toBe(1);
+    expect(one(icmp4Error('100.96.0.1', '10.1.0.20', ours.subarray(0, 12))).reasons.icmp_error).toBe(1);
+    expect(one(icmp4Error('100.96.0.1', '10.1.0.20', ours, { type: 5, code: 1 })).reasons.icmp_error).toBe(1);
+    const ours6 = ipv6WithHeaders(SEED6, POD6, [], { type: 6, payload: Buffer.alloc(20) });
+    expect(one(ipv6WithHeaders(SHOOT6, SEED6, [{ type: 44 }], { type: 58, payload: icmp6(2, 0, ours6, 1280) })).reasons.icmp_error).toBe(1);
+    expect(one(ipv6WithHeaders(SHOOT6, SEED6, [], { type: 58, payload: icmp6(134, 0, Buffer.alloc(8)) })).reasons.icmp_error).toBe(1);
+    expect(one(ipv6WithHeaders(SHOOT6, SEED6, [], { type: 58, payload: icmp6(137, 0, Buffer.alloc(32)) })).reasons.icmp_error).toBe(1);
+  });
+
+  it('finds the ICMPv6 header behind extension headers (no bypass by hop-by-hop or destination options)', () => {
+    const elsewhere6 = ipv6WithHeaders(SEED6, v6Bytes('fd00:1::30'), [], { type: 6, payload: Buffer.alloc(20) });
+    const forged = ipv6WithHeaders(SHOOT6, SEED6, [{ type: 0 }, { type: 60 }, { type: 60, body: Buffer.alloc(14) }], { type: 58, payload: icmp6(2, 0, elsewhere6, 1280) });
+    expect(one(forged).reasons.icmp_error).toBe(1);
+    const echo = ipv6WithHeaders(SHOOT6, SEED6, [{ type: 0 }, { type: 60 }], { type: 58, payload: icmp6(129, 0, Buffer.alloc(8)) });
+    expect(one(echo).passed).toBe(1);
+  });
+
+  it('drops routing headers, over-long or truncated extension header chains', () => {
+    expect(one(ipv6WithHeaders(SHOOT6, SEED6, [{ type: 43 }], { type: 6, payload: Buffer.alloc(20) })).reasons.ext_header).toBe(1);
+    expect(one(ipv6WithHeaders(SHOOT6, SEED6, Array.from({ length: 9 }, () => ({ type: 60 })), { type: 6, payload: Buffer.alloc(20) })).reasons.ext_header).toBe(1);
+    const truncated = ipv6WithHeaders(SHOOT6, SEED6, [{ type: 60, body: Buffer.alloc(30) }], { type: 6, payload: Buffer.alloc(0) }).subarray(0, 50);
+    expect(one(Buffer.from(truncated)).reasons.ext_header).toBe(1);
+  });
+
+  it('lets non-first fragments through (no reassembly without the checked first one) but still checks their addresses', () => {
+    const second = ipv6WithHeaders(POD6, SEED6, [{ type: 44, body: Buffer.from([0, 0x08, 0, 0, 0, 1]) }], { type: 58, payload: Buffer.alloc(64) });
+    expect(one(second).passed).toBe(1);
+    const spoofed = ipv6WithHeaders(v6Bytes('fd8f:6d53:b97a:1::77'), SEED6, [{ type: 44, body: Buffer.from([0, 0x08, 0, 0, 0, 1]) }], { type: 58, payload: Buffer.alloc(64) });
+    expect(one(spoofed).reasons.source).toBe(1);
+    const frag4 = icmp4Error('100.96.0.1', '10.1.0.20', Buffer.alloc(28), { fragment: { offset8: 3, more: false } });
+    expect(one(frag4).passed).toBe(1);
   });
 });

@@ -1,31 +1,141 @@
 /**
- * Anti-spoofing on packed batches, in place and allocation-free per packet: a packet whose source
- * (or destination, when a destination set is given) is not allowed is cut out of the batch.
- * The shoot side runs in a customer's cluster and is untrusted: at the seed, packets from the tunnel
- * must come from a shoot or tunnel address.
+ * Anti-spoofing on packed batches, in place and allocation-free per packet: a packet that fails a
+ * check is cut out of the batch. The shoot side runs in a customer's cluster and is untrusted: at
+ * the seed, packets from the tunnel must come from a shoot or tunnel address, go to one of the seed
+ * side's own addresses, and ICMP errors must quote a packet that really went into the tunnel.
+ *
+ * Checks, in order (a failed one names the reason):
+ * - `source`: the source address is in `allowSource`.
+ * - `destination`: the destination address is in `allowDestination` (when given).
+ * - `ext_header`: IPv6 extension headers are walked (hop-by-hop, destination options, fragment,
+ *   AH) to find the upper-layer protocol; a routing header (no use through a tunnel; type 0 was a
+ *   traffic amplifier), more than MAX_EXT_HEADERS headers, or a chain that does not fit the packet
+ *   (RFC 7112: a first fragment must hold the whole chain) is dropped.
+ * - `icmp_error`: with `icmpErrors`, an ICMP/ICMPv6 error (destination unreachable, packet too big,
+ *   time exceeded, parameter problem) must quote a packet from `quotedSource` to `quotedDestination`,
+ *   i.e. one this side sent through the tunnel. Without it a peer could forge a "fragmentation
+ *   needed" about the seed's own flows elsewhere (the kernel accepts it as RELATED to any conntrack
+ *   entry) and shrink their path MTU. A fragmented ICMP error, redirects and router advertisements
+ *   are dropped outright (legitimate errors are never fragmented; redirects and RAs have no business
+ *   coming out of a tunnel).
+ *
+ * Fragments: addresses are in every fragment's header, so source and destination are checked on all
+ * of them. Upper-layer checks need the first fragment, which carries the ICMP header; a non-first
+ * fragment passes these checks because the kernel cannot reassemble it without its first fragment —
+ * and reassembly happens before the firewall (nf_defrag runs ahead of conntrack), so the nftables
+ * rules see whole packets. Overlapping fragments are dropped by the kernel.
  */
 import type { CidrSet } from '@rvpn/config';
 
 export interface FilterRules {
   allowSource: CidrSet;
   allowDestination?: CidrSet;
+  /** ICMP errors must quote a packet from `quotedSource` to `quotedDestination`. */
+  icmpErrors?: { quotedSource: CidrSet; quotedDestination: CidrSet };
 }
+
+export type FilterDropReason = 'source' | 'destination' | 'ext_header' | 'icmp_error';
 
 export interface FilterResult {
   /** The batch with rejected packets removed (a view of the input buffer). */
   batch: Buffer;
   passed: number;
+  /** Packets dropped by a check (all reasons). */
   dropped: number;
   malformed: number;
+  reasons: Record<FilterDropReason, number>;
+}
+
+export const MAX_EXT_HEADERS = 8;
+
+const OK = 0;
+const SOURCE = 1;
+const DESTINATION = 2;
+const EXT_HEADER = 3;
+const ICMP_ERROR = 4;
+const MALFORMED = 5;
+const REASONS: Array<FilterDropReason | undefined> = [undefined, 'source', 'destination', 'ext_header', 'icmp_error'];
+
+/** ICMPv4 types that are errors (they quote a packet); 5 is redirect. */
+const isIcmp4Error = (t: number) => t === 3 || t === 4 || t === 11 || t === 12;
+
+function checkV4(b: Buffer, s: number, len: number, rules: FilterRules): number {
+  const ihl = (b[s]! & 0x0f) * 4;
+  if (ihl < 20 || ihl > len) return MALFORMED;
+  if (!rules.allowSource.matchV4(b, s + 12)) return SOURCE;
+  if (rules.allowDestination && !rules.allowDestination.matchV4(b, s + 16)) return DESTINATION;
+  if (b[s + 9] !== 1 || !rules.icmpErrors) return OK;
+  const frag = (b[s + 6]! << 8) | b[s + 7]!;
+  if ((frag & 0x1fff) !== 0) return OK; // non-first fragment: useless without the first one
+  const icmp = s + ihl;
+  if (icmp + 8 > s + len) return ICMP_ERROR; // first fragment without a whole ICMP header
+  const type = b[icmp]!;
+  if (type === 5) return ICMP_ERROR; // redirect
+  if (!isIcmp4Error(type)) return OK;
+  if (frag & 0x2000) return ICMP_ERROR; // a fragmented error
+  const q = icmp + 8;
+  if (q + 20 > s + len || b[q]! >> 4 !== 4) return ICMP_ERROR;
+  const { quotedSource, quotedDestination } = rules.icmpErrors;
+  return quotedSource.matchV4(b, q + 12) && quotedDestination.matchV4(b, q + 16) ? OK : ICMP_ERROR;
+}
+
+function checkV6(b: Buffer, s: number, len: number, rules: FilterRules): number {
+  if (!rules.allowSource.matchV6(b, s + 8)) return SOURCE;
+  if (rules.allowDestination && !rules.allowDestination.matchV6(b, s + 24)) return DESTINATION;
+  const end = s + len;
+  let nh = b[s + 6]!;
+  let off = s + 40;
+  let fragmented = false;
+  for (let i = 0; ; i++) {
+    if (nh === 0 || nh === 60 || nh === 51 || nh === 44) {
+      if (i >= MAX_EXT_HEADERS || off + 8 > end) return EXT_HEADER;
+      if (nh === 44) {
+        if ((((b[off + 2]! << 8) | b[off + 3]!) & 0xfff8) !== 0) return OK; // non-first fragment
+        fragmented = true;
+        nh = b[off]!;
+        off += 8;
+      } else {
+        const size = nh === 51 ? (b[off + 1]! + 2) * 4 : (b[off + 1]! + 1) * 8;
+        nh = b[off]!;
+        off += size;
+      }
+      continue;
+    }
+    if (nh === 43) return EXT_HEADER; // routing header
+    break; // an upper-layer protocol, ESP (50) or no next header (59)
+  }
+  if (off > end) return EXT_HEADER;
+  if (nh !== 58 || !rules.icmpErrors) return OK;
+  if (off + 8 > end) return ICMP_ERROR;
+  const type = b[off]!;
+  if (type === 134 || type === 137) return ICMP_ERROR; // router advertisement, redirect
+  if (type >= 128) return OK; // informational (echo, neighbour discovery)
+  if (fragmented) return ICMP_ERROR;
+  const q = off + 8;
+  if (q + 40 > end || b[q]! >> 4 !== 6) return ICMP_ERROR;
+  const { quotedSource, quotedDestination } = rules.icmpErrors;
+  return quotedSource.matchV6(b, q + 8) && quotedDestination.matchV6(b, q + 24) ? OK : ICMP_ERROR;
+}
+
+/** Checks one IP packet at `batch[start .. start+len)`; undefined when it passes, else the reason. */
+export function checkPacket(batch: Buffer, start: number, len: number, rules: FilterRules): FilterDropReason | 'malformed' | undefined {
+  const r = verdict(batch, start, len, rules);
+  return r === OK ? undefined : r === MALFORMED ? 'malformed' : REASONS[r];
+}
+
+function verdict(b: Buffer, start: number, len: number, rules: FilterRules): number {
+  const version = len > 0 ? b[start]! >> 4 : 0;
+  if (version === 4 && len >= 20) return checkV4(b, start, len, rules);
+  if (version === 6 && len >= 40) return checkV6(b, start, len, rules);
+  return MALFORMED;
 }
 
 export function filterBatch(batch: Buffer, rules: FilterRules): FilterResult {
   let read = 0;
   let write = 0;
   let passed = 0;
-  let dropped = 0;
   let malformed = 0;
-  const dst = rules.allowDestination;
+  const reasons: Record<FilterDropReason, number> = { source: 0, destination: 0, ext_header: 0, icmp_error: 0 };
   while (read + 2 <= batch.length) {
     const len = (batch[read]! << 8) | batch[read + 1]!;
     const start = read + 2;
@@ -34,25 +144,15 @@ export function filterBatch(batch: Buffer, rules: FilterRules): FilterResult {
       malformed++;
       break;
     }
-    const version = len > 0 ? batch[start]! >> 4 : 0;
-    let ok: boolean;
-    if (version === 4 && len >= 20) {
-      ok = rules.allowSource.matchV4(batch, start + 12) && (!dst || dst.matchV4(batch, start + 16));
-    } else if (version === 6 && len >= 40) {
-      ok = rules.allowSource.matchV6(batch, start + 8) && (!dst || dst.matchV6(batch, start + 24));
-    } else {
-      malformed++;
-      read = end;
-      continue;
-    }
-    if (ok) {
+    const v = verdict(batch, start, len, rules);
+    if (v === OK) {
       if (write !== read) batch.copy(batch, write, read, end);
       write += end - read;
       passed++;
-    } else {
-      dropped++;
-    }
+    } else if (v === MALFORMED) malformed++;
+    else reasons[REASONS[v]!]++;
     read = end;
   }
-  return { batch: batch.subarray(0, write), passed, dropped, malformed };
+  const dropped = reasons.source + reasons.destination + reasons.ext_header + reasons.icmp_error;
+  return { batch: batch.subarray(0, write), passed, dropped, malformed, reasons };
 }

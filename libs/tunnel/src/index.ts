@@ -38,8 +38,8 @@ export {
 export type { Role, TunnelAssignment, HelloBody, Hello } from './protocol.js';
 export { TunnelSession, establishSession } from './session.js';
 export type { LocalHello, PeerHello, SessionEnd, SessionStats, EstablishOptions } from './session.js';
-export { filterBatch } from './filter.js';
-export type { FilterRules, FilterResult } from './filter.js';
+export { filterBatch, checkPacket, MAX_EXT_HEADERS } from './filter.js';
+export type { FilterRules, FilterResult, FilterDropReason } from './filter.js';
 export { TunnelDataPath } from './datapath.js';
 export type { TunnelDataPathOptions, DropReason } from './datapath.js';
 export {

@@ -51,15 +51,91 @@ export function parseIcmpEcho(pkt: Uint8Array): { src: string; dst: string; type
   };
 }
 
-/** A minimal IPv6 packet (next header 59 = no next header) with the given addresses. */
-export function ipv6Packet(src: Uint8Array, dst: Uint8Array, payload: Uint8Array = new Uint8Array()): Buffer {
+/** A minimal IPv6 packet (next header 59 = no next header by default) with the given addresses. */
+export function ipv6Packet(src: Uint8Array, dst: Uint8Array, payload: Uint8Array = new Uint8Array(), nextHeader = 59): Buffer {
   const p = Buffer.alloc(40 + payload.length);
   p[0] = 0x60;
   p.writeUInt16BE(payload.length, 4);
-  p[6] = 59;
+  p[6] = nextHeader;
   p[7] = 64;
   p.set(src, 8);
   p.set(dst, 24);
   p.set(payload, 40);
   return p;
+}
+
+/** An IPv6 address as 16 bytes (tests; full or :: notation). */
+export function v6Bytes(text: string): Uint8Array {
+  const [l, r] = text.split('::') as [string, string | undefined];
+  const left = l ? l.split(':') : [];
+  const right = r === undefined ? [] : r ? r.split(':') : [];
+  const groups = [...left, ...Array(8 - left.length - right.length).fill('0'), ...right].map((g) => parseInt(g, 16));
+  const out = new Uint8Array(16);
+  groups.forEach((g, i) => { out[2 * i] = g >> 8; out[2 * i + 1] = g & 0xff; });
+  return out;
+}
+
+/**
+ * An ICMPv4 error (type 3 destination unreachable by default; code 4 with `mtu` is "fragmentation
+ * needed") from `src` to `dst`, quoting `quoted` (an IPv4 packet) as routers do: its header and 8 bytes.
+ */
+export function icmp4Error(src: string, dst: string, quoted: Uint8Array, opts: { type?: number; code?: number; mtu?: number; fragment?: { offset8: number; more: boolean } } = {}): Buffer {
+  const q = quoted.subarray(0, Math.min(quoted.length, ((quoted[0]! & 0xf) * 4) + 8));
+  const icmp = Buffer.alloc(8 + q.length);
+  icmp[0] = opts.type ?? 3;
+  icmp[1] = opts.code ?? (opts.mtu !== undefined ? 4 : 1);
+  if (opts.mtu !== undefined) icmp.writeUInt16BE(opts.mtu, 6);
+  icmp.set(q, 8);
+  icmp.writeUInt16BE(checksum(icmp), 2);
+  const p = ipv4Packet(src, dst, 1, icmp);
+  if (opts.fragment) {
+    p.writeUInt16BE((opts.fragment.more ? 0x2000 : 0) | opts.fragment.offset8, 6);
+    p.writeUInt16BE(0, 10);
+    p.writeUInt16BE(checksum(p, 0, 20), 10);
+  }
+  return p;
+}
+
+/** A TCP segment header (20 bytes, no checksum) inside IPv4: enough to be quoted or filtered. */
+export function tcp4(src: string, dst: string, sport: number, dport: number, flags = 0x02): Buffer {
+  const t = Buffer.alloc(20);
+  t.writeUInt16BE(sport, 0);
+  t.writeUInt16BE(dport, 2);
+  t[12] = 5 << 4;
+  t[13] = flags;
+  t.writeUInt16BE(65535, 14);
+  return ipv4Packet(src, dst, 6, t);
+}
+
+/** IPv6 extension headers chained in front of an upper-layer payload: [next header type, body]. */
+export function ipv6WithHeaders(src: Uint8Array, dst: Uint8Array, headers: Array<{ type: number; body?: Uint8Array }>, upper: { type: number; payload: Uint8Array }): Buffer {
+  const parts: Buffer[] = [];
+  headers.forEach((h, i) => {
+    const next = i + 1 < headers.length ? headers[i + 1]!.type : upper.type;
+    if (h.type === 44) {
+      const f = Buffer.alloc(8);
+      f[0] = next;
+      f.set((h.body ?? new Uint8Array(6)).subarray(0, 6), 2);
+      parts.push(f);
+      return;
+    }
+    const body = h.body ?? new Uint8Array(6);
+    const size = Math.ceil((body.length + 2) / 8) * 8;
+    const e = Buffer.alloc(size);
+    e[0] = next;
+    e[1] = size / 8 - 1;
+    e.set(body, 2);
+    parts.push(e);
+  });
+  return ipv6Packet(src, dst, Buffer.concat([...parts, Buffer.from(upper.payload)]), headers[0]?.type ?? upper.type);
+}
+
+/** An ICMPv6 message (type, code, 4 bytes of header data, body); the checksum is left 0. */
+export function icmp6(type: number, code: number, body: Uint8Array = new Uint8Array(), word = 0): Buffer {
+  const m = Buffer.alloc(8 + body.length);
+  m[0] = type;
+  m[1] = code;
+  m.writeUInt32BE(word >>> 0, 4);
+  m.set(body, 8);
+  return m;
 }
