@@ -5,6 +5,7 @@
  * header (`X-Gardener-Destination` or the legacy `Reversed-VPN`) and the request-line target is ignored.
  */
 import net from 'node:net';
+import { HeadScanner } from './connect-head.js';
 import { ProxyDialError, ProxyProtocolError, ProxyStatusError, ProxyTimeoutError } from './errors.js';
 
 export interface ConnectDialOptions {
@@ -41,7 +42,9 @@ export function dialViaConnect(opts: ConnectDialOptions): Promise<ConnectDialRes
     }
     const socket = net.connect({ host: opts.proxyHost, port: opts.proxyPort });
     socket.setNoDelay(true);
-    let chunks: Buffer[] = [];
+    // linear in the bytes received, however the proxy splits its answer
+    const chunks: Buffer[] = [];
+    const scanner = new HeadScanner({ probe: false });
     let size = 0;
     let connected = false;
     let settled = false;
@@ -73,13 +76,13 @@ export function dialViaConnect(opts: ConnectDialOptions): Promise<ConnectDialRes
     const onData = (chunk: Buffer) => {
       chunks.push(chunk);
       size += chunk.length;
-      const buf = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
-      chunks = [buf];
-      const end = buf.indexOf('\r\n\r\n');
-      if (end < 0) {
+      const headEnd = scanner.push(chunk);
+      if (headEnd === undefined) {
         if (size > maxHead) finish(new ProxyProtocolError(`proxy ${where} sent a response head over ${maxHead} bytes`));
         return;
       }
+      const buf = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size);
+      const end = headEnd - 4;
       const head = buf.subarray(0, end).toString('latin1');
       const m = /^HTTP\/1\.[01] (\d{3})(?: ([^\r\n]*))?/.exec(head);
       if (!m) {

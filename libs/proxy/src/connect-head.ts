@@ -4,7 +4,7 @@
  */
 import type { Duplex } from 'node:stream';
 import { HeadMalformedError } from './errors.js';
-import { readPrefix } from './read-prefix.js';
+import { readPrefix, type PrefixScanner } from './read-prefix.js';
 
 export interface RequestHead {
   method: string;
@@ -41,20 +41,48 @@ export function parseRequestHead(head: string): Omit<RequestHead, 'rest'> {
   return { method: m[1]!, target: m[2]!, version: m[3] === '0' ? '1.0' : '1.1', headers };
 }
 
+const PROBE_BYTES = 16;
+const CR = 13;
+const LF = 10;
+
+/**
+ * Finds the end of an HTTP/1.x head (`\r\n\r\n`) incrementally, byte by byte with a 4-state matcher, so a
+ * match split across reads is found without looking back; it also keeps the first 16 bytes to refuse what
+ * can never be HTTP (TLS, binary junk) early. `probe: false` only looks for the end (a response head).
+ */
+export class HeadScanner implements PrefixScanner {
+  private seen = 0;
+  /** How many bytes of \r\n\r\n end what was seen. */
+  private matched = 0;
+  private probe = '';
+  constructor(private readonly opts: { probe?: boolean } = {}) {}
+
+  /** Characters this scanner holds (at most 16, whatever it was given). */
+  get retainedBytes(): number {
+    return this.probe.length;
+  }
+
+  push(chunk: Buffer): number | undefined {
+    if (this.opts.probe !== false && this.seen < PROBE_BYTES) {
+      this.probe += chunk.subarray(0, PROBE_BYTES - this.seen).toString('latin1');
+      if (!/^[A-Z]{0,16}( |$)/.test(this.probe)) throw new HeadMalformedError('not an HTTP request');
+    }
+    let m = this.matched;
+    for (let i = 0; i < chunk.length; i++) {
+      const b = chunk[i]!;
+      if (b === (m % 2 === 0 ? CR : LF)) {
+        if (++m === 4) return this.seen + i + 1;
+      } else m = b === CR ? 1 : 0;
+    }
+    this.matched = m;
+    this.seen += chunk.length;
+    return undefined;
+  }
+}
+
 /** Reads one request head. Errors: RVPN_ERR_PROXY_HEAD_TIMEOUT (408), _TOO_LARGE (431), _MALFORMED (400). */
 export async function readRequestHead(socket: Duplex, opts: ReadHeadOptions): Promise<RequestHead> {
-  const { prefix, rest } = await readPrefix(
-    socket,
-    (buf) => {
-      const end = buf.indexOf('\r\n\r\n');
-      if (end >= 0) return end + 4;
-      // Fail early on bytes that can never be HTTP (TLS, binary junk).
-      const probe = buf.subarray(0, Math.min(buf.length, 16)).toString('latin1');
-      if (!/^[A-Z]{0,16}( |$)/.test(probe)) throw new HeadMalformedError('not an HTTP request');
-      return undefined;
-    },
-    { ...opts, what: 'request head' },
-  );
+  const { prefix, rest } = await readPrefix(socket, new HeadScanner(), { ...opts, what: 'request head' });
   return { ...parseRequestHead(prefix.subarray(0, prefix.length - 4).toString('latin1')), rest };
 }
 

@@ -8,12 +8,13 @@
  */
 export { dialViaConnect } from './connect-client.js';
 export type { ConnectDialOptions, ConnectDialResult } from './connect-client.js';
-export { readRequestHead, parseRequestHead, writeStatus, statusForHeadError } from './connect-head.js';
+export { readRequestHead, parseRequestHead, writeStatus, statusForHeadError, HeadScanner } from './connect-head.js';
 export type { RequestHead, ReadHeadOptions } from './connect-head.js';
-export { readClientHello, clientHelloLength, parseServerName } from './sni.js';
-export { readProxyHeader, parseProxyHeader, proxyHeaderLength, encodeProxyV1, encodeProxyV2 } from './proxy-protocol.js';
+export { readClientHello, clientHelloLength, parseServerName, serverNameOfBody, ClientHelloScanner } from './sni.js';
+export { readProxyHeader, parseProxyHeader, proxyHeaderLength, encodeProxyV1, encodeProxyV2, ProxyHeaderScanner, V1_MAX_BYTES, V2_MAX_BYTES } from './proxy-protocol.js';
 export type { ProxyHeader } from './proxy-protocol.js';
 export { readPrefix } from './read-prefix.js';
+export type { PrefixScanner, ReadPrefixOptions } from './read-prefix.js';
 export {
   ProxyDialError,
   ProxyStatusError,
