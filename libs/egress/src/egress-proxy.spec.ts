@@ -158,6 +158,56 @@ describe('egress CONNECT proxy', () => {
   });
 });
 
+describe('egress CONNECT proxy against a hostile or broken client', () => {
+  it('keeps listening after an error of the listening socket (EMFILE) and reports it', async () => {
+    const echo = await echoServer();
+    const errors: string[] = [];
+    const { port, proxy } = await startProxy({ onAcceptError: (label) => errors.push(label) });
+    expect(() => proxy.server!.emit('error', Object.assign(new Error('accept EMFILE'), { code: 'EMFILE', errno: -24, syscall: 'accept' }))).not.toThrow();
+    expect(errors).toEqual(['EMFILE']);
+    expect((await connect(port, `127.0.0.1:${echo}`)).status).toBe(200);
+  });
+
+  it('logs a repeated refusal once per interval, not once per request', async () => {
+    const lines: string[] = [];
+    const logger = { info: (_o: object, m?: string) => lines.push(m ?? ''), warn: (_o: object, m?: string) => lines.push(m ?? ''), debug: () => undefined };
+    const { port, outcomes } = await startProxy({ logger, allowedDestinations: new CidrSet([Cidr.parse('100.96.0.0/11')]), refusalLogIntervalMs: 60_000 });
+    for (let i = 0; i < 20; i++) expect((await connect(port, '127.0.0.1:22')).status).toBe(403);
+    expect(outcomes.filter((o) => o === 'forbidden')).toHaveLength(20);
+    expect(lines.filter((l) => /refused/.test(l))).toHaveLength(1);
+  });
+
+  it('holds a slow reader to bounded buffering: the upstream is paused, not queued in memory', async () => {
+    // an upstream that writes as fast as it is allowed to (a shoot pod streaming logs)
+    let written = 0;
+    const limit = 400e6;
+    const chunk = Buffer.alloc(64 * 1024, 7);
+    const fire = net.createServer((s) => {
+      s.on('error', () => undefined);
+      const pump = () => {
+        while (written < limit) {
+          written += chunk.length;
+          if (!s.write(chunk)) return void s.once('drain', pump);
+        }
+      };
+      pump();
+    });
+    await new Promise<void>((r) => fire.listen(0, '127.0.0.1', r));
+    cleanup.push(() => new Promise<void>((r) => { fire.close(() => r()); }));
+    const { port } = await startProxy();
+    const { status, socket } = await connect(port, `127.0.0.1:${(fire.address() as net.AddressInfo).port}`);
+    expect(status).toBe(200);
+    socket.pause(); // the apiserver side stops reading
+    await new Promise((r) => setTimeout(r, 1500));
+    const after = written;
+    await new Promise((r) => setTimeout(r, 500));
+    // what was written sits in kernel socket buffers (a few MB on loopback) and the streams'
+    // high-water marks; without backpressure all 400 MB would be accepted in this time
+    expect(written).toBe(after);
+    expect(written).toBeLessThan(40e6);
+  });
+});
+
 describe('parseAuthority', () => {
   it('accepts IP literals only', () => {
     expect(parseAuthority('100.96.1.10:8080')).toEqual({ host: '100.96.1.10', port: 8080 });

@@ -7,11 +7,16 @@
  *   3. HOLDS the request while no path to the shoot exists, bounded in time (below the apiserver's
  *      10 s webhook timeout) and in count, then answers 503 with a reason,
  *   4. dials the target with an ordinary kernel socket (the kernel routes it into the tunnel) and
- *      pipes bytes both ways.
+ *      pipes bytes both ways. pipe() applies backpressure: a side that reads slowly pauses the other
+ *      one, so a connection holds at most its streams' high-water marks in this process (the rest
+ *      waits in kernel socket buffers and TCP windows), never an unbounded queue.
+ * Refusals are logged once per interval and outcome (a client repeating a bad request cannot flood
+ * the log); errors of the listening socket (EMFILE) are counted and logged and it keeps listening.
  */
 import net from 'node:net';
 import tls from 'node:tls';
 import { type CidrSet, errorCode, parseIp } from '@rvpn/config';
+import { createIntervalLog } from '@rvpn/observability';
 import { readRequestHead, writeStatus } from '@rvpn/proxy';
 import { EgressListenError, EgressTlsConfigError } from './errors.js';
 import type { PathGate } from './path-gate.js';
@@ -68,6 +73,10 @@ export interface EgressProxyOptions {
   logger?: EgressLogger;
   /** Observability hook: one call per CONNECT with its outcome and how long it was held. */
   onOutcome?: (outcome: EgressOutcome, info: { heldMs: number; destination?: string }) => void;
+  /** An error of the listening socket (EMFILE, ENFILE, other); the proxy keeps listening. */
+  onAcceptError?: (label: 'EMFILE' | 'ENFILE' | 'other', err: Error) => void;
+  /** How often a repeated refusal is logged (default 10 s). */
+  refusalLogIntervalMs?: number;
   /** Replaceable dialer (tests); default: a plain TCP connect. */
   dial?: (host: string, port: number, signal: AbortSignal) => Promise<net.Socket>;
 }
@@ -79,12 +88,19 @@ export interface EgressProxy {
   reloadTls(): void;
   readonly activeConnections: number;
   readonly pending: number;
+  /** The listening server while started (tests, diagnostics). */
+  readonly server: net.Server | undefined;
 }
 
 const noopLogger: EgressLogger = { info() {}, warn() {}, debug() {} };
 
 export function createEgressProxy(opts: EgressProxyOptions): EgressProxy {
   const log = opts.logger ?? noopLogger;
+  const refusals = createIntervalLog({
+    logger: { debug: (o, m) => log.debug(o, m), info: (o, m) => log.info(o, m), warn: (o, m) => log.warn(o, m), error: (o, m) => log.warn(o, m) },
+    level: 'info',
+    intervalMs: opts.refusalLogIntervalMs ?? 10_000,
+  });
   const sockets = new Set<net.Socket>();
   const abort = new AbortController();
   let pending = 0;
@@ -107,7 +123,7 @@ export function createEgressProxy(opts: EgressProxyOptions): EgressProxy {
     const finish = (outcome: EgressOutcome, status?: number, reason?: string, body?: string) => {
       opts.onOutcome?.(outcome, { heldMs: Date.now() - t0, ...(destination ? { destination } : {}) });
       if (status !== undefined) {
-        log.info({ outcome, status, destination, remote: sock.remoteAddress }, `CONNECT refused: ${body ?? reason}`);
+        refusals.log(`refused:${outcome}`, { outcome, status, destination, remote: sock.remoteAddress, detail: body ?? reason }, 'CONNECT refused');
         writeStatus(sock, status, reason ?? '', body ?? '');
       }
     };
@@ -221,7 +237,7 @@ export function createEgressProxy(opts: EgressProxyOptions): EgressProxy {
       });
       server.on('connection', (raw: net.Socket) => raw.on('error', () => undefined));
       server.on('tlsClientError', (err, sock) => {
-        log.info({ err: err.message, remote: sock.remoteAddress }, 'proxy TLS handshake refused');
+        refusals.log('refused:tls', { err: err.message, remote: sock.remoteAddress }, 'proxy TLS handshake refused');
         sock.destroy();
         opts.onOutcome?.('unauthorized', { heldMs: 0 });
       });
@@ -229,12 +245,23 @@ export function createEgressProxy(opts: EgressProxyOptions): EgressProxy {
       await new Promise<void>((resolve, reject) => {
         const onErr = (err: Error) => reject(new EgressListenError(`cannot listen on ${opts.host}:${opts.port}: ${err.message}`, { cause: err }));
         srv.once('error', onErr);
-        srv.listen(opts.port, opts.host, () => { srv.off('error', onErr); resolve(); });
+        srv.listen(opts.port, opts.host, () => {
+          srv.off('error', onErr);
+          // EMFILE on accept must not end the process: libuv keeps listening; count, log, go on
+          srv.on('error', (err) => {
+            const c = errorCode(err);
+            const label = c === 'EMFILE' || c === 'ENFILE' ? c : 'other';
+            refusals.log(`accept:${label}`, { errno: label, err: err.message }, 'CONNECT proxy cannot accept connections');
+            opts.onAcceptError?.(label, err);
+          });
+          resolve();
+        });
       });
       return { port: (srv.address() as net.AddressInfo).port };
     },
     async stop() {
       abort.abort();
+      refusals.stop();
       const srv = server;
       server = undefined;
       for (const s of sockets) s.destroy();
@@ -248,6 +275,9 @@ export function createEgressProxy(opts: EgressProxyOptions): EgressProxy {
     },
     get pending() {
       return pending;
+    },
+    get server() {
+      return server;
     },
   };
 }
