@@ -9,7 +9,9 @@ export function createSeedServerMetrics(registry: Registry) {
     tunnelConnected: new Gauge({ name: `${p}tunnel_connected`, help: '1 while a shoot client session is attached', registers: [registry] }),
     sessionsTotal: new Counter({ name: `${p}tunnel_sessions_total`, help: 'Tunnel sessions established', registers: [registry] }),
     sessionEndsTotal: new Counter({ name: `${p}tunnel_session_ends_total`, help: 'Tunnel sessions ended, by reason code', labelNames: ['code'], registers: [registry] }),
-    refusedTotal: new Counter({ name: `${p}tunnel_refused_total`, help: 'Tunnel connections refused, by code', labelNames: ['code'], registers: [registry] }),
+    refusedTotal: new Counter({ name: `${p}tunnel_refused_total`, help: 'Tunnel connections refused, by code (a known error code or other)', labelNames: ['code'], registers: [registry] }),
+    acceptErrorsTotal: new Counter({ name: `${p}accept_errors_total`, help: 'Errors of a listening socket (EMFILE: out of descriptors); the listener keeps serving', labelNames: ['listener', 'errno'], registers: [registry] }),
+    pendingHandshakes: new Gauge({ name: `${p}tunnel_pending_handshakes`, help: 'Tunnel connections in their handshake right now', registers: [registry] }),
     rttSeconds: new Gauge({ name: `${p}tunnel_rtt_seconds`, help: 'Smoothed keepalive round-trip time of the attached session', registers: [registry] }),
     bytesTotal: new Gauge({ name: `${p}tunnel_bytes_total`, help: 'Tunnel payload bytes of the attached session, by direction', labelNames: ['direction'], registers: [registry] }),
     droppedPacketsTotal: new Counter({ name: `${p}tunnel_dropped_packets_total`, help: 'Packets dropped by the data path, by reason', labelNames: ['reason'], registers: [registry] }),
@@ -24,3 +26,9 @@ export function createSeedServerMetrics(registry: Registry) {
 }
 
 export type SeedServerMetrics = ReturnType<typeof createSeedServerMetrics>;
+
+/** The limits in force, exported once at start so dashboards can compare usage with them. */
+export function exportSeedServerLimits(registry: Registry, limits: Record<string, number>): void {
+  const g = new Gauge({ name: 'rvpn_seed_server_limit', help: 'Configured limits, by name (units in the name: _bytes, _seconds, _per_second)', labelNames: ['limit'], registers: [registry] });
+  for (const [limit, v] of Object.entries(limits)) g.set({ limit }, v);
+}

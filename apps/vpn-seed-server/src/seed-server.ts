@@ -6,32 +6,58 @@
  * Data path facts pinned down here (see docs/architecture.md):
  * - Every shoot CIDR is routed permanently: `dev <tun>` while a session is attached, `unreachable`
  *   while none is, so a dial never falls through to the pod's default route.
- * - ip_forward is off; from the TUN only established/related traffic is accepted, so the shoot can
- *   answer but never open a connection into the seed.
+ * - ip_forward is off; from the TUN only replies (conntrack direction reply: established/related)
+ *   are accepted, never anything to this pod's own ports, so the shoot can answer but never open a
+ *   connection into the seed nor ride on a connection the seed holds elsewhere.
+ * - Before the kernel sees them, packets from the tunnel must come from the shoot networks or the
+ *   shoot's own tunnel address (not all of VPN_NETWORK, never this side's address) and go to this
+ *   side's addresses (the tunnel address and SEED_POD_NETWORK, or the pod's own addresses); ICMP
+ *   errors must quote a packet that went into the tunnel (libs/tunnel filter.ts).
  * - IPv4 connections leave with this pod's eth0 address as source (the TUN has only the IPv6 transfer
  *   address); vpn-shoot routes SEED_POD_NETWORK back into the tunnel.
  * - The TUN, its addresses and routes outlive a session, so flows survive a reconnect.
  */
 import { readFileSync } from 'node:fs';
 import { X509Certificate } from 'node:crypto';
-import { CidrSet, formatIp, errorCode, readTlsFiles, type Cidr } from '@rvpn/config';
+import { networkInterfaces } from 'node:os';
+import { Cidr, CidrSet, formatIp, errorCode, parseIp, readTlsFiles } from '@rvpn/config';
 import type { SeedServerConfig } from '@rvpn/config';
 import { createEgressProxy, PathGate, type EgressProxy } from '@rvpn/egress';
 import { createStatusServer, watchCertificates, type FileWatch, type Logger } from '@rvpn/observability';
 import {
   authorizeByIdentity,
+  knownCode,
+  MAX_FRAME_PAYLOAD,
+  MAX_HELLO_PAYLOAD,
+  MAX_PEER_TEXT,
   NetConfig,
+  peerText,
   openTunDevice,
   TunnelDataPath,
   TunnelDialer,
   TunnelListener,
+  type FilterRules,
   type LocalHello,
   type TunnelSession,
   type TunDevice,
 } from '@rvpn/tunnel';
 import type { Registry } from 'prom-client';
-import { createSeedServerMetrics } from './metrics.js';
+import { createSeedServerMetrics, exportSeedServerLimits } from './metrics.js';
 import { probeTcpPath } from './probe.js';
+
+/** The limits that hold against a hostile peer, for the limit gauge (units in the names). */
+export function seedServerLimits(cfg: SeedServerConfig): Record<string, number> {
+  return {
+    tunnel_pending_handshakes: cfg.tunnelMaxPendingHandshakes,
+    tunnel_tls_handshake_timeout_seconds: cfg.tunnelTlsHandshakeTimeoutMs / 1000,
+    tunnel_handshake_timeout_seconds: cfg.tunnelHandshakeTimeoutMs / 1000,
+    tunnel_frame_payload_bytes: MAX_FRAME_PAYLOAD,
+    tunnel_hello_payload_bytes: MAX_HELLO_PAYLOAD,
+    tunnel_peer_text_chars: MAX_PEER_TEXT,
+    proxy_pending_requests: cfg.proxyMaxPending,
+    ...(cfg.isHa ? { ha_ports: cfg.haMaxPorts, ha_broadcast_frames_per_second: cfg.haBroadcastRate } : {}),
+  };
+}
 
 /** The URI SAN that binds a client certificate to one shoot (see @rvpn/pki shootIdentityUri). */
 export const shootIdentityUri = (namespace: string) => `urn:rvpn:shoot:${namespace}`;
@@ -39,6 +65,29 @@ export const shootIdentityUri = (namespace: string) => `urn:rvpn:shoot:${namespa
 /** Tunnel addresses inside VPN_NETWORK (non-HA): the seed side takes ::1, the shoot client ::2. */
 export function tunnelAddresses(vpnNetwork: Cidr) {
   return { seed: formatIp(vpnNetwork.address(1)), shoot: formatIp(vpnNetwork.address(2)), prefixLength: vpnNetwork.prefix };
+}
+
+const host = (address: string) => Cidr.of(parseIp(address)!, address.includes(':') ? 128 : 32);
+
+/**
+ * What may come out of the tunnel: sources in the shoot networks or the shoot's tunnel address,
+ * destinations among this side's addresses (`own`: SEED_POD_NETWORK, or the pod's addresses), and
+ * ICMP errors only about packets this side sent into the tunnel.
+ */
+export function seedFilterRules(shootNets: readonly Cidr[], vpnNetwork: Cidr, own: readonly Cidr[]): FilterRules {
+  const a = tunnelAddresses(vpnNetwork);
+  const sources = new CidrSet([...shootNets, host(a.shoot)]);
+  const destinations = new CidrSet([host(a.seed), ...own]);
+  return { allowSource: sources, allowDestination: destinations, icmpErrors: { quotedSource: destinations, quotedDestination: sources } };
+}
+
+/** This pod's own addresses (all interfaces but loopback), as host prefixes. */
+export function localAddresses(): Cidr[] {
+  const out: Cidr[] = [];
+  for (const list of Object.values(networkInterfaces())) {
+    for (const i of list ?? []) if (!i.internal && !i.address.startsWith('fe80') && parseIp(i.address)) out.push(host(i.address));
+  }
+  return out;
 }
 
 export interface SeedServerDeps {
@@ -78,6 +127,7 @@ export class SeedServer {
     this.cfg = cfg;
     this.log = deps.logger;
     this.metrics = createSeedServerMetrics(deps.registry);
+    exportSeedServerLimits(deps.registry, seedServerLimits(cfg));
     this.net = new NetConfig({ logger: this.log });
     this.shootNets = [...cfg.shootServiceNetworks, ...cfg.shootPodNetworks, ...cfg.shootNodeNetworks];
     this.addrs = tunnelAddresses(cfg.vpnNetwork);
@@ -96,12 +146,13 @@ export class SeedServer {
       await this.net.addAddress(dev, `${this.addrs.seed}/${this.addrs.prefixLength}`);
       await this.net.linkUp(dev);
       await this.setRoutes(false);
-      await this.net.applyNftTable('inet', cfg.nftTable, seedFirewall(dev));
+      await this.net.applyNftTable('inet', cfg.nftTable, seedFirewall(dev, this.ownPorts()));
 
-      // 2. The data path: packets from the shoot must come from a shoot or tunnel address.
+      // 2. The data path: packets from the shoot must come from a shoot or its tunnel address, go to
+      // this side, and ICMP errors must be about packets that went into the tunnel.
       this.datapath = new TunnelDataPath({
         device: this.device,
-        inboundFilter: { allowSource: new CidrSet([...this.shootNets, cfg.vpnNetwork]) },
+        inboundFilter: seedFilterRules(this.shootNets, cfg.vpnNetwork, cfg.seedPodNetwork ? [cfg.seedPodNetwork] : localAddresses()),
         logger: this.log,
         onDrop: (reason: string, count: number) => this.metrics.droppedPacketsTotal.inc({ reason }, count),
       });
@@ -130,7 +181,11 @@ export class SeedServer {
           authorize,
           hello,
           onSession: (s) => this.attach(s),
-          onRefused: (code: string) => this.metrics.refusedTotal.inc({ code }),
+          onRefused: (code: string) => this.metrics.refusedTotal.inc({ code: knownCode(code) }),
+          onAcceptError: (errno) => this.metrics.acceptErrorsTotal.inc({ listener: 'tunnel', errno }),
+          maxPendingHandshakes: cfg.tunnelMaxPendingHandshakes,
+          tlsHandshakeTimeoutMs: cfg.tunnelTlsHandshakeTimeoutMs,
+          handshakeTimeoutMs: cfg.tunnelHandshakeTimeoutMs,
           logger: this.log,
         });
         await this.listener.start();
@@ -165,6 +220,7 @@ export class SeedServer {
           this.metrics.proxyRequestsTotal.inc({ outcome });
           this.metrics.proxyHoldSeconds.observe(heldMs / 1000);
         },
+        onAcceptError: (errno) => this.metrics.acceptErrorsTotal.inc({ listener: 'proxy', errno }),
       });
       await this.proxy.start();
 
@@ -208,7 +264,7 @@ export class SeedServer {
     this.datapath!.attach(session);
     this.metrics.sessionsTotal.inc();
     this.metrics.tunnelConnected.set(1);
-    this.log.info({ peer: session.peerHello.identity, minor: session.negotiatedMinor }, 'shoot tunnel attached');
+    this.log.info({ peer: peerText(session.peerHello.identity), minor: session.negotiatedMinor }, 'shoot tunnel attached');
     // Held CONNECTs are released only once the routes point into the TUN again.
     void this.setRoutes(true).then(() => {
       if (this.session !== session) return;
@@ -216,7 +272,7 @@ export class SeedServer {
       void this.probe();
     });
     void session.closed.then((end) => {
-      this.metrics.sessionEndsTotal.inc({ code: end.code ?? 'closed' });
+      this.metrics.sessionEndsTotal.inc({ code: end.code === undefined ? 'closed' : knownCode(end.code) });
       if (this.session !== session) return;
       this.session = undefined;
       this.datapath?.detach();
@@ -271,8 +327,15 @@ export class SeedServer {
     const tunnel = { ok: !!this.session, detail: this.session ? 'shoot client attached' : 'no shoot client' };
     const probe = { ok: this.lastProbe.ok && fresh, detail: fresh ? this.lastProbe.detail : 'probe result is stale' };
     if (this.session) this.metrics.rttSeconds.set((this.session.stats.rttSmoothedMs ?? 0) / 1000);
+    this.metrics.pendingHandshakes.set(this.listener?.pendingHandshakes ?? 0);
     this.metrics.proxyPending.set(this.proxy?.pending ?? 0);
     return { ok: tunnel.ok && probe.ok && !this.stopping, checks: { tunnel, probe } };
+  }
+
+  /** The ports this pod serves on: nothing from the tunnel may reach them. */
+  private ownPorts(): number[] {
+    const c = this.cfg;
+    return [...new Set([...(c.tunnelMode === 'listen' ? [c.tunnelListen.port] : []), c.proxyListen.port, c.statusListen.port].filter((p) => p > 0))];
   }
 
   async stop(): Promise<void> {
@@ -293,12 +356,18 @@ export class SeedServer {
   }
 }
 
-/** The seed pod's firewall: from the TUN only replies enter; nothing is forwarded. */
-export function seedFirewall(tun: string): string {
+/**
+ * The seed pod's firewall: from the TUN only replies enter (conntrack's reply direction, so a packet
+ * in the original direction of a connection someone else opened to this pod never matches), never
+ * anything for this pod's own ports; nothing is forwarded. The kernel reassembles fragments before
+ * these rules (nf_defrag ahead of conntrack), so fragments cannot slip past them.
+ */
+export function seedFirewall(tun: string, ownPorts: readonly number[] = []): string {
   return [
     'chain input {',
     '  type filter hook input priority filter; policy accept;',
-    `  iifname "${tun}" ct state established,related accept`,
+    ...(ownPorts.length > 0 ? [`  iifname "${tun}" meta l4proto { tcp, udp } th dport { ${ownPorts.join(', ')} } counter drop comment "never the seed server's own ports"`] : []),
+    `  iifname "${tun}" ct direction reply ct state established,related accept`,
     `  iifname "${tun}" counter drop comment "the shoot may only answer"`,
     '}',
     'chain forward {',

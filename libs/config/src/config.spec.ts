@@ -26,6 +26,7 @@ describe('vpn-seed-server config', () => {
       keepaliveIntervalMs: 250, keepaliveTimeoutMs: 1000, probeIntervalMs: 1000, tunDevice: 'tun0', mtu: 1500, nftTable: 'rvpn_seed',
       clientAllowedCommonNames: ['vpn-shoot-client', 'vpn-shoot-client-0', 'vpn-shoot-client-1'], proxyAllowedCommonNames: ['kube-apiserver-http-proxy-client'],
       logLevel: 'info', isHa: false, haIndex: undefined,
+      tunnelMaxPendingHandshakes: 32, tunnelTlsHandshakeTimeoutMs: 5000, tunnelHandshakeTimeoutMs: 10_000, haMaxPorts: 64, haBroadcastRate: 200,
     });
     expect(c.proxyTls).toEqual(c.tls);
     expect(Object.isFrozen(c)).toBe(true);
@@ -87,12 +88,22 @@ describe('vpn-shoot config', () => {
 describe('sni-proxy config', () => {
   it('pins the defaults', () => {
     const c = loadSniProxyConfig({ ROUTES_FILE: join(dir, 'routes.json') });
-    expect(c).toMatchObject({ listen443: { port: 443 }, listen8443: { port: 8443 }, listen8132: { port: 8132 }, statusListen: { port: 15021 }, proxyProtocol: 'off', maxHeaderBytes: 8192, headerTimeoutMs: 5000, maxConnections: 10000, idleTimeoutMs: 3_600_000 });
+    expect(c).toMatchObject({
+      listen443: { port: 443 }, listen8443: { port: 8443 }, listen8132: { port: 8132 }, statusListen: { port: 15021 }, proxyProtocol: 'off', proxyProtocolTrustedNetworks: [],
+      maxHeaderBytes: 8192, headerTimeoutMs: 5000, maxConnections: 10000, maxConnectionsPerSource: 2000, maxConnectionsPerRoute: 5000, maxPendingConnections: 1000,
+      maxPendingConnectionsPerSource: 100, upstreamDialTimeoutMs: 10_000, idleTimeoutMs: 3_600_000, refusalLogIntervalMs: 10_000,
+    });
     expect(new RegExp(c.allowPatterns[0]!).test('outbound|1194||vpn-seed-server.shoot--p--s.svc.cluster.local')).toBe(true);
     expect(new RegExp(c.allowPatterns[0]!).test('outbound|1194||evil.example.com')).toBe(false);
   });
   it('refuses a bad regex', () => {
     expect(configProblems(() => loadSniProxyConfig({ ROUTES_FILE: join(dir, 'routes.json'), ALLOW_PATTERNS: '^(unclosed' }))[0]!.problem).toMatch(/invalid regular expression/);
+  });
+  it('parses the trusted PROXY networks and refuses zero caps', () => {
+    const c = loadSniProxyConfig({ ROUTES_FILE: join(dir, 'routes.json'), PROXY_PROTOCOL_TRUSTED_NETWORKS: '10.0.0.0/8, fd00::/8' });
+    expect(c.proxyProtocolTrustedNetworks.map(String)).toEqual(['10.0.0.0/8', 'fd00::/8']);
+    const p = configProblems(() => loadSniProxyConfig({ ROUTES_FILE: join(dir, 'routes.json'), MAX_CONNECTIONS_PER_SOURCE: '0', PROXY_PROTOCOL_TRUSTED_NETWORKS: '10.0.0.1/8' }));
+    expect(p.map((x) => x.env).sort()).toEqual(['MAX_CONNECTIONS_PER_SOURCE', 'PROXY_PROTOCOL_TRUSTED_NETWORKS']);
   });
 });
 
