@@ -12,7 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Cidr, loadSeedServerConfig } from '@rvpn/config';
 import { BondEndpoint, endpointBondAddresses, formatMac, macFromAddress, shootBondAddresses } from '@rvpn/bonding';
 import { createShootPki } from '@rvpn/pki';
-import { createFakeDevice, type FakeDevice } from '@rvpn/tunnel/testing';
+import { createFakeDevice, v6Bytes, type FakeDevice } from '@rvpn/tunnel/testing';
 import { HaSeedServer } from './ha-server.js';
 
 const NS = 'shoot--ha--failover';
@@ -27,12 +27,22 @@ const until = async (what: string, cond: () => boolean, ms = 8000) => {
 };
 
 /** Frames carry a sequence number so the receiver can measure gaps and losses. */
-function seqFrame(dst: Buffer, src: Buffer, seq: number): Buffer {
-  const f = Buffer.alloc(14 + 4);
+/**
+ * An IPv6 packet (no next header) from one bond address to the other carrying `seq`: the switch lets
+ * a shoot port send IP from its own addresses only, so the stream is what a real bond would carry.
+ */
+function seqFrame(dst: Buffer, src: Buffer, seq: number, from: string, to: string): Buffer {
+  const f = Buffer.alloc(14 + 40 + 4);
   dst.copy(f, 0);
   src.copy(f, 6);
-  f.writeUInt16BE(0x88b5, 12); // local experimental EtherType
-  f.writeUInt32BE(seq, 14);
+  f.writeUInt16BE(0x86dd, 12);
+  f.writeUInt32BE(0x60000000, 14);
+  f.writeUInt16BE(4, 18);
+  f[20] = 59;
+  f[21] = 64;
+  Buffer.from(v6Bytes(from)).copy(f, 22);
+  Buffer.from(v6Bytes(to)).copy(f, 38);
+  f.writeUInt32BE(seq, 54);
   return f;
 }
 
@@ -83,7 +93,7 @@ describe('HA: two servers, bonded endpoints', () => {
     }
     await until('all four links', () => endpoints.every((e) => e.bond.linkUp('vpn-seed-server-0') && e.bond.linkUp('vpn-seed-server-1')));
     // both endpoints announce themselves (as their kernels would with ARP/ND) so both switches learn them
-    for (const who of ['api', 'shoot'] as const) dev[who].inject([seqFrame(Buffer.from('ffffffffffff', 'hex'), mac[who], 0)]);
+    for (const who of ['api', 'shoot'] as const) dev[who].inject([seqFrame(Buffer.from('ffffffffffff', 'hex'), mac[who], 0, addr[who], 'ff02::1')]);
     await until('MAC announcements', () => servers.every((s) => s.switch.attachedMacs().length === 2));
   });
   afterAll(async () => {
@@ -98,15 +108,15 @@ describe('HA: two servers, bonded endpoints', () => {
     for (const who of ['api', 'shoot'] as const) {
       dev[who].written.length = 0;
       dev[who].onWrite = (frames) => {
-        for (const f of frames) if (f.readUInt16BE(12) === 0x88b5 && f.readUInt32BE(14) > 0) got[who].push([f.readUInt32BE(14), performance.now()]);
+        for (const f of frames) if (f.readUInt16BE(12) === 0x86dd && f.length >= 58 && f.readUInt32BE(54) > 0) got[who].push([f.readUInt32BE(54), performance.now()]);
       };
     }
     let seq = 1;
     let running = true;
     const pump = (async () => {
       while (running) {
-        dev.api.inject([seqFrame(mac.shoot, mac.api, seq)]);
-        dev.shoot.inject([seqFrame(mac.api, mac.shoot, seq)]);
+        dev.api.inject([seqFrame(mac.shoot, mac.api, seq, addr.api, addr.shoot)]);
+        dev.shoot.inject([seqFrame(mac.api, mac.shoot, seq, addr.shoot, addr.api)]);
         seq++;
         await new Promise((r) => setTimeout(r, 2));
       }

@@ -4,32 +4,45 @@
  * vpn-seed-client) and the shoot clients (vpn-shoot-client-<j>). Frames are switched in userspace
  * (libs/bonding L2Switch), so this mode needs no TUN/TAP device and no NET_ADMIN.
  *
- * - Every client names its bond address in its HELLO; its MAC derives from it. A shoot client j may
- *   only use the fixed address of index j; an apiserver endpoint one from the endpoint range, refused
- *   with RVPN_ERR_BOND_ADDRESS_IN_USE when another live endpoint holds it (it draws again). The same
- *   endpoint (same HELLO identity) reconnecting replaces its old port.
+ * - Every client names its bond address in its HELLO; it is compared, and its MAC derived, in its
+ *   canonical spelling only (another spelling of the same address is the same endpoint, never a new
+ *   port). A shoot client j may only use the fixed address of index j; an apiserver endpoint one from
+ *   the endpoint range, refused with RVPN_ERR_BOND_ADDRESS_IN_USE when another live endpoint holds it
+ *   (it draws again). The same address reconnecting replaces its old port. At most HA_MAX_PORTS ports
+ *   exist; one more is refused with RVPN_ERR_SWITCH_FULL.
  * - Each port is pinned to its one source MAC: frames with another source are dropped (a shoot cannot
- *   impersonate an apiserver endpoint or the other shoot pod).
- * - The MACs attached here are announced (MAC_ANNOUNCE extension frame) to every port at once on a
- *   change and every ANNOUNCE_INTERVAL, so bonds pick a link per destination.
+ *   impersonate an apiserver endpoint or the other shoot pod). A shoot client's port also carries a
+ *   guard (libs/bonding guard.ts): IP sources only its bond addresses and the shoot networks, ARP/ND
+ *   only for its own addresses and MAC, no redirects or router advertisements. Every port may flood
+ *   at most HA_BROADCAST_RATE frames per second.
+ * - The MACs attached here are announced (MAC_ANNOUNCE extension frame) to every port on a change
+ *   (coalesced: at most one round per 100 ms) and every ANNOUNCE_INTERVAL, so bonds pick a link per
+ *   destination. A port whose write buffer is over its cap (not reading) is skipped; the next round
+ *   reaches it. The table never holds more MACs than one announcement carries.
  * - Ready when at least one shoot client is attached.
  */
 import { errorCode, haIndexOf, readTlsFiles, type SeedServerConfig } from '@rvpn/config';
 import {
   BondAddressInUseError,
   BondAddressInvalidError,
+  canonicalAddress,
+  createPortGuard,
   encodeMacAnnouncement,
   formatMac,
   isEndpointAddress,
   L2Switch,
   macFromAddress,
+  shootBondAddresses,
   shootIndexOf,
+  SwitchFullError,
 } from '@rvpn/bonding';
-import { createStatusServer, watchCertificates, type FileWatch, type Logger } from '@rvpn/observability';
+import { createIntervalLog, createStatusServer, watchCertificates, type FileWatch, type IntervalLog, type Logger } from '@rvpn/observability';
 import {
   authorizeByIdentity,
   FrameType,
+  knownCode,
   packBatch,
+  peerText,
   TunnelConfigMismatchError,
   TunnelListener,
   unpackBatch,
@@ -38,7 +51,11 @@ import {
   type TunnelSession,
 } from '@rvpn/tunnel';
 import { Counter, Gauge, type Registry } from 'prom-client';
-import { shootIdentityUri } from './seed-server.js';
+import { seedServerLimits, shootIdentityUri } from './seed-server.js';
+import { exportSeedServerLimits } from './metrics.js';
+
+/** Change-triggered announcements are coalesced to at most one round per this many ms. */
+const ANNOUNCE_COALESCE_MS = 100;
 
 interface Port {
   id: string;
@@ -59,11 +76,15 @@ export class HaSeedServer {
   private status: ReturnType<typeof createStatusServer> | undefined;
   private announceTimer: NodeJS.Timeout | undefined;
   private tlsWatch: FileWatch | undefined;
-  private announcePending = false;
+  private announceTimerOnce: NodeJS.Timeout | undefined;
+  private lastAnnounce = 0;
+  private readonly events: IntervalLog;
   private nextPort = 0;
   private stopping = false;
   private readonly refused: Counter;
   private readonly sessions: Counter;
+  private readonly announceSkipped: Counter;
+  private readonly acceptErrors: Counter;
   /** Bound ports after start (tests listen on port 0). */
   readonly bound: { tunnel?: number; status?: number } = {};
 
@@ -76,11 +97,17 @@ export class HaSeedServer {
       send: (portId, frames) => this.ports.get(portId)?.session.sendBatch(packBatch(frames)),
       onMacsChanged: () => this.scheduleAnnounce(),
       maxMacsPerPort: 1,
+      maxPorts: cfg.haMaxPorts,
+      broadcastRate: cfg.haBroadcastRate,
     });
+    this.events = createIntervalLog({ logger: deps.logger, level: 'warn' });
+    exportSeedServerLimits(deps.registry, seedServerLimits(cfg));
     const p = 'rvpn_seed_server_ha_';
     const r = [deps.registry];
     this.refused = new Counter({ name: `${p}refused_total`, help: 'Endpoint connections refused, by code', labelNames: ['code'], registers: r });
     this.sessions = new Counter({ name: `${p}sessions_total`, help: 'Endpoint sessions attached, by role', labelNames: ['role'], registers: r });
+    this.acceptErrors = new Counter({ name: `${p}accept_errors_total`, help: 'Errors of the listening socket (EMFILE); it keeps serving', labelNames: ['errno'], registers: r });
+    this.announceSkipped = new Counter({ name: `${p}announcements_skipped_total`, help: 'MAC announcements not sent to a port that was not reading (write buffer over its cap)', registers: r });
     const sw = this.switch;
     const ports = this.ports;
     new Gauge({ name: `${p}ports`, help: 'Attached endpoints, by role', labelNames: ['role'], registers: r, collect() {
@@ -112,22 +139,42 @@ export class HaSeedServer {
   /** Binds the HELLO's role and bond address to the certificate it was authorized with. */
   private validate(peer: PeerHello, identity: string): void {
     const cfg = this.cfg;
-    if (peer.vpnNetwork !== cfg.vpnNetwork.toString()) throw new TunnelConfigMismatchError(`VPN_NETWORK differs: client ${peer.vpnNetwork}, server ${cfg.vpnNetwork}`);
-    const address = peer.bond?.address;
-    if (!address) throw new BondAddressInvalidError(`${identity} sent no bond address: is it running in HA mode?`);
+    if (peer.vpnNetwork !== cfg.vpnNetwork.toString()) throw new TunnelConfigMismatchError(`VPN_NETWORK differs: client ${peerText(peer.vpnNetwork, 64)}, server ${cfg.vpnNetwork}`);
+    const raw = peer.bond?.address;
+    if (!raw) throw new BondAddressInvalidError(`${identity} sent no bond address: is it running in HA mode?`);
+    const address = canonicalAddress(raw);
+    if (!address) throw new BondAddressInvalidError(`${identity} sent ${peerText(raw, 64)}, not an address`);
     if (cfg.clientAllowedCommonNames.includes(identity)) {
       const j = /-(\d+)$/.exec(identity)?.[1];
       if (peer.role !== 'shoot' || j === undefined || shootIndexOf(cfg.vpnNetwork, address) !== Number(j)) {
-        throw new BondAddressInvalidError(`${identity} may only use the shoot address of index ${j ?? '?'}, not ${address} (role ${peer.role})`);
+        throw new BondAddressInvalidError(`${identity} may only use the shoot address of index ${j ?? '?'}, not ${address} (role ${peerText(peer.role, 16)})`);
       }
     } else {
       if (peer.role !== 'seed' || !isEndpointAddress(cfg.vpnNetwork, address)) {
-        throw new BondAddressInvalidError(`${identity} must use an endpoint address of ${cfg.vpnNetwork}, not ${address} (role ${peer.role})`);
+        throw new BondAddressInvalidError(`${identity} must use an endpoint address of ${cfg.vpnNetwork}, not ${address} (role ${peerText(peer.role, 16)})`);
       }
       for (const p of this.ports.values()) {
-        if (p.address === address && p.identity !== peer.identity) throw new BondAddressInUseError(`${address} is held by ${p.identity}`);
+        if (p.address === address && p.identity !== peer.identity) throw new BondAddressInUseError(`${address} is held by ${peerText(p.identity, 64)}`);
       }
     }
+    // a reconnect of an attached address replaces its port; anything else needs a free one
+    if (this.switch.full && ![...this.ports.values()].some((p) => p.address === address)) {
+      throw new SwitchFullError(`${this.ports.size} endpoints are attached (HA_MAX_PORTS)`);
+    }
+  }
+
+  /** The guard of shoot client j's port: its own bond addresses, replies from the shoot networks. */
+  private shootGuard(j: number, mac: Buffer) {
+    const cfg = this.cfg;
+    const v4 = cfg.ipFamilies.includes(4) ? cfg.bondNetworkV4 : undefined;
+    const own = shootBondAddresses({ v6: cfg.vpnNetwork, v4 }, j);
+    return createPortGuard({
+      mac,
+      addresses: [own.v6, ...(own.v4 ? [own.v4] : [])],
+      forwardedSources: [...cfg.shootServiceNetworks, ...cfg.shootPodNetworks, ...cfg.shootNodeNetworks],
+      // the bond networks: where the packets an ICMP error from the shoot quotes came from
+      peers: [cfg.vpnNetwork, ...(v4 ? [v4] : [])],
+    });
   }
 
   async start(): Promise<void> {
@@ -141,7 +188,11 @@ export class HaSeedServer {
         hello: () => this.hello(),
         validatePeerHello: (peer, { identity }) => this.validate(peer, identity),
         onSession: (s, info) => this.attach(s, info.identity),
-        onRefused: (code) => this.refused.inc({ code }),
+        onRefused: (code) => this.refused.inc({ code: knownCode(code) }),
+        onAcceptError: (errno) => this.acceptErrors.inc({ errno }),
+        maxPendingHandshakes: cfg.tunnelMaxPendingHandshakes,
+        tlsHandshakeTimeoutMs: cfg.tunnelTlsHandshakeTimeoutMs,
+        handshakeTimeoutMs: cfg.tunnelHandshakeTimeoutMs,
         logger: this.log,
       });
       this.bound.tunnel = (await this.listener.start()).port;
@@ -170,27 +221,38 @@ export class HaSeedServer {
       return;
     }
     const peer = session.peerHello;
-    const address = peer.bond!.address!;
+    const address = canonicalAddress(peer.bond!.address!)!;
+    const name = peerText(peer.identity, 96);
     for (const old of [...this.ports.values()]) {
       if (old.address === address) {
-        this.log.info({ address, old: old.identity, now: peer.identity }, 'endpoint reconnected; replacing its old port');
+        this.log.info({ address, old: peerText(old.identity, 96), now: name }, 'endpoint reconnected; replacing its old port');
         this.detach(old.id);
         old.session.close('replaced by a new session of the same endpoint');
       }
     }
-    const port: Port = { id: `${peer.identity}#${this.nextPort++}`, session, role: peer.role, address, identity: peer.identity };
+    const port: Port = { id: `${name}#${this.nextPort++}`, session, role: peer.role, address, identity: peer.identity };
+    const mac = macFromAddress(address);
+    const j = peer.role === 'shoot' ? shootIndexOf(this.cfg.vpnNetwork, address) : undefined;
+    try {
+      this.switch.addPort(port.id, { allowedMacs: [formatMac(mac)], ...(j !== undefined ? { guard: this.shootGuard(j, mac) } : {}) });
+    } catch (err) {
+      // two handshakes raced for the last port
+      this.refused.inc({ code: knownCode(errorCode(err)) });
+      this.events.log('refused:switch_full', { code: errorCode(err), port: port.id }, 'endpoint refused: the switch is full');
+      session.close((err as Error).message);
+      return;
+    }
     this.ports.set(port.id, port);
-    this.switch.addPort(port.id, { allowedMacs: [formatMac(macFromAddress(address))] });
     this.sessions.inc({ role: port.role });
     session.onPackets((packed) => {
       try {
         this.switch.receive(port.id, unpackBatch(packed));
       } catch (err) {
-        this.log.warn({ port: port.id, err: (err as Error).message }, 'malformed batch from endpoint');
+        this.events.log('malformed', { port: port.id, err: (err as Error).message }, 'malformed batch from endpoint');
       }
     });
-    session.sendExtension(FrameType.MAC_ANNOUNCE, encodeMacAnnouncement(this.switch.attachedMacs()));
-    this.log.info({ port: port.id, cert: identity, role: port.role, address, mac: formatMac(macFromAddress(address)) }, 'endpoint attached');
+    this.sendAnnouncement(port, this.announcement());
+    this.log.info({ port: port.id, cert: identity, role: port.role, address, mac: formatMac(mac) }, 'endpoint attached');
     void session.closed.then((end) => {
       if (!this.ports.has(port.id)) return;
       this.detach(port.id);
@@ -203,25 +265,42 @@ export class HaSeedServer {
     this.switch.removePort(portId);
   }
 
+  /** A change: one announcement round soon, at most one per ANNOUNCE_COALESCE_MS (a join storm is not N rounds of N MACs). */
   private scheduleAnnounce() {
-    if (this.announcePending) return;
-    this.announcePending = true;
-    setImmediate(() => {
-      this.announcePending = false;
+    if (this.announceTimerOnce || this.stopping) return;
+    const wait = Math.max(0, this.lastAnnounce + ANNOUNCE_COALESCE_MS - Date.now());
+    this.announceTimerOnce = setTimeout(() => {
+      this.announceTimerOnce = undefined;
       this.announce();
-    });
+    }, wait);
+    this.announceTimerOnce.unref();
+  }
+
+  /** The current announcement payload, or undefined if it cannot be encoded (never thrown from a timer). */
+  private announcement(): Buffer | undefined {
+    try {
+      return encodeMacAnnouncement(this.switch.attachedMacs());
+    } catch (err) {
+      this.events.log('announce', { err: (err as Error).message, macs: this.switch.attachedMacs().length }, 'cannot encode the MAC announcement');
+      return undefined;
+    }
+  }
+
+  private sendAnnouncement(p: Port, payload: Buffer | undefined) {
+    if (!payload) return;
+    try {
+      // false: the port is not reading (write buffer over its cap); the next round reaches it
+      if (!p.session.sendExtension(FrameType.MAC_ANNOUNCE, payload)) this.announceSkipped.inc();
+    } catch (err) {
+      this.events.log('announce-send', { port: p.id, err: (err as Error).message, code: errorCode(err) }, 'announce failed');
+    }
   }
 
   /** Sends the attached MACs to every port. */
   private announce() {
-    const payload = encodeMacAnnouncement(this.switch.attachedMacs());
-    for (const p of this.ports.values()) {
-      try {
-        p.session.sendExtension(FrameType.MAC_ANNOUNCE, payload);
-      } catch (err) {
-        this.log.debug({ port: p.id, err: (err as Error).message, code: errorCode(err) }, 'announce failed');
-      }
-    }
+    this.lastAnnounce = Date.now();
+    const payload = this.announcement();
+    for (const p of this.ports.values()) this.sendAnnouncement(p, payload);
   }
 
   private readiness() {
@@ -234,6 +313,8 @@ export class HaSeedServer {
     if (this.stopping) return;
     this.stopping = true;
     if (this.announceTimer) clearInterval(this.announceTimer);
+    if (this.announceTimerOnce) clearTimeout(this.announceTimerOnce);
+    this.events.stop();
     this.tlsWatch?.stop();
     await this.status?.stop().catch(() => undefined);
     await this.listener?.stop().catch(() => undefined);

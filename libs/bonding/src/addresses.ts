@@ -31,6 +31,17 @@ export interface BondAddresses {
   v4?: string | undefined;
 }
 
+/**
+ * The one spelling of an address (RFC 5952 for IPv6), or undefined when it is none: bond addresses
+ * from HELLOs are compared, and MACs derived, only in this form, so `fd8f::0:100` and `FD8F::100` are
+ * the same endpoint, not new switch ports.
+ */
+export function canonicalAddress(address: string): string | undefined {
+  if (typeof address !== 'string' || address.length > 64) return undefined;
+  const ip = parseIp(address);
+  return ip ? formatIp(ip) : undefined;
+}
+
 function offsetOf(network: Cidr, address: string): number | undefined {
   const ip = parseIp(address);
   if (!ip || !network.contains(ip)) return undefined;

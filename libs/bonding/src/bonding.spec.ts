@@ -1,5 +1,13 @@
 import { describe, expect, it } from 'vitest';
-import { Bond, L2Switch, announcements, decodeMacAnnouncement, encodeMacAnnouncement, formatMac, gratuitousArp, macFromAddress, unsolicitedNa, ETHERTYPE_ARP, etherType } from './index.js';
+import { Cidr } from '@rvpn/config';
+import { icmp4Error, icmp6, icmpEcho, ipv6Packet, v6Bytes } from '@rvpn/tunnel/testing';
+import {
+  Bond, L2Switch, announcements, canonicalAddress, createPortGuard, decodeMacAnnouncement, encodeMacAnnouncement, formatMac, gratuitousArp, linkLocalFromMac,
+  macFromAddress, unsolicitedNa, ETHERTYPE_ARP, etherType, MAX_ANNOUNCED_MACS,
+} from './index.js';
+
+const A_MAC = '02:00:00:00:00:0a';
+const B_MAC = '02:00:00:00:00:0b';
 
 /** A frame from src to dst with a payload tag, so tests can tell frames apart. */
 function frame(dst: string, src: string, tag: string): Buffer {
@@ -286,5 +294,111 @@ describe('L2Switch pinned ports', () => {
     expect(sw.attachedMacs()).toEqual(['02:00:00:00:00:01']);
     sw.removePort('shoot-0');
     expect(changes.at(-1)).toEqual([]);
+  });
+});
+
+describe('L2Switch limits', () => {
+  const mac = (i: number) => `02:00:00:${((i >> 16) & 0xff).toString(16).padStart(2, '0')}:${((i >> 8) & 0xff).toString(16).padStart(2, '0')}:${(i & 0xff).toString(16).padStart(2, '0')}`;
+
+  it('refuses a port beyond maxPorts with RVPN_ERR_SWITCH_FULL, and re-adding an existing one is fine', () => {
+    const sw = new L2Switch({ send: () => undefined, maxPorts: 2 });
+    sw.addPort('a');
+    sw.addPort('b');
+    expect(() => sw.addPort('c')).toThrow(expect.objectContaining({ code: 'RVPN_ERR_SWITCH_FULL' }));
+    expect(() => sw.addPort('b')).not.toThrow();
+    expect(sw.stats.refusedPorts).toBe(1);
+  });
+
+  it('never holds more MACs than one announcement carries, so announcing never throws', () => {
+    const sw = new L2Switch({ send: () => undefined, maxMacsPerPort: 100_000, maxMacs: 100_000 });
+    sw.addPort('flood');
+    for (let i = 0; i < MAX_ANNOUNCED_MACS + 1000; i++) sw.receive('flood', [frame(BCAST, mac(i), 'x')]);
+    expect(sw.attachedMacs()).toHaveLength(MAX_ANNOUNCED_MACS);
+    expect(sw.stats.dropped.macLimit).toBe(1000);
+    expect(() => encodeMacAnnouncement(sw.attachedMacs())).not.toThrow();
+  });
+
+  it('lets each port flood at most broadcastRate frames per second (a bucket one second deep)', () => {
+    const c = clock();
+    let delivered = 0;
+    const sw = new L2Switch({ send: (_p, fs) => (delivered += fs.length), broadcastRate: 10, now: c.now });
+    for (const p of ['pa', 'pb', 'pc']) sw.addPort(p);
+    sw.receive('pa', Array.from({ length: 50 }, (_, i) => frame(BCAST, A_MAC, `b${i}`)));
+    expect(delivered).toBe(10 * 2); // to pb and pc
+    expect(sw.stats.dropped.broadcastLimit).toBe(40);
+    sw.receive('pb', [frame(BCAST, B_MAC, 'other port has its own bucket')]);
+    expect(delivered).toBe(22);
+    c.advance(500);
+    sw.receive('pa', Array.from({ length: 50 }, (_, i) => frame(BCAST, A_MAC, `c${i}`)));
+    expect(delivered).toBe(22 + 5 * 2);
+    // unicast to a known MAC is not limited
+    sw.receive('pa', Array.from({ length: 50 }, () => frame(B_MAC, A_MAC, 'u')));
+    expect(delivered).toBe(32 + 50);
+  });
+});
+
+describe('port guard (a shoot client on an HA server)', () => {
+  const SHOOT_V6 = 'fd8f:6d53:b97a:1::100';
+  const SHOOT_V4 = '192.168.123.16';
+  const me = macFromAddress(SHOOT_V6);
+  const guard = createPortGuard({
+    mac: me,
+    addresses: [SHOOT_V6, SHOOT_V4],
+    forwardedSources: [Cidr.parse('100.96.0.0/11'), Cidr.parse('fd10:96::/32')],
+    peers: [Cidr.parse('fd8f:6d53:b97a:1::/96'), Cidr.parse('192.168.123.0/24')],
+  });
+  const eth = (payload: Buffer, type: number, src = me) => Buffer.concat([Buffer.from(BCAST.replace(/:/g, ''), 'hex'), Buffer.from(src), Buffer.from([type >> 8, type & 0xff]), payload]);
+  const ip4 = (src: string, dst: string) => eth(icmpEcho(src, dst, 1, 1, { reply: true }), 0x0800);
+  const ip6 = (src: string, dst: string, next = 59, payload: Buffer = Buffer.alloc(0)) => eth(ipv6Packet(v6Bytes(src), v6Bytes(dst), payload, next), 0x86dd);
+  /** NS/NA body: 4 reserved/flags bytes are in the ICMP header word; target; one link-layer option. */
+  const nd = (type: 135 | 136, target: string, llMac: Uint8Array) => icmp6(type, 0, Buffer.concat([Buffer.from(v6Bytes(target)), Buffer.from([type === 135 ? 1 : 2, 1]), Buffer.from(llMac)]), type === 136 ? 0x20000000 : 0);
+
+  it('passes what a vpn-shoot bond sends: its own addresses, replies from the shoot, its GARP and NA', () => {
+    expect(guard.check(ip4(SHOOT_V4, '192.168.123.64'))).toBeUndefined();
+    expect(guard.check(ip4('100.96.1.10', '192.168.123.64'))).toBeUndefined();
+    expect(guard.check(ip6(SHOOT_V6, 'fd8f:6d53:b97a:1::1000'))).toBeUndefined();
+    expect(guard.check(ip6('fd10:96:1::10', 'fd8f:6d53:b97a:1::1000'))).toBeUndefined();
+    for (const f of announcements(me, [SHOOT_V6, SHOOT_V4])) expect(guard.check(f)).toBeUndefined();
+    expect(guard.check(ip6(linkLocalFromMac(me), 'ff02::1:ff00:1000', 58, nd(135, 'fd8f:6d53:b97a:1::1000', me)))).toBeUndefined();
+    expect(guard.check(ip6('::', 'ff02::1:ff00:100', 58, nd(135, SHOOT_V6, me)))).toBeUndefined();
+  });
+
+  it('drops spoofed IP sources', () => {
+    expect(guard.check(ip4('10.1.0.20', '192.168.123.64'))).toBe('ip_spoofed');
+    expect(guard.check(ip4('192.168.123.17', '192.168.123.64'))).toBe('ip_spoofed'); // the other shoot pod
+    expect(guard.check(ip6('fd8f:6d53:b97a:1::1000', 'ff02::1'))).toBe('ip_spoofed');
+    expect(guard.check(ip6('fe80::1', 'ff02::1'))).toBe('ip_spoofed');
+  });
+
+  it('inspects ARP and neighbour discovery: only its own addresses at its own MAC', () => {
+    expect(guard.check(gratuitousArp(me, '192.168.123.64'))).toBe('arp_spoofed');
+    const otherMac = macFromAddress('x');
+    const lying = gratuitousArp(me, SHOOT_V4);
+    Buffer.from(otherMac).copy(lying, 14 + 8); // sender hardware address is not the frame's
+    expect(guard.check(lying)).toBe('arp_spoofed');
+    expect(guard.check(ip6(SHOOT_V6, 'ff02::1', 58, nd(136, 'fd8f:6d53:b97a:1::1000', me)))).toBe('nd_spoofed');
+    expect(guard.check(ip6(SHOOT_V6, 'ff02::1', 58, nd(136, SHOOT_V6, otherMac)))).toBe('nd_spoofed');
+    expect(guard.check(ip6(SHOOT_V6, 'ff02::1:ff00:1000', 58, nd(135, 'fd8f:6d53:b97a:1::1000', otherMac)))).toBe('nd_spoofed');
+    expect(guard.check(ip6(linkLocalFromMac(me), 'ff02::2', 58, icmp6(133, 0)))).toBe('nd_spoofed');
+  });
+
+  it('drops router advertisements, redirects, unmatched ICMP errors and other EtherTypes', () => {
+    expect(guard.check(ip6(linkLocalFromMac(me), 'ff02::1', 58, icmp6(134, 0, Buffer.alloc(8))))).toBe('icmp');
+    expect(guard.check(ip6(SHOOT_V6, 'fd8f:6d53:b97a:1::1000', 58, icmp6(137, 0, Buffer.alloc(32))))).toBe('icmp');
+    const quotedSeed = icmpEcho('10.1.0.20', '100.96.1.10', 1, 1);
+    expect(guard.check(eth(icmp4Error(SHOOT_V4, '192.168.123.64', quotedSeed, { mtu: 576 }), 0x0800))).toBe('icmp');
+    const quotedOurs = icmpEcho('192.168.123.64', '100.96.1.10', 1, 1);
+    expect(guard.check(eth(icmp4Error(SHOOT_V4, '192.168.123.64', quotedOurs, { mtu: 1400 }), 0x0800))).toBeUndefined();
+    expect(guard.check(eth(Buffer.alloc(40), 0x8100))).toBe('ethertype');
+    expect(guard.check(eth(Buffer.alloc(3), 0x0800))).toBe('malformed');
+  });
+});
+
+describe('canonical bond addresses', () => {
+  it('spells every form of an address one way and refuses what is none', () => {
+    for (const a of ['fd8f:6d53:b97a:1::100', 'FD8F:6D53:B97A:1::100', 'fd8f:6d53:b97a:1:0:0:0:100', 'fd8f:6d53:b97a:0001::0100']) expect(canonicalAddress(a)).toBe('fd8f:6d53:b97a:1::100');
+    expect(canonicalAddress('192.168.123.016')).toBeUndefined();
+    expect(canonicalAddress('nope')).toBeUndefined();
+    expect(canonicalAddress('f'.repeat(1000))).toBeUndefined();
   });
 });

@@ -4,7 +4,9 @@
  */
 export { Bond } from './bond.js';
 export type { BondOptions, BondMode, BondStats } from './bond.js';
-export { L2Switch } from './switch.js';
+export { L2Switch, SwitchFullError } from './switch.js';
+export { createPortGuard, linkLocalFromMac } from './guard.js';
+export type { PortGuard, PortGuardOptions, GuardDropReason } from './guard.js';
 export type { SwitchOptions, SwitchStats } from './switch.js';
 export {
   macFromAddress,
@@ -24,8 +26,9 @@ export {
   ETHERTYPE_IPV4,
   ETHERTYPE_IPV6,
 } from './ethernet.js';
-export { encodeMacAnnouncement, decodeMacAnnouncement } from './announce.js';
+export { encodeMacAnnouncement, decodeMacAnnouncement, MAX_ANNOUNCED_MACS } from './announce.js';
 export {
+  canonicalAddress,
   shootBondAddresses,
   endpointBondAddresses,
   shootIndexOf,

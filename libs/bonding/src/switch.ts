@@ -9,10 +9,20 @@
  *   and unknown unicast are flooded to every port but the ingress one.
  * - Announcements: the set of MACs attached to this server is published (on change, debounced by the
  *   caller) so that bonds can pick, per destination, a link to a server the destination is attached to.
- * - Limits: the shoot side is untrusted, so each port may hold at most `maxMacsPerPort` MACs and a
- *   learned entry ages out after `agingMs` without traffic.
+ * - Limits: the shoot side is untrusted, so each port may hold at most `maxMacsPerPort` MACs, the
+ *   table at most `maxMacs` (never more than one announcement carries), and a learned entry ages out
+ *   after `agingMs` without traffic. At most `maxPorts` ports exist; one more is refused with
+ *   RVPN_ERR_SWITCH_FULL. Each port may flood (broadcast, multicast, unknown unicast) at most
+ *   `broadcastRate` frames per second (a token bucket holding one second's worth); the rest is dropped.
+ * - A port may carry a guard (guard.ts): IP anti-spoofing, ARP/ND inspection, no redirects or router
+ *   advertisements. The HA server gives one to every shoot client.
  */
+import { defineError } from '@rvpn/config';
+import { MAX_ANNOUNCED_MACS } from './announce.js';
 import { formatMac, isGroup } from './ethernet.js';
+import type { GuardDropReason, PortGuard } from './guard.js';
+
+export const SwitchFullError = defineError('RVPN_ERR_SWITCH_FULL', 'The HA seed server has HA_MAX_PORTS endpoints attached already; the new one was refused. Raise HA_MAX_PORTS only if this many endpoints are legitimate.');
 
 export interface SwitchOptions {
   /** Sends frames out of a port (one call per port and batch). */
@@ -20,6 +30,12 @@ export interface SwitchOptions {
   /** Called when the set of attached MACs changed. */
   onMacsChanged?: (macs: string[]) => void;
   maxMacsPerPort?: number;
+  /** Entries in the table at most (default and upper bound: the MACs one announcement carries). */
+  maxMacs?: number;
+  /** Ports at most (default 4096). */
+  maxPorts?: number;
+  /** Frames per second a port may flood (default: unlimited). */
+  broadcastRate?: number;
   agingMs?: number;
   now?: () => number;
 }
@@ -35,8 +51,15 @@ export interface SwitchStats {
   framesIn: number;
   flooded: number;
   unicast: number;
-  dropped: { hairpin: number; macLimit: number; runt: number; unknownPort: number; spoofed: number };
+  dropped: { hairpin: number; macLimit: number; runt: number; unknownPort: number; spoofed: number; broadcastLimit: number } & Record<GuardDropReason, number>;
   moves: number;
+  /** Ports refused because the switch was full. */
+  refusedPorts: number;
+}
+
+interface Bucket {
+  tokens: number;
+  at: number;
 }
 
 export class L2Switch {
@@ -45,18 +68,40 @@ export class L2Switch {
   private readonly table = new Map<string, Entry>();
   private readonly perPort = new Map<string, Set<string>>();
   private readonly allowed = new Map<string, Set<string>>();
-  readonly stats: SwitchStats = { framesIn: 0, flooded: 0, unicast: 0, dropped: { hairpin: 0, macLimit: 0, runt: 0, unknownPort: 0, spoofed: 0 }, moves: 0 };
+  private readonly guards = new Map<string, PortGuard>();
+  private readonly buckets = new Map<string, Bucket>();
+  readonly stats: SwitchStats = {
+    framesIn: 0, flooded: 0, unicast: 0, moves: 0, refusedPorts: 0,
+    dropped: { hairpin: 0, macLimit: 0, runt: 0, unknownPort: 0, spoofed: 0, broadcastLimit: 0, ip_spoofed: 0, icmp: 0, arp_spoofed: 0, nd_spoofed: 0, ethertype: 0, malformed: 0 },
+  };
 
   constructor(opts: SwitchOptions) {
-    this.opts = { maxMacsPerPort: 16, agingMs: 300_000, now: () => Date.now(), ...opts };
+    this.opts = { maxMacsPerPort: 16, maxMacs: MAX_ANNOUNCED_MACS, maxPorts: 4096, broadcastRate: Infinity, agingMs: 300_000, now: () => Date.now(), ...opts };
+    this.opts.maxMacs = Math.min(this.opts.maxMacs, MAX_ANNOUNCED_MACS);
+  }
+
+  /** Whether one more port may be added. */
+  get full(): boolean {
+    return this.ports.size >= this.opts.maxPorts;
   }
 
   /**
    * Adds a port. `allowedMacs` pins the source MACs the port may use (an HA server pins each client
-   * to the MAC of its bond address): frames from any other source are dropped as spoofed.
+   * to the MAC of its bond address): frames from any other source are dropped as spoofed. `guard`
+   * checks every frame the port sends (guard.ts). Throws RVPN_ERR_SWITCH_FULL at `maxPorts`.
    */
-  addPort(id: string, opts: { allowedMacs?: readonly string[] } = {}): void {
+  addPort(id: string, opts: { allowedMacs?: readonly string[]; guard?: PortGuard } = {}): void {
+    if (!this.ports.has(id) && this.full) {
+      this.stats.refusedPorts++;
+      throw new SwitchFullError(`the switch has ${this.ports.size} ports, its limit`);
+    }
+    if (opts.allowedMacs?.length === 1 && !this.table.has(opts.allowedMacs[0]!) && this.table.size >= this.opts.maxMacs) {
+      this.stats.refusedPorts++;
+      throw new SwitchFullError(`the switch table holds ${this.table.size} MACs, its limit`);
+    }
     this.ports.add(id);
+    if (opts.guard) this.guards.set(id, opts.guard);
+    else this.guards.delete(id);
     if (!this.perPort.has(id)) this.perPort.set(id, new Set());
     if (opts.allowedMacs) this.allowed.set(id, new Set(opts.allowedMacs));
     else this.allowed.delete(id);
@@ -76,6 +121,8 @@ export class L2Switch {
   removePort(id: string): void {
     this.ports.delete(id);
     this.allowed.delete(id);
+    this.guards.delete(id);
+    this.buckets.delete(id);
     const macs = this.perPort.get(id);
     this.perPort.delete(id);
     if (macs && macs.size > 0) {
@@ -111,6 +158,7 @@ export class L2Switch {
     if (e?.pinned && this.ports.has(e.port)) return false; // a pinned MAC does not move
     const mine = this.perPort.get(port)!;
     if (mine.size >= this.opts.maxMacsPerPort) return false;
+    if (!e && this.table.size >= this.opts.maxMacs) return false;
     if (e) {
       this.perPort.get(e.port)?.delete(src);
       this.stats.moves++;
@@ -129,6 +177,7 @@ export class L2Switch {
     }
     const now = this.opts.now();
     const allowed = this.allowed.get(port);
+    const guard = this.guards.get(port);
     const out = new Map<string, Buffer[]>();
     const push = (p: string, f: Buffer) => {
       const q = out.get(p);
@@ -151,6 +200,13 @@ export class L2Switch {
         this.stats.dropped.spoofed++;
         continue;
       }
+      if (guard) {
+        const why = guard.check(f);
+        if (why) {
+          this.stats.dropped[why]++;
+          continue;
+        }
+      }
       if (!this.learn(port, src, now)) {
         this.stats.dropped.macLimit++;
         continue;
@@ -166,10 +222,30 @@ export class L2Switch {
           continue;
         }
       }
+      if (!this.takeToken(port, now)) {
+        this.stats.dropped.broadcastLimit++;
+        continue;
+      }
       this.stats.flooded++;
       for (const p of this.ports) if (p !== port) push(p, f);
     }
     for (const [p, fs] of out) this.opts.send(p, fs);
+  }
+
+  /** One flooded frame from `port`: a token bucket of `broadcastRate` per second, one second deep. */
+  private takeToken(port: string, now: number): boolean {
+    const rate = this.opts.broadcastRate;
+    if (!Number.isFinite(rate)) return true;
+    let b = this.buckets.get(port);
+    if (!b) {
+      b = { tokens: rate, at: now };
+      this.buckets.set(port, b);
+    }
+    b.tokens = Math.min(rate, b.tokens + ((now - b.at) * rate) / 1000);
+    b.at = now;
+    if (b.tokens < 1) return false;
+    b.tokens--;
+    return true;
   }
 
   /** Ages out entries not seen for agingMs; call periodically. */

@@ -117,6 +117,33 @@ function checkV6(b: Buffer, s: number, len: number, rules: FilterRules): number 
   return quotedSource.matchV6(b, q + 8) && quotedDestination.matchV6(b, q + 24) ? OK : ICMP_ERROR;
 }
 
+/**
+ * The upper-layer protocol of the IPv6 packet at `b[start .. start+len)` and where its header
+ * starts, behind hop-by-hop, destination options, fragment and AH headers; undefined for a non-first
+ * fragment, a routing header or a chain that is too long or does not fit.
+ */
+export function ipv6UpperLayer(b: Buffer, start: number, len: number): { protocol: number; offset: number; fragmented: boolean } | undefined {
+  if (len < 40) return undefined;
+  const end = start + len;
+  let nh = b[start + 6]!;
+  let off = start + 40;
+  let fragmented = false;
+  for (let i = 0; nh === 0 || nh === 60 || nh === 51 || nh === 44 || nh === 43; i++) {
+    if (nh === 43 || i >= MAX_EXT_HEADERS || off + 8 > end) return undefined;
+    if (nh === 44) {
+      if ((((b[off + 2]! << 8) | b[off + 3]!) & 0xfff8) !== 0) return undefined;
+      fragmented = true;
+      nh = b[off]!;
+      off += 8;
+    } else {
+      const size = nh === 51 ? (b[off + 1]! + 2) * 4 : (b[off + 1]! + 1) * 8;
+      nh = b[off]!;
+      off += size;
+    }
+  }
+  return off > end ? undefined : { protocol: nh, offset: off, fragmented };
+}
+
 /** Checks one IP packet at `batch[start .. start+len)`; undefined when it passes, else the reason. */
 export function checkPacket(batch: Buffer, start: number, len: number, rules: FilterRules): FilterDropReason | 'malformed' | undefined {
   const r = verdict(batch, start, len, rules);

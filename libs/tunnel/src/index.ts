@@ -38,7 +38,7 @@ export {
 export type { Role, TunnelAssignment, HelloBody, Hello } from './protocol.js';
 export { TunnelSession, establishSession } from './session.js';
 export type { LocalHello, PeerHello, SessionEnd, SessionStats, EstablishOptions } from './session.js';
-export { filterBatch, checkPacket, MAX_EXT_HEADERS } from './filter.js';
+export { filterBatch, checkPacket, ipv6UpperLayer, MAX_EXT_HEADERS } from './filter.js';
 export type { FilterRules, FilterResult, FilterDropReason } from './filter.js';
 export { TunnelDataPath } from './datapath.js';
 export type { TunnelDataPathOptions, DropReason } from './datapath.js';

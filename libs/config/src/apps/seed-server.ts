@@ -1,6 +1,6 @@
 /** vpn-seed-server configuration. */
 import { loadConfig, optional, t, type ConfigOf } from '../schema.js';
-import { checkNetworks, haIndexOf, networkFields, tlsFields } from './common.js';
+import { bondFields, checkNetworks, haIndexOf, networkFields, tlsFields } from './common.js';
 
 export const seedServerSchema = {
   ...networkFields,
@@ -16,6 +16,7 @@ export const seedServerSchema = {
   tunnelTlsHandshakeTimeoutMs: t.duration({ env: 'TUNNEL_TLS_HANDSHAKE_TIMEOUT', default: '5s', min: 100, max: 60_000, doc: 'Time an unauthenticated tunnel connection has to finish its TLS handshake.' }),
   tunnelHandshakeTimeoutMs: t.duration({ env: 'TUNNEL_HANDSHAKE_TIMEOUT', default: '10s', min: 100, max: 60_000, doc: 'Time an authenticated tunnel connection has to send its HELLO.' }),
   announceIntervalMs: t.duration({ env: 'ANNOUNCE_INTERVAL', default: '1s', min: 50, doc: 'HA: how often the switch re-announces the MACs attached to it (changes are announced at once, at most every 100 ms).' }),
+  bondNetworkV4: { ...bondFields.bondNetworkV4, doc: `${bondFields.bondNetworkV4.doc} The HA seed server lets shoot client j send IPv4 only from its address in it (set it alike everywhere).` },
   haMaxPorts: t.int({ env: 'HA_MAX_PORTS', default: '64', min: 2, max: 4096, doc: 'HA: most endpoints (switch ports: shoot clients and apiserver endpoints) attached at once; one more is refused with RVPN_ERR_SWITCH_FULL. At most 4096, the MACs one announcement carries.' }),
   haBroadcastRate: t.int({ env: 'HA_BROADCAST_RATE', default: '200', min: 1, max: 1_000_000, doc: 'HA: broadcast, multicast and unknown-unicast frames a switch port may flood per second (ARP, neighbour discovery); the excess is dropped and counted.' }),
   proxyListen: t.hostPort({ env: 'PROXY_LISTEN', default: '0.0.0.0:9443', doc: "Where the kube-apiserver's CONNECT proxy binds." }),
