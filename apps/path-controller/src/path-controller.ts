@@ -16,7 +16,7 @@
  *   pod; nothing is forwarded.
  */
 import { CidrSet, errorCode, readTlsFiles, type Cidr, type PathControllerConfig } from '@rvpn/config';
-import { BondEndpoint, endpointBondAddresses, formatMac, macFromAddress, randomEndpointSlot, shootBondAddresses, type BondAddresses } from '@rvpn/bonding';
+import { BOND_DEFAULT_SYSCTLS, BondEndpoint, endpointBondAddresses, hardenBondDevice, formatMac, macFromAddress, randomEndpointSlot, shootBondAddresses, type BondAddresses } from '@rvpn/bonding';
 import { createEgressProxy, PathGate, type EgressProxy } from '@rvpn/egress';
 import { createStatusServer, watchCertificates, type FileWatch, type Logger } from '@rvpn/observability';
 import { NetConfig, openTunDevice, type TunDevice } from '@rvpn/tunnel';
@@ -27,8 +27,11 @@ import { probeThrough } from './probe.js';
 const MARK_BASE = 0x100;
 const RULE_PRIORITY_BASE = 1000;
 
-/** Probe replies return over the bond while the route may point elsewhere: no reverse-path filter. Set by `--init`. */
-export const PATH_CONTROLLER_SYSCTLS = { 'net.ipv4.conf.all.rp_filter': '0' } as const;
+/**
+ * Probe replies return over the bond while the route may point elsewhere: no reverse-path filter;
+ * RAs and redirects from the bond have no effect (the bond's defaults). Set by `--init`.
+ */
+export const PATH_CONTROLLER_SYSCTLS = { 'net.ipv4.conf.all.rp_filter': '0', ...BOND_DEFAULT_SYSCTLS } as const;
 
 export class PathController {
   private readonly cfg: PathControllerConfig;
@@ -76,6 +79,7 @@ export class PathController {
       this.device = openTunDevice({ name: cfg.bondDevice, mode: 'tap' });
       const dev = this.device.name;
       await this.net.setMtu(dev, cfg.mtu);
+      await hardenBondDevice(this.net, dev);
       await this.applyAddresses(undefined);
       await this.net.linkUp(dev);
       await this.net.applyNftTable('inet', cfg.nftTable, pathFirewall(dev, cfg.haVpnClients, cfg.probePortBase));

@@ -7,11 +7,14 @@
  * the apiserver endpoints' bond addresses are on-link on the bond.
  */
 import { haIndexOf, readTlsFiles, type ShootConfig } from '@rvpn/config';
-import { BondEndpoint, formatMac, macFromAddress, shootBondAddresses } from '@rvpn/bonding';
+import { BOND_DEFAULT_SYSCTLS, BondEndpoint, formatMac, hardenBondDevice, macFromAddress, shootBondAddresses } from '@rvpn/bonding';
 import { createStatusServer, type Logger } from '@rvpn/observability';
 import { NetConfig, openTunDevice, type TunDevice } from '@rvpn/tunnel';
 import { Counter, Gauge, type Registry } from 'prom-client';
 import { SHOOT_SYSCTLS, shootFirewall } from './shoot-client.js';
+
+/** vpn-shoot's sysctls in HA mode: the bond's defaults too (written by --init, see main.ts). */
+export const SHOOT_HA_SYSCTLS = { ...SHOOT_SYSCTLS, ...BOND_DEFAULT_SYSCTLS } as const;
 
 export class HaShootClient {
   private readonly cfg: ShootConfig;
@@ -43,11 +46,13 @@ export class HaShootClient {
     const cfg = this.cfg;
     try {
       const addrs = shootBondAddresses({ v6: cfg.vpnNetwork, v4: cfg.ipFamilies.includes(4) ? cfg.bondNetworkV4 : undefined }, this.index);
-      for (const [name, value] of Object.entries(SHOOT_SYSCTLS)) await this.net.setSysctl(name, value);
+      for (const [name, value] of Object.entries(SHOOT_HA_SYSCTLS)) await this.net.setSysctl(name, value);
       this.device = openTunDevice({ name: cfg.bondDevice, mode: 'tap' });
       const dev = this.device.name;
       const mac = formatMac(macFromAddress(addrs.v6));
       await this.net.setLinkAddress(dev, mac);
+      // RAs and redirects from the bond have no effect; link-local from the MAC (what the servers allow)
+      await hardenBondDevice(this.net, dev);
       await this.net.setMtu(dev, cfg.mtu);
       await this.net.addAddress(dev, `${addrs.v6}/${cfg.vpnNetwork.prefix}`);
       if (addrs.v4) await this.net.addAddress(dev, `${addrs.v4}/${cfg.bondNetworkV4.prefix}`);

@@ -2,8 +2,8 @@
 /** vpn-shoot: load config, wire, handle signals. Logic lives in shoot-client.ts and the libs. */
 import { loadShootConfig } from '@rvpn/config';
 import { runMain } from '@rvpn/observability';
-import { SHOOT_SYSCTLS, ShootClient } from './shoot-client.js';
-import { HaShootClient } from './ha-client.js';
+import { ShootClient } from './shoot-client.js';
+import { HaShootClient, SHOOT_HA_SYSCTLS } from './ha-client.js';
 
 runMain({
   name: 'vpn-shoot',
@@ -11,5 +11,5 @@ runMain({
   create: (cfg, deps) => (cfg.isHa ? new HaShootClient(cfg, deps) : new ShootClient(cfg, deps)),
   logBase: (cfg) => ({ namespace: cfg.namespace || undefined, pod: cfg.podName || undefined }),
   logLevel: (cfg) => cfg.logLevel,
-  initSysctls: SHOOT_SYSCTLS,
+  initSysctls: SHOOT_HA_SYSCTLS,
 });

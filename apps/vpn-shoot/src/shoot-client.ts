@@ -10,6 +10,7 @@ import type { ShootConfig } from '@rvpn/config';
 import { createStatusServer, watchCertificates, type FileWatch, type Logger } from '@rvpn/observability';
 import {
   authorizeByIdentity,
+  knownCode,
   NetConfig,
   openTunDevice,
   TunnelDataPath,
@@ -110,7 +111,7 @@ export class ShootClient {
           hello,
           validatePeerHello,
           onSession: (s) => this.attach(s),
-          onDialError: (code: string) => this.metrics.dialFailuresTotal.inc({ code }),
+          onDialError: (code: string) => this.metrics.dialFailuresTotal.inc({ code: knownCode(code) }),
           backoff: { minMs: cfg.reconnectMinMs, maxMs: cfg.reconnectMaxMs },
           protocolMinor: cfg.protocolMinor,
           logger: this.log,
@@ -163,7 +164,7 @@ export class ShootClient {
     this.metrics.tunnelConnected.set(1);
     this.log.info({ address: assignment.shootAddress, minor: session.negotiatedMinor }, 'tunnel to the seed is up');
     void session.closed.then((end) => {
-      this.metrics.sessionEndsTotal.inc({ code: end.code ?? 'closed' });
+      this.metrics.sessionEndsTotal.inc({ code: end.code === undefined ? 'closed' : knownCode(end.code) });
       if (this.session !== session) return;
       this.session = undefined;
       this.datapath?.detach();

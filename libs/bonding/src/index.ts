@@ -42,4 +42,5 @@ export {
 } from './addresses.js';
 export type { BondNetworks, BondAddresses } from './addresses.js';
 export { BondEndpoint } from './endpoint.js';
+export { BOND_DEFAULT_SYSCTLS, bondDeviceSysctls, hardenBondDevice } from './harden.js';
 export type { BondEndpointOptions, BondServerTarget } from './endpoint.js';
