@@ -13,5 +13,7 @@ export { applySysctls, INIT_ARG, type SysctlTable } from './init-mode.js';
 export type { Logger } from 'pino';
 export { watchFiles, watchCertificates } from './watch-files.js';
 export { createIntervalLog, OVERFLOW_KEY } from './interval-log.js';
+export { watchDescriptors } from './descriptor-watch.js';
+export type { DescriptorWatch, DescriptorWatchOptions } from './descriptor-watch.js';
 export type { IntervalLog, IntervalLogOptions, LevelLogger } from './interval-log.js';
 export type { FileWatch } from './watch-files.js';

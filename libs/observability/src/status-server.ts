@@ -17,6 +17,12 @@ export interface StatusServerOptions {
   live: () => CheckResult | Promise<CheckResult>;
   ready: () => CheckResult | Promise<CheckResult>;
   logger?: { debug(obj: object, msg?: string): void };
+  /**
+   * Errors of the listening socket after it listens (failed accepts: EMFILE when out of file
+   * descriptors). Without this they are ignored; either way the server keeps listening and the
+   * process keeps running.
+   */
+  onError?: (err: Error) => void;
 }
 
 export interface StatusServer {
@@ -26,6 +32,8 @@ export interface StatusServer {
 
 export function createStatusServer(opts: StatusServerOptions): StatusServer {
   const app = Fastify({ logger: false });
+  // a net.Server emits failed accepts as 'error'; with no listener that would end the process
+  app.server.on('error', (err) => opts.onError?.(err));
   const check = (fn: () => CheckResult | Promise<CheckResult>) => async (_req: unknown, reply: { code(n: number): { send(b: unknown): unknown } }) => {
     const r = await fn();
     return reply.code(r.ok ? 200 : 503).send(r);
