@@ -14,6 +14,8 @@ export { readClientHello, clientHelloLength, parseServerName, serverNameOfBody, 
 export { readProxyHeader, parseProxyHeader, proxyHeaderLength, encodeProxyV1, encodeProxyV2, ProxyHeaderScanner, V1_MAX_BYTES, V2_MAX_BYTES } from './proxy-protocol.js';
 export type { ProxyHeader } from './proxy-protocol.js';
 export { readPrefix } from './read-prefix.js';
+export { ConnectionLimits, sourceKey } from './limits.js';
+export type { Admission, ConnectionLimitsOptions, LimitRefusal } from './limits.js';
 export type { PrefixScanner, ReadPrefixOptions } from './read-prefix.js';
 export {
   ProxyDialError,
