@@ -10,53 +10,10 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { loadSniProxyConfig } from '@rvpn/config';
 import { encodeProxyV1, encodeProxyV2 } from '@rvpn/proxy';
 import { createCa, issueCertificate } from '@rvpn/pki';
+import { cleanup, connectReq, exchange, onCleanup, server, startProxy, tagServer, VALUE, VALUE_B } from './harness.test-helper.js';
 import { SniProxy } from './sni-proxy.js';
 
-const VALUE = 'outbound|1194||vpn-seed-server.shoot--p--a.svc.cluster.local';
-const VALUE_B = 'outbound|1194||vpn-seed-server.shoot--p--b.svc.cluster.local';
-const cleanups: Array<() => unknown> = [];
-afterEach(async () => {
-  while (cleanups.length) await cleanups.pop()!();
-});
-
-async function server(handler: (s: net.Socket) => void): Promise<number> {
-  const srv = net.createServer(handler);
-  const conns = new Set<net.Socket>();
-  srv.on('connection', (c) => { conns.add(c); c.on('close', () => conns.delete(c)); });
-  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
-  cleanups.push(() => new Promise<void>((r) => { srv.close(() => r()); for (const c of conns) c.destroy(); }));
-  return (srv.address() as net.AddressInfo).port;
-}
-const tagServer = (tag: string) => server((s) => { s.write(`${tag}\n`); s.pipe(s); });
-
-async function startProxy(routes: object, env: Record<string, string> = {}) {
-  const dir = mkdtempSync(join(tmpdir(), 'rvpn-sni-'));
-  cleanups.push(() => { rmSync(dir, { recursive: true, force: true }); });
-  const file = join(dir, 'routes.json');
-  writeFileSync(file, JSON.stringify(routes));
-  const cfg = loadSniProxyConfig({ ROUTES_FILE: file, LISTEN_TLS: '127.0.0.1:0', LISTEN_CONNECT: '127.0.0.1:0', LISTEN_CONNECT_LEGACY: '127.0.0.1:0', STATUS_LISTEN: '127.0.0.1:0', ...env });
-  const registry = new Registry();
-  const proxy = new SniProxy(cfg, { logger: pino({ level: 'silent' }), registry });
-  await proxy.start();
-  cleanups.push(() => proxy.stop());
-  return { proxy, file, dir, registry };
-}
-
-/** Sends raw bytes, returns everything received until close (or the first line, when asked). */
-function exchange(port: number, payload: Buffer | string, opts: { untilLine?: boolean; prefix?: Buffer } = {}): Promise<string> {
-  return new Promise((resolve) => {
-    const s = net.connect(port, '127.0.0.1');
-    let got = '';
-    s.on('error', () => resolve(got));
-    s.on('data', (d) => {
-      got += d.toString('latin1');
-      if (opts.untilLine && /\r\n\r\n[^\n]*\n/.test(got)) { s.destroy(); resolve(got); }
-    });
-    s.on('close', () => resolve(got));
-    s.on('connect', () => s.write(opts.prefix ? Buffer.concat([opts.prefix, Buffer.from(payload)]) : payload));
-  });
-}
-const connectReq = (header: string, value: string, target = 'ignored.example:1') => `CONNECT ${target} HTTP/1.1\r\nHost: ${target}\r\n${header}: ${value}\r\n\r\n`;
+afterEach(cleanup);
 
 describe('sni-proxy CONNECT routing', () => {
   it('routes by X-Gardener-Destination on 8443 and Reversed-VPN on 8132, ignoring the request target', async () => {
@@ -111,7 +68,7 @@ describe('sni-proxy TLS passthrough', () => {
       const c = await issueCertificate(ca, { commonName: name, usage: 'server', dnsNames: [name] });
       const srv = tls.createServer({ cert: c.certPem, key: c.keyPem }, (s) => s.end(`hello from ${name}\n`));
       await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
-      cleanups.push(() => new Promise<void>((r) => srv.close(() => r())));
+      onCleanup(() => new Promise<void>((r) => srv.close(() => r())));
       return (srv.address() as net.AddressInfo).port;
     };
     const one = await mk('api.one.example');
@@ -170,7 +127,7 @@ describe('sni-proxy route reloads', () => {
     const a = await tagServer('a');
     const b = await tagServer('b');
     const base = mkdtempSync(join(tmpdir(), 'rvpn-cm-'));
-    cleanups.push(() => rmSync(base, { recursive: true, force: true }));
+    onCleanup(() => rmSync(base, { recursive: true, force: true }));
     const v1 = join(base, '..v1');
     mkdirSync(v1);
     writeFileSync(join(v1, 'routes.json'), JSON.stringify({ connect: { [VALUE]: `127.0.0.1:${a}` } }));
@@ -179,7 +136,7 @@ describe('sni-proxy route reloads', () => {
     const cfg = loadSniProxyConfig({ ROUTES_FILE: join(base, 'routes.json'), LISTEN_TLS: '127.0.0.1:0', LISTEN_CONNECT: '127.0.0.1:0', LISTEN_CONNECT_LEGACY: '127.0.0.1:0', STATUS_LISTEN: '127.0.0.1:0' });
     const proxy = new SniProxy(cfg, { logger: pino({ level: 'silent' }), registry: new Registry() });
     await proxy.start();
-    cleanups.push(() => proxy.stop());
+    onCleanup(() => proxy.stop());
     expect(await exchange(proxy.ports.connect!, connectReq('X-Gardener-Destination', VALUE), { untilLine: true })).toMatch(/\r\n\r\na\n/);
     const v2 = join(base, '..v2');
     mkdirSync(v2);
@@ -199,7 +156,7 @@ describe('sni-proxy route reloads', () => {
     const b = await tagServer('b');
     const c = await tagServer('c');
     const base = mkdtempSync(join(tmpdir(), 'rvpn-two-'));
-    cleanups.push(() => rmSync(base, { recursive: true, force: true }));
+    onCleanup(() => rmSync(base, { recursive: true, force: true }));
     const OTHER = 'outbound|1194||vpn-seed-server.shoot--p--other.svc.cluster.local';
     mkdirSync(join(base, 'static'));
     mkdirSync(join(base, 'operator'));
@@ -208,7 +165,7 @@ describe('sni-proxy route reloads', () => {
     const cfg = loadSniProxyConfig({ ROUTES_FILE: files.join(','), LISTEN_TLS: '127.0.0.1:0', LISTEN_CONNECT: '127.0.0.1:0', LISTEN_CONNECT_LEGACY: '127.0.0.1:0', STATUS_LISTEN: '127.0.0.1:0' });
     const proxy = new SniProxy(cfg, { logger: pino({ level: 'silent' }), registry: new Registry() });
     await proxy.start();
-    cleanups.push(() => proxy.stop());
+    onCleanup(() => proxy.stop());
     expect(await exchange(proxy.ports.connect!, connectReq('X-Gardener-Destination', VALUE), { untilLine: true })).toMatch(/\r\n\r\na\n/);
     expect(proxy.routes?.connect.has(OTHER)).toBe(false);
     // the operator's file appears: it adds a route and cannot override the static one

@@ -5,11 +5,22 @@
  *   :8132 the same with the legacy `Reversed-VPN` header.
  * The CONNECT request target is ignored; the header value names the upstream, must match the
  * allow-list and must be in the route table. Route reloads never touch existing connections.
+ *
+ * Anyone on the internet reaches it, so every connection is bounded before it is routed: one deadline
+ * (HEADER_TIMEOUT) for the PROXY header plus the request head or ClientHello, caps across all listeners
+ * (in total, per source, per route, pending in total and per source; @rvpn/proxy's ConnectionLimits),
+ * a refused TLS client gets its alert and is destroyed after a short linger (never left half-open), an
+ * upstream dial has its own timeout, and a piped connection an idle timeout. Refusals are counted in
+ * metrics and logged once per interval. Listener errors are counted and survived; running out of file
+ * descriptors (which Node never reports for an accept) is noticed by a probe, counted and logged.
  */
+import { randomBytes } from 'node:crypto';
 import net from 'node:net';
-import { errorCode, type SniProxyConfig } from '@rvpn/config';
-import { createStatusServer, type Logger } from '@rvpn/observability';
-import { readClientHello, readProxyHeader, readRequestHead, statusForHeadError, writeStatus } from '@rvpn/proxy';
+import { CidrSet, errorCode, type SniProxyConfig } from '@rvpn/config';
+import { createIntervalLog, createStatusServer, watchDescriptors, type DescriptorWatch, type IntervalLog, type Logger } from '@rvpn/observability';
+import {
+  ConnectionLimits, readClientHello, readProxyHeader, readRequestHead, sourceKey, statusForHeadError, writeStatus, type Admission, type ProxyHeader,
+} from '@rvpn/proxy';
 import type { Registry } from 'prom-client';
 import { createSniProxyMetrics } from './metrics.js';
 import { RouteFileSource, type RouteTable, type Upstream } from './routes.js';
@@ -18,17 +29,39 @@ type ListenerKind = { name: string; kind: 'sni' } | { name: string; kind: 'conne
 
 /** TLS alert record: fatal (2), unrecognized_name (112). */
 const ALERT_UNRECOGNIZED_NAME = Buffer.from([0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 0x70]);
+/** How long a refused client has to read its alert or status before the socket is destroyed. */
+export const REFUSAL_LINGER_MS = 1000;
+/** Peer-supplied text is cut to this length in logs. */
+const LOG_VALUE_CHARS = 200;
+
+const clip = (s: string) => (s.length > LOG_VALUE_CHARS ? `${s.slice(0, LOG_VALUE_CHARS)}…` : s);
+
+/** Who a connection is: the TCP peer, what a PROXY header claims, and the key its caps count. */
+interface Peer {
+  /** The TCP peer, `address:port`. */
+  remote: string;
+  /** The PROXY header's source, `address:port`, when one was sent (believed or not). */
+  claimed?: string;
+  /** The key per-source caps count (sourceKey of the peer, or of the claim from a trusted peer). */
+  source?: string;
+}
 
 export class SniProxy {
   private readonly cfg: SniProxyConfig;
   private readonly log: Logger;
   private readonly registry: Registry;
   private readonly metrics: ReturnType<typeof createSniProxyMetrics>;
+  private readonly limits: ConnectionLimits;
+  private readonly trusted: CidrSet;
+  private readonly refusals: IntervalLog;
+  private readonly acceptErrors: IntervalLog;
   private table: RouteTable | undefined;
   private source: RouteFileSource | undefined;
   private readonly servers: net.Server[] = [];
+  /** Client connections and upstream connections, for stop(). */
   private readonly sockets = new Set<net.Socket>();
   private status: ReturnType<typeof createStatusServer> | undefined;
+  private descriptors: DescriptorWatch | undefined;
   private readonly abort = new AbortController();
   private readonly onHup = () => void this.reload();
   /** Bound ports after start (useful when configured with port 0). */
@@ -39,10 +72,32 @@ export class SniProxy {
     this.log = deps.logger;
     this.registry = deps.registry;
     this.metrics = createSniProxyMetrics(deps.registry);
+    this.limits = new ConnectionLimits({
+      maxConnections: cfg.maxConnections,
+      maxPerSource: cfg.maxConnectionsPerSource,
+      maxPerRoute: cfg.maxConnectionsPerRoute,
+      maxPending: cfg.maxPendingConnections,
+      maxPendingPerSource: cfg.maxPendingConnectionsPerSource,
+    });
+    this.trusted = new CidrSet(cfg.proxyProtocolTrustedNetworks);
+    this.refusals = createIntervalLog({ logger: this.log, level: 'info', intervalMs: cfg.refusalLogIntervalMs });
+    this.acceptErrors = createIntervalLog({ logger: this.log, level: 'error', intervalMs: cfg.refusalLogIntervalMs });
+    const limit = this.metrics.connectionLimit;
+    limit.set({ limit: 'total' }, cfg.maxConnections);
+    limit.set({ limit: 'per_source' }, cfg.maxConnectionsPerSource);
+    limit.set({ limit: 'per_route' }, cfg.maxConnectionsPerRoute);
+    limit.set({ limit: 'pending' }, cfg.maxPendingConnections);
+    limit.set({ limit: 'pending_per_source' }, cfg.maxPendingConnectionsPerSource);
+    this.metrics.headerTimeoutSeconds.set(cfg.headerTimeoutMs / 1000);
   }
 
   get routes(): RouteTable | undefined {
     return this.table;
+  }
+
+  /** Open client connections across all listeners (what MAX_CONNECTIONS caps). */
+  get connections(): number {
+    return this.limits.connections;
   }
 
   private install(table: RouteTable) {
@@ -69,6 +124,9 @@ export class SniProxy {
       });
       this.install(await this.source.start());
       process.on('SIGHUP', this.onHup);
+      if (this.cfg.proxyProtocol === 'required' && this.trusted.isEmpty) {
+        this.log.info({}, 'PROXY_PROTOCOL=required trusts the PROXY header of every peer; set PROXY_PROTOCOL_TRUSTED_NETWORKS to the load balancer\'s networks to believe only those');
+      }
       const listeners: Array<[ListenerKind, { host: string; port: number }]> = [
         [{ name: 'tls', kind: 'sni' }, this.cfg.listen443],
         [{ name: 'connect', kind: 'connect', header: 'x-gardener-destination' }, this.cfg.listen8443],
@@ -81,8 +139,21 @@ export class SniProxy {
         registry: this.registry,
         live: () => ({ ok: true }),
         ready: () => ({ ok: !!this.table && this.servers.length === 3, checks: { routes: { ok: !!this.table }, listeners: { ok: this.servers.length === 3 } } }),
+        onError: (err) => this.acceptError('status', err),
       });
       this.ports.status = (await this.status.start()).port;
+      // out of descriptors, accepts fail inside libuv and never reach the listeners' 'error' handlers
+      this.descriptors = watchDescriptors({
+        onExhausted: (code) => {
+          this.metrics.descriptorsExhausted.set(1);
+          this.metrics.descriptorExhaustedSecondsTotal.inc();
+          this.acceptErrors.log(`descriptors:${code}`, { code, connections: this.limits.connections }, 'out of file descriptors: new connections are not accepted until some close');
+        },
+        onRecovered: () => {
+          this.metrics.descriptorsExhausted.set(0);
+          this.log.warn({ connections: this.limits.connections }, 'file descriptors available again');
+        },
+      });
       this.log.info({ ports: this.ports }, 'sni-proxy started');
     } catch (err) {
       await this.stop();
@@ -97,133 +168,227 @@ export class SniProxy {
 
   private listen(kind: ListenerKind, addr: { host: string; port: number }): Promise<number> {
     // Half-open connections are kept: a client that ends its side still gets the rest of the answer.
+    // The caps are enforced across listeners in accept(), not with net.Server#maxConnections (per server).
     const server = net.createServer({ allowHalfOpen: true }, (sock) => this.accept(kind, sock));
-    server.maxConnections = this.cfg.maxConnections;
-    server.on('drop', () => this.metrics.refusedTotal.inc({ listener: kind.name, reason: 'max_connections' }));
     this.servers.push(server);
     return new Promise((resolve, reject) => {
       server.once('error', reject);
       server.listen(addr.port, addr.host, () => {
         server.off('error', reject);
+        // After listen, errors are failed accepts (EMFILE, ENFILE, ENOBUFS): the listener stays open and
+        // accepts again once descriptors are free (libuv drops the pending connection meanwhile).
+        server.on('error', (err) => this.acceptError(kind.name, err));
         resolve((server.address() as net.AddressInfo).port);
       });
     });
   }
 
-  private refuse(kind: ListenerKind, reason: string, remote: string, detail: string) {
+  private acceptError(listener: string, err: Error) {
+    const code = (err as NodeJS.ErrnoException).code;
+    const label = code && /^E[A-Z]+$/.test(code) ? code : 'other';
+    this.metrics.acceptErrorsTotal.inc({ listener, code: label });
+    this.acceptErrors.log(`${listener}:${label}`, { listener, code: label, err: err.message }, 'accept failed; still listening');
+  }
+
+  private refuse(kind: ListenerKind, reason: string, peer: Peer, detail: string, extra: Record<string, unknown> = {}) {
     this.metrics.refusedTotal.inc({ listener: kind.name, reason });
-    this.log.info({ listener: kind.name, reason, remote, detail }, 'connection refused');
+    this.refusals.log(`${kind.name}:${reason}`, { listener: kind.name, reason, ...peer, detail: clip(detail), ...extra }, 'connection refused');
+  }
+
+  private updateGauges() {
+    this.metrics.activeConnections.set(this.limits.connections);
+    this.metrics.pendingConnections.set(this.limits.pending);
+    this.metrics.sources.set(this.limits.trackedSources);
+  }
+
+  /** Whether a PROXY header from this peer names the source the caps count. */
+  private trustsHeaderFrom(address: string | undefined): boolean {
+    if (this.cfg.proxyProtocol === 'off') return false;
+    if (this.trusted.isEmpty) return this.cfg.proxyProtocol === 'required';
+    if (!address) return false;
+    // a dual-stack listener reports IPv4 peers as ::ffff:a.b.c.d
+    const unmapped = /^::ffff:/i.test(address) && net.isIPv4(address.slice(7)) ? address.slice(7) : address;
+    return this.trusted.contains(unmapped);
   }
 
   private accept(kind: ListenerKind, sock: net.Socket) {
-    this.sockets.add(sock);
     this.metrics.connectionsTotal.inc({ listener: kind.name });
-    this.metrics.activeConnections.set(this.sockets.size);
+    sock.on('error', () => undefined);
+    const peer: Peer = { remote: `${sock.remoteAddress}:${sock.remotePort}` };
+    const trustedPeer = this.trustsHeaderFrom(sock.remoteAddress);
+    // a trusted load balancer's own address is no source: the header will name it
+    if (!trustedPeer) peer.source = sourceKey(sock.remoteAddress);
+    const admission = this.limits.admit(peer.source);
+    if (typeof admission === 'string') {
+      this.refuse(kind, admission, peer, 'at accept');
+      sock.destroy();
+      return;
+    }
+    this.sockets.add(sock);
     sock.once('close', () => {
       this.sockets.delete(sock);
-      this.metrics.activeConnections.set(this.sockets.size);
+      admission.release();
+      this.updateGauges();
     });
-    sock.on('error', () => undefined);
+    this.updateGauges();
     sock.setNoDelay(true);
     sock.setKeepAlive(true, 55_000);
-    void this.handle(kind, sock).catch((err) => {
+    void this.handle(kind, sock, peer, admission, trustedPeer).catch((err) => {
       this.log.warn({ err: (err as Error).message }, 'connection handling failed');
       sock.destroy();
     });
   }
 
-  private async handle(kind: ListenerKind, sock: net.Socket) {
-    let remote = `${sock.remoteAddress}:${sock.remotePort}`;
-    const deadline = { timeoutMs: this.cfg.headerTimeoutMs, signal: this.abort.signal };
+  /** Ends the socket (after `last` bytes) and destroys it after a short linger, whatever the peer does. */
+  private release(sock: net.Socket, last: Buffer) {
+    sock.end(last);
+    setTimeout(() => sock.destroy(), REFUSAL_LINGER_MS).unref();
+  }
+
+  private async handle(kind: ListenerKind, sock: net.Socket, peer: Peer, admission: Admission, trustedPeer: boolean) {
+    // one deadline for everything before the route is known: a slow PROXY header does not buy time for the head
+    const deadline = Date.now() + this.cfg.headerTimeoutMs;
+    const left = () => Math.max(1, deadline - Date.now());
     let initial: Buffer = Buffer.alloc(0);
     if (this.cfg.proxyProtocol !== 'off') {
+      let header: ProxyHeader | undefined;
       try {
-        const r = await readProxyHeader(sock, { mode: this.cfg.proxyProtocol, ...deadline });
-        if (r.header?.source) remote = `${r.header.source.address}:${r.header.source.port}`;
+        const r = await readProxyHeader(sock, { mode: this.cfg.proxyProtocol, timeoutMs: left(), signal: this.abort.signal });
+        header = r.header;
         initial = r.rest;
       } catch (err) {
-        this.refuse(kind, 'proxy_protocol', remote, (err as Error).message);
+        this.refuse(kind, 'proxy_protocol', peer, (err as Error).message);
         sock.destroy();
         return;
+      }
+      if (header?.source) peer.claimed = `${header.source.address}:${header.source.port}`;
+      if (trustedPeer) {
+        // the claim counts only from a trusted peer; without a claim the peer itself is the source
+        peer.source = sourceKey(header?.source?.address ?? sock.remoteAddress);
+        const refusal = admission.setSource(peer.source);
+        if (refusal) {
+          this.refuse(kind, refusal, peer, 'after the PROXY header');
+          sock.destroy();
+          return;
+        }
+        this.updateGauges();
       }
     }
-    if (kind.kind === 'sni') {
-      let hello;
-      try {
-        hello = await readClientHello(sock, { maxBytes: Math.max(this.cfg.maxHeaderBytes, 16 * 1024 + 5), ...deadline, initial });
-      } catch (err) {
-        this.refuse(kind, errorCode(err) === 'RVPN_ERR_PROXY_HEAD_TIMEOUT' ? 'timeout' : 'not_tls', remote, (err as Error).message);
-        sock.destroy();
-        return;
-      }
-      const up = hello.serverName ? this.table!.sni.get(hello.serverName) : undefined;
-      if (!up) {
-        this.refuse(kind, 'unknown_sni', remote, `no route for SNI ${JSON.stringify(hello.serverName ?? '')}`);
-        sock.end(ALERT_UNRECOGNIZED_NAME);
-        return;
-      }
-      await this.pipe(kind, sock, up, hello.buffered, undefined);
+    if (kind.kind === 'sni') return this.handleTls(kind, sock, peer, admission, initial, left());
+    return this.handleConnect(kind, sock, peer, admission, initial, left());
+  }
+
+  private async handleTls(kind: ListenerKind, sock: net.Socket, peer: Peer, admission: Admission, initial: Buffer, timeoutMs: number) {
+    let hello;
+    try {
+      hello = await readClientHello(sock, { maxBytes: Math.max(this.cfg.maxHeaderBytes, 16 * 1024 + 5), timeoutMs, signal: this.abort.signal, initial });
+    } catch (err) {
+      const code = errorCode(err);
+      this.refuse(kind, code === 'RVPN_ERR_PROXY_HEAD_TIMEOUT' ? 'timeout' : code === 'RVPN_ERR_PROXY_HEAD_TOO_LARGE' ? 'too_large' : 'not_tls', peer, (err as Error).message);
+      sock.destroy();
       return;
     }
+    const up = hello.serverName ? this.table!.sni.get(hello.serverName) : undefined;
+    if (!up) {
+      this.refuse(kind, hello.serverName ? 'unknown_sni' : 'no_sni', peer, `no route for SNI ${JSON.stringify(hello.serverName ?? '')}`);
+      this.release(sock, ALERT_UNRECOGNIZED_NAME);
+      return;
+    }
+    const refusal = admission.route(`sni:${up.host}:${up.port}`);
+    if (refusal) {
+      this.refuse(kind, refusal, peer, `SNI ${hello.serverName}`);
+      sock.destroy();
+      return;
+    }
+    this.updateGauges();
+    await this.pipe(kind, sock, peer, up, hello.buffered, undefined);
+  }
 
+  private async handleConnect(kind: Extract<ListenerKind, { kind: 'connect' }>, sock: net.Socket, peer: Peer, admission: Admission, initial: Buffer, timeoutMs: number) {
     let head;
     try {
-      head = await readRequestHead(sock, { maxBytes: this.cfg.maxHeaderBytes, ...deadline, initial });
+      head = await readRequestHead(sock, { maxBytes: this.cfg.maxHeaderBytes, timeoutMs, signal: this.abort.signal, initial });
     } catch (err) {
       const { status, reason } = statusForHeadError(errorCode(err));
-      this.refuse(kind, status === 408 ? 'timeout' : status === 431 ? 'head_too_large' : 'bad_request', remote, (err as Error).message);
+      this.refuse(kind, status === 408 ? 'timeout' : status === 431 ? 'head_too_large' : 'bad_request', peer, (err as Error).message);
       writeStatus(sock, status, reason, (err as Error).message);
       return;
     }
     if (head.method !== 'CONNECT') {
-      this.refuse(kind, 'method', remote, head.method);
+      this.refuse(kind, 'method', peer, head.method);
       writeStatus(sock, 405, 'Method Not Allowed', 'only CONNECT is supported');
       return;
     }
     const values = head.headers.get(kind.header);
     if (!values || values.length !== 1 || !values[0]) {
-      this.refuse(kind, 'missing_header', remote, `${kind.header} missing or repeated`);
+      this.refuse(kind, 'missing_header', peer, `${kind.header} missing or repeated`);
       writeStatus(sock, 400, 'Bad Request', `exactly one ${kind.header} header is required`);
       return;
     }
     const value = values[0];
     if (!this.table!.allow.some((r) => r.test(value))) {
-      this.refuse(kind, 'forbidden', remote, value);
-      writeStatus(sock, 403, 'Forbidden', `destination ${JSON.stringify(value)} is not allowed`);
+      this.refuse(kind, 'forbidden', peer, value);
+      writeStatus(sock, 403, 'Forbidden', `destination ${JSON.stringify(clip(value))} is not allowed`);
       return;
     }
     const up = this.table!.connect.get(value);
     if (!up) {
-      this.refuse(kind, 'no_route', remote, value);
-      writeStatus(sock, 404, 'Not Found', `no route for ${JSON.stringify(value)}`);
+      this.refuse(kind, 'no_route', peer, value);
+      writeStatus(sock, 404, 'Not Found', `no route for ${JSON.stringify(clip(value))}`);
       return;
     }
-    await this.pipe(kind, sock, up, head.rest, 'HTTP/1.1 200 Connection established\r\n\r\n');
+    const refusal = admission.route(`connect:${value}`);
+    if (refusal) {
+      this.refuse(kind, refusal, peer, value);
+      writeStatus(sock, 503, 'Service Unavailable', 'too many connections to this destination; retry later');
+      return;
+    }
+    this.updateGauges();
+    await this.pipe(kind, sock, peer, up, head.rest, 'HTTP/1.1 200 Connection established\r\n\r\n');
   }
 
-  private pipe(kind: ListenerKind, down: net.Socket, to: Upstream, first: Buffer, okLine: string | undefined): Promise<void> {
+  /**
+   * Refuses after a failed upstream. The client learns a generic reason and a correlation id; the
+   * upstream's address and error stay in the log line that carries the same id.
+   */
+  private upstreamFailed(kind: ListenerKind, down: net.Socket, peer: Peer, to: Upstream, reason: 'upstream_timeout' | 'upstream_unreachable', err: string, okLine: string | undefined) {
+    const id = randomBytes(6).toString('hex');
+    const upstream = `${to.host}:${to.port}`;
+    this.refuse(kind, reason, peer, err, { id, upstream });
+    this.log.debug({ listener: kind.name, reason, ...peer, id, upstream, err }, 'upstream failed');
+    if (!okLine) down.destroy();
+    else if (reason === 'upstream_timeout') writeStatus(down, 504, 'Gateway Timeout', `the upstream did not answer in time (id ${id})`);
+    else writeStatus(down, 502, 'Bad Gateway', `the upstream is unreachable (id ${id})`);
+  }
+
+  private pipe(kind: ListenerKind, down: net.Socket, peer: Peer, to: Upstream, first: Buffer, okLine: string | undefined): Promise<void> {
     return new Promise((resolve) => {
       const up = net.connect({ host: to.host, port: to.port, allowHalfOpen: true, noDelay: true, keepAlive: true, keepAliveInitialDelay: 55_000 });
       this.sockets.add(up);
       up.once('close', () => this.sockets.delete(up));
-      const timer = setTimeout(() => {
+      // a client gone while dialing takes the dial with it
+      const onDownClose = () => {
+        clearTimeout(timer);
         up.destroy();
-        this.refuse(kind, 'upstream_timeout', String(down.remoteAddress), `${to.host}:${to.port}`);
-        if (okLine) writeStatus(down, 504, 'Gateway Timeout', `upstream ${to.host}:${to.port} did not answer`);
-        else down.destroy();
         resolve();
-      }, 10_000);
+      };
+      down.once('close', onDownClose);
+      const timer = setTimeout(() => {
+        down.off('close', onDownClose);
+        up.destroy();
+        this.upstreamFailed(kind, down, peer, to, 'upstream_timeout', `no answer within ${this.cfg.upstreamDialTimeoutMs} ms`, okLine);
+        resolve();
+      }, this.cfg.upstreamDialTimeoutMs);
       up.once('error', (err) => {
         clearTimeout(timer);
-        if (up.connecting || !down.readableFlowing) {
-          this.refuse(kind, 'upstream_unreachable', String(down.remoteAddress), err.message);
-          if (okLine) writeStatus(down, 502, 'Bad Gateway', `upstream ${to.host}:${to.port}: ${err.message}`);
-          else down.destroy();
-        } else down.destroy();
+        down.off('close', onDownClose);
+        if (up.connecting || !down.readableFlowing) this.upstreamFailed(kind, down, peer, to, 'upstream_unreachable', err.message, okLine);
+        else down.destroy();
         resolve();
       });
       up.once('connect', () => {
         clearTimeout(timer);
+        down.off('close', onDownClose);
         this.metrics.routedTotal.inc({ listener: kind.name });
         if (okLine) down.write(okLine);
         if (first.length > 0) up.write(first);
@@ -246,6 +411,9 @@ export class SniProxy {
     this.abort.abort();
     process.off('SIGHUP', this.onHup);
     this.source?.stop();
+    this.descriptors?.stop();
+    this.refusals.stop();
+    this.acceptErrors.stop();
     await this.status?.stop().catch(() => undefined);
     for (const s of this.sockets) s.destroy();
     await Promise.all(this.servers.map((s) => new Promise<void>((r) => s.close(() => r()))));
