@@ -197,7 +197,10 @@ export class HaSeedServer {
       });
       this.bound.tunnel = (await this.listener.start()).port;
       this.tlsWatch = watchCertificates(Object.values(cfg.tls), () => this.listener?.reloadTls(), this.log);
-      this.announceTimer = setInterval(() => this.announce(), cfg.announceIntervalMs);
+      this.announceTimer = setInterval(() => {
+        this.announce();
+        this.logDrops();
+      }, cfg.announceIntervalMs);
       this.announceTimer.unref();
       this.status = createStatusServer({
         host: cfg.statusListen.host,
@@ -295,6 +298,16 @@ export class HaSeedServer {
       this.events.log('announce-send', { port: p.id, err: (err as Error).message, code: errorCode(err) }, 'announce failed');
     }
   }
+
+  /** Frames the switch refused since the last look, logged once per interval (the gauge has them all). */
+  private logDrops() {
+    const d = this.switch.stats.dropped as unknown as Record<string, number>;
+    const delta: Record<string, number> = {};
+    for (const [k, v] of Object.entries(d)) if (v > (this.dropsSeen[k] ?? 0)) delta[k] = v - (this.dropsSeen[k] ?? 0);
+    this.dropsSeen = { ...d };
+    if (Object.keys(delta).length > 0) this.events.log('switch-drops', { dropped: delta }, 'frames dropped by the switch');
+  }
+  private dropsSeen: Record<string, number> = {};
 
   /** Sends the attached MACs to every port. */
   private announce() {

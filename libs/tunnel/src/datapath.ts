@@ -7,6 +7,7 @@
  * session → inbound filter (sources, destinations, ICMP errors, IPv6 extension headers; see
  * filter.ts) → device.writeBatch, one call per batch.
  */
+import { createIntervalLog, type IntervalLog } from '@rvpn/observability';
 import type { PacketDevice } from './device.js';
 import { filterBatch, type FilterRules } from './filter.js';
 import type { TunnelSession } from './session.js';
@@ -34,18 +35,25 @@ export class TunnelDataPath {
   private offDrain: (() => void) | undefined;
   private paused = false;
   private started = false;
+  private readonly dropLog: IntervalLog | undefined;
   readonly drops: Record<DropReason, number> = {
     no_session: 0, spoofed_source: 0, bad_destination: 0, icmp_error: 0, ext_header: 0, malformed: 0, backpressure: 0, outbound_filtered: 0,
   };
 
   constructor(opts: TunnelDataPathOptions) {
     this.opts = opts;
+    const l = opts.logger;
+    this.dropLog = l ? createIntervalLog({ logger: { debug: (o, m) => l.debug(o, m), info: (o, m) => l.warn(o, m), warn: (o, m) => l.warn(o, m), error: (o, m) => l.warn(o, m) }, level: 'warn' }) : undefined;
   }
 
   private drop(reason: DropReason, n: number) {
     if (n <= 0) return;
     this.drops[reason] += n;
     this.opts.onDrop?.(reason, n);
+    // what the peer sent and the filter refused: once per interval and reason, never per packet
+    if (reason !== 'no_session' && reason !== 'backpressure' && reason !== 'outbound_filtered') {
+      this.dropLog?.log(`drop:${reason}`, { reason, packets: n, total: this.drops[reason] }, 'packets from the tunnel dropped');
+    }
   }
 
   start(): void {
@@ -121,6 +129,7 @@ export class TunnelDataPath {
 
   stop(): void {
     this.detach();
+    this.dropLog?.stop();
   }
 }
 
