@@ -7,11 +7,23 @@
  * nothing can renew them. A cluster install gets its certificates from the operator, or without it
  * from the vpn-seed-server chart's setup job (`operator shoot-setup`, which keeps the CA and renews).
  */
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { createShootPki, issueCertificate, seedServerDnsNames, shootIdentityUri } from '@rvpn/pki';
 import { renderCertificateSecrets, type VpnSpec } from '@rvpn/k8s-render';
+
+/**
+ * Writes `content` with exactly `mode`, also over a file that existed with other modes: writeFile's mode
+ * applies only to a file it creates, so the content goes to a fresh temporary file, is chmod'ed (the
+ * umask cannot widen or narrow it) and renamed over the target.
+ */
+function writeFileWithMode(path: string, content: string, mode: number): void {
+  const tmp = `${path}.${process.pid}.tmp`;
+  writeFileSync(tmp, content, { mode, flag: 'wx' });
+  chmodSync(tmp, mode);
+  renameSync(tmp, path);
+}
 
 const { values } = parseArgs({ options: { namespace: { type: 'string' }, ha: { type: 'boolean', default: false }, classic: { type: 'boolean', default: false }, out: { type: 'string' }, 'validity-days': { type: 'string', default: '365' } } });
 
@@ -42,8 +54,9 @@ async function main(): Promise<number> {
   });
   mkdirSync(values.out, { recursive: true, mode: 0o700 });
   const list = (items: unknown[]) => `${JSON.stringify({ apiVersion: 'v1', kind: 'List', items }, null, 2)}\n`;
-  writeFileSync(join(values.out, 'seed-secrets.json'), list(seed), { mode: 0o600 });
-  writeFileSync(join(values.out, 'shoot-secrets.json'), list(shoot), { mode: 0o600 });
+  // both lists carry private keys: 0600 (certificates alone would be 0644; this tool writes none)
+  writeFileWithMode(join(values.out, 'seed-secrets.json'), list(seed), 0o600);
+  writeFileWithMode(join(values.out, 'shoot-secrets.json'), list(shoot), 0o600);
   console.log(`wrote ${seed.length} Secret(s) for ${ns} to ${join(values.out, 'seed-secrets.json')} and ${shoot.length} for the shoot's kube-system to ${join(values.out, 'shoot-secrets.json')}`);
   console.log(`server names: ${seedServerDnsNames(ns, values.ha ? 2 : 0).slice(0, 2).join(', ')}, …; CA valid ${validityDays} days (renew at 80 %)`);
   return 0;
