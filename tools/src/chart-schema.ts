@@ -26,6 +26,9 @@ const DNS_LABEL = '^[a-z0-9]([-a-z0-9]*[a-z0-9])?$';
 const HOSTNAME = '^(([a-zA-Z0-9]([-a-zA-Z0-9]*[a-zA-Z0-9])?)(\\.[a-zA-Z0-9]([-a-zA-Z0-9]*[a-zA-Z0-9])?)*|\\[[0-9a-fA-F:.]+\\])$';
 const HOST_PORT = '^([a-zA-Z0-9]([-a-zA-Z0-9.]*[a-zA-Z0-9])?|\\[[0-9a-fA-F:.]+\\]):([1-9][0-9]{0,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5])$';
 const cidrOf = (pattern: string): Schema => ({ type: 'string', pattern });
+/** A duration as the apps read it: `500ms`, `5s`, `1m`, `1h`, a bare number meaning milliseconds. */
+const DURATION = '^[0-9]+(\\.[0-9]+)?(ms|s|m|h)?$';
+const count: Schema = { type: 'integer', minimum: 1 };
 const anyCidr: Schema = { type: 'string', anyOf: [{ pattern: IPV4_CIDR }, { pattern: IPV6_CIDR }] };
 
 /** Labels the charts add themselves may not be set again (duplicate keys, broken selectors). */
@@ -140,6 +143,17 @@ export const CHART_SCHEMAS: Record<string, Schema> = {
     replicas: { type: 'integer', minimum: 1 },
     image: image(),
     proxyProtocol: { enum: ['off', 'optional', 'required'] },
+    proxyProtocolTrustedNetworks: { type: 'array', items: anyCidr },
+    limits: obj({
+      maxConnections: count,
+      maxConnectionsPerSource: count,
+      maxConnectionsPerRoute: count,
+      maxPendingConnections: count,
+      maxPendingConnectionsPerSource: count,
+      headerTimeout: str({ pattern: DURATION }),
+      upstreamDialTimeout: str({ pattern: DURATION }),
+      refusalLogInterval: str({ pattern: DURATION }),
+    }),
     service: obj({
       type: { enum: ['LoadBalancer', 'NodePort'] },
       externalTrafficPolicy: { enum: ['Local', 'Cluster'] },

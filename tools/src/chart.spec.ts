@@ -93,6 +93,8 @@ function expected(user: Values, ns: string): K8sObject[] {
       namespace: ns, name, image: image(v, v.image), replicas: v.replicas, routesConfigMap: `${name}-routes`,
       operatorRoutesConfigMap: v.operatorRoutes.enabled ? v.operatorRoutes.configMap || `${RELEASE}-sni-proxy-operator-routes` : undefined,
       proxyProtocol: v.proxyProtocol, loadBalancerAnnotations: v.service.annotations, service: v.service,
+      // the user's own: the values.yaml defaults must equal the render (and so the app) defaults
+      proxyProtocolTrustedNetworks: o.proxyProtocolTrustedNetworks, limits: o.limits,
     }, { ...metaOf(v), pod: overrides(v, o) }));
     out.push(renderSniProxyRoutesConfigMap(v.routes.connect, ns, `${name}-routes`, { sni: v.routes.sni }, metaOf(v)));
   }
@@ -229,6 +231,9 @@ describe('values', () => {
     ['a common label over a standard one', 'seed-entry-values.yaml', ['--set', 'global.commonLabels.app\\.kubernetes\\.io/name=x'], /propertyName 'app\.kubernetes\.io\/name'/],
     ['a failure tolerance that does not exist', 'seed-server-values.yaml', ['--set', 'global.shoot.failureTolerance=region'], /failureTolerance/],
     ['a malformed digest', 'seed-entry-values.yaml', ['--set', 'sni-proxy.image.digest=latest'], /digest/],
+    ['a zero connection cap', 'seed-entry-values.yaml', ['--set', 'sni-proxy.limits.maxConnectionsPerSource=0'], /maxConnectionsPerSource/],
+    ['a duration the app cannot read', 'seed-entry-values.yaml', ['--set', 'sni-proxy.limits.headerTimeout=soon'], /headerTimeout/],
+    ['a trusted PROXY network that is no CIDR', 'seed-entry-values.yaml', ['--set-json', 'sni-proxy.proxyProtocolTrustedNetworks=["lb.example"]'], /proxyProtocolTrustedNetworks/],
     ['a seed server in another namespace than the release', 'seed-server-values.yaml', ['--set', 'global.shoot.namespace=other'], /release namespace/],
   ];
   for (const [what, file, args, message] of refused) {

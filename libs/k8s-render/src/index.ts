@@ -24,7 +24,7 @@ export {
 export { renderShoot, shootSecretName, SHOOT_NAMESPACE, VPN_SHOOT, VPN_SHOOT_COMPONENT, VPN_SHOOT_DEFAULTS, type ShootRenderOptions } from './shoot.js';
 export { renderCrd, vpnSpecSchema, vpnStatusSchema, CRD_GROUP, CRD_VERSION, CRD_KIND, CRD_PLURAL } from './crd.js';
 export { renderMonitoring, renderSniProxyRoutesConfigMap } from './monitoring.js';
-export { renderSniProxy, SNI_PROXY, SNI_PROXY_COMPONENT, SNI_PROXY_DEFAULTS, type SniProxyInput } from './sni-proxy.js';
+export { renderSniProxy, SNI_PROXY, SNI_PROXY_COMPONENT, SNI_PROXY_DEFAULTS, SNI_PROXY_LIMIT_DEFAULTS, type SniProxyInput, type SniProxyLimits } from './sni-proxy.js';
 export { renderCertificateSecrets, type CertificateMaterial, type Pem } from './secrets.js';
 export {
   renderShootSetup, renderConnectProbe, shootSpecFile, SHOOT_SETUP, SHOOT_SETUP_HOOK, SHOOT_TEARDOWN, PARKED_SHOOT_SECRET, CONNECT_PROBE_POD, SHOOT_SETUP_DEFAULTS,

@@ -5,6 +5,7 @@
  * of its own (sni-proxy follows each ..data swap without dropping connections); the operator's is
  * optional, so sni-proxy starts before the operator has published it.
  */
+import { sniProxySchema } from '@rvpn/config';
 import { nonRootContainerSecurity, nonRootPodSecurity, objectLabels, podTemplate, probes, selectorLabels, type WorkloadDefaults } from './common.js';
 import type { K8sObject, RenderOptions } from './types.js';
 
@@ -18,6 +19,34 @@ export const SNI_PROXY_DEFAULTS: WorkloadDefaults = {
   containerSecurityContext: nonRootContainerSecurity,
 };
 
+/**
+ * The caps on what anyone can hold open (see docs/configuration.md). Defaults: sni-proxy's own (its
+ * config schema is the one table), so an unset value renders the default the app would use anyway.
+ */
+export interface SniProxyLimits {
+  maxConnections: number;
+  maxConnectionsPerSource: number;
+  maxConnectionsPerRoute: number;
+  maxPendingConnections: number;
+  maxPendingConnectionsPerSource: number;
+  /** Durations as the app reads them: `5s`, `500ms`. */
+  headerTimeout: string;
+  upstreamDialTimeout: string;
+  refusalLogInterval: string;
+}
+
+const d = (f: { default?: string }) => f.default!;
+export const SNI_PROXY_LIMIT_DEFAULTS: SniProxyLimits = {
+  maxConnections: Number(d(sniProxySchema.maxConnections)),
+  maxConnectionsPerSource: Number(d(sniProxySchema.maxConnectionsPerSource)),
+  maxConnectionsPerRoute: Number(d(sniProxySchema.maxConnectionsPerRoute)),
+  maxPendingConnections: Number(d(sniProxySchema.maxPendingConnections)),
+  maxPendingConnectionsPerSource: Number(d(sniProxySchema.maxPendingConnectionsPerSource)),
+  headerTimeout: d(sniProxySchema.headerTimeoutMs),
+  upstreamDialTimeout: d(sniProxySchema.upstreamDialTimeoutMs),
+  refusalLogInterval: d(sniProxySchema.refusalLogIntervalMs),
+};
+
 export interface SniProxyInput {
   namespace: string;
   /** Name of its objects (the chart: the release's fullname); default sni-proxy. */
@@ -29,8 +58,15 @@ export interface SniProxyInput {
   /** The operator's route ConfigMap (SNI_PROXY_ROUTES_CONFIGMAP of the operator); unset: none. */
   operatorRoutesConfigMap?: string;
   proxyProtocol: 'off' | 'optional' | 'required';
+  /** PROXY_PROTOCOL_TRUSTED_NETWORKS: the load balancer's networks (default none). */
+  proxyProtocolTrustedNetworks?: readonly string[];
+  /** Caps; each unset one is sni-proxy's default. */
+  limits?: Partial<SniProxyLimits>;
   loadBalancerAnnotations: Record<string, string>;
-  /** The Service (default LoadBalancer with externalTrafficPolicy Local, which keeps client addresses). */
+  /**
+   * The Service (default LoadBalancer with externalTrafficPolicy Local, which keeps client addresses: the
+   * per-source caps count them; with Cluster they see node addresses unless a trusted PROXY header names the client).
+   */
   service?: { type?: 'LoadBalancer' | 'NodePort'; externalTrafficPolicy?: 'Local' | 'Cluster'; loadBalancerClass?: string };
 }
 
@@ -39,6 +75,7 @@ export function renderSniProxy(input: SniProxyInput, options: RenderOptions = {}
   const meta = objectLabels(SNI_PROXY, SNI_PROXY_COMPONENT, options);
   const sel = selectorLabels(SNI_PROXY, SNI_PROXY_COMPONENT, options);
   const ns = input.namespace;
+  const limits = { ...SNI_PROXY_LIMIT_DEFAULTS, ...input.limits };
   const files = [`${ROUTES_DIR}/static/routes.json`, ...(input.operatorRoutesConfigMap ? [`${ROUTES_DIR}/operator/routes.json`] : [])];
   const pod = {
     serviceAccountName: name,
@@ -54,6 +91,16 @@ export function renderSniProxy(input: SniProxyInput, options: RenderOptions = {}
         { name: 'LISTEN_CONNECT', value: '0.0.0.0:9443' },
         { name: 'LISTEN_CONNECT_LEGACY', value: '0.0.0.0:8132' },
         { name: 'PROXY_PROTOCOL', value: input.proxyProtocol },
+        { name: 'PROXY_PROTOCOL_TRUSTED_NETWORKS', value: (input.proxyProtocolTrustedNetworks ?? []).join(',') },
+        // the caps (every refusal counted in rvpn_sni_proxy_refused_total and logged once per interval)
+        { name: 'MAX_CONNECTIONS', value: String(limits.maxConnections) },
+        { name: 'MAX_CONNECTIONS_PER_SOURCE', value: String(limits.maxConnectionsPerSource) },
+        { name: 'MAX_CONNECTIONS_PER_ROUTE', value: String(limits.maxConnectionsPerRoute) },
+        { name: 'MAX_PENDING_CONNECTIONS', value: String(limits.maxPendingConnections) },
+        { name: 'MAX_PENDING_CONNECTIONS_PER_SOURCE', value: String(limits.maxPendingConnectionsPerSource) },
+        { name: 'HEADER_TIMEOUT', value: limits.headerTimeout },
+        { name: 'UPSTREAM_DIAL_TIMEOUT', value: limits.upstreamDialTimeout },
+        { name: 'REFUSAL_LOG_INTERVAL', value: limits.refusalLogInterval },
       ],
       // unprivileged ports inside the pod; the Service maps 443 → 8443 and 8443 → 9443
       ports: [
