@@ -32,8 +32,6 @@ export interface StatusServer {
 
 export function createStatusServer(opts: StatusServerOptions): StatusServer {
   const app = Fastify({ logger: false });
-  // a net.Server emits failed accepts as 'error'; with no listener that would end the process
-  app.server.on('error', (err) => opts.onError?.(err));
   const check = (fn: () => CheckResult | Promise<CheckResult>) => async (_req: unknown, reply: { code(n: number): { send(b: unknown): unknown } }) => {
     const r = await fn();
     return reply.code(r.ok ? 200 : 503).send(r);
@@ -47,6 +45,8 @@ export function createStatusServer(opts: StatusServerOptions): StatusServer {
   return {
     async start() {
       await app.listen({ host: opts.host, port: opts.port });
+      // after listen a net.Server's 'error' is a failed accept; with no listener it would end the process
+      app.server.on('error', (err) => opts.onError?.(err));
       const addr = app.server.address();
       const port = typeof addr === 'object' && addr ? addr.port : opts.port;
       opts.logger?.debug({ port }, 'status server listening');
