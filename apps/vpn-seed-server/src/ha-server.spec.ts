@@ -213,6 +213,20 @@ describe('vpn-seed-server HA mode (userspace L2 switch)', () => {
     }
   });
 
+  it('announces on a change and stays quiet while nothing changes (no N × N bytes every interval)', async () => {
+    const s0 = await connect('s0', 'shoot', shootBondAddresses({ v6: net }, 0).v6);
+    let announcements = 0;
+    s0.session.onExtension((type) => { if (type === FrameType.MAC_ANNOUNCE) announcements++; });
+    const api = await connect('seed', 'seed', formatAddr(0x1090));
+    await until(() => announcements >= 1);
+    await new Promise((r) => setTimeout(r, 300));
+    const settled = announcements;
+    await new Promise((r) => setTimeout(r, 1000)); // five ANNOUNCE_INTERVALs of 200 ms
+    expect(announcements).toBe(settled);
+    api.session.close();
+    await until(() => announcements > settled);
+  });
+
   it('lets the same endpoint reconnect and replaces its old port', async () => {
     const first = await connect('seed', 'seed', formatAddr(0x1040), 'kube-apiserver-x');
     await connect('seed', 'seed', formatAddr(0x1040), 'kube-apiserver-x');

@@ -63,6 +63,8 @@ interface Port {
   role: 'shoot' | 'seed';
   address: string;
   identity: string;
+  /** The table version this port last received (announcements go only to ports behind). */
+  sentVersion: number;
 }
 
 export class HaSeedServer {
@@ -233,7 +235,7 @@ export class HaSeedServer {
         old.session.close('replaced by a new session of the same endpoint');
       }
     }
-    const port: Port = { id: `${name}#${this.nextPort++}`, session, role: peer.role, address, identity: peer.identity };
+    const port: Port = { id: `${name}#${this.nextPort++}`, session, role: peer.role, address, identity: peer.identity, sentVersion: -1 };
     const mac = macFromAddress(address);
     const j = peer.role === 'shoot' ? shootIndexOf(this.cfg.vpnNetwork, address) : undefined;
     try {
@@ -270,6 +272,7 @@ export class HaSeedServer {
 
   /** A change: one announcement round soon, at most one per ANNOUNCE_COALESCE_MS (a join storm is not N rounds of N MACs). */
   private scheduleAnnounce() {
+    this.tableVersion++;
     if (this.announceTimerOnce || this.stopping) return;
     const wait = Math.max(0, this.lastAnnounce + ANNOUNCE_COALESCE_MS - Date.now());
     this.announceTimerOnce = setTimeout(() => {
@@ -293,7 +296,8 @@ export class HaSeedServer {
     if (!payload) return;
     try {
       // false: the port is not reading (write buffer over its cap); the next round reaches it
-      if (!p.session.sendExtension(FrameType.MAC_ANNOUNCE, payload)) this.announceSkipped.inc();
+      if (p.session.sendExtension(FrameType.MAC_ANNOUNCE, payload)) p.sentVersion = this.tableVersion;
+      else this.announceSkipped.inc();
     } catch (err) {
       this.events.log('announce-send', { port: p.id, err: (err as Error).message, code: errorCode(err) }, 'announce failed');
     }
@@ -309,12 +313,19 @@ export class HaSeedServer {
   }
   private dropsSeen: Record<string, number> = {};
 
-  /** Sends the attached MACs to every port. */
+  /**
+   * Sends the attached MACs to every port that has not got this version of the table yet. A change
+   * costs one round of N ports × N MACs (at most one per 100 ms); a quiet switch sends nothing, and
+   * the periodic round only catches up ports that were skipped while they did not read.
+   */
   private announce() {
+    const behind = [...this.ports.values()].filter((p) => p.sentVersion !== this.tableVersion);
+    if (behind.length === 0) return;
     this.lastAnnounce = Date.now();
     const payload = this.announcement();
-    for (const p of this.ports.values()) this.sendAnnouncement(p, payload);
+    for (const p of behind) this.sendAnnouncement(p, payload);
   }
+  private tableVersion = 0;
 
   private readiness() {
     const shoots = [...this.ports.values()].filter((p) => p.role === 'shoot').length;
