@@ -1,8 +1,8 @@
 /**
  * Payload of the tunnel's MAC_ANNOUNCE extension frame (type 0x80, see libs/tunnel protocol.ts):
  *   count u16 | count × MAC (6 bytes)
- * Sent by an HA seed server to every port when the set of MACs attached to it changes (and
- * periodically), so bonds can choose a link per destination. Receivers that do not know the frame
+ * Sent by an HA seed server to every port when the set of MACs attached to it changes (and again
+ * to a port that missed it while not reading), so bonds can choose a link per destination. Receivers that do not know the frame
  * type ignore it (types 0x80-0xff are optional extensions).
  */
 import { ProtoMalformedError } from '@rvpn/tunnel';
