@@ -41,13 +41,14 @@ export const round = (n: number | undefined, digits = 2) => (n === undefined ? u
  */
 export async function paced(rate: number, durationMs: number, fn: (i: number) => void, signal?: AbortSignal): Promise<number> {
   const t0 = performance.now();
+  const total = Math.ceil((durationMs / 1000) * rate);
   let i = 0;
-  while (!signal?.aborted) {
+  while (!signal?.aborted && i < total) {
     const elapsed = performance.now() - t0;
-    if (elapsed >= durationMs) break;
-    const due = Math.min(Math.floor((elapsed / 1000) * rate) + 1, Math.ceil((durationMs / 1000) * rate));
+    // the last tick may come a little late: the stated number of calls is made all the same
+    const due = elapsed >= durationMs ? total : Math.min(Math.floor((elapsed / 1000) * rate) + 1, total);
     while (i < due) fn(i++);
-    await sleep(10);
+    if (i < total) await sleep(10);
   }
   return i;
 }

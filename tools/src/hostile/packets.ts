@@ -255,9 +255,11 @@ export function forgeIp(kind: IpKind, ctx: ForgeContext = LAB_FORGE_CONTEXT): Bu
       ]);
     case 'icmp-errors-no-flow':
     case 'icmp-errors-other-flow': {
-      const f = kind === 'icmp-errors-other-flow' && ctx.otherFlow ? ctx.otherFlow : { src: d4, sport: ephemeral(), dst: s4, dport: 8080 };
+      const other = kind === 'icmp-errors-other-flow';
+      // no flow: a seed → shoot packet that was never sent; other flow: a packet the seed sent elsewhere (IPv6: to an outside address)
+      const f = other && ctx.otherFlow ? ctx.otherFlow : { src: d4, sport: ephemeral(), dst: s4, dport: 8080 };
       const q4 = quotedV4(f.src, f.sport, f.dst, f.dport);
-      const q6 = quotedV6(d6, ephemeral(), s6, 8080);
+      const q6 = quotedV6(d6, ephemeral(), other ? '2001:db8::1' : s6, other ? 443 : 8080);
       return [
         ipv4({ src: s4, dst: f.src, proto: 1, payload: icmp4(3, 4, 552, q4) }),
         ipv4({ src: '100.96.1.1', dst: f.src, proto: 1, payload: icmp4(3, 4, 68, q4) }),

@@ -36,8 +36,10 @@ export function badFrames(stage: FrameStage): BadFrame[] {
     out.push({ name: `${name}/over-limit`, bytes: rawFrame(t, MAX_FRAME_PAYLOAD + 1, randomBytes(64)), expect: 'error' });
     out.push({ name: `${name}/u24-max`, bytes: rawFrame(t, 0xffffff, randomBytes(64)), expect: 'error' });
     out.push({ name: `${name}/length-beyond-sent`, bytes: rawFrame(t, 4096, randomBytes(100)), expect: 'wait' });
-    out.push({ name: `${name}/zero`, bytes: rawFrame(t, 0), expect: post && [FrameType.PING, FrameType.PONG, FrameType.DATA_BATCH, 0xfe, FrameType.MAC_ANNOUNCE].includes(t) ? 'ignore' : post && t === FrameType.DATA ? 'ignore' : 'error' });
-    out.push({ name: `${name}/short`, bytes: rawFrame(t, 3, randomBytes(3)), expect: post && [FrameType.PONG, 0xfe, FrameType.PING, FrameType.MAC_ANNOUNCE].includes(t) ? 'ignore' : 'error' });
+    // an ERROR frame (or CLOSE after the handshake) is the peer ending the session: closed, not answered
+    const ends = t === FrameType.ERROR || (post && t === FrameType.CLOSE);
+    out.push({ name: `${name}/zero`, bytes: rawFrame(t, 0), expect: ends ? 'close' : post && [FrameType.PING, FrameType.PONG, FrameType.DATA_BATCH, FrameType.DATA, 0xfe, FrameType.MAC_ANNOUNCE].includes(t) ? 'ignore' : 'error' });
+    out.push({ name: `${name}/short`, bytes: rawFrame(t, 3, randomBytes(3)), expect: ends ? 'close' : post && [FrameType.PONG, 0xfe, FrameType.PING, FrameType.MAC_ANNOUNCE].includes(t) ? 'ignore' : 'error' });
   }
   const batchLie = Buffer.alloc(12);
   batchLie.writeUInt16BE(1500, 0);
