@@ -36,7 +36,7 @@ import {
   shootIndexOf,
   SwitchFullError,
 } from '@rvpn/bonding';
-import { createIntervalLog, createStatusServer, watchCertificates, type FileWatch, type IntervalLog, type Logger } from '@rvpn/observability';
+import { createIntervalLog, createStatusServer, watchCertificates, type DescriptorWatch, type FileWatch, type IntervalLog, type Logger } from '@rvpn/observability';
 import {
   authorizeByIdentity,
   FrameType,
@@ -51,7 +51,7 @@ import {
   type TunnelSession,
 } from '@rvpn/tunnel';
 import { Counter, Gauge, type Registry } from 'prom-client';
-import { seedServerLimits, shootIdentityUri } from './seed-server.js';
+import { seedServerLimits, shootIdentityUri, watchSeedDescriptors } from './seed-server.js';
 import { exportSeedServerLimits } from './metrics.js';
 
 /** Change-triggered announcements are coalesced to at most one round per this many ms. */
@@ -87,6 +87,8 @@ export class HaSeedServer {
   private readonly sessions: Counter;
   private readonly announceSkipped: Counter;
   private readonly acceptErrors: Counter;
+  private readonly fdMetrics: { descriptorsExhausted: Gauge; descriptorExhaustedSecondsTotal: Counter };
+  private descriptors: DescriptorWatch | undefined;
   /** Bound ports after start (tests listen on port 0). */
   readonly bound: { tunnel?: number; status?: number } = {};
 
@@ -108,6 +110,10 @@ export class HaSeedServer {
     const r = [deps.registry];
     this.refused = new Counter({ name: `${p}refused_total`, help: 'Endpoint connections refused, by code', labelNames: ['code'], registers: r });
     this.sessions = new Counter({ name: `${p}sessions_total`, help: 'Endpoint sessions attached, by role', labelNames: ['role'], registers: r });
+    this.fdMetrics = {
+      descriptorsExhausted: new Gauge({ name: 'rvpn_seed_server_descriptors_exhausted', help: '1 while the process has no file descriptor left', registers: r }),
+      descriptorExhaustedSecondsTotal: new Counter({ name: 'rvpn_seed_server_descriptor_exhausted_seconds_total', help: 'Seconds (probes) the process spent without a free file descriptor', registers: r }),
+    };
     this.acceptErrors = new Counter({ name: `${p}accept_errors_total`, help: 'Errors of the listening socket (EMFILE); it keeps serving', labelNames: ['errno'], registers: r });
     this.announceSkipped = new Counter({ name: `${p}announcements_skipped_total`, help: 'MAC announcements not sent to a port that was not reading (write buffer over its cap)', registers: r });
     const sw = this.switch;
@@ -213,6 +219,7 @@ export class HaSeedServer {
         ready: () => this.readiness(),
       });
       this.bound.status = (await this.status.start()).port;
+      this.descriptors = watchSeedDescriptors(this.fdMetrics, this.log);
       this.log.info({ index: this.index, port: this.bound.tunnel }, 'vpn-seed-server (HA switch) started');
     } catch (err) {
       await this.stop();
@@ -339,6 +346,7 @@ export class HaSeedServer {
     if (this.announceTimer) clearInterval(this.announceTimer);
     if (this.announceTimerOnce) clearTimeout(this.announceTimerOnce);
     this.events.stop();
+    this.descriptors?.stop();
     this.tlsWatch?.stop();
     await this.status?.stop().catch(() => undefined);
     await this.listener?.stop().catch(() => undefined);

@@ -11,6 +11,8 @@ export function createSeedServerMetrics(registry: Registry) {
     sessionEndsTotal: new Counter({ name: `${p}tunnel_session_ends_total`, help: 'Tunnel sessions ended, by reason code', labelNames: ['code'], registers: [registry] }),
     refusedTotal: new Counter({ name: `${p}tunnel_refused_total`, help: 'Tunnel connections refused, by code (a known error code or other)', labelNames: ['code'], registers: [registry] }),
     acceptErrorsTotal: new Counter({ name: `${p}accept_errors_total`, help: 'Errors of a listening socket (EMFILE: out of descriptors); the listener keeps serving', labelNames: ['listener', 'errno'], registers: [registry] }),
+    descriptorsExhausted: new Gauge({ name: `${p}descriptors_exhausted`, help: '1 while the process has no file descriptor left (new connections wait in the backlog or are closed by libuv)', registers: [registry] }),
+    descriptorExhaustedSecondsTotal: new Counter({ name: `${p}descriptor_exhausted_seconds_total`, help: 'Seconds (probes) the process spent without a free file descriptor', registers: [registry] }),
     pendingHandshakes: new Gauge({ name: `${p}tunnel_pending_handshakes`, help: 'Tunnel connections in their handshake right now', registers: [registry] }),
     rttSeconds: new Gauge({ name: `${p}tunnel_rtt_seconds`, help: 'Smoothed keepalive round-trip time of the attached session', registers: [registry] }),
     bytesTotal: new Gauge({ name: `${p}tunnel_bytes_total`, help: 'Tunnel payload bytes of the attached session, by direction', labelNames: ['direction'], registers: [registry] }),

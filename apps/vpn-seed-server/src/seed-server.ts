@@ -23,8 +23,9 @@ import { networkInterfaces } from 'node:os';
 import { Cidr, CidrSet, formatIp, errorCode, parseIp, readTlsFiles } from '@rvpn/config';
 import type { SeedServerConfig } from '@rvpn/config';
 import { createEgressProxy, PathGate, type EgressProxy } from '@rvpn/egress';
-import { createStatusServer, watchCertificates, type FileWatch, type Logger } from '@rvpn/observability';
+import { createIntervalLog, createStatusServer, watchCertificates, watchDescriptors, type DescriptorWatch, type FileWatch, type Logger } from '@rvpn/observability';
 import {
+  acceptErrorLabel,
   authorizeByIdentity,
   knownCode,
   MAX_FRAME_PAYLOAD,
@@ -42,7 +43,7 @@ import {
   type TunDevice,
 } from '@rvpn/tunnel';
 import type { Registry } from 'prom-client';
-import { createSeedServerMetrics, exportSeedServerLimits } from './metrics.js';
+import { createSeedServerMetrics, exportSeedServerLimits, type SeedServerMetrics } from './metrics.js';
 import { probeTcpPath } from './probe.js';
 
 /** The limits that hold against a hostile peer, for the limit gauge (units in the names). */
@@ -57,6 +58,25 @@ export function seedServerLimits(cfg: SeedServerConfig): Record<string, number> 
     proxy_pending_requests: cfg.proxyMaxPending,
     ...(cfg.isHa ? { ha_ports: cfg.haMaxPorts, ha_broadcast_frames_per_second: cfg.haBroadcastRate } : {}),
   };
+}
+
+/**
+ * Out of file descriptors, accept(2) fails inside libuv and never reaches a listener's 'error'
+ * handler: a probe notices it, sets the gauge, counts the seconds and logs once per interval.
+ */
+export function watchSeedDescriptors(metrics: Pick<SeedServerMetrics, 'descriptorsExhausted' | 'descriptorExhaustedSecondsTotal'>, log: Logger): DescriptorWatch {
+  const events = createIntervalLog({ logger: log, level: 'error' });
+  return watchDescriptors({
+    onExhausted: (code) => {
+      metrics.descriptorsExhausted.set(1);
+      metrics.descriptorExhaustedSecondsTotal.inc();
+      events.log(`descriptors:${code}`, { code }, 'out of file descriptors: new tunnel and proxy connections are not accepted until some close');
+    },
+    onRecovered: () => {
+      metrics.descriptorsExhausted.set(0);
+      log.warn({}, 'file descriptors available again');
+    },
+  });
 }
 
 /** The URI SAN that binds a client certificate to one shoot (see @rvpn/pki shootIdentityUri). */
@@ -118,6 +138,7 @@ export class SeedServer {
   private session: TunnelSession | undefined;
   private probeTimer: NodeJS.Timeout | undefined;
   private tlsWatch: FileWatch | undefined;
+  private descriptors: DescriptorWatch | undefined;
   private lastProbe: { ok: boolean; at: number; detail: string } = { ok: false, at: 0, detail: 'no probe yet' };
   private routesUp: boolean | undefined;
   private routeChange: Promise<void> = Promise.resolve();
@@ -244,8 +265,10 @@ export class SeedServer {
         logger: this.log,
         live: () => ({ ok: !this.stopping }),
         ready: () => this.readiness(),
+        onError: (err) => this.metrics.acceptErrorsTotal.inc({ listener: 'status', errno: acceptErrorLabel(err) }),
       });
       await this.status.start();
+      this.descriptors = watchSeedDescriptors(this.metrics, this.log);
       this.log.info({ tun: dev, mode: cfg.tunnelMode, seedAddress: this.addrs.seed, shootNetworks: this.shootNets.map(String) }, 'vpn-seed-server started');
     } catch (err) {
       await this.stop();
@@ -343,6 +366,7 @@ export class SeedServer {
     this.stopping = true;
     if (this.probeTimer) clearInterval(this.probeTimer);
     this.tlsWatch?.stop();
+    this.descriptors?.stop();
     await this.status?.stop().catch(() => undefined);
     await this.proxy?.stop().catch(() => undefined);
     await this.listener?.stop().catch(() => undefined);
