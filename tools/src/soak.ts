@@ -185,7 +185,7 @@ async function main(): Promise<number> {
           const p = s.procs.get(a);
           const st = p && p.child.exitCode === null ? procStats(p.pid) : undefined;
           apps[a] = st ? { rssMiB: Math.round((st.rssBytes / 1048576) * 10) / 10, fds: st.fds } : null;
-          if (!st) problems.push(`${a} is not running at ${Math.round(el / 1000)} s`);
+          if (!st && !problems.some((x) => x.startsWith(`${a} is not running`))) problems.push(`${a} is not running (first seen at ${Math.round(el / 1000)} s)`);
         }
         samples.push({ t: el, apps });
       }
@@ -237,6 +237,7 @@ async function main(): Promise<number> {
       g.rssMiB = Math.round((g.endRssMiB - g.startRssMiB) * 10) / 10;
       g.fds = g.endFds - g.startFds;
       growth[a] = g;
+      if (first.length === 0 || last.length === 0) continue; // a dead app is reported as such
       if (!(g.rssMiB <= RSS_BOUND_MIB)) problems.push(`${a}: RSS grew ${g.rssMiB} MiB (${g.startRssMiB} → ${g.endRssMiB}), bound ${RSS_BOUND_MIB}`);
       if (!(g.fds <= FD_BOUND)) problems.push(`${a}: open fds grew ${g.fds} (${g.startFds} → ${g.endFds}), bound ${FD_BOUND}`);
     }
