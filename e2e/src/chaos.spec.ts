@@ -95,6 +95,14 @@ async function nsState(ns: string) {
 
 type NsState = Awaited<ReturnType<typeof nsState>>;
 
+/** IPv6 addresses still in duplicate address detection get their kernel routes later: wait them out before comparing. */
+async function settled(namespaces: string[]): Promise<void> {
+  await waitFor('no tentative IPv6 address left', async () => {
+    for (const ns of namespaces) if ((await run(['ip', '-6', 'addr', 'show', 'tentative'], { ns, allowFail: true })).stdout.trim()) return false;
+    return true;
+  }, 10_000, 100);
+}
+
 interface Round {
   round: number;
   recoverMs: number | undefined;
@@ -108,10 +116,15 @@ function compareState(before: Record<string, NsState>, after: Record<string, NsS
   for (const [ns, b] of Object.entries(before)) {
     const a = after[ns]!;
     for (const k of Object.keys(b) as Array<keyof NsState>) {
-      const extra = a[k].filter((x) => !b[k].includes(x));
-      const missing = b[k].filter((x) => !a[k].includes(x));
-      const counted = k === 'processes' && a[k].length !== b[k].length;
-      if (extra.length || missing.length || counted) out.push(`${ns} ${k}: ${extra.length ? `left over ${JSON.stringify(extra)}` : ''}${missing.length ? ` missing ${JSON.stringify(missing)}` : ''}${counted ? ` ${b[k].length} → ${a[k].length}` : ''}`);
+      // as multisets: a policy rule added twice (identical rules may coexist) is a leak too
+      const left = [...b[k]];
+      const extra: string[] = [];
+      for (const x of a[k]) {
+        const i = left.indexOf(x);
+        if (i >= 0) left.splice(i, 1);
+        else extra.push(x);
+      }
+      if (extra.length || left.length) out.push(`${ns} ${k}:${extra.length ? ` left over ${JSON.stringify(extra)}` : ''}${left.length ? ` missing ${JSON.stringify(left)}` : ''}`);
     }
   }
   return out;
@@ -133,6 +146,7 @@ async function chaos(opts: {
   for (let round = 1; round <= ROUNDS; round++) {
     const transfer = opts.transfer();
     await sleep(800);
+    await settled(opts.namespaces);
     const before = Object.fromEntries(await Promise.all(opts.namespaces.map(async (ns) => [ns, await nsState(ns)] as const)));
     const pids = opts.survivors();
     const statsBefore = Object.fromEntries(Object.entries(pids).map(([k, p]) => [k, p ? procStats(p) : undefined]));
@@ -152,6 +166,7 @@ async function chaos(opts: {
     const transferSurvived = o.exit === undefined ? true : o.exit === 0;
     await transfer.stop();
     await sleep(300);
+    await settled(opts.namespaces).catch(() => undefined);
     const after = Object.fromEntries(await Promise.all(opts.namespaces.map(async (ns) => [ns, await nsState(ns)] as const)));
     const survivors = Object.fromEntries(Object.entries(pids).map(([k, p]) => {
       const a = p ? procStats(p) : undefined;
