@@ -28,6 +28,7 @@ describe('seed server pieces', () => {
     const fw = seedFirewall('tun0', [1194, 9443, 15000]);
     expect(fw).toMatch(/iifname "tun0" meta l4proto \{ tcp, udp \} th dport \{ 1194, 9443, 15000 \} counter drop[^\n]*\n\s*iifname "tun0" ct direction reply ct state established,related accept\n\s*iifname "tun0" counter drop/);
     expect(fw).toMatch(/chain forward[\s\S]*iifname "tun0" counter drop[\s\S]*oifname "tun0" counter drop/);
+    expect(fw).toMatch(/chain output[\s\S]*oifname "tun0" icmpv6 type \{[^}]*parameter-problem[^}]*\} ct state invalid counter drop/);
   });
 
   it('filters the tunnel to shoot sources, this side as destination and ICMP errors about its own packets', () => {

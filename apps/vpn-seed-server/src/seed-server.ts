@@ -383,7 +383,9 @@ export class SeedServer {
 /**
  * The seed pod's firewall: from the TUN only replies enter (conntrack's reply direction, so a packet
  * in the original direction of a connection someone else opened to this pod never matches), never
- * anything for this pod's own ports; nothing is forwarded. The kernel reassembles fragments before
+ * anything for this pod's own ports; nothing is forwarded; no ICMP error goes into the TUN about a
+ * packet conntrack never took for a connection (the kernel answers some malformed packets before
+ * any input rule runs). The kernel reassembles fragments before
  * these rules (nf_defrag ahead of conntrack), so fragments cannot slip past them.
  */
 export function seedFirewall(tun: string, ownPorts: readonly number[] = []): string {
@@ -398,6 +400,11 @@ export function seedFirewall(tun: string, ownPorts: readonly number[] = []): str
     '  type filter hook forward priority filter; policy accept;',
     `  iifname "${tun}" counter drop`,
     `  oifname "${tun}" counter drop`,
+    '}',
+    'chain output {',
+    '  type filter hook output priority filter; policy accept;',
+    `  oifname "${tun}" icmp type { destination-unreachable, time-exceeded, parameter-problem } ct state invalid counter drop comment "no error about a packet that was never a connection"`,
+    `  oifname "${tun}" icmpv6 type { destination-unreachable, packet-too-big, time-exceeded, parameter-problem } ct state invalid counter drop comment "no error about a packet that was never a connection"`,
     '}',
   ].join('\n');
 }

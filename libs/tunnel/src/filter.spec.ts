@@ -89,6 +89,16 @@ describe('filterBatch at the seed: destinations, ICMP errors, fragments, IPv6 ex
     expect(one(echo).passed).toBe(1);
   });
 
+  it('lets a hop-by-hop header through only with padding and router alert (the kernel answers other options with ICMPv6 errors before any firewall)', () => {
+    const tcp = { type: 6, payload: Buffer.alloc(20) };
+    expect(one(ipv6WithHeaders(POD6, SEED6, [{ type: 0, body: Buffer.from([5, 2, 0, 0, 1, 0]) }], tcp)).passed).toBe(1); // router alert + PadN
+    expect(one(ipv6WithHeaders(POD6, SEED6, [{ type: 0, body: Buffer.from([1, 4, 0, 0, 0, 0]) }], tcp)).passed).toBe(1); // PadN
+    expect(one(ipv6WithHeaders(POD6, SEED6, [{ type: 0, body: Buffer.from([0xc2, 4, 0, 1, 0, 0]) }], tcp)).reasons.ext_header).toBe(1); // jumbo in a normal packet
+    expect(one(ipv6WithHeaders(POD6, SEED6, [{ type: 0, body: Buffer.from([0x9e, 4, 0, 0, 0, 0]) }], tcp)).reasons.ext_header).toBe(1); // unknown, "discard and send ICMP"
+    expect(one(ipv6WithHeaders(POD6, SEED6, [{ type: 0, body: Buffer.from([1, 9, 0, 0, 0, 0]) }], tcp)).reasons.ext_header).toBe(1); // PadN past the header
+    expect(one(ipv6WithHeaders(POD6, SEED6, [{ type: 0, body: Buffer.from([5, 3, 0, 0, 0, 0]) }], tcp)).reasons.ext_header).toBe(1); // router alert of the wrong size
+  });
+
   it('drops routing headers, over-long or truncated extension header chains', () => {
     expect(one(ipv6WithHeaders(SHOOT6, SEED6, [{ type: 43 }], { type: 6, payload: Buffer.alloc(20) })).reasons.ext_header).toBe(1);
     expect(one(ipv6WithHeaders(SHOOT6, SEED6, Array.from({ length: 9 }, () => ({ type: 60 })), { type: 6, payload: Buffer.alloc(20) })).reasons.ext_header).toBe(1);

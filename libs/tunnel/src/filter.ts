@@ -9,8 +9,10 @@
  * - `destination`: the destination address is in `allowDestination` (when given).
  * - `ext_header`: IPv6 extension headers are walked (hop-by-hop, destination options, fragment,
  *   AH) to find the upper-layer protocol; a routing header (no use through a tunnel; type 0 was a
- *   traffic amplifier), more than MAX_EXT_HEADERS headers, or a chain that does not fit the packet
- *   (RFC 7112: a first fragment must hold the whole chain) is dropped.
+ *   traffic amplifier), a hop-by-hop header with options other than padding and router alert (the
+ *   kernel answers a jumbo or unknown option with an ICMPv6 error before any firewall rule runs),
+ *   more than MAX_EXT_HEADERS headers, or a chain that does not fit the packet (RFC 7112: a first
+ *   fragment must hold the whole chain) is dropped.
  * - `icmp_error`: with `icmpErrors`, an ICMP/ICMPv6 error (destination unreachable, packet too big,
  *   time exceeded, parameter problem) must quote a packet from `quotedSource` to `quotedDestination`,
  *   i.e. one this side sent through the tunnel. Without it a peer could forge a "fragmentation
@@ -79,6 +81,27 @@ function checkV4(b: Buffer, s: number, len: number, rules: FilterRules): number 
   return quotedSource.matchV4(b, q + 12) && quotedDestination.matchV4(b, q + 16) ? OK : ICMP_ERROR;
 }
 
+/**
+ * A hop-by-hop header holds only padding and router alert. The kernel parses hop-by-hop options
+ * before netfilter sees the packet, and answers a jumbo option in a normal packet or an unknown
+ * option whose type asks for it with an ICMPv6 parameter problem: a forged packet would make the
+ * seed send errors into the tunnel that no firewall rule on the input side can stop.
+ */
+function plainHopByHop(b: Buffer, off: number, end: number): boolean {
+  const stop = off + (b[off + 1]! + 1) * 8;
+  if (stop > end) return false;
+  for (let o = off + 2; o < stop; ) {
+    const t = b[o]!;
+    if (t === 0) { o += 1; continue; } // Pad1
+    if (o + 2 > stop) return false;
+    const l = b[o + 1]!;
+    if (t === 5 ? l !== 2 : t !== 1) return false; // router alert (2 bytes) or PadN
+    o += 2 + l;
+    if (o > stop) return false;
+  }
+  return true;
+}
+
 function checkV6(b: Buffer, s: number, len: number, rules: FilterRules): number {
   if (!rules.allowSource.matchV6(b, s + 8)) return SOURCE;
   if (rules.allowDestination && !rules.allowDestination.matchV6(b, s + 24)) return DESTINATION;
@@ -89,6 +112,7 @@ function checkV6(b: Buffer, s: number, len: number, rules: FilterRules): number 
   for (let i = 0; ; i++) {
     if (nh === 0 || nh === 60 || nh === 51 || nh === 44) {
       if (i >= MAX_EXT_HEADERS || off + 8 > end) return EXT_HEADER;
+      if (nh === 0 && !plainHopByHop(b, off, end)) return EXT_HEADER;
       if (nh === 44) {
         if ((((b[off + 2]! << 8) | b[off + 3]!) & 0xfff8) !== 0) return OK; // non-first fragment
         fragmented = true;
