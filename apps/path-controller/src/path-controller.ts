@@ -18,7 +18,7 @@
 import { CidrSet, errorCode, readTlsFiles, type Cidr, type PathControllerConfig } from '@rvpn/config';
 import { BOND_DEFAULT_SYSCTLS, BondEndpoint, endpointBondAddresses, hardenBondDevice, formatMac, macFromAddress, randomEndpointSlot, shootBondAddresses, type BondAddresses } from '@rvpn/bonding';
 import { createEgressProxy, PathGate, type EgressProxy } from '@rvpn/egress';
-import { createStatusServer, watchCertificates, type FileWatch, type Logger } from '@rvpn/observability';
+import { createIntervalLog, createStatusServer, watchCertificates, watchDescriptors, type DescriptorWatch, type FileWatch, type Logger } from '@rvpn/observability';
 import { NetConfig, openTunDevice, type TunDevice } from '@rvpn/tunnel';
 import { Counter, Gauge, type Registry } from 'prom-client';
 import { PathSelector } from './path-selector.js';
@@ -50,6 +50,7 @@ export class PathController {
   private status: ReturnType<typeof createStatusServer> | undefined;
   private probeTimer: NodeJS.Timeout | undefined;
   private tlsWatch: FileWatch | undefined;
+  private descriptors: DescriptorWatch | undefined;
   private readonly probePortNext: number[];
   private routeChange: Promise<void> = Promise.resolve();
   private readdressing = false;
@@ -103,8 +104,10 @@ export class PathController {
         dialAttemptTimeoutMs: Math.max(300, 4 * cfg.probeIntervalMs),
         logger: this.log,
         onOutcome: (outcome) => this.m.proxyRequests.inc({ outcome }),
+        onAcceptError: (errno) => this.m.acceptErrors.inc({ errno }),
       });
       this.bound.proxy = (await this.proxy.start()).port;
+      this.descriptors = this.watchDescriptors();
       // the links read their certificates at every dial; the local proxy reloads them on change
       this.tlsWatch = watchCertificates([cfg.tls.caFile, cfg.proxyTlsCertFile, cfg.proxyTlsKeyFile], () => this.proxy?.reloadTls(), this.log);
       this.probeTimer = setInterval(() => void this.probeAll(), cfg.probeIntervalMs);
@@ -267,11 +270,31 @@ export class PathController {
     };
   }
 
+  /**
+   * Out of file descriptors, accept(2) fails inside libuv and never reaches the proxy's 'error'
+   * handler: a probe notices it, sets the gauge, counts the seconds and logs once per interval.
+   */
+  private watchDescriptors(): DescriptorWatch {
+    const events = createIntervalLog({ logger: this.log, level: 'error' });
+    return watchDescriptors({
+      onExhausted: (code) => {
+        this.m.descriptorsExhausted.set(1);
+        this.m.descriptorExhaustedSecondsTotal.inc();
+        events.log(`descriptors:${code}`, { code }, 'out of file descriptors: new CONNECTs from the kube-apiserver are not accepted until some close');
+      },
+      onRecovered: () => {
+        this.m.descriptorsExhausted.set(0);
+        this.log.warn({}, 'file descriptors available again');
+      },
+    });
+  }
+
   async stop(): Promise<void> {
     if (this.stopping) return;
     this.stopping = true;
     if (this.probeTimer) clearInterval(this.probeTimer);
     this.tlsWatch?.stop();
+    this.descriptors?.stop();
     await this.status?.stop().catch(() => undefined);
     await this.proxy?.stop().catch(() => undefined);
     await this.endpoint?.stop();
@@ -316,6 +339,9 @@ function metrics(registry: Registry) {
     linkUp: new Gauge({ name: `${p}bond_link_up`, help: '1 while the link to a server is up', labelNames: ['server'], registers: r }),
     bondActive: new Gauge({ name: `${p}bond_active_link`, help: '1 for the server the bond currently sends through', labelNames: ['server'], registers: r }),
     proxyRequests: new Counter({ name: `${p}proxy_requests_total`, help: 'CONNECT requests by outcome', labelNames: ['outcome'], registers: r }),
+    acceptErrors: new Counter({ name: `${p}proxy_accept_errors_total`, help: 'Failed accepts on the CONNECT proxy listener, by errno (EMFILE, ENFILE, other)', labelNames: ['errno'], registers: r }),
+    descriptorsExhausted: new Gauge({ name: `${p}descriptors_exhausted`, help: '1 while the process has no file descriptor left (new CONNECTs wait in the backlog or are closed by libuv)', registers: r }),
+    descriptorExhaustedSecondsTotal: new Counter({ name: `${p}descriptor_exhausted_seconds_total`, help: 'Seconds (probes) the process spent without a free file descriptor', registers: r }),
   };
 }
 
