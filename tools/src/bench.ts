@@ -6,7 +6,9 @@
  * from the seed pod to the shoot pod 100.96.1.10 through the tunnel, forwarded and masqueraded by
  * the shoot side. Writes bench-out/tunnel.json.
  * Then the HA failover figures (bench-failover.ts) → bench-out/failover.json.
- * Env: BENCH_DURATION (iperf3 seconds, default 10), BENCH_ROUNDS (alternating rounds, default 2),
+ * Each round measures both directions (iperf3 and iperf3 -R) and ping every 50 ms while the seed → shoot
+ * stream runs (ping_under_load_*), for ours and OpenVPN alternately.
+ * Env: BENCH_DURATION (iperf3 seconds, default 10), BENCH_ROUNDS (alternating rounds, default 3),
  * BENCH_ONLY=tunnel|failover.
  */
 import { mkdirSync, writeFileSync, readFileSync } from 'node:fs';
@@ -19,7 +21,7 @@ import { missingTools, run, sleep, spawnLogged, waitFor, type Spawned } from './
 import { runFailoverBench } from './bench-failover.js';
 
 const DURATION = Number(process.env.BENCH_DURATION ?? '10');
-const ROUNDS = Number(process.env.BENCH_ROUNDS ?? '2');
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? '3');
 const OUT_DIR = join(REPO_ROOT, 'bench-out');
 const OVPN_NS = 'shoot--bench--openvpn';
 const OVPN_SRV_IP = '192.168.123.1';
@@ -29,17 +31,30 @@ const OVPN_PORT = 1195;
 const log = (l: string) => console.log(`[bench ${new Date().toISOString().slice(11, 19)}] ${l}`);
 
 interface PathResult {
+  /** seed pod → shoot pod (iperf3 from the seed side) */
   throughput_gbps: number[];
   retransmits: number[];
+  /** shoot pod → seed pod (iperf3 -R) */
+  throughput_reverse_gbps: number[];
+  retransmits_reverse: number[];
   ping_avg_ms: number;
+  ping_p99_ms: number;
   ping_max_ms: number;
   ping_loss_pct: number;
+  /** ping every 50 ms while one iperf3 stream (seed → shoot) saturates the path, all rounds pooled */
+  ping_under_load_ms: number[];
+  ping_under_load_lost: number;
 }
 
-async function iperf(stack: Stack, port: number): Promise<{ gbps: number; retransmits: number }> {
+const emptyPath = (): PathResult => ({
+  throughput_gbps: [], retransmits: [], throughput_reverse_gbps: [], retransmits_reverse: [],
+  ping_avg_ms: NaN, ping_p99_ms: NaN, ping_max_ms: NaN, ping_loss_pct: NaN, ping_under_load_ms: [], ping_under_load_lost: 0,
+});
+
+async function iperf(stack: Stack, port: number, reverse = false): Promise<{ gbps: number; retransmits: number }> {
   let lastError = '';
   for (let attempt = 1; attempt <= 2; attempt++) {
-    const r = await run(['iperf3', '-c', ADDR.pod, '-p', String(port), '-t', String(DURATION), '-J'], { ns: stack.topo.ns.srv, timeoutMs: (DURATION + 30) * 1000, allowFail: true });
+    const r = await run(['iperf3', '-c', ADDR.pod, '-p', String(port), '-t', String(DURATION), '-J', ...(reverse ? ['-R'] : [])], { ns: stack.topo.ns.srv, timeoutMs: (DURATION + 30) * 1000, allowFail: true });
     let j: { error?: string; end?: { sum_received?: { bits_per_second: number }; sum_sent?: { retransmits?: number } } } = {};
     try {
       j = JSON.parse(r.stdout) as typeof j;
@@ -54,12 +69,27 @@ async function iperf(stack: Stack, port: number): Promise<{ gbps: number; retran
   throw new Error(`iperf3 failed twice: ${lastError}`);
 }
 
-async function ping(stack: Stack): Promise<{ avg: number; max: number; loss: number }> {
-  const r = await run(['ping', '-q', '-c', '200', '-i', '0.01', ADDR.pod], { ns: stack.topo.ns.srv, timeoutMs: 60_000, allowFail: true });
-  const loss = Number(/([\d.]+)% packet loss/.exec(r.stdout)?.[1] ?? 100);
-  const m = /= ([\d.]+)\/([\d.]+)\/([\d.]+)\//.exec(r.stdout);
-  return { avg: m ? Number(m[2]) : NaN, max: m ? Number(m[3]) : NaN, loss };
+/** Round-trip times of each reply (ms) and the count of requests without one. */
+async function pingTimes(stack: Stack, args: string[]): Promise<{ times: number[]; lost: number }> {
+  const r = await run(['ping', '-n', ...args, ADDR.pod], { ns: stack.topo.ns.srv, timeoutMs: 120_000, allowFail: true });
+  const times = [...r.stdout.matchAll(/time=([\d.]+) ms/g)].map((m) => Number(m[1]));
+  const sent = Number(/(\d+) packets transmitted/.exec(r.stdout)?.[1] ?? times.length);
+  return { times, lost: Math.max(0, sent - times.length) };
 }
+
+/** Idle latency as the issue states it: `ping -i 0.05 -c 200` after a warm-up of 20. */
+async function ping(stack: Stack): Promise<{ avg: number; p99: number; max: number; loss: number }> {
+  await pingTimes(stack, ['-q', '-c', '20', '-i', '0.05']);
+  const { times, lost } = await pingTimes(stack, ['-c', '200', '-i', '0.05']);
+  return { avg: round(mean(times)), p99: round(percentile(times, 99)), max: round(Math.max(...times)), loss: round((100 * lost) / (times.length + lost), 1) };
+}
+
+const mean = (xs: number[]) => (xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : NaN);
+const percentile = (xs: number[], p: number) => {
+  if (!xs.length) return NaN;
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.ceil((p / 100) * s.length) - 1)]!;
+};
 
 const rssMiB = (pid: number) => Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? NaN) / 1024;
 const median = (xs: number[]) => {
@@ -119,21 +149,57 @@ class OpenVpnPeer {
 let nextPort = 5201;
 
 /** One iperf3 run against a fresh one-off server, so a test that ended untidily never blocks the next. */
-async function measure(stack: Stack, label: string, into: PathResult): Promise<void> {
+async function iperfOnce(stack: Stack, reverse: boolean): Promise<{ gbps: number; retransmits: number }> {
   const port = nextPort++;
   const srv = spawnLogged(['iperf3', '-s', '-1', '-p', String(port)], { ns: stack.topo.ns.pod, logFile: stack.logFile(`iperf3-server-${port}`) });
   stack.topo.trackPid(srv.pid);
   try {
     await waitFor('the iperf3 server', async () => (await run(['ss', '-Hltn', `sport = :${port}`], { ns: stack.topo.ns.pod })).stdout.includes(String(port)), 5000, 50);
-    log(`${label}: iperf3 -c ${ADDR.pod} -t ${DURATION} (seed pod → shoot pod)`);
-    const r = await iperf(stack, port);
-    into.throughput_gbps.push(r.gbps);
-    into.retransmits.push(r.retransmits);
-    log(`${label}: ${r.gbps.toFixed(3)} Gbit/s, ${r.retransmits} retransmits`);
+    return await iperf(stack, port, reverse);
   } finally {
     srv.child.kill('SIGKILL');
     await srv.exited;
   }
+}
+
+/**
+ * One round on a path: seed → shoot with a ping every 50 ms alongside (from the second second to one
+ * before the end, so the stream is at full rate), then shoot → seed (iperf3 -R).
+ */
+async function measure(stack: Stack, label: string, into: PathResult): Promise<void> {
+  log(`${label}: iperf3 -c ${ADDR.pod} -t ${DURATION} (seed pod → shoot pod), ping -i 0.05 alongside`);
+  const loaded = (async () => {
+    await sleep(1000);
+    return pingTimes(stack, ['-i', '0.05', '-w', String(Math.max(1, DURATION - 2))]);
+  })();
+  const fwd = await iperfOnce(stack, false);
+  const p = await loaded;
+  into.throughput_gbps.push(fwd.gbps);
+  into.retransmits.push(fwd.retransmits);
+  into.ping_under_load_ms.push(...p.times);
+  into.ping_under_load_lost += p.lost;
+  log(`${label}: ${fwd.gbps.toFixed(3)} Gbit/s, ${fwd.retransmits} retransmits; ping under load avg ${mean(p.times).toFixed(2)} ms, p99 ${percentile(p.times, 99).toFixed(2)} ms, max ${Math.max(...p.times).toFixed(2)} ms, ${p.lost} lost`);
+  log(`${label}: iperf3 -c ${ADDR.pod} -t ${DURATION} -R (shoot pod → seed pod)`);
+  const rev = await iperfOnce(stack, true);
+  into.throughput_reverse_gbps.push(rev.gbps);
+  into.retransmits_reverse.push(rev.retransmits);
+  log(`${label}: reverse ${rev.gbps.toFixed(3)} Gbit/s, ${rev.retransmits} retransmits`);
+}
+
+/** A path's figures for the JSON: medians beside the rounds, ping under load summarised. */
+function summary(r: PathResult) {
+  const { ping_under_load_ms: loaded, ...rest } = r;
+  return {
+    ...rest,
+    throughput_gbps: r.throughput_gbps.map((x) => round(x)),
+    throughput_gbps_median: round(median(r.throughput_gbps)),
+    throughput_reverse_gbps: r.throughput_reverse_gbps.map((x) => round(x)),
+    throughput_reverse_gbps_median: round(median(r.throughput_reverse_gbps)),
+    ping_under_load_samples: loaded.length,
+    ping_under_load_avg_ms: round(mean(loaded), 2),
+    ping_under_load_p99_ms: round(percentile(loaded, 99), 2),
+    ping_under_load_max_ms: round(Math.max(...loaded), 2),
+  };
 }
 
 async function runTunnelBench(): Promise<number> {
@@ -160,11 +226,11 @@ async function runTunnelBench(): Promise<number> {
     const idleRss = Object.fromEntries((['vpn-seed-server', 'vpn-shoot', 'sni-proxy'] as const).map((a) => [a, round(rssMiB(stack.procs.get(a)!.pid), 1)]));
     log(`idle RSS MiB: ${JSON.stringify(idleRss)}`);
 
-    const ours: PathResult = { throughput_gbps: [], retransmits: [], ping_avg_ms: NaN, ping_max_ms: NaN, ping_loss_pct: NaN };
-    const ovpn: PathResult = { throughput_gbps: [], retransmits: [], ping_avg_ms: NaN, ping_max_ms: NaN, ping_loss_pct: NaN };
+    const ours = emptyPath();
+    const ovpn = emptyPath();
     const pOurs = await ping(stack);
-    Object.assign(ours, { ping_avg_ms: pOurs.avg, ping_max_ms: pOurs.max, ping_loss_pct: pOurs.loss });
-    log(`ours: ping avg ${pOurs.avg} ms, max ${pOurs.max} ms, loss ${pOurs.loss}%`);
+    Object.assign(ours, { ping_avg_ms: pOurs.avg, ping_p99_ms: pOurs.p99, ping_max_ms: pOurs.max, ping_loss_pct: pOurs.loss });
+    log(`ours: ping avg ${pOurs.avg} ms, p99 ${pOurs.p99} ms, max ${pOurs.max} ms, loss ${pOurs.loss}%`);
     const curl = await run(['curl', '-s', '-o', '/dev/null', '-w', '%{speed_download}', ...stack.proxyArgs(), `http://${ADDR.pod}:${ADDR.podPort}/bytes?n=500000000`], { ns: stack.topo.ns.kapi, timeoutMs: 120_000 });
     const proxyGbps = (Number(curl.stdout) * 8) / 1e9;
     log(`ours: 500 MB through the CONNECT proxy: ${proxyGbps.toFixed(3)} Gbit/s`);
@@ -174,8 +240,8 @@ async function runTunnelBench(): Promise<number> {
     // specific than ours, so it is added only while OpenVPN is measured
     await peer.start();
     const pOvpn = await ping(stack);
-    Object.assign(ovpn, { ping_avg_ms: pOvpn.avg, ping_max_ms: pOvpn.max, ping_loss_pct: pOvpn.loss });
-    log(`openvpn: ping avg ${pOvpn.avg} ms, max ${pOvpn.max} ms, loss ${pOvpn.loss}%`);
+    Object.assign(ovpn, { ping_avg_ms: pOvpn.avg, ping_p99_ms: pOvpn.p99, ping_max_ms: pOvpn.max, ping_loss_pct: pOvpn.loss });
+    log(`openvpn: ping avg ${pOvpn.avg} ms, p99 ${pOvpn.p99} ms, max ${pOvpn.max} ms, loss ${pOvpn.loss}%`);
     await peer.stop();
     for (let i = 0; i < ROUNDS; i++) {
       await measure(stack, `ours (round ${i + 1}/${ROUNDS})`, ours);
@@ -187,22 +253,26 @@ async function runTunnelBench(): Promise<number> {
 
     const oursMed = median(ours.throughput_gbps);
     const ovpnMed = median(ovpn.throughput_gbps);
+    const oursRev = median(ours.throughput_reverse_gbps);
+    const ovpnRev = median(ovpn.throughput_reverse_gbps);
     const result = {
       benchmark: 'tunnel',
       date: new Date().toISOString(),
       command: 'pnpm bench',
       machine: { cpus: cpus().length, cpu_model: cpus()[0]?.model, kernel: release(), node: process.version },
-      path: 'iperf3 TCP single stream and ping from the seed pod (vpn-seed-server namespace) to the shoot pod 100.96.1.10; the tunnel dialed by the shoot side through sni-proxy (CONNECT, Reversed-VPN header); shoot side forwards and masquerades',
+      path: 'iperf3 TCP single stream (and -R) and ping from the seed pod (vpn-seed-server namespace) to the shoot pod 100.96.1.10; the tunnel dialed by the shoot side through sni-proxy (CONNECT, Reversed-VPN header); shoot side forwards and masquerades',
       duration_s: DURATION,
       rounds: ROUNDS,
-      ours: { ...ours, throughput_gbps_median: round(oursMed), throughput_gbps: ours.throughput_gbps.map((x) => round(x)), proxy_download_gbps: round(proxyGbps) },
-      openvpn: { version: (await run(['openvpn', '--version'], { allowFail: true })).stdout.split('\n')[0], config: 'proto tcp, AES-256-GCM, disable-dco, http-proxy with CUSTOM-HEADER (vpn2 data plane)', ...ovpn, throughput_gbps_median: round(ovpnMed), throughput_gbps: ovpn.throughput_gbps.map((x) => round(x)) },
+      ours: { ...summary(ours), proxy_download_gbps: round(proxyGbps) },
+      openvpn: { version: (await run(['openvpn', '--version'], { allowFail: true })).stdout.split('\n')[0], config: 'proto tcp, AES-256-GCM, disable-dco, http-proxy with CUSTOM-HEADER (vpn2 data plane)', ...summary(ovpn) },
       throughput_ratio: round(oursMed / ovpnMed, 2),
+      throughput_ratio_reverse: round(oursRev / ovpnRev, 2),
       idle_rss_mib: idleRss,
     };
     mkdirSync(OUT_DIR, { recursive: true });
     writeFileSync(join(OUT_DIR, 'tunnel.json'), JSON.stringify(result, null, 2) + '\n');
-    log(`ours ${oursMed.toFixed(3)} Gbit/s vs OpenVPN ${ovpnMed.toFixed(3)} Gbit/s: throughput_ratio ${result.throughput_ratio}`);
+    log(`ours ${oursMed.toFixed(3)} Gbit/s vs OpenVPN ${ovpnMed.toFixed(3)} Gbit/s: throughput_ratio ${result.throughput_ratio}; reverse ${oursRev.toFixed(3)} vs ${ovpnRev.toFixed(3)}: ${result.throughput_ratio_reverse}`);
+    log(`ping under load: ours avg ${result.ours.ping_under_load_avg_ms} ms, p99 ${result.ours.ping_under_load_p99_ms} ms, max ${result.ours.ping_under_load_max_ms} ms; OpenVPN avg ${result.openvpn.ping_under_load_avg_ms} ms, p99 ${result.openvpn.ping_under_load_p99_ms} ms, max ${result.openvpn.ping_under_load_max_ms} ms`);
     log(`wrote ${join(OUT_DIR, 'tunnel.json')}`);
     return 0;
   } catch (err) {
