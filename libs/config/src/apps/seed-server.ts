@@ -1,6 +1,10 @@
 /** vpn-seed-server configuration. */
+import type { NetworkMapping } from '../mapping.js';
 import { loadConfig, optional, t, type ConfigOf } from '../schema.js';
-import { bondFields, checkNetworks, haIndexOf, networkFields, tlsFields } from './common.js';
+import { bondFields, checkNetworks, deriveNetworkMapping, haIndexOf, networkFields, tlsFields } from './common.js';
+
+/** Issue 12: true once this app's data path translates per `mapping` (until then overlaps are refused). */
+const APPLIES_MAPPING = false;
 
 export const seedServerSchema = {
   ...networkFields,
@@ -33,6 +37,8 @@ export const seedServerSchema = {
 };
 
 export type SeedServerConfig = ConfigOf<typeof seedServerSchema> & {
+  /** Where each network appears in the tunnel (identity for a family that is not mapped); see mapping.ts. */
+  mapping: NetworkMapping;
   haIndex: number | undefined;
   tls: { caFile: string; certFile: string; keyFile: string };
   proxyTls: { caFile: string; certFile: string; keyFile: string };
@@ -42,12 +48,13 @@ export function loadSeedServerConfig(env: Record<string, string | undefined>): S
   return loadConfig(seedServerSchema, env, {
     app: 'vpn-seed-server',
     derive: (c) => ({
+      mapping: deriveNetworkMapping(c),
       haIndex: haIndexOf(c.podName),
       tls: { caFile: c.tlsCaFile, certFile: c.tlsCertFile, keyFile: c.tlsKeyFile },
       proxyTls: { caFile: c.proxyTlsCaFile || c.tlsCaFile, certFile: c.proxyTlsCertFile || c.tlsCertFile, keyFile: c.proxyTlsKeyFile || c.tlsKeyFile },
     }),
     check: (c, add) => {
-      checkNetworks(c, add);
+      checkNetworks(c, add, { appliesMapping: APPLIES_MAPPING });
       if (!c.namespace) add('NAMESPACE', "is required: the shoot's control-plane namespace binds client certificates to this shoot");
       if (c.tunnelMode === 'dial' && !env.TUNNEL_DIAL_ADDRESS) add('TUNNEL_DIAL_ADDRESS', 'is required when TUNNEL_MODE=dial');
       if (c.ipFamilies.includes(4) && c.shootServiceNetworks.length + c.shootPodNetworks.length + c.shootNodeNetworks.length === 0) add('SHOOT_POD_NETWORKS', 'no shoot network configured');

@@ -1,6 +1,10 @@
 /** vpn-shoot configuration. */
+import type { NetworkMapping } from '../mapping.js';
 import { loadConfig, t, type ConfigOf } from '../schema.js';
-import { bondFields, checkNetworks, haIndexOf, networkFields, tlsFields } from './common.js';
+import { bondFields, checkNetworks, deriveNetworkMapping, haIndexOf, networkFields, tlsFields } from './common.js';
+
+/** Issue 12: true once this app's data path translates per `mapping` (until then overlaps are refused). */
+const APPLIES_MAPPING = false;
 
 export const shootSchema = {
   ...networkFields,
@@ -25,6 +29,8 @@ export const shootSchema = {
 };
 
 export type ShootConfig = ConfigOf<typeof shootSchema> & {
+  /** Where each network appears in the tunnel (identity for a family that is not mapped); see mapping.ts. */
+  mapping: NetworkMapping;
   haIndex: number | undefined;
   tls: { caFile: string; certFile: string; keyFile: string };
 };
@@ -33,12 +39,13 @@ export function loadShootConfig(env: Record<string, string | undefined>): ShootC
   return loadConfig(shootSchema, env, {
     app: 'vpn-shoot',
     derive: (c) => ({
+      mapping: deriveNetworkMapping(c),
       haIndex: haIndexOf(c.podName),
       tls: { caFile: c.tlsCaFile, certFile: c.tlsCertFile, keyFile: c.tlsKeyFile },
       reversedVpnHeader: c.reversedVpnHeader || (c.namespace ? `outbound|1194||vpn-seed-server.${c.namespace}.svc.cluster.local` : ''),
     }),
     check: (c, add) => {
-      checkNetworks(c, add);
+      checkNetworks(c, add, { appliesMapping: APPLIES_MAPPING });
       if (c.tunnelMode === 'dial' && !c.endpoint) add('ENDPOINT', 'is required when TUNNEL_MODE=dial');
       if (c.tunnelMode === 'dial' && !c.directDial && !c.reversedVpnHeader) add('REVERSED_VPN_HEADER', 'is required (or set NAMESPACE) when dialing through the CONNECT entry point');
       if (!c.isHa && c.ipFamilies.includes(4) && !c.seedPodNetwork) add('SEED_POD_NETWORK', 'is required with IPv4: replies to seed pod addresses must be routed back into the tunnel');
