@@ -3,8 +3,11 @@ import type { NetworkMapping } from '../mapping.js';
 import { loadConfig, t, type ConfigOf } from '../schema.js';
 import { bondFields, checkNetworks, deriveNetworkMapping, haIndexOf, networkFields, tlsFields } from './common.js';
 
-/** Issue 12: true once this app's data path translates per `mapping` (until then overlaps are refused). */
-const APPLIES_MAPPING = false;
+/**
+ * Issue 12: the non-HA reversed data path translates per `mapping`; HA and the classic direction do
+ * not yet, so a mapping that would translate is refused there at start.
+ */
+const APPLIES_MAPPING = true;
 
 export const shootSchema = {
   ...networkFields,
@@ -45,7 +48,8 @@ export function loadShootConfig(env: Record<string, string | undefined>): ShootC
       reversedVpnHeader: c.reversedVpnHeader || (c.namespace ? `outbound|1194||vpn-seed-server.${c.namespace}.svc.cluster.local` : ''),
     }),
     check: (c, add) => {
-      checkNetworks(c, add, { appliesMapping: APPLIES_MAPPING });
+      const applies = APPLIES_MAPPING && !c.isHa && c.tunnelMode === 'dial';
+      checkNetworks(c, add, applies ? { appliesMapping: true } : { appliesMapping: false, notApplyingPath: c.isHa ? 'the HA data path (IS_HA=true)' : 'the classic direction (TUNNEL_MODE=listen)' });
       if (c.tunnelMode === 'dial' && !c.endpoint) add('ENDPOINT', 'is required when TUNNEL_MODE=dial');
       if (c.tunnelMode === 'dial' && !c.directDial && !c.reversedVpnHeader) add('REVERSED_VPN_HEADER', 'is required (or set NAMESPACE) when dialing through the CONNECT entry point');
       if (!c.isHa && c.ipFamilies.includes(4) && !c.seedPodNetwork) add('SEED_POD_NETWORK', 'is required with IPv4: replies to seed pod addresses must be routed back into the tunnel');
