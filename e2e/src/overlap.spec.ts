@@ -82,6 +82,35 @@ describe('overlapping seed and shoot networks, end to end (non-HA, reversed)', (
     expect(refused).toContain(`cannot connect to ${ADDR.pod}:9 (mapped to ${M.pod})`);
   });
 
+  it('ICMP errors come back through the mapping: a smaller MTU in the shoot reaches the seed as a path MTU', async () => {
+    const { node, pod, srv } = stack.topo.ns;
+    await run(['ip', 'link', 'set', 'eth0', 'mtu', '1300'], { ns: pod });
+    await run(['ip', 'link', 'set', 'pod0', 'mtu', '1300'], { ns: node });
+    try {
+      // DF set, too large for the shoot's pod link: the shoot's router answers "fragmentation needed",
+      // vpn-shoot's conntrack rewrites it to come from the mapped pod address, the seed's back to its pod
+      const r = await run(['ping', '-M', 'do', '-s', '1400', '-c', '3', '-i', '0.3', '-W', '1', M.pod], { ns: srv, allowFail: true });
+      expect(r.stdout + r.stderr).toMatch(/mtu = 1300|message too long, mtu=1300/i);
+      expect((await run(['ip', 'route', 'get', M.pod], { ns: srv })).stdout).toMatch(/mtu 1300/);
+    } finally {
+      await run(['ip', 'link', 'set', 'pod0', 'mtu', '1500'], { ns: node });
+      await run(['ip', 'link', 'set', 'eth0', 'mtu', '1500'], { ns: pod });
+      await run(['ip', 'route', 'flush', 'cache'], { ns: srv, allowFail: true });
+    }
+    expect((await stack.curlViaProxy(URLS.pod)).stdout).toContain('hello from pod');
+  });
+
+  it('a restarted vpn-shoot forgets the flows of the mapped ranges (conntrack), then serves again', async () => {
+    const entries = async () => (await run(['conntrack', '-L', '-f', 'ipv4', '-d', '244.0.0.0/8'], { ns: stack.topo.ns.vsh, allowFail: true })).stdout.split('\n').filter((l) => l.includes('244.0.1.10')).length;
+    expect((await stack.curlViaProxy(URLS.pod)).stdout).toContain('hello from pod');
+    expect(await entries()).toBeGreaterThan(0);
+    await stack.stopApp('vpn-shoot');
+    await stack.startApp('vpn-shoot');
+    expect(await entries()).toBe(0);
+    await stack.waitReady('vpn-seed-server');
+    expect((await stack.curlViaProxy(URLS.pod)).stdout).toContain('hello from pod');
+  });
+
   it('a shoot without its firewall cannot forge a source outside its mapped ranges, nor open a connection into the seed', async () => {
     const vsh = stack.topo.ns.vsh;
     const dropped = async () => metric(await stack.statusBody('vpn-seed-server', 'metrics'), 'rvpn_seed_server_tunnel_dropped_packets_total', { reason: 'spoofed_source' });
