@@ -33,7 +33,7 @@ import { createIntervalLog, createStatusServer, watchCertificates, watchDescript
 import {
   acceptErrorLabel,
   authorizeByIdentity,
-  conntrackFlushTargets,
+  flushMappedConntrack,
   seedPodTunnelNetwork,
   knownCode,
   MAX_FRAME_PAYLOAD,
@@ -196,7 +196,7 @@ export class SeedServer {
       await this.setRoutes(false);
       await this.net.applyNftTable('inet', cfg.nftTable, seedFirewall(dev, this.ownPorts(), seedMappingChain(dev, cfg.mapping)));
       // flows bound to an earlier translation (a shoot whose networks changed) must not live on
-      for (const dst of conntrackFlushTargets(cfg.mapping)) await this.net.flushConntrack(dst);
+      await flushMappedConntrack(this.net, cfg.mapping, this.log);
 
       // 2. The data path: packets from the shoot must come from a shoot or its tunnel address, go to
       // this side, and ICMP errors must be about packets that went into the tunnel.

@@ -16,7 +16,7 @@ import type { ShootConfig } from '@rvpn/config';
 import { createStatusServer, watchCertificates, type FileWatch, type Logger } from '@rvpn/observability';
 import {
   authorizeByIdentity,
-  conntrackFlushTargets,
+  flushMappedConntrack,
   seedPodTunnelNetwork,
   knownCode,
   NetConfig,
@@ -88,7 +88,7 @@ export class ShootClient {
         await this.net.replaceRoute({ dst: c.toString(), dev });
       }
       await this.net.applyNftTable('inet', cfg.nftTable, shootFirewall(dev, cfg.egressInterface, shootMappingChain(dev, cfg.mapping)));
-      for (const dst of conntrackFlushTargets(cfg.mapping)) await this.net.flushConntrack(dst);
+      await flushMappedConntrack(this.net, cfg.mapping, this.log);
 
       this.datapath = new TunnelDataPath({
         device: this.device,

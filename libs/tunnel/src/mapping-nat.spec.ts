@@ -2,7 +2,8 @@ import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { Cidr, computeNetworkMapping, type MappingMode } from '@rvpn/config';
-import { conntrackFlushTargets, seedMappingChain, shootMappingChain } from './mapping-nat.js';
+import { conntrackFlushTargets, flushMappedConntrack, seedMappingChain, shootMappingChain } from './mapping-nat.js';
+import { NetCommandError, NetToolMissingError } from './errors.js';
 import { NetConfig } from './netconfig.js';
 
 const isRoot = process.getuid?.() === 0;
@@ -33,6 +34,18 @@ describe('nftables rules of the network mapping', () => {
     expect(shoot).toContain('iifname "tun0" ip daddr { 242.0.0.0/16, 243.0.0.0/13, 244.0.0.0/11 } dnat ip prefix to ip daddr map { 242.0.0.0/16 : 10.250.0.0/16, 243.0.0.0/13 : 100.64.0.0/13, 244.0.0.0/11 : 100.96.0.0/11 }');
     expect(shoot).toContain('iifname "tun0" ip6 daddr { fd6d:6170:400::/40 } dnat ip6 prefix to ip6 daddr map { fd6d:6170:400::/40 : fd10:96::/40 }');
     expect(conntrackFlushTargets(m)).toEqual(['242.0.0.0/8', '243.0.0.0/8', '244.0.0.0/8', 'fd6d:6170:200::/40', 'fd6d:6170:300::/40', 'fd6d:6170:400::/40']);
+  });
+
+  it('without conntrack(8) the flush warns once and lets the start go on; other failures still fail it', async () => {
+    const warned: string[] = [];
+    const log = { info() {}, debug() {}, warn: (_o: object, m?: string) => void warned.push(m ?? '') };
+    let calls = 0;
+    const missing = { flushConntrack: () => (calls++, Promise.reject(new NetToolMissingError('conntrack is not installed'))) } as unknown as NetConfig;
+    await flushMappedConntrack(missing, gardener(), log);
+    expect(calls).toBe(1);
+    expect(warned).toEqual([expect.stringContaining('conntrack(8) is missing')]);
+    const broken = { flushConntrack: () => Promise.reject(new NetCommandError('conntrack -D failed: Operation not permitted')) } as unknown as NetConfig;
+    await expect(flushMappedConntrack(broken, gardener(), log)).rejects.toMatchObject({ code: 'RVPN_ERR_NET_COMMAND' });
   });
 
   it.runIf(isRoot)('the kernel takes both chains, and a conntrack flush that matches nothing is no error', async () => {

@@ -13,6 +13,8 @@
  * mapped, or a network that maps onto itself, gets no rule, so an unmapped tunnel has none at all.
  */
 import type { Cidr, IpFamily, MappedNetwork, NetworkMapping } from '@rvpn/config';
+import { NetToolMissingError } from './errors.js';
+import type { NetConfig, NetLogger } from './netconfig.js';
 
 const kw = (f: IpFamily) => (f === 4 ? 'ip' : 'ip6');
 
@@ -70,4 +72,21 @@ export function conntrackFlushTargets(mapping: NetworkMapping): string[] {
  */
 export function seedPodTunnelNetwork(mapping: NetworkMapping, seedPodNetwork: Cidr): Cidr {
   return mapping.networks.find((n) => n.side === 'seed' && String(n.real) === String(seedPodNetwork))?.mapped ?? seedPodNetwork;
+}
+
+/**
+ * Deletes the conntrack entries of the mapped ranges (conntrackFlushTargets). Without conntrack(8)
+ * (an image built before it was added) it warns once and goes on: stale flows then only live until
+ * their conntrack timeout, which is no reason to keep the tunnel down.
+ */
+export async function flushMappedConntrack(net: NetConfig, mapping: NetworkMapping, log?: NetLogger): Promise<void> {
+  for (const dst of conntrackFlushTargets(mapping)) {
+    try {
+      await net.flushConntrack(dst);
+    } catch (err) {
+      if (!NetToolMissingError.is(err)) throw err;
+      log?.warn({ err: (err as Error).message }, 'conntrack(8) is missing: flows of an earlier network mapping are not flushed (they end with their conntrack timeout)');
+      return;
+    }
+  }
 }
