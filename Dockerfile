@@ -37,7 +37,7 @@ ENV NODE_ENV=production
 
 FROM runtime AS runtime-net
 RUN apt-get update \
- && apt-get install -y --no-install-recommends iproute2 nftables \
+ && apt-get install -y --no-install-recommends iproute2 nftables conntrack \
  && rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin /var/log/apt /var/log/dpkg.log
 
 # --- the labels of every app image, after the expensive layers so that a new revision reuses them

@@ -1,5 +1,5 @@
 /** The reachability checks `pnpm demo --check` runs (and the e2e tests reuse). */
-import { ADDR } from './lab/topology.js';
+import { ADDR, OVERLAP_ADDR } from './lab/topology.js';
 import { API_SNI, URLS, type Stack } from './lab/stack.js';
 import { run } from './lab/sh.js';
 
@@ -25,7 +25,7 @@ export const CHECKS: Check[] = [
   {
     name: 'the proxy refuses a destination outside the shoot networks (403)',
     fn: async (s) => {
-      const r = await s.curlViaProxy(`http://${ADDR.kapi}:443/`, ['-o', '/dev/null', '-w', '%{http_connect}'], 5);
+      const r = await s.curlViaProxy(`http://${s.forbiddenTarget}/`, ['-o', '/dev/null', '-w', '%{http_connect}'], 5);
       if (!r.stdout.includes('403')) throw new Error(`expected CONNECT 403, got ${JSON.stringify(r.stdout)} ${r.stderr.trim()}`);
       return 'CONNECT 403';
     },
@@ -51,9 +51,30 @@ export const CHECKS: Check[] = [
   },
 ];
 
+/**
+ * The overlapping lab's extra check (`pnpm demo --overlap --check`): the seed server routes the shoot's
+ * mapped ranges into its TUN and none of the real ones, which are the seed's own networks there.
+ */
+export const OVERLAP_CHECKS: Check[] = [
+  {
+    name: 'the seed routes the mapped shoot ranges into its TUN, never the real ones (the seed\'s own)',
+    fn: async (s) => {
+      const m = OVERLAP_ADDR.mapped;
+      const via = async (addr: string) => (await run(['ip', 'route', 'get', addr], { ns: s.topo.ns.srv, allowFail: true })).stdout;
+      for (const real of [ADDR.pod, ADDR.service, ADDR.nodeIp, ADDR.podV6]) {
+        if (/ dev tun0 /.test(await via(real))) throw new Error(`the real shoot address ${real} is routed into the TUN`);
+      }
+      for (const mapped of [m.pod, m.service, m.nodeIp, m.podV6]) {
+        if (!/ dev tun0 /.test(await via(mapped))) throw new Error(`the mapped address ${mapped} is not routed into the TUN`);
+      }
+      return `into tun0: ${m.pod}, ${m.service}, ${m.nodeIp}, ${m.podV6}; not: ${ADDR.pod}, ${ADDR.service}, ${ADDR.nodeIp}, ${ADDR.podV6}`;
+    },
+  },
+];
+
 export async function runChecks(stack: Stack, onResult?: (r: CheckResult) => void): Promise<CheckResult[]> {
   const results: CheckResult[] = [];
-  for (const c of CHECKS) {
+  for (const c of stack.topo.overlap ? [...CHECKS, ...OVERLAP_CHECKS] : CHECKS) {
     let r: CheckResult;
     try {
       r = { name: c.name, ok: true, detail: await c.fn(stack) };

@@ -4,7 +4,8 @@
  * its live status and commands to try, and tears everything down on Ctrl-C.
  * `pnpm demo --check`: the same, non-interactive; proves pod, service and node reachability through
  * the CONNECT proxy, prints PASS/FAIL lines and exits 0 (all passed) or 1.
- * Options: --classic (the seed dials the shoot), --port 8443 (X-Gardener-Destination header),
+ * Options: --overlap (the seed's networks are the shoot's: Gardener's default ranges on both, so the
+ * tunnel carries mapped addresses, issue 12; reversed, non-HA, processes), --classic (the seed dials the shoot), --port 8443 (X-Gardener-Destination header),
  * --images (every app as a container from its image, run as the Kubernetes manifests say; `pnpm images`
  * builds them).
  * Ctrl-C (or SIGTERM, SIGHUP) tears everything down and exits 0: the root package.json `exec`s this script, so
@@ -14,7 +15,7 @@ import { parseArgs } from 'node:util';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { Stack, REPO_ROOT, URLS, API_SNI } from './lab/stack.js';
-import { ADDR } from './lab/topology.js';
+import { ADDR, OVERLAP_ADDR } from './lab/topology.js';
 import { missingTools } from './lab/sh.js';
 import { runChecks, runHaChecks } from './checks.js';
 import { HaStack, HA_APPS } from './lab/ha-stack.js';
@@ -29,11 +30,12 @@ const { values } = parseArgs({
     port: { type: 'string' },
     ha: { type: 'boolean', default: false },
     images: { type: 'boolean', default: false },
+    overlap: { type: 'boolean', default: false },
     help: { type: 'boolean', short: 'h', default: false },
   },
 });
 if (values.help) {
-  console.log('usage: pnpm demo [--check] [--classic] [--port 8132|8443] [--ha] [--images]');
+  console.log('usage: pnpm demo [--check] [--classic] [--port 8132|8443] [--ha] [--images] [--overlap]');
   process.exit(0);
 }
 
@@ -57,6 +59,7 @@ async function preflight(): Promise<string[]> {
   }
   if (values.port !== undefined && values.port !== '8132' && values.port !== '8443') problems.push('--port must be 8132 or 8443');
   if (values.ha && values.classic) problems.push('--ha and --classic do not combine (HA is reversed only)');
+  if (values.overlap && (values.ha || values.classic || values.images)) problems.push('--overlap runs the non-HA reversed tunnel as processes: HA and the classic direction do not apply the network mapping yet');
   return problems;
 }
 
@@ -96,6 +99,7 @@ async function main(): Promise<number> {
     // unset: processes dial 8132 (vpn2's default), containers what the manifests say (8443)
     ...(values.port ? { connectPort: values.port === '8443' ? (8443 as const) : (8132 as const) } : {}),
     images: values.images,
+    overlap: values.overlap,
     log: (l) => console.log(`  … ${l}`),
   });
   const { teardown, stopping } = teardownOnce('tearing down (apps remove their devices, routes and firewall tables; namespaces are deleted)', () => stack.down());
@@ -103,6 +107,10 @@ async function main(): Promise<number> {
     const t0 = Date.now();
     await stack.start();
     console.log(`up in ${Date.now() - t0} ms: the tunnel was dialed ${stack.direction === 'reversed' ? 'by vpn-shoot, out through sni-proxy' : 'by the seed server (classic direction)'}`);
+    if (values.overlap) {
+      const m = OVERLAP_ADDR.mapped;
+      console.log(`overlap: the seed's pods, services and nodes use the shoot's ranges; the tunnel carries mapped addresses (seed server ${stack.topo.seed.srv} as ${m.srv}; pod ${ADDR.pod} as ${m.pod}, service ${ADDR.service} as ${m.service}, node ${ADDR.nodeIp} as ${m.nodeIp}, pod ${ADDR.podV6} as ${m.podV6}); the apiserver still names the real ones`);
+    }
     console.log('\nchecks:');
     const results = await runChecks(stack, (r) => console.log(`${r.ok ? 'PASS' : 'FAIL'}  ${r.name}  — ${r.detail}`));
     const failed = results.filter((r) => !r.ok).length;

@@ -10,11 +10,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
-import { Cidr } from '@rvpn/config';
+import { Cidr, loadSeedServerConfig } from '@rvpn/config';
 import { createShootPki } from '@rvpn/pki';
-import { NetConfig, checkPacket, packBatch } from '@rvpn/tunnel';
+import { NetConfig, checkPacket, packBatch, seedMappingChain, seedPodTunnelNetwork } from '@rvpn/tunnel';
 import { icmp4Error, icmpEcho, ipv6Packet, tcp4, v6Bytes } from '@rvpn/tunnel/testing';
-import { seedFilterRules, seedFirewall, tunnelAddresses } from './seed-server.js';
+import { proxyDestinationMapper, seedFilterRules, seedFirewall, tunnelAddresses } from './seed-server.js';
 
 const MAIN = fileURLToPath(new URL('../dist/main.js', import.meta.url));
 const isRoot = process.getuid?.() === 0;
@@ -43,6 +43,31 @@ describe('seed server pieces', () => {
     expect(check(icmpEcho('100.96.1.10', '8.8.8.8', 1, 1))).toBe('destination');
     expect(check(icmp4Error('100.96.0.1', '10.1.0.20', tcp4('10.1.0.20', '10.1.0.30', 9443, 50000), { mtu: 552 }))).toBe('icmp_error');
     expect(check(icmp4Error('100.96.0.1', '10.1.0.20', tcp4('10.1.0.20', '100.96.1.10', 50000, 8080), { mtu: 1400 }))).toBeUndefined();
+  });
+
+  it("with overlapping networks: the proxy dials mapped addresses, the filter and firewall speak the tunnel's (mapped) ranges", () => {
+    const dir = mkdtempSync(join(tmpdir(), 'rvpn-map-'));
+    onTestFinished(() => rmSync(dir, { recursive: true, force: true }));
+    for (const f of ['ca.crt', 's.crt', 's.key']) writeFileSync(join(dir, f), 'x');
+    const cfg = loadSeedServerConfig({
+      NAMESPACE: 'shoot--t--x', TLS_CA_FILE: join(dir, 'ca.crt'), TLS_CERT_FILE: join(dir, 's.crt'), TLS_KEY_FILE: join(dir, 's.key'), IP_FAMILIES: 'IPv4,IPv6',
+      SEED_POD_NETWORK: '100.96.0.0/11', SEED_SERVICE_NETWORKS: '100.64.0.0/13', SEED_NODE_NETWORKS: '10.250.0.0/16',
+      SHOOT_POD_NETWORKS: '100.96.0.0/11,fd10:96::/40', SHOOT_SERVICE_NETWORKS: '100.64.0.0/13', SHOOT_NODE_NETWORKS: '10.250.0.0/16',
+    });
+    const map = proxyDestinationMapper(cfg.mapping)!;
+    expect([map('100.96.1.10'), map('100.64.0.10'), map('10.250.0.10')]).toEqual(['244.0.1.10', '243.0.0.10', '242.0.0.10']);
+    expect(map('fd10:96:1::10')).toBe('fd10:96:1::10'); // IPv6 overlaps nothing here: not mapped, dialed as named
+    const rules = seedFilterRules(cfg.mapping.tunnelCidrs('shoot'), cfg.vpnNetwork, [seedPodTunnelNetwork(cfg.mapping, cfg.seedPodNetwork!)]);
+    const check = (p: Buffer) => checkPacket(packBatch([p]), 2, p.length, rules);
+    expect(check(tcp4('244.0.1.10', '241.0.0.20', 8080, 40000, 0x12))).toBeUndefined();
+    // the real addresses are the seed's own here: neither a real shoot source nor a real seed destination passes
+    expect(check(tcp4('100.96.1.10', '241.0.0.20', 8080, 40000, 0x12))).toBe('source');
+    expect(check(tcp4('244.0.1.10', '100.96.0.20', 8080, 40000, 0x12))).toBe('destination');
+    expect(seedFirewall('tun0', [9443], seedMappingChain('tun0', cfg.mapping))).toMatch(/chain mapping_snat \{\n\s*type nat hook postrouting priority srcnat; policy accept;\n\s*oifname "tun0" ip saddr \{ 100\.96\.0\.0\/11 \} snat ip prefix to ip saddr map \{ 100\.96\.0\.0\/11 : 241\.0\.0\.0\/11 \}/);
+    // nothing overlaps: no mapper, no chain
+    const plain = loadSeedServerConfig({ NAMESPACE: 'shoot--t--x', TLS_CA_FILE: join(dir, 'ca.crt'), TLS_CERT_FILE: join(dir, 's.crt'), TLS_KEY_FILE: join(dir, 's.key'), SEED_POD_NETWORK: '10.1.0.0/24' });
+    expect(proxyDestinationMapper(plain.mapping)).toBeUndefined();
+    expect(seedMappingChain('tun0', plain.mapping)).toEqual([]);
   });
 });
 

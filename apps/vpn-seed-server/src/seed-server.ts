@@ -16,17 +16,25 @@
  * - IPv4 connections leave with this pod's eth0 address as source (the TUN has only the IPv6 transfer
  *   address); vpn-shoot routes SEED_POD_NETWORK back into the tunnel.
  * - The TUN, its addresses and routes outlive a session, so flows survive a reconnect.
+ * - Overlapping seed and shoot networks (issue 12, `cfg.mapping`): what goes into the TUN are the
+ *   shoot's MAPPED ranges (242/243/244 and their IPv6 prefixes), never the real ones, which may be
+ *   the seed's own; the CONNECT proxy admits the real address the apiserver names and dials its mapped
+ *   one; the seed pod source leaves the TUN in its mapped range (nftables prefix SNAT in this pod's
+ *   table); the filter and firewall speak mapped addresses for what comes out of the tunnel. vpn-shoot
+ *   maps destinations back to the real shoot addresses. Unmapped, all of it is the identity.
  */
 import { readFileSync } from 'node:fs';
 import { X509Certificate } from 'node:crypto';
 import { networkInterfaces } from 'node:os';
-import { Cidr, CidrSet, formatIp, errorCode, parseIp, readTlsFiles } from '@rvpn/config';
+import { Cidr, CidrSet, formatIp, errorCode, parseIp, readTlsFiles, type NetworkMapping } from '@rvpn/config';
 import type { SeedServerConfig } from '@rvpn/config';
 import { createEgressProxy, PathGate, type EgressProxy } from '@rvpn/egress';
 import { createIntervalLog, createStatusServer, watchCertificates, watchDescriptors, type DescriptorWatch, type FileWatch, type Logger } from '@rvpn/observability';
 import {
   acceptErrorLabel,
   authorizeByIdentity,
+  flushMappedConntrack,
+  seedPodTunnelNetwork,
   knownCode,
   MAX_FRAME_PAYLOAD,
   MAX_HELLO_PAYLOAD,
@@ -34,6 +42,7 @@ import {
   NetConfig,
   peerText,
   openTunDevice,
+  seedMappingChain,
   TunnelDataPath,
   TunnelDialer,
   TunnelListener,
@@ -110,6 +119,20 @@ export function localAddresses(): Cidr[] {
   return out;
 }
 
+/**
+ * The CONNECT proxy's dial address for a real shoot address (the apiserver's view), when its family
+ * is mapped; undefined when nothing is mapped, so the proxy dials the target exactly as named.
+ */
+export function proxyDestinationMapper(mapping: NetworkMapping): ((host: string) => string | undefined) | undefined {
+  if (!mapping.isActive()) return undefined;
+  return (host) => {
+    const a = parseIp(host);
+    if (!a || !mapping.isActive(a.family)) return host;
+    const m = mapping.toMapped(a, 'shoot');
+    return m ? formatIp(m) : undefined;
+  };
+}
+
 export interface SeedServerDeps {
   logger: Logger;
   registry: Registry;
@@ -127,7 +150,10 @@ export class SeedServer {
   private readonly metrics: ReturnType<typeof createSeedServerMetrics>;
   private readonly net: NetConfig;
   private readonly gate = new PathGate();
+  /** The shoot networks as the apiserver names them (the proxy's allow-list). */
   private readonly shootNets: Cidr[];
+  /** The shoot networks as they appear in the tunnel (routed into the TUN; the filter's sources). */
+  private readonly tunnelNets: Cidr[];
   private readonly addrs: ReturnType<typeof tunnelAddresses>;
   private device: TunDevice | undefined;
   private datapath: TunnelDataPath | undefined;
@@ -151,6 +177,7 @@ export class SeedServer {
     exportSeedServerLimits(deps.registry, seedServerLimits(cfg));
     this.net = new NetConfig({ logger: this.log });
     this.shootNets = [...cfg.shootServiceNetworks, ...cfg.shootPodNetworks, ...cfg.shootNodeNetworks];
+    this.tunnelNets = cfg.mapping.isActive() ? cfg.mapping.tunnelCidrs('shoot') : this.shootNets;
     this.addrs = tunnelAddresses(cfg.vpnNetwork);
     this.statusRegistry = deps.registry;
   }
@@ -167,13 +194,15 @@ export class SeedServer {
       await this.net.addAddress(dev, `${this.addrs.seed}/${this.addrs.prefixLength}`);
       await this.net.linkUp(dev);
       await this.setRoutes(false);
-      await this.net.applyNftTable('inet', cfg.nftTable, seedFirewall(dev, this.ownPorts()));
+      await this.net.applyNftTable('inet', cfg.nftTable, seedFirewall(dev, this.ownPorts(), seedMappingChain(dev, cfg.mapping)));
+      // flows bound to an earlier translation (a shoot whose networks changed) must not live on
+      await flushMappedConntrack(this.net, cfg.mapping, this.log);
 
       // 2. The data path: packets from the shoot must come from a shoot or its tunnel address, go to
       // this side, and ICMP errors must be about packets that went into the tunnel.
       this.datapath = new TunnelDataPath({
         device: this.device,
-        inboundFilter: seedFilterRules(this.shootNets, cfg.vpnNetwork, cfg.seedPodNetwork ? [cfg.seedPodNetwork] : localAddresses()),
+        inboundFilter: seedFilterRules(this.tunnelNets, cfg.vpnNetwork, cfg.seedPodNetwork ? [seedPodTunnelNetwork(cfg.mapping, cfg.seedPodNetwork)] : localAddresses()),
         logger: this.log,
         onDrop: (reason: string, count: number) => this.metrics.droppedPacketsTotal.inc({ reason }, count),
       });
@@ -232,6 +261,7 @@ export class SeedServer {
         tls: proxyTls,
         allowedCommonNames: cfg.proxyAllowedCommonNames,
         allowedDestinations: new CidrSet(this.shootNets),
+        ...(proxyDestinationMapper(cfg.mapping) ? { mapDestination: proxyDestinationMapper(cfg.mapping) } : {}),
         gate: this.gate,
         holdTimeoutMs: cfg.proxyHoldTimeoutMs,
         maxPending: cfg.proxyMaxPending,
@@ -269,7 +299,7 @@ export class SeedServer {
       });
       await this.status.start();
       this.descriptors = watchSeedDescriptors(this.metrics, this.log);
-      this.log.info({ tun: dev, mode: cfg.tunnelMode, seedAddress: this.addrs.seed, shootNetworks: this.shootNets.map(String) }, 'vpn-seed-server started');
+      this.log.info({ tun: dev, mode: cfg.tunnelMode, seedAddress: this.addrs.seed, shootNetworks: this.shootNets.map(String), ...(cfg.mapping.isActive() ? { mapping: cfg.mapping.toJSON() } : {}) }, 'vpn-seed-server started');
     } catch (err) {
       await this.stop();
       throw err;
@@ -323,7 +353,7 @@ export class SeedServer {
   private setRoutes(up: boolean): Promise<void> {
     this.routeChange = this.routeChange.then(async () => {
       if (this.routesUp === up || !this.device) return;
-      for (const c of this.shootNets) {
+      for (const c of this.tunnelNets) {
         await this.net.replaceRoute(up ? { dst: c.toString(), dev: this.device.name } : { dst: c.toString(), type: 'unreachable' });
       }
       this.routesUp = up;
@@ -388,7 +418,7 @@ export class SeedServer {
  * any input rule runs). The kernel reassembles fragments before
  * these rules (nf_defrag ahead of conntrack), so fragments cannot slip past them.
  */
-export function seedFirewall(tun: string, ownPorts: readonly number[] = []): string {
+export function seedFirewall(tun: string, ownPorts: readonly number[] = [], mappingChain: readonly string[] = []): string {
   return [
     'chain input {',
     '  type filter hook input priority filter; policy accept;',
@@ -406,6 +436,7 @@ export function seedFirewall(tun: string, ownPorts: readonly number[] = []): str
     `  oifname "${tun}" icmp type { destination-unreachable, time-exceeded, parameter-problem } ct state invalid counter drop comment "no error about a packet that was never a connection"`,
     `  oifname "${tun}" icmpv6 type { destination-unreachable, packet-too-big, time-exceeded, parameter-problem } ct state invalid counter drop comment "no error about a packet that was never a connection"`,
     '}',
+    ...mappingChain,
   ].join('\n');
 }
 

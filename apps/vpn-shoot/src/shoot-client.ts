@@ -4,15 +4,24 @@
  * ip forwarding on, masquerade out of EGRESS_INTERFACE, TCP MSS clamped to the route MTU, and the
  * seed's source addresses (SEED_POD_NETWORK, the tunnel network) routed back into the TUN.
  * In the classic direction (TUNNEL_MODE=listen) it accepts the seed's connection on 4314 instead.
+ *
+ * Overlapping seed and shoot networks (issue 12, `cfg.mapping`): the seed sends to the shoot's
+ * MAPPED addresses from its mapped seed pod range (the seed server translates its own sources). Here
+ * mapped destinations become the real shoot addresses again (nftables prefix DNAT from the TUN), the
+ * mapped seed range is routed back into the TUN and is what the inbound filter admits, and conntrack
+ * forgets flows to the mapped ranges at start (a changed mapping leaves no stale translation).
  */
 import { CidrSet, errorCode, readTlsFiles, type Cidr } from '@rvpn/config';
 import type { ShootConfig } from '@rvpn/config';
 import { createStatusServer, watchCertificates, type FileWatch, type Logger } from '@rvpn/observability';
 import {
   authorizeByIdentity,
+  flushMappedConntrack,
+  seedPodTunnelNetwork,
   knownCode,
   NetConfig,
   openTunDevice,
+  shootMappingChain,
   TunnelDataPath,
   TunnelDialer,
   TunnelListener,
@@ -60,9 +69,10 @@ export class ShootClient {
     this.net = new NetConfig({ logger: this.log });
   }
 
-  /** Addresses the seed side sends from: replies to them go back into the tunnel. */
+  /** Addresses the seed side sends from, as they appear in the tunnel: replies to them go back into the tunnel. */
   private seedSources(): Cidr[] {
-    return [this.cfg.vpnNetwork, ...(this.cfg.seedPodNetwork ? [this.cfg.seedPodNetwork] : [])];
+    const pods = this.cfg.seedPodNetwork;
+    return [this.cfg.vpnNetwork, ...(pods ? [seedPodTunnelNetwork(this.cfg.mapping, pods)] : [])];
   }
 
   async start(): Promise<void> {
@@ -77,7 +87,8 @@ export class ShootClient {
         if (c === cfg.vpnNetwork) continue; // on-link through the tunnel address once assigned
         await this.net.replaceRoute({ dst: c.toString(), dev });
       }
-      await this.net.applyNftTable('inet', cfg.nftTable, shootFirewall(dev, cfg.egressInterface));
+      await this.net.applyNftTable('inet', cfg.nftTable, shootFirewall(dev, cfg.egressInterface, shootMappingChain(dev, cfg.mapping)));
+      await flushMappedConntrack(this.net, cfg.mapping, this.log);
 
       this.datapath = new TunnelDataPath({
         device: this.device,
@@ -142,7 +153,7 @@ export class ShootClient {
         ready: () => this.readiness(),
       });
       await this.status.start();
-      this.log.info({ tun: dev, mode: cfg.tunnelMode, endpoint: cfg.endpoint, port: cfg.openvpnPort }, 'vpn-shoot started');
+      this.log.info({ tun: dev, mode: cfg.tunnelMode, endpoint: cfg.endpoint, port: cfg.openvpnPort, ...(cfg.mapping.isActive() ? { mapping: cfg.mapping.toJSON() } : {}) }, 'vpn-shoot started');
     } catch (err) {
       await this.stop();
       throw err;
@@ -211,7 +222,7 @@ export class ShootClient {
  * egress interface; TCP MSS is clamped to the route MTU both ways; nothing from the shoot may open
  * a connection into the tunnel (only replies go back).
  */
-export function shootFirewall(tun: string, egress: string): string {
+export function shootFirewall(tun: string, egress: string, mappingChain: readonly string[] = []): string {
   return [
     'chain prerouting {',
     '  type filter hook prerouting priority mangle; policy accept;',
@@ -229,5 +240,6 @@ export function shootFirewall(tun: string, egress: string): string {
     '  type nat hook postrouting priority srcnat; policy accept;',
     `  oifname "${egress}" ct mark ${FROM_TUNNEL_MARK} masquerade`,
     '}',
+    ...mappingChain,
   ].join('\n');
 }

@@ -2,7 +2,9 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { describeSchema, loadSeedServerConfig, loadShootConfig, loadSniProxyConfig, seedServerSchema, shootSchema, sniProxySchema } from './index.js';
+import { describeSchema, formatIp, loadPathControllerConfig, loadSeedServerConfig, loadShootConfig, loadSniProxyConfig, seedServerSchema, shootSchema, sniProxySchema } from './index.js';
+import { checkNetworks, deriveNetworkMapping, networkFields } from './apps/common.js';
+import { loadConfig } from './schema.js';
 import { configProblems } from './testing/index.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'rvpn-cfg-'));
@@ -115,5 +117,122 @@ describe('schemas', () => {
         expect(row.env).toMatch(/^[A-Z][A-Z0-9_]+$/);
       }
     }
+  });
+});
+
+describe('overlapping seed and shoot networks (issue 12)', () => {
+  const seedEnv = { ...tls, NAMESPACE: 'shoot--p--s' };
+  /** Gardener's default ranges on both sides. */
+  const gardener = {
+    SEED_POD_NETWORK: '100.96.0.0/11', SEED_SERVICE_NETWORKS: '100.64.0.0/13', SEED_NODE_NETWORKS: '10.250.0.0/16',
+    SHOOT_POD_NETWORKS: '100.96.0.0/11', SHOOT_SERVICE_NETWORKS: '100.64.0.0/13', SHOOT_NODE_NETWORKS: '10.250.0.0/16',
+  };
+  /** The shared network schema, loaded the way an app whose data path applies the mapping will load it. */
+  const loadMapped = (env: Record<string, string>) =>
+    loadConfig(networkFields, env, {
+      app: 'test',
+      derive: (c) => ({ mapping: deriveNetworkMapping(c) }),
+      check: (c, add) => checkNetworks(c, add, { appliesMapping: true }),
+    });
+  const byEnv = (p: Array<{ env: string; problem: string }>) => Object.fromEntries(p.map((x) => [x.env, x.problem]));
+
+  it('pins the new defaults; without overlaps the mapping is the identity', () => {
+    const c = loadSeedServerConfig({ ...seedEnv, SEED_POD_NETWORK: '10.1.0.0/24' });
+    expect(c.seedNodeNetworks).toEqual([]);
+    expect(c.seedServiceNetworks).toEqual([]);
+    expect(c.networkMapping).toBe('auto');
+    expect([c.mappedSeedPodNetworkV6, c.mappedShootNodeNetworkV6, c.mappedShootServiceNetworkV6, c.mappedShootPodNetworkV6].map(String))
+      .toEqual(['fd6d:6170:100::/40', 'fd6d:6170:200::/40', 'fd6d:6170:300::/40', 'fd6d:6170:400::/40']);
+    expect(c.mapping.isActive()).toBe(false);
+    expect(c.mapping.tunnelCidrs().map(String)).toEqual(['100.64.0.0/13', '100.96.0.0/11']);
+    expect(c.mapping.tunnelCidrs('seed').map(String)).toEqual(['10.1.0.0/24']);
+    expect(Object.isFrozen(c.mapping)).toBe(true);
+    expect(formatIp(c.mapping.toMapped('100.96.0.7', 'shoot')!)).toBe('100.96.0.7');
+    for (const load of [loadShootConfig, loadPathControllerConfig]) {
+      const x = load({ ...tls, ENDPOINT: 'e', NAMESPACE: 'n', POD_NAME: 'p', SEED_POD_NETWORK: '10.1.0.0/24', PROXY_TLS_CERT_FILE: tls.TLS_CERT_FILE, PROXY_TLS_KEY_FILE: tls.TLS_KEY_FILE });
+      expect(x.mapping.isActive()).toBe(false);
+    }
+  });
+
+  it('parses the seed node and service networks as lists of either family', () => {
+    const c = loadSeedServerConfig({ ...seedEnv, SEED_NODE_NETWORKS: '10.0.0.0/16, fd00:10::/64', SEED_SERVICE_NETWORKS: '172.16.0.0/16' });
+    expect(c.seedNodeNetworks.map(String)).toEqual(['10.0.0.0/16', 'fd00:10::/64']);
+    expect(c.seedServiceNetworks.map(String)).toEqual(['172.16.0.0/16']);
+    expect(byEnv(configProblems(() => loadSeedServerConfig({ ...seedEnv, SEED_NODE_NETWORKS: '10.0.0.1/16', NETWORK_MAPPING: 'sometimes' })))).toMatchObject({
+      SEED_NODE_NETWORKS: expect.stringMatching(/host bits set/),
+      NETWORK_MAPPING: expect.stringMatching(/allowed: auto, always, never/),
+    });
+  });
+
+  it('finds an overlap with each seed network (pods, nodes, services) and each shoot network', () => {
+    for (const [seedEnvName, shootEnvName] of [['SEED_POD_NETWORK', 'SHOOT_NODE_NETWORKS'], ['SEED_NODE_NETWORKS', 'SHOOT_POD_NETWORKS'], ['SEED_SERVICE_NETWORKS', 'SHOOT_SERVICE_NETWORKS']] as const) {
+      const env = { ...seedEnv, SHOOT_NODE_NETWORKS: '10.250.0.0/16', [seedEnvName]: { SHOOT_NODE_NETWORKS: '10.250.0.0/20', SHOOT_POD_NETWORKS: '100.96.8.0/24', SHOOT_SERVICE_NETWORKS: '100.64.0.0/12' }[shootEnvName] };
+      const p = configProblems(() => loadPathControllerConfig({ ...env, POD_NAME: 'p', PROXY_TLS_CERT_FILE: tls.TLS_CERT_FILE, PROXY_TLS_KEY_FILE: tls.TLS_KEY_FILE }));
+      expect(p.map((x) => x.env), seedEnvName).toEqual([shootEnvName]);
+      expect(p[0]!.problem).toContain(`overlaps ${seedEnvName}`);
+      expect(loadMapped(env).mapping.isActive(4)).toBe(true);
+    }
+  });
+
+  it("maps Gardener's default ranges on such a seed in the non-HA reversed apps; HA and the classic direction still refuse them, naming where they would go", () => {
+    const common = { ...seedEnv, ...gardener, ENDPOINT: 'e', PROXY_TLS_CERT_FILE: tls.TLS_CERT_FILE, PROXY_TLS_KEY_FILE: tls.TLS_KEY_FILE };
+    expect(loadSeedServerConfig(common).mapping.isActive(4)).toBe(true);
+    expect(loadShootConfig(common).mapping.tunnelCidrs('seed').map(String)).toEqual(['241.0.0.0/11']);
+    const refused: Array<[string, () => unknown, RegExp]> = [
+      ['path-controller', () => loadPathControllerConfig({ ...common, POD_NAME: 'p' }), /the HA data path \(path-controller\) does not apply the mapping yet/],
+      ['HA seed server', () => loadSeedServerConfig({ ...common, IS_HA: 'true', POD_NAME: 'vpn-seed-server-0' }), /the HA data path \(IS_HA=true\) does not apply the mapping yet/],
+      ['HA vpn-shoot', () => loadShootConfig({ ...common, IS_HA: 'true', POD_NAME: 'vpn-shoot-0' }), /the HA data path \(IS_HA=true\) does not apply the mapping yet/],
+      ['classic seed server', () => loadSeedServerConfig({ ...common, TUNNEL_MODE: 'dial', TUNNEL_DIAL_ADDRESS: '198.18.0.20' }), /the classic direction \(TUNNEL_MODE=dial\) does not apply the mapping yet/],
+      ['classic vpn-shoot', () => loadShootConfig({ ...common, TUNNEL_MODE: 'listen' }), /the classic direction \(TUNNEL_MODE=listen\) does not apply the mapping yet/],
+    ];
+    for (const [name, load, why] of refused) {
+      const p = byEnv(configProblems(load));
+      expect(p.SHOOT_POD_NETWORKS, name).toMatch(/overlaps SEED_POD_NETWORK 100\.96\.0\.0\/11; it would be mapped to 244\.0\.0\.0\/11 /);
+      expect(p.SHOOT_POD_NETWORKS, name).toMatch(why);
+      expect(p.SHOOT_SERVICE_NETWORKS, name).toMatch(/overlaps SEED_SERVICE_NETWORKS 100\.64\.0\.0\/13; it would be mapped to 243\.0\.0\.0\/13/);
+      expect(p.SHOOT_NODE_NETWORKS, name).toMatch(/overlaps SEED_NODE_NETWORKS 10\.250\.0\.0\/16; it would be mapped to 242\.0\.0\.0\/16/);
+    }
+    expect(configProblems(() => loadSeedServerConfig({ ...seedEnv, NETWORK_MAPPING: 'always', IS_HA: 'true', POD_NAME: 'vpn-seed-server-0' })).map((x) => x.env)).toEqual(['NETWORK_MAPPING']);
+    expect(loadSeedServerConfig({ ...seedEnv, NETWORK_MAPPING: 'always' }).mapping.isActive()).toBe(true);
+  });
+
+  it("maps Gardener's default ranges once the data path applies the mapping", () => {
+    const c = loadMapped(gardener);
+    expect(c.mapping.family(4)).toMatchObject({ active: true, reason: 'overlap' });
+    expect(c.mapping.tunnelCidrs().map(String)).toEqual(['242.0.0.0/16', '243.0.0.0/13', '244.0.0.0/11']);
+    expect(c.mapping.tunnelCidrs('seed').map(String)).toEqual(['241.0.0.0/11']);
+    expect(formatIp(c.mapping.toMapped('10.250.1.2', 'shoot')!)).toBe('242.0.1.2');
+    expect(formatIp(c.mapping.toReal('243.0.0.10')!.address)).toBe('100.64.0.10');
+  });
+
+  it('maps IPv6 overlaps into MAPPED_*_NETWORK_V6, which config can move', () => {
+    const c = loadMapped({
+      IP_FAMILIES: 'IPv4,IPv6', SEED_NODE_NETWORKS: 'fd00:10:250::/64', SHOOT_NODE_NETWORKS: 'fd00:10:250::/64', SHOOT_POD_NETWORKS: '100.96.0.0/11,fd00:10:96::/56',
+      MAPPED_SHOOT_NODE_NETWORK_V6: 'fdaa:1::/48',
+    });
+    expect(c.mapping.families.map((f) => [f.family, f.active])).toEqual([[4, false], [6, true]]);
+    expect(formatIp(c.mapping.toMapped('fd00:10:250::5', 'shoot')!)).toBe('fdaa:1::5');
+    expect(formatIp(c.mapping.toMapped('fd00:10:96:1::5', 'shoot')!)).toBe('fd6d:6170:400:1::5');
+    expect(formatIp(c.mapping.toMapped('100.96.0.5', 'shoot')!)).toBe('100.96.0.5');
+  });
+
+  it('reports mapping errors on the variable at fault, with their code', () => {
+    const cases: Array<[Record<string, string>, string, string]> = [
+      [{ ...gardener, NETWORK_MAPPING: 'never' }, 'NETWORK_MAPPING', 'RVPN_ERR_MAPPING_OVERLAP_NOT_ALLOWED'],
+      [{ SHOOT_POD_NETWORKS: '244.0.0.0/16' }, 'SHOOT_POD_NETWORKS', 'RVPN_ERR_MAPPING_RESERVED_RANGE'],
+      [{ SEED_SERVICE_NETWORKS: '240.0.0.0/12' }, 'SEED_SERVICE_NETWORKS', 'RVPN_ERR_MAPPING_RESERVED_RANGE'],
+      [{ SHOOT_POD_NETWORKS: '10.0.0.0/7', NETWORK_MAPPING: 'always' }, 'SHOOT_POD_NETWORKS', 'RVPN_ERR_MAPPING_NO_FIT'],
+      [{ SHOOT_NODE_NETWORKS: '10.0.0.0/8', SHOOT_POD_NETWORKS: '10.96.0.0/11', NETWORK_MAPPING: 'always' }, 'SHOOT_POD_NETWORKS', 'RVPN_ERR_MAPPING_AMBIGUOUS'],
+      [{ MAPPED_SHOOT_POD_NETWORK_V6: 'fd8f:6d53:b97a::/48' }, 'MAPPED_SHOOT_POD_NETWORK_V6', 'RVPN_ERR_MAPPING_PREFIX_CONFLICT'],
+      [{ MAPPED_SEED_POD_NETWORK_V6: '10.0.0.0/8' }, 'MAPPED_SEED_POD_NETWORK_V6', 'RVPN_ERR_MAPPING_PREFIX_CONFLICT'],
+      [{ MAPPED_SHOOT_NODE_NETWORK_V6: 'fd6d:6170:400::/48' }, 'MAPPED_SHOOT_POD_NETWORK_V6', 'RVPN_ERR_MAPPING_PREFIX_CONFLICT'],
+    ];
+    for (const [env, at, code] of cases) {
+      const p = configProblems(() => loadMapped(env));
+      expect(p.map((x) => x.env), JSON.stringify(env)).toEqual([at]);
+      expect(p[0]!.problem).toContain(`(${code})`);
+    }
+    const shoot = configProblems(() => loadShootConfig({ ...tls, ENDPOINT: 'e', NAMESPACE: 'n', SEED_POD_NETWORK: '10.1.0.0/24', BOND_NETWORK_V4: '242.1.0.0/24' }));
+    expect(shoot.map((x) => [x.env, /RVPN_ERR_MAPPING_PREFIX_CONFLICT/.test(x.problem)])).toEqual([['BOND_NETWORK_V4', true]]);
   });
 });

@@ -3,11 +3,22 @@
  *
  *   import { loadSeedServerConfig, Cidr } from '@rvpn/config';
  *   const cfg = loadSeedServerConfig(process.env); // throws RVPN_ERR_CONFIG_INVALID listing every problem
+ *   cfg.mapping.toMapped('100.96.3.4', 'shoot');   // 244.0.3.4 when the shoot's pods overlap the seed (else unchanged)
+ *   cfg.mapping.tunnelCidrs();                     // what the seed routes into the tunnel
  */
 export { RvpnError, defineError, registeredErrors, errorCode } from './errors.js';
 export type { RvpnErrorClass, RvpnErrorOptions, ErrorDefinition } from './errors.js';
 export { Cidr, CidrSet, parseIp, formatIp } from './net.js';
 export type { IpAddress, IpFamily } from './net.js';
+export {
+  computeNetworkMapping, planNetworkMapping, findOverlaps, packCidrs, netmap, NetworkMapping,
+  IPV4_MAPPING_REGION, IPV4_MAPPED_PREFIXES, DEFAULT_IPV6_MAPPED_PREFIXES, MAPPING_MODES, MAPPED_KINDS, SEED_KINDS, SHOOT_KINDS,
+  MappingNoFitError, MappingReservedRangeError, MappingOverlapNotAllowedError, MappingAmbiguousError, MappingPrefixConflictError,
+} from './mapping.js';
+export type {
+  MappingMode, MappingNetworks, NetworkMappingOptions, NetworkOverlap, MappedNetwork, FamilyMapping, RealAddress,
+  Side, NetworkKind, SeedKind, ShootKind, MappedKind, MappedPrefixes,
+} from './mapping.js';
 export { loadConfig, describeSchema, optional, t, ConfigInvalidError } from './schema.js';
 export type { Field, Schema, ConfigOf, Problem, HostPort } from './schema.js';
 export { seedServerSchema, loadSeedServerConfig } from './apps/seed-server.js';

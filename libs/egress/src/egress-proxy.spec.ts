@@ -95,6 +95,47 @@ describe('egress CONNECT proxy', () => {
     expect(outcomes).toEqual(['forbidden']);
   });
 
+  describe('overlapping networks (mapDestination)', () => {
+    // the apiserver names the real shoot address 127.0.1.<n>; the tunnel carries it as 127.0.0.<n>
+    const mapping = {
+      allowedDestinations: new CidrSet([Cidr.parse('127.0.1.0/24')]),
+      mapDestination: (h: string) => (h.startsWith('127.0.1.') ? h.replace('127.0.1.', '127.0.0.') : undefined),
+    };
+
+    it('checks the real target, dials its mapped address', async () => {
+      const echo = await echoServer();
+      const dialed: string[] = [];
+      const { port, outcomes } = await startProxy({ ...mapping, dial: (host, p) => (dialed.push(host), Promise.resolve(net.connect({ host, port: p }))) });
+      const { status, socket } = await connect(port, `127.0.1.1:${echo}`);
+      expect(status).toBe(200);
+      const got = new Promise<string>((r) => socket.once('data', (d) => r(d.toString())));
+      socket.write('mapped');
+      expect(await got).toBe('mapped');
+      expect(dialed).toEqual(['127.0.0.1']);
+      expect(outcomes).toEqual(['connected']);
+    });
+
+    it('answers 403 naming the address the apiserver used, for a target outside the real networks, the mapped range included', async () => {
+      const lines: Array<Record<string, unknown>> = [];
+      const logger = { info: (o: object) => lines.push(o as Record<string, unknown>), warn: (o: object) => lines.push(o as Record<string, unknown>), debug() {} };
+      const { port, outcomes } = await startProxy({ ...mapping, logger });
+      for (const target of ['127.0.0.1:22', '10.0.0.1:443']) {
+        const r = await connect(port, target);
+        expect(r.status, target).toBe(403);
+        expect(r.body.trimEnd()).toBe(`destination ${target} is outside the shoot's networks`);
+      }
+      expect(outcomes).toEqual(['forbidden', 'forbidden']);
+      expect(lines[0]).toMatchObject({ outcome: 'forbidden', status: 403, destination: '127.0.0.1:22' });
+    });
+
+    it('a dial failure names the real target and the mapped one', async () => {
+      const { port } = await startProxy({ ...mapping, dial: () => Promise.reject(Object.assign(new Error('connect ECONNREFUSED'), { code: 'ECONNREFUSED' })) });
+      const r = await connect(port, '127.0.1.9:80');
+      expect(r.status).toBe(502);
+      expect(r.body.trimEnd()).toBe('cannot connect to 127.0.1.9:80 (mapped to 127.0.0.9): connect ECONNREFUSED');
+    });
+  });
+
   it('refuses host names, other methods and foreign certificates', async () => {
     const { port, outcomes } = await startProxy();
     expect((await connect(port, 'kubernetes.default.svc:443')).status).toBe(400);

@@ -6,7 +6,9 @@
  *      can never be used to reach the seed),
  *   3. HOLDS the request while no path to the shoot exists, bounded in time (below the apiserver's
  *      10 s webhook timeout) and in count, then answers 503 with a reason,
- *   4. dials the target with an ordinary kernel socket (the kernel routes it into the tunnel) and
+ *   4. dials the target with an ordinary kernel socket (the kernel routes it into the tunnel) — where
+ *      the seed and shoot networks overlap, the target's mapped address (`mapDestination`, issue 12:
+ *      the apiserver names the real shoot address; checks, logs and refusals keep naming it) — and
  *      pipes bytes both ways. pipe() applies backpressure: a side that reads slowly pauses the other
  *      one, so a connection holds at most its streams' high-water marks in this process (the rest
  *      waits in kernel socket buffers and TCP windows), never an unbounded queue.
@@ -52,8 +54,14 @@ export interface EgressProxyOptions {
   /** Called for every new TLS context; return fresh material to pick up rotated files. */
   tls: () => EgressTls;
   allowedCommonNames: readonly string[];
-  /** Destinations that may be dialed: the shoot's service, pod and node networks. */
+  /** Destinations that may be dialed: the shoot's service, pod and node networks (real addresses, as the apiserver names them). */
   allowedDestinations: CidrSet;
+  /**
+   * The address to dial for an allowed target (overlapping networks: the shoot address as it appears
+   * in the tunnel, e.g. 100.96.1.10 -> 244.0.1.10); undefined refuses it like a target outside the
+   * shoot's networks. Default: the target itself.
+   */
+  mapDestination?: (host: string) => string | undefined;
   gate: PathGate;
   /** How long a CONNECT waits for the path to come back. Must stay below 10 s. */
   holdTimeoutMs: number;
@@ -159,10 +167,13 @@ export function createEgressProxy(opts: EgressProxyOptions): EgressProxy {
       return;
     }
     destination = target.host.includes(':') ? `[${target.host}]:${target.port}` : `${target.host}:${target.port}`;
-    if (!opts.allowedDestinations.contains(target.host)) {
+    const dialHost = opts.allowedDestinations.contains(target.host) ? (opts.mapDestination ? opts.mapDestination(target.host) : target.host) : undefined;
+    if (dialHost === undefined) {
       finish('forbidden', 403, 'Forbidden', `destination ${destination} is outside the shoot's networks`);
       return;
     }
+    // logged beside the destination the apiserver named, when they differ
+    const dialed = dialHost !== target.host ? dialHost : undefined;
 
     if (!opts.gate.isUp) {
       if (pending >= opts.maxPending) {
@@ -185,11 +196,11 @@ export function createEgressProxy(opts: EgressProxyOptions): EgressProxy {
 
     let upstream: net.Socket;
     try {
-      upstream = await dial(target.host, target.port, abort.signal);
+      upstream = await dial(dialHost, target.port, abort.signal);
     } catch (err) {
       const timedOut = (err as { code?: string }).code === 'ETIMEDOUT';
       finish(timedOut ? 'dial_timeout' : 'dial_failed', timedOut ? 504 : 502, timedOut ? 'Gateway Timeout' : 'Bad Gateway',
-        `cannot connect to ${destination}: ${(err as Error).message}`);
+        `cannot connect to ${destination}${dialed ? ` (mapped to ${dialed})` : ''}: ${(err as Error).message}`);
       return;
     }
     if (sock.destroyed) {
@@ -199,7 +210,7 @@ export function createEgressProxy(opts: EgressProxyOptions): EgressProxy {
     sockets.add(upstream);
     upstream.once('close', () => sockets.delete(upstream));
     finish('connected');
-    log.debug({ destination, heldMs: Date.now() - t0 }, 'CONNECT established');
+    log.debug({ destination, ...(dialed ? { dialed } : {}), heldMs: Date.now() - t0 }, 'CONNECT established');
     sock.write('HTTP/1.1 200 Connection established\r\n\r\n');
     if (head.rest.length > 0) upstream.write(head.rest);
     if (opts.idleTimeoutMs) {

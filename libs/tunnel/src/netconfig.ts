@@ -192,6 +192,22 @@ export class NetConfig {
     await this.nft(['-f', '-'], `table ${family} ${name}\ndelete table ${family} ${name}\n`);
   }
 
+  /**
+   * Deletes the conntrack entries whose original destination lies in `dst` (a CIDR), so flows bound to
+   * an old NAT translation do not outlive it. Needs conntrack(8); "0 flow entries" is no error.
+   */
+  async flushConntrack(dst: string): Promise<void> {
+    const args = ['-D', '-f', isV6(dst) ? 'ipv6' : 'ipv4', '-d', dst];
+    try {
+      if (this.netns) await run('ip', ['netns', 'exec', this.netns, 'conntrack', ...args]);
+      else await run('conntrack', args);
+    } catch (err) {
+      // conntrack exits 1 when nothing matched
+      if (NetCommandError.is(err) && /0 flow entries/.test(String(err.details?.stderr ?? ''))) return;
+      throw err;
+    }
+  }
+
   /** Reverts every change this instance made, newest first. Never throws; failures are logged. */
   async undoAll(): Promise<void> {
     while (this.undo.length > 0) {

@@ -7,7 +7,7 @@ import { mkdtempSync, rmSync, writeFileSync, renameSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createCa, createShootPki, issueCertificate, seedServerDnsNames, writeSecretVolume } from '@rvpn/pki';
-import { ADDR, Topology } from './topology.js';
+import { ADDR, OVERLAP_ADDR, Topology } from './topology.js';
 import { run, spawnLogged, waitFor, type RunResult, type Spawned } from './sh.js';
 import { REPO_ROOT } from './paths.js';
 import { awaitHealthy, killAll, spawnFixture, statusCode, statusText, stopProcess, type AppHandle, type StatusPath } from './procs.js';
@@ -37,6 +37,11 @@ export interface StackOptions {
    */
   images?: boolean;
   logLevel?: string;
+  /**
+   * The seed side on the shoot's ranges (Gardener's defaults on both, OVERLAP_ADDR): the tunnel carries
+   * mapped addresses (issue 12). Reversed direction, processes only.
+   */
+  overlap?: boolean;
   seedEnv?: Record<string, string>;
   shootEnv?: Record<string, string>;
   sniEnv?: Record<string, string>;
@@ -65,7 +70,8 @@ export class Stack {
 
   constructor(opts: StackOptions = {}) {
     this.opts = opts;
-    this.topo = new Topology(opts.prefix);
+    if (opts.overlap && (opts.images || opts.direction === 'classic')) throw new Error('the overlapping lab runs the reversed direction as processes only (the classic direction does not apply the mapping yet)');
+    this.topo = new Topology(opts.prefix, { overlap: opts.overlap ?? false });
     this.dir = mkdtempSync(join(tmpdir(), `${this.topo.prefix}-`));
     this.topo.trackWorkDir(this.dir);
     this.log = opts.log ?? (() => undefined);
@@ -111,7 +117,7 @@ export class Stack {
       this.startFixture('pod', 'pod', `${ADDR.pod}:${ADDR.podPort}`);
       this.startFixture('pod6', 'pod', `[${ADDR.podV6}]:${ADDR.podPort}`);
       this.startFixture('kubelet', 'node', `${ADDR.nodeIp}:${ADDR.kubeletPort}`, true);
-      this.startFixture('apiserver', 'kapi', `${ADDR.kapi}:443`, true);
+      this.startFixture('apiserver', 'kapi', `${this.topo.seed.kapi}:443`, true);
       if (this.direction === 'reversed') await this.startApp('sni-proxy');
       await this.startApp('vpn-seed-server');
       await this.startApp('vpn-shoot');
@@ -132,7 +138,7 @@ export class Stack {
     const labCa = await createCa({ commonName: 'rvpn-lab-fixtures' });
     const [proxyServer, shootServer, seedDialer, kubelet, apiserver, otherShoot] = await Promise.all([
       // the CONNECT proxy certificate also names the pod IP the lab's curl dials
-      issueCertificate(pki.ca, { commonName: 'vpn-seed-server', usage: 'server', dnsNames: seedServerDnsNames(SHOOT_NAMESPACE), ipAddresses: [ADDR.srv], uris: [`urn:rvpn:shoot:${SHOOT_NAMESPACE}`] }),
+      issueCertificate(pki.ca, { commonName: 'vpn-seed-server', usage: 'server', dnsNames: seedServerDnsNames(SHOOT_NAMESPACE), ipAddresses: [this.topo.seed.srv], uris: [`urn:rvpn:shoot:${SHOOT_NAMESPACE}`] }),
       // classic direction: vpn-shoot is the TLS server, the seed server the client
       issueCertificate(pki.ca, { commonName: 'vpn-shoot', usage: 'server', dnsNames: ['vpn-shoot'], uris: [`urn:rvpn:shoot:${SHOOT_NAMESPACE}`] }),
       issueCertificate(pki.ca, { commonName: 'vpn-seed-client', usage: 'client', uris: [`urn:rvpn:shoot:${SHOOT_NAMESPACE}`] }),
@@ -177,8 +183,8 @@ export class Stack {
 
   defaultRoutes() {
     return {
-      sni: { [API_SNI]: `${ADDR.kapi}:443` },
-      connect: { [connectHeaderValue(SHOOT_NAMESPACE)]: `${ADDR.srv}:1194` },
+      sni: { [API_SNI]: `${this.topo.seed.kapi}:443` },
+      connect: { [connectHeaderValue(SHOOT_NAMESPACE)]: `${this.topo.seed.srv}:1194` },
     };
   }
 
@@ -198,6 +204,20 @@ export class Stack {
   }
 
   private commonNetEnv(): Record<string, string> {
+    const o = OVERLAP_ADDR;
+    if (this.topo.overlap) {
+      return {
+        ...this.commonNetEnvPlain(),
+        SHOOT_POD_NETWORKS: `${ADDR.shootPodNetworks},${o.shootPodNetworkV6}`,
+        SEED_POD_NETWORK: o.seedPodNetwork,
+        SEED_SERVICE_NETWORKS: o.seedServiceNetworks,
+        SEED_NODE_NETWORKS: o.seedNodeNetworks,
+      };
+    }
+    return this.commonNetEnvPlain();
+  }
+
+  private commonNetEnvPlain(): Record<string, string> {
     return {
       NAMESPACE: SHOOT_NAMESPACE,
       IP_FAMILIES: 'IPv4,IPv6',
@@ -329,10 +349,19 @@ export class Stack {
     await waitFor(`${name} /readyz`, async () => (await this.status(name, 'readyz')) === 200, timeoutMs, 50);
   }
 
+  /**
+   * A CONNECT target outside the shoot's networks, which the proxy must refuse with 403. The seed's
+   * own pod addresses are shoot pod addresses in the overlapping lab (they mean the shoot there), so
+   * that lab names the load balancer's wan address instead.
+   */
+  get forbiddenTarget(): string {
+    return this.topo.overlap ? `${ADDR.lbWan}:8132` : `${ADDR.kapi}:443`;
+  }
+
   /** The curl arguments with which the "kube-apiserver" uses the egress proxy (mTLS CONNECT on 9443). */
   proxyArgs(cert = 'proxy-client'): string[] {
     return [
-      '--proxy', `https://${ADDR.srv}:9443`,
+      '--proxy', `https://${this.topo.seed.srv}:9443`,
       '--proxy-cacert', this.file('ca.crt'),
       '--proxy-cert', this.file(`${cert}.crt`),
       '--proxy-key', this.file(`${cert}.key`),

@@ -12,6 +12,12 @@
  *     <p>-vsh   100.96.0.2 (veth to the node 100.96.0.1)  vpn-shoot
  *     <p>-pod   100.96.1.10  HTTP fixture :8080
  *
+ * With `overlap` (issue 12, `pnpm demo --overlap`) the seed side uses Gardener's default ranges too,
+ * the same as the shoot's: the seed's pods sit in the shoot's pod network (gateway 100.96.0.1, lb
+ * 100.96.0.10, srv 100.96.0.20, kapi 100.96.0.30 beside the shoot pod 100.96.1.10), and the seed's
+ * service and node networks equal the shoot's (OVERLAP_ADDR); the shoot's IPv6 pod network is a /40
+ * (the size of a mapped IPv6 range) that a seed node network of the same ULA overlaps.
+ *
  * Every veth is created directly inside its namespaces, so nothing of the lab lives in the root
  * namespace and deleting the namespaces removes everything (interfaces, routes, nft tables).
  * A metadata file in /run/rvpn/<prefix>.json lets the sweeper find what a killed run left behind
@@ -57,6 +63,29 @@ export const ADDR = {
   podV6: 'fd10:96:1::10',
 } as const;
 
+/** The seed pods' addresses (the seed bridge's /24): lb, vpn-seed-server and the "kube-apiserver". */
+export interface SeedSide {
+  seedGw: string;
+  lb: string;
+  srv: string;
+  kapi: string;
+}
+export const SEED_SIDE: SeedSide = { seedGw: ADDR.seedGw, lb: ADDR.lb, srv: ADDR.srv, kapi: ADDR.kapi };
+
+/**
+ * The overlapping lab: seed and shoot both on Gardener's defaults (pods 100.96.0.0/11, services
+ * 100.64.0.0/13, nodes 10.250.0.0/16), and for IPv6 the shoot's pod network fd10:96::/40 inside a seed
+ * node network. `mapped` are the shoot's and the seed server's addresses as they appear in the tunnel.
+ */
+export const OVERLAP_ADDR = {
+  seed: { seedGw: '100.96.0.1', lb: '100.96.0.10', srv: '100.96.0.20', kapi: '100.96.0.30' } satisfies SeedSide,
+  seedPodNetwork: '100.96.0.0/11',
+  seedServiceNetworks: '100.64.0.0/13',
+  seedNodeNetworks: '10.250.0.0/16,fd10:96::/40',
+  shootPodNetworkV6: 'fd10:96::/40',
+  mapped: { srv: '241.0.0.20', pod: '244.0.1.10', podV6: 'fd6d:6170:401::10', service: '243.0.0.10', nodeIp: '242.0.0.10' },
+} as const;
+
 export type Role = 'seed' | 'lb' | 'srv' | 'kapi' | 'node' | 'vsh' | 'pod' | 'srv0' | 'srv1' | 'kapi0' | 'kapi1' | 'vsh0' | 'vsh1';
 /** Non-HA lab: one seed server, one kube-apiserver, one vpn-shoot. */
 export const ROLES: Role[] = ['seed', 'lb', 'srv', 'kapi', 'node', 'vsh', 'pod'];
@@ -90,14 +119,21 @@ export class Topology {
   readonly ns: Record<Role, string>;
   readonly ha: boolean;
   readonly roles: Role[];
+  /** Whether the seed side uses the shoot's ranges (OVERLAP_ADDR). */
+  readonly overlap: boolean;
+  /** The seed pods' addresses of this lab. */
+  readonly seed: SeedSide;
   private created = false;
   private readonly extraPids = new Set<number>();
   private workDir: string | undefined;
 
-  constructor(prefix = newPrefix(), opts: { ha?: boolean } = {}) {
+  constructor(prefix = newPrefix(), opts: { ha?: boolean; overlap?: boolean } = {}) {
     if (!PREFIX_RE.test(prefix)) throw new Error(`lab prefix ${JSON.stringify(prefix)} must match ${PREFIX_RE}`);
     this.prefix = prefix;
     this.ha = opts.ha ?? false;
+    this.overlap = opts.overlap ?? false;
+    if (this.overlap && this.ha) throw new Error('the overlapping lab is non-HA only (HA does not apply the network mapping yet)');
+    this.seed = this.overlap ? OVERLAP_ADDR.seed : SEED_SIDE;
     this.roles = this.ha ? HA_ROLES : ROLES;
     this.ns = Object.fromEntries(ALL_ROLES.map((r) => [r, `${prefix}-${r}`])) as Record<Role, string>;
   }
@@ -152,9 +188,10 @@ export class Topology {
     const { ns } = this;
     await ipBatch(this.namespaces.map((n) => `netns add ${n}`));
     const a = ADDR;
+    const sd = this.seed;
     const seedPods: Array<[Role, string, string]> = this.ha
       ? [['srv0', 'psrv0', HA_ADDR.srv[0]], ['srv1', 'psrv1', HA_ADDR.srv[1]], ['kapi0', 'pkapi0', HA_ADDR.kapi[0]], ['kapi1', 'pkapi1', HA_ADDR.kapi[1]]]
-      : [['srv', 'srv0', a.srv], ['kapi', 'kapi0', a.kapi]];
+      : [['srv', 'srv0', sd.srv], ['kapi', 'kapi0', sd.kapi]];
     const shootPods: Array<[Role, string, string]> = this.ha
       ? [['vsh0', 'vsh0', HA_ADDR.vsh[0]], ['vsh1', 'vsh1', HA_ADDR.vsh[1]]]
       : [['vsh', 'vsh0', a.vsh]];
@@ -181,12 +218,12 @@ export class Topology {
       'link set lb0 master br0', ...seedPods.map(([, port]) => `link set ${port} master br0`),
       'link set lbw0 master brw', 'link set nodew0 master brw',
       'link set lb0 up', ...seedPods.map(([, port]) => `link set ${port} up`), 'link set lbw0 up', 'link set nodew0 up',
-      `addr add ${a.seedGw}/24 dev br0`,
+      `addr add ${sd.seedGw}/24 dev br0`,
       `addr add ${a.wanGw}/24 dev brw`,
     ], ns.seed);
-    await ipBatch(['link set lo up', 'link set eth0 up', 'link set wan0 up', `addr add ${a.lb}/24 dev eth0`, `addr add ${a.lbWan}/24 dev wan0`], ns.lb);
+    await ipBatch(['link set lo up', 'link set eth0 up', 'link set wan0 up', `addr add ${sd.lb}/24 dev eth0`, `addr add ${a.lbWan}/24 dev wan0`], ns.lb);
     for (const [r, , addr] of seedPods) {
-      await ipBatch(['link set lo up', 'link set eth0 up', `addr add ${addr}/24 dev eth0`, ...(r.startsWith('srv') ? [`route add default via ${a.seedGw}`] : [])], ns[r]);
+      await ipBatch(['link set lo up', 'link set eth0 up', `addr add ${addr}/24 dev eth0`, ...(r.startsWith('srv') ? [`route add default via ${sd.seedGw}`] : [])], ns[r]);
     }
     await ipBatch([
       'link set lo up', 'link set wan0 up', 'link set br1 up', 'link set br0 up', 'link set pod0 master br0', 'link set pod0 up',

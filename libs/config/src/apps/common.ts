@@ -1,6 +1,11 @@
 /** Fields and checks shared by the apps' schemas (vpn2 names). */
 import type { Cidr, IpFamily } from '../net.js';
 import { t, optional, type Field } from '../schema.js';
+import {
+  DEFAULT_IPV6_MAPPED_PREFIXES, MAPPING_MODES, MappingAmbiguousError, MappingNoFitError, MappingOverlapNotAllowedError, MappingPrefixConflictError,
+  MappingReservedRangeError, planNetworkMapping, type MappedKind, type MappingMode, type NetworkKind, type NetworkMapping, type NetworkMappingOptions,
+} from '../mapping.js';
+import type { RvpnError } from '../errors.js';
 
 export const ipFamilies: Field<IpFamily[]> = {
   env: 'IP_FAMILIES',
@@ -26,7 +31,14 @@ export const networkFields = {
   shootServiceNetworks: t.cidrList({ env: 'SHOOT_SERVICE_NETWORKS', default: '100.64.0.0/13', doc: "The shoot's service networks (comma list)." }),
   shootPodNetworks: t.cidrList({ env: 'SHOOT_POD_NETWORKS', default: '100.96.0.0/11', doc: "The shoot's pod networks (comma list)." }),
   shootNodeNetworks: t.cidrList({ env: 'SHOOT_NODE_NETWORKS', default: '', doc: "The shoot's node networks (comma list)." }),
-  seedPodNetwork: optional(t.cidr({ env: 'SEED_POD_NETWORK', doc: "The seed's pod network: IPv4 connections from the seed carry these sources, routed back through the tunnel." })),
+  seedPodNetwork: optional(t.cidr({ env: 'SEED_POD_NETWORK', doc: "The seed's pod network: IPv4 connections from the seed carry these sources, routed back through the tunnel. When it overlaps a shoot network, NETWORK_MAPPING decides." })),
+  seedNodeNetworks: t.cidrList({ env: 'SEED_NODE_NETWORKS', default: '', doc: "The seed's node networks (comma list, either family); only compared with the shoot networks: an overlap turns on the mapping of that family (NETWORK_MAPPING=auto)." }),
+  seedServiceNetworks: t.cidrList({ env: 'SEED_SERVICE_NETWORKS', default: '', doc: "The seed's service networks (comma list, either family); only compared with the shoot networks: an overlap turns on the mapping of that family (NETWORK_MAPPING=auto)." }),
+  networkMapping: t.enumOf(MAPPING_MODES, { env: 'NETWORK_MAPPING', default: 'auto', doc: "Gardener's double NAT for overlapping networks, per IP family. auto: map a family when any seed network (pods, nodes, services) overlaps any shoot network (nodes, services, pods) of it; always: map every family; never: map none and refuse overlaps. Mapped, seed pods appear in the tunnel as 241.0.0.0/8, shoot nodes 242.0.0.0/8, services 243.0.0.0/8, pods 244.0.0.0/8 (IPv6: MAPPED_*_NETWORK_V6), packed largest first with host bits kept; real networks may not use 240.0.0.0/4. The non-HA reversed tunnel translates; HA (IS_HA=true, path-controller) and the classic direction do not yet, and refuse a mapping that would translate at start." }),
+  mappedSeedPodNetworkV6: t.cidr({ env: 'MAPPED_SEED_POD_NETWORK_V6', default: String(DEFAULT_IPV6_MAPPED_PREFIXES.seedPods), doc: 'Where the seed pod networks appear in the tunnel when IPv6 is mapped (the IPv6 counterpart of 241.0.0.0/8); must avoid VPN_NETWORK and the other mapped prefixes.' }),
+  mappedShootNodeNetworkV6: t.cidr({ env: 'MAPPED_SHOOT_NODE_NETWORK_V6', default: String(DEFAULT_IPV6_MAPPED_PREFIXES.shootNodes), doc: 'Where the shoot node networks appear in the tunnel when IPv6 is mapped (counterpart of 242.0.0.0/8).' }),
+  mappedShootServiceNetworkV6: t.cidr({ env: 'MAPPED_SHOOT_SERVICE_NETWORK_V6', default: String(DEFAULT_IPV6_MAPPED_PREFIXES.shootServices), doc: 'Where the shoot service networks appear in the tunnel when IPv6 is mapped (counterpart of 243.0.0.0/8).' }),
+  mappedShootPodNetworkV6: t.cidr({ env: 'MAPPED_SHOOT_POD_NETWORK_V6', default: String(DEFAULT_IPV6_MAPPED_PREFIXES.shootPods), doc: 'Where the shoot pod networks appear in the tunnel when IPv6 is mapped (counterpart of 244.0.0.0/8).' }),
   namespace: t.string({ env: 'NAMESPACE', default: '', doc: "The shoot's control-plane namespace in the seed; names the shoot identity (urn:rvpn:shoot:<namespace>)." }),
   podName: t.string({ env: 'POD_NAME', default: '', doc: 'Pod name; a trailing -N is the HA index.' }),
   isHa: t.bool({ env: 'IS_HA', default: 'false', doc: 'High-availability mode. vpn-seed-server: a userspace layer-2 switch between bonded endpoints (no TUN). vpn-shoot: one link to each seed server, bonded into one TAP device.' }),
@@ -59,13 +71,74 @@ export interface NetworkCheckable {
   shootPodNetworks: Cidr[];
   shootNodeNetworks: Cidr[];
   seedPodNetwork: Cidr | undefined;
+  seedNodeNetworks: Cidr[];
+  seedServiceNetworks: Cidr[];
+  networkMapping: MappingMode;
+  mappedSeedPodNetworkV6: Cidr;
+  mappedShootNodeNetworkV6: Cidr;
+  mappedShootServiceNetworkV6: Cidr;
+  mappedShootPodNetworkV6: Cidr;
+  bondNetworkV4?: Cidr;
   keepaliveIntervalMs: number;
   keepaliveTimeoutMs: number;
   tunDevice: string;
 }
 
+/** The variable that holds each kind of network. */
+export const NETWORK_ENV: Readonly<Record<NetworkKind, string>> = {
+  seedPods: 'SEED_POD_NETWORK', seedNodes: 'SEED_NODE_NETWORKS', seedServices: 'SEED_SERVICE_NETWORKS',
+  shootNodes: 'SHOOT_NODE_NETWORKS', shootServices: 'SHOOT_SERVICE_NETWORKS', shootPods: 'SHOOT_POD_NETWORKS',
+};
+/** The variable that holds each IPv6 mapped prefix. */
+export const MAPPED_V6_ENV: Readonly<Record<MappedKind, string>> = {
+  seedPods: 'MAPPED_SEED_POD_NETWORK_V6', shootNodes: 'MAPPED_SHOOT_NODE_NETWORK_V6', shootServices: 'MAPPED_SHOOT_SERVICE_NETWORK_V6', shootPods: 'MAPPED_SHOOT_POD_NETWORK_V6',
+};
+
+/** The mapping's input from a config: its networks, mode, IPv6 prefixes, and what the mapped ranges must avoid. */
+export function networkMappingOptions(c: NetworkCheckable): NetworkMappingOptions {
+  return {
+    mode: c.networkMapping,
+    families: c.ipFamilies,
+    networks: {
+      seedPods: c.seedPodNetwork ? [c.seedPodNetwork] : [], seedNodes: c.seedNodeNetworks, seedServices: c.seedServiceNetworks,
+      shootNodes: c.shootNodeNetworks, shootServices: c.shootServiceNetworks, shootPods: c.shootPodNetworks,
+    },
+    ipv6Prefixes: { seedPods: c.mappedSeedPodNetworkV6, shootNodes: c.mappedShootNodeNetworkV6, shootServices: c.mappedShootServiceNetworkV6, shootPods: c.mappedShootPodNetworkV6 },
+    avoid: [{ name: 'VPN_NETWORK', cidr: c.vpnNetwork }, ...(c.bondNetworkV4 ? [{ name: 'BOND_NETWORK_V4', cidr: c.bondNetworkV4 }] : [])],
+  };
+}
+
+/**
+ * The mapping for a loaded config (`derive`). Undefined only when it cannot be built, and then
+ * checkNetworks lists why, so a config that loads always carries one.
+ */
+export function deriveNetworkMapping(c: NetworkCheckable): NetworkMapping {
+  return planNetworkMapping(networkMappingOptions(c)).mapping as NetworkMapping;
+}
+
+/** Which variable a mapping error is about. */
+function mappingErrorEnv(e: RvpnError): string {
+  const kind = e.details?.kind as NetworkKind | undefined;
+  if (MappingPrefixConflictError.is(e)) return kind ? MAPPED_V6_ENV[kind as MappedKind] : String(e.details?.avoid);
+  if (MappingOverlapNotAllowedError.is(e)) return 'NETWORK_MAPPING';
+  if ((MappingReservedRangeError.is(e) || MappingNoFitError.is(e) || MappingAmbiguousError.is(e)) && kind) return NETWORK_ENV[kind];
+  return 'NETWORK_MAPPING';
+}
+
+export interface CheckNetworksOptions {
+  /**
+   * Whether the app's data path, as configured, applies `mapping` (issue 12 is wired in steps: the
+   * non-HA reversed path does; HA and the classic direction do not yet). Where it does not, a mapping
+   * that would translate anything is refused, as overlaps were before: starting would route the real
+   * shoot networks over the seed's own.
+   */
+  appliesMapping: boolean;
+  /** Which data path does not apply it (named in the problem), e.g. "the HA data path (IS_HA=true)". */
+  notApplyingPath?: string;
+}
+
 /** Cross-field checks every tunnel app shares. */
-export function checkNetworks(c: NetworkCheckable, add: (env: string, problem: string) => void): void {
+export function checkNetworks(c: NetworkCheckable, add: (env: string, problem: string) => void, opts: CheckNetworksOptions): void {
   if (c.vpnNetwork.family !== 6) add('VPN_NETWORK', 'must be an IPv6 network (it carries IPv4 and IPv6 payloads)');
   else if (c.vpnNetwork.prefix > 120) add('VPN_NETWORK', 'must be /120 or larger');
   const lists: Array<[string, Cidr[]]> = [
@@ -78,12 +151,15 @@ export function checkNetworks(c: NetworkCheckable, add: (env: string, problem: s
       if (!c.ipFamilies.includes(n.family)) add(env, `${n} is IPv${n.family}, but IP_FAMILIES allows only ${c.ipFamilies.map((f) => `IPv${f}`).join(',')}`);
     }
   }
-  if (c.seedPodNetwork) {
-    for (const [env, list] of lists) {
-      for (const n of list) {
-        if (n.overlaps(c.seedPodNetwork)) add(env, `${n} overlaps SEED_POD_NETWORK ${c.seedPodNetwork}; overlapping seed and shoot networks (Gardener's double NAT) are not supported`);
-      }
+  const { mapping, errors } = planNetworkMapping(networkMappingOptions(c));
+  for (const e of errors) add(mappingErrorEnv(e), `${e.message} (${e.code})`);
+  if (mapping && !opts.appliesMapping) {
+    const path = opts.notApplyingPath ?? "this component's data path";
+    for (const o of mapping.overlaps) {
+      const real = mapping.networks.find((n) => n.side === 'shoot' && n.real === o.shoot.cidr);
+      add(NETWORK_ENV[o.shoot.kind], `${o.shoot.cidr} overlaps ${NETWORK_ENV[o.seed.kind]} ${o.seed.cidr}; it would be mapped${real ? ` to ${real.mapped}` : ''} (NETWORK_MAPPING=${c.networkMapping}), but ${path} does not apply the mapping yet (issue 12; only the non-HA reversed tunnel does): use shoot networks that do not overlap the seed's`);
     }
+    if (mapping.overlaps.length === 0 && mapping.isActive()) add('NETWORK_MAPPING', `=always maps the shoot's networks, but ${path} does not apply the mapping yet (issue 12; only the non-HA reversed tunnel does): use auto`);
   }
   if (c.keepaliveTimeoutMs <= 2 * c.keepaliveIntervalMs) add('KEEPALIVE_TIMEOUT', `must be more than twice KEEPALIVE_INTERVAL (${c.keepaliveIntervalMs} ms)`);
   if (c.tunDevice.length > 15 || !/^[A-Za-z0-9_.-]+$/.test(c.tunDevice)) add('TUN_DEVICE', 'must be 1-15 characters of letters, digits, . _ -');

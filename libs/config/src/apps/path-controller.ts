@@ -1,6 +1,10 @@
 /** path-controller configuration (HA; a sidecar of each kube-apiserver pod). */
+import type { NetworkMapping } from '../mapping.js';
 import { loadConfig, t, type ConfigOf } from '../schema.js';
-import { bondFields, checkNetworks, networkFields, tlsFields } from './common.js';
+import { bondFields, checkNetworks, deriveNetworkMapping, networkFields, tlsFields } from './common.js';
+
+/** Issue 12: true once the HA data path translates per `mapping` (until then overlaps are refused; the non-HA reversed path does). */
+const APPLIES_MAPPING = false;
 
 export const pathControllerSchema = {
   ...networkFields,
@@ -28,15 +32,18 @@ export const pathControllerSchema = {
 };
 
 export type PathControllerConfig = ConfigOf<typeof pathControllerSchema> & {
+  /** Where each network appears in the tunnel (identity for a family that is not mapped); see mapping.ts. */
+  mapping: NetworkMapping;
   tls: { caFile: string; certFile: string; keyFile: string };
 };
 
 export function loadPathControllerConfig(env: Record<string, string | undefined>): PathControllerConfig {
   return loadConfig(pathControllerSchema, env, {
     app: 'path-controller',
-    derive: (c) => ({ tls: { caFile: c.tlsCaFile, certFile: c.tlsCertFile, keyFile: c.tlsKeyFile } }),
+    derive: (c) => ({
+      mapping: deriveNetworkMapping(c), tls: { caFile: c.tlsCaFile, certFile: c.tlsCertFile, keyFile: c.tlsKeyFile } }),
     check: (c, add) => {
-      checkNetworks(c, add);
+      checkNetworks(c, add, { appliesMapping: APPLIES_MAPPING, notApplyingPath: 'the HA data path (path-controller)' });
       if (!c.namespace) add('NAMESPACE', "is required: the shoot's control-plane namespace names the identity in the certificates");
       if (!c.podName) add('POD_NAME', 'is required: it names this endpoint on the servers');
       if (c.seedServers.length !== c.haVpnServers) add('SEED_SERVERS', `lists ${c.seedServers.length} servers but HA_VPN_SERVERS is ${c.haVpnServers}`);

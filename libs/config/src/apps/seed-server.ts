@@ -1,6 +1,13 @@
 /** vpn-seed-server configuration. */
+import type { NetworkMapping } from '../mapping.js';
 import { loadConfig, optional, t, type ConfigOf } from '../schema.js';
-import { bondFields, checkNetworks, haIndexOf, networkFields, tlsFields } from './common.js';
+import { bondFields, checkNetworks, deriveNetworkMapping, haIndexOf, networkFields, tlsFields } from './common.js';
+
+/**
+ * Issue 12: the non-HA reversed data path translates per `mapping`; HA and the classic direction do
+ * not yet, so a mapping that would translate is refused there at start.
+ */
+const APPLIES_MAPPING = true;
 
 export const seedServerSchema = {
   ...networkFields,
@@ -33,6 +40,8 @@ export const seedServerSchema = {
 };
 
 export type SeedServerConfig = ConfigOf<typeof seedServerSchema> & {
+  /** Where each network appears in the tunnel (identity for a family that is not mapped); see mapping.ts. */
+  mapping: NetworkMapping;
   haIndex: number | undefined;
   tls: { caFile: string; certFile: string; keyFile: string };
   proxyTls: { caFile: string; certFile: string; keyFile: string };
@@ -42,12 +51,14 @@ export function loadSeedServerConfig(env: Record<string, string | undefined>): S
   return loadConfig(seedServerSchema, env, {
     app: 'vpn-seed-server',
     derive: (c) => ({
+      mapping: deriveNetworkMapping(c),
       haIndex: haIndexOf(c.podName),
       tls: { caFile: c.tlsCaFile, certFile: c.tlsCertFile, keyFile: c.tlsKeyFile },
       proxyTls: { caFile: c.proxyTlsCaFile || c.tlsCaFile, certFile: c.proxyTlsCertFile || c.tlsCertFile, keyFile: c.proxyTlsKeyFile || c.tlsKeyFile },
     }),
     check: (c, add) => {
-      checkNetworks(c, add);
+      const applies = APPLIES_MAPPING && !c.isHa && c.tunnelMode === 'listen';
+      checkNetworks(c, add, applies ? { appliesMapping: true } : { appliesMapping: false, notApplyingPath: c.isHa ? 'the HA data path (IS_HA=true)' : 'the classic direction (TUNNEL_MODE=dial)' });
       if (!c.namespace) add('NAMESPACE', "is required: the shoot's control-plane namespace binds client certificates to this shoot");
       if (c.tunnelMode === 'dial' && !env.TUNNEL_DIAL_ADDRESS) add('TUNNEL_DIAL_ADDRESS', 'is required when TUNNEL_MODE=dial');
       if (c.ipFamilies.includes(4) && c.shootServiceNetworks.length + c.shootPodNetworks.length + c.shootNodeNetworks.length === 0) add('SHOOT_POD_NETWORKS', 'no shoot network configured');

@@ -1,6 +1,13 @@
 /** vpn-shoot configuration. */
+import type { NetworkMapping } from '../mapping.js';
 import { loadConfig, t, type ConfigOf } from '../schema.js';
-import { bondFields, checkNetworks, haIndexOf, networkFields, tlsFields } from './common.js';
+import { bondFields, checkNetworks, deriveNetworkMapping, haIndexOf, networkFields, tlsFields } from './common.js';
+
+/**
+ * Issue 12: the non-HA reversed data path translates per `mapping`; HA and the classic direction do
+ * not yet, so a mapping that would translate is refused there at start.
+ */
+const APPLIES_MAPPING = true;
 
 export const shootSchema = {
   ...networkFields,
@@ -25,6 +32,8 @@ export const shootSchema = {
 };
 
 export type ShootConfig = ConfigOf<typeof shootSchema> & {
+  /** Where each network appears in the tunnel (identity for a family that is not mapped); see mapping.ts. */
+  mapping: NetworkMapping;
   haIndex: number | undefined;
   tls: { caFile: string; certFile: string; keyFile: string };
 };
@@ -33,12 +42,14 @@ export function loadShootConfig(env: Record<string, string | undefined>): ShootC
   return loadConfig(shootSchema, env, {
     app: 'vpn-shoot',
     derive: (c) => ({
+      mapping: deriveNetworkMapping(c),
       haIndex: haIndexOf(c.podName),
       tls: { caFile: c.tlsCaFile, certFile: c.tlsCertFile, keyFile: c.tlsKeyFile },
       reversedVpnHeader: c.reversedVpnHeader || (c.namespace ? `outbound|1194||vpn-seed-server.${c.namespace}.svc.cluster.local` : ''),
     }),
     check: (c, add) => {
-      checkNetworks(c, add);
+      const applies = APPLIES_MAPPING && !c.isHa && c.tunnelMode === 'dial';
+      checkNetworks(c, add, applies ? { appliesMapping: true } : { appliesMapping: false, notApplyingPath: c.isHa ? 'the HA data path (IS_HA=true)' : 'the classic direction (TUNNEL_MODE=listen)' });
       if (c.tunnelMode === 'dial' && !c.endpoint) add('ENDPOINT', 'is required when TUNNEL_MODE=dial');
       if (c.tunnelMode === 'dial' && !c.directDial && !c.reversedVpnHeader) add('REVERSED_VPN_HEADER', 'is required (or set NAMESPACE) when dialing through the CONNECT entry point');
       if (!c.isHa && c.ipFamilies.includes(4) && !c.seedPodNetwork) add('SEED_POD_NETWORK', 'is required with IPv4: replies to seed pod addresses must be routed back into the tunnel');
