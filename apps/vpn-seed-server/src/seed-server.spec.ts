@@ -14,7 +14,8 @@ import { Cidr, loadSeedServerConfig } from '@rvpn/config';
 import { createShootPki } from '@rvpn/pki';
 import { NetConfig, checkPacket, packBatch, seedMappingChain, seedPodTunnelNetwork } from '@rvpn/tunnel';
 import { icmp4Error, icmpEcho, ipv6Packet, tcp4, v6Bytes } from '@rvpn/tunnel/testing';
-import { proxyDestinationMapper, seedFilterRules, seedFirewall, tunnelAddresses } from './seed-server.js';
+import { proxyDestinationMapper } from '@rvpn/egress';
+import { seedFilterRules, seedFirewall, tunnelAddresses } from './seed-server.js';
 
 const MAIN = fileURLToPath(new URL('../dist/main.js', import.meta.url));
 const isRoot = process.getuid?.() === 0;

@@ -26,9 +26,9 @@
 import { readFileSync } from 'node:fs';
 import { X509Certificate } from 'node:crypto';
 import { networkInterfaces } from 'node:os';
-import { Cidr, CidrSet, formatIp, errorCode, parseIp, readTlsFiles, type NetworkMapping } from '@rvpn/config';
+import { Cidr, CidrSet, formatIp, errorCode, parseIp, readTlsFiles } from '@rvpn/config';
 import type { SeedServerConfig } from '@rvpn/config';
-import { createEgressProxy, PathGate, type EgressProxy } from '@rvpn/egress';
+import { createEgressProxy, PathGate, proxyDestinationMapper, type EgressProxy } from '@rvpn/egress';
 import { createIntervalLog, createStatusServer, watchCertificates, watchDescriptors, type DescriptorWatch, type FileWatch, type Logger } from '@rvpn/observability';
 import {
   acceptErrorLabel,
@@ -117,20 +117,6 @@ export function localAddresses(): Cidr[] {
     for (const i of list ?? []) if (!i.internal && !i.address.startsWith('fe80') && parseIp(i.address)) out.push(host(i.address));
   }
   return out;
-}
-
-/**
- * The CONNECT proxy's dial address for a real shoot address (the apiserver's view), when its family
- * is mapped; undefined when nothing is mapped, so the proxy dials the target exactly as named.
- */
-export function proxyDestinationMapper(mapping: NetworkMapping): ((host: string) => string | undefined) | undefined {
-  if (!mapping.isActive()) return undefined;
-  return (host) => {
-    const a = parseIp(host);
-    if (!a || !mapping.isActive(a.family)) return host;
-    const m = mapping.toMapped(a, 'shoot');
-    return m ? formatIp(m) : undefined;
-  };
 }
 
 export interface SeedServerDeps {

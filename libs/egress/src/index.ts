@@ -12,4 +12,5 @@
 export { createEgressProxy, parseAuthority } from './egress-proxy.js';
 export type { EgressProxy, EgressProxyOptions, EgressOutcome, EgressTls, EgressLogger } from './egress-proxy.js';
 export { PathGate } from './path-gate.js';
+export { proxyDestinationMapper } from './mapped-destination.js';
 export { EgressListenError, EgressTlsConfigError } from './errors.js';
