@@ -22,6 +22,7 @@ import {
   NetConfig,
   openTunDevice,
   shootMappingChain,
+  shootMappingForwardRules,
   TunnelDataPath,
   TunnelDialer,
   TunnelListener,
@@ -87,7 +88,7 @@ export class ShootClient {
         if (c === cfg.vpnNetwork) continue; // on-link through the tunnel address once assigned
         await this.net.replaceRoute({ dst: c.toString(), dev });
       }
-      await this.net.applyNftTable('inet', cfg.nftTable, shootFirewall(dev, cfg.egressInterface, shootMappingChain(dev, cfg.mapping)));
+      await this.net.applyNftTable('inet', cfg.nftTable, shootFirewall(dev, cfg.egressInterface, shootMappingChain(dev, cfg.mapping), shootMappingForwardRules(dev, cfg.mapping)));
       await flushMappedConntrack(this.net, cfg.mapping, this.log);
 
       this.datapath = new TunnelDataPath({
@@ -222,7 +223,7 @@ export class ShootClient {
  * egress interface; TCP MSS is clamped to the route MTU both ways; nothing from the shoot may open
  * a connection into the tunnel (only replies go back).
  */
-export function shootFirewall(tun: string, egress: string, mappingChain: readonly string[] = []): string {
+export function shootFirewall(tun: string, egress: string, mappingChain: readonly string[] = [], mappedOnly: readonly string[] = []): string {
   return [
     'chain prerouting {',
     '  type filter hook prerouting priority mangle; policy accept;',
@@ -232,6 +233,7 @@ export function shootFirewall(tun: string, egress: string, mappingChain: readonl
     '  type filter hook forward priority filter; policy accept;',
     `  iifname "${tun}" tcp flags & (syn | rst) == syn tcp option maxseg size set rt mtu`,
     `  oifname "${tun}" tcp flags & (syn | rst) == syn tcp option maxseg size set rt mtu`,
+    ...mappedOnly,
     `  iifname "${tun}" accept`,
     `  oifname "${tun}" ct state established,related accept`,
     `  oifname "${tun}" counter drop comment "the shoot may not open connections into the seed"`,

@@ -41,7 +41,7 @@ export type { LocalHello, PeerHello, SessionEnd, SessionStats, EstablishOptions 
 export { filterBatch, checkPacket, ipv6UpperLayer, MAX_EXT_HEADERS } from './filter.js';
 export type { FilterRules, FilterResult, FilterDropReason } from './filter.js';
 export { TunnelDataPath } from './datapath.js';
-export { seedMappingChain, shootMappingChain, translatedNetworks, conntrackFlushTargets, flushMappedConntrack, seedPodTunnelNetwork } from './mapping-nat.js';
+export { seedMappingChain, shootMappingChain, shootMappingForwardRules, translatedNetworks, conntrackFlushTargets, flushMappedConntrack, seedPodTunnelNetwork } from './mapping-nat.js';
 export type { TunnelDataPathOptions, DropReason } from './datapath.js';
 export {
   TunnelListener,

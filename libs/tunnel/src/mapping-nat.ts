@@ -58,6 +58,16 @@ export function shootMappingChain(tun: string, mapping: NetworkMapping): string[
 }
 
 /**
+ * vpn-shoot's forward rules (for its filter chain, before it accepts what comes from the TUN or bond):
+ * of a mapped family, a new flow from the seed side must have been addressed to a mapped shoot range,
+ * i.e. translated by shootMappingChain. A real shoot address (the seed's own networks, to the seed)
+ * is no way in. Empty when nothing is translated.
+ */
+export function shootMappingForwardRules(tun: string, mapping: NetworkMapping): string[] {
+  return byFamily(translatedNetworks(mapping, 'shoot')).map(([f]) => `  iifname "${tun}" meta nfproto ipv${f} ct state new ct status & dnat == 0 counter drop comment "mapped family: only mapped shoot destinations"`);
+}
+
+/**
  * What conntrack must forget when a (re)started side installs a mapping: flows whose original
  * destination lies in a mapped shoot range of an active family. The whole range of each kind, not
  * only today's networks: a shoot whose networks changed left entries bound to the old translation.
