@@ -14,10 +14,19 @@
  *   no path is usable, so egress-selector configuration is the same as in non-HA.
  * - Firewall: from the bond only established/related traffic (and neighbour discovery) enters this
  *   pod; nothing is forwarded.
+ * - Overlapping seed and shoot networks (issue 12, `cfg.mapping`): the proxy checks the REAL target
+ *   and dials its mapped address (`proxyDestinationMapper`, as vpn-seed-server's proxy does); only the
+ *   mapped shoot ranges are routed via the bond (the real ones are the seed's own networks: its
+ *   ClusterIPs and pods must stay reachable from this pod); PROBE_TARGET is a real shoot address,
+ *   probed at its mapped address. No source translation: flows leave with this endpoint's bond
+ *   addresses (BOND_NETWORK_V4, VPN_NETWORK), which the mapping keeps apart from every mapped range and
+ *   which no seed or shoot network uses, so the seed's pod network never appears on the bond and the
+ *   seed-pod mapping (241.0.0.0/8) is not needed here. vpn-shoot turns the mapped destinations back
+ *   into the real ones.
  */
 import { CidrSet, errorCode, readTlsFiles, type Cidr, type PathControllerConfig } from '@rvpn/config';
 import { BOND_DEFAULT_SYSCTLS, BondEndpoint, endpointBondAddresses, hardenBondDevice, formatMac, macFromAddress, randomEndpointSlot, shootBondAddresses, type BondAddresses } from '@rvpn/bonding';
-import { createEgressProxy, PathGate, type EgressProxy } from '@rvpn/egress';
+import { createEgressProxy, PathGate, proxyDestinationMapper, type EgressProxy } from '@rvpn/egress';
 import { createIntervalLog, createStatusServer, watchCertificates, watchDescriptors, type DescriptorWatch, type FileWatch, type Logger } from '@rvpn/observability';
 import { NetConfig, openTunDevice, type TunDevice } from '@rvpn/tunnel';
 import { Counter, Gauge, type Registry } from 'prom-client';
@@ -40,7 +49,12 @@ export class PathController {
   private readonly net: NetConfig;
   private readonly gate = new PathGate();
   readonly selector: PathSelector;
+  /** The shoot networks as the kube-apiserver names them (the proxy's allow-list). */
   private readonly shootNets: Cidr[];
+  /** The shoot networks as they appear on the bond: routed via a shoot pod (the mapped ranges when mapped). */
+  private readonly tunnelNets: Cidr[];
+  /** Where the probes go: PROBE_TARGET's host, mapped when its family is. */
+  private readonly probeHost: string;
   private readonly shootAddrs: BondAddresses[];
   private slot: number;
   private addrs: BondAddresses;
@@ -65,6 +79,8 @@ export class PathController {
     this.net = new NetConfig({ logger: this.log });
     this.selector = new PathSelector(cfg.haVpnClients, { misses: cfg.probeMisses, healthyPeriodMs: cfg.probeHealthyPeriodMs, allFailGraceMs: 2 * cfg.keepaliveTimeoutMs });
     this.shootNets = [...cfg.shootServiceNetworks, ...cfg.shootPodNetworks, ...cfg.shootNodeNetworks];
+    this.tunnelNets = cfg.mapping.isActive() ? cfg.mapping.tunnelCidrs('shoot') : this.shootNets;
+    this.probeHost = probeDestination(cfg);
     const nets = { v6: cfg.vpnNetwork, v4: cfg.ipFamilies.includes(4) ? cfg.bondNetworkV4 : undefined };
     this.shootAddrs = Array.from({ length: cfg.haVpnClients }, (_, j) => shootBondAddresses(nets, j));
     this.slot = cfg.bondSlot >= 0 ? cfg.bondSlot : randomEndpointSlot(deps.random);
@@ -96,6 +112,7 @@ export class PathController {
         tls: () => readTlsFiles({ caFile: cfg.tls.caFile, certFile: cfg.proxyTlsCertFile, keyFile: cfg.proxyTlsKeyFile }),
         allowedCommonNames: cfg.proxyAllowedCommonNames,
         allowedDestinations: new CidrSet(this.shootNets),
+        ...(proxyDestinationMapper(cfg.mapping) ? { mapDestination: proxyDestinationMapper(cfg.mapping) } : {}),
         gate: this.gate,
         holdTimeoutMs: cfg.proxyHoldTimeoutMs,
         maxPending: cfg.proxyMaxPending,
@@ -121,7 +138,7 @@ export class PathController {
         ready: () => this.readiness(),
       });
       this.bound.status = (await this.status.start()).port;
-      this.log.info({ bond: dev, slot: this.slot, address: this.addrs, paths: this.shootAddrs }, 'path-controller started');
+      this.log.info({ bond: dev, slot: this.slot, address: this.addrs, paths: this.shootAddrs, routed: this.tunnelNets.map(String), probe: `${this.probeHost}:${cfg.probeTarget.port}`, ...(cfg.mapping.isActive() ? { mapping: cfg.mapping.toJSON() } : {}) }, 'path-controller started');
     } catch (err) {
       await this.stop();
       throw err;
@@ -225,15 +242,15 @@ export class PathController {
   /** The per-path probe tables and the main routes (again after a re-address, to be sure). */
   private async installRoutes(): Promise<void> {
     for (let j = 0; j < this.cfg.haVpnClients; j++) {
-      for (const c of this.shootNets) await this.net.replaceRoute({ dst: c.toString(), ...this.nextHop(c, j), table: this.cfg.routeTableBase + j });
+      for (const c of this.tunnelNets) await this.net.replaceRoute({ dst: c.toString(), ...this.nextHop(c, j), table: this.cfg.routeTableBase + j });
     }
     await this.setRoutes(this.selector.current ?? 0);
   }
 
-  /** Routes every shoot network via shoot pod j (serialized). */
+  /** Routes every shoot network (as it appears on the bond) via shoot pod j (serialized). */
   private setRoutes(j: number): Promise<void> {
     this.routeChange = this.routeChange.then(async () => {
-      for (const c of this.shootNets) await this.net.replaceRoute({ dst: c.toString(), ...this.nextHop(c, j) });
+      for (const c of this.tunnelNets) await this.net.replaceRoute({ dst: c.toString(), ...this.nextHop(c, j) });
     }).catch((err) => this.log.error({ err: (err as Error).message, code: errorCode(err) }, 'route update failed'));
     return this.routeChange;
   }
@@ -249,7 +266,7 @@ export class PathController {
     const results = await Promise.all(Array.from({ length: cfg.haVpnClients }, async (_, j) => {
       const localPort = cfg.probePortBase + 100 * j + (this.probePortNext[j]! % 100);
       this.probePortNext[j]!++;
-      const r = await probeThrough({ host: cfg.probeTarget.host, port: cfg.probeTarget.port, localPort, timeoutMs: cfg.probeTimeoutMs });
+      const r = await probeThrough({ host: this.probeHost, port: cfg.probeTarget.port, localPort, timeoutMs: cfg.probeTimeoutMs });
       this.m.probeSuccess.set({ path: String(j) }, r.ok ? 1 : 0);
       if (r.ok) this.m.probeRtt.set({ path: String(j) }, r.rttMs / 1000);
       return r;
@@ -303,6 +320,15 @@ export class PathController {
     this.device?.close();
     this.log.info({}, 'path-controller stopped; bond device, routes, rules and firewall removed');
   }
+}
+
+/**
+ * The address the probes dial: PROBE_TARGET names a real shoot address (as the kube-apiserver would);
+ * under a mapping it is probed where it appears on the bond, its mapped address (the configuration
+ * refuses a target outside the shoot networks of a mapped family).
+ */
+export function probeDestination(cfg: Pick<PathControllerConfig, 'mapping' | 'probeTarget'>): string {
+  return proxyDestinationMapper(cfg.mapping)?.(cfg.probeTarget.host) ?? cfg.probeTarget.host;
 }
 
 /** This pod's firewall for the bond: probe marking, only replies in, nothing forwarded. */

@@ -9,12 +9,12 @@ import { join } from 'node:path';
 import { pino } from 'pino';
 import { Registry } from 'prom-client';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { Cidr, loadSeedServerConfig } from '@rvpn/config';
-import { decodeMacAnnouncement, formatMac, macFromAddress, shootBondAddresses } from '@rvpn/bonding';
+import { Cidr, computeNetworkMapping, loadSeedServerConfig } from '@rvpn/config';
+import { createPortGuard, decodeMacAnnouncement, formatMac, macFromAddress, shootBondAddresses } from '@rvpn/bonding';
 import { createShootPki } from '@rvpn/pki';
 import { FrameType, packBatch, TunnelDialer, unpackBatch, type TunnelSession } from '@rvpn/tunnel';
 import { icmp4Error, icmp6, icmpEcho, ipv6Packet, v6Bytes } from '@rvpn/tunnel/testing';
-import { HaSeedServer } from './ha-server.js';
+import { haForwardedSources, HaSeedServer } from './ha-server.js';
 
 const NS = 'shoot--ha--test';
 const VPN = 'fd8f:6d53:b97a:1::/96';
@@ -33,6 +33,28 @@ const until = async (cond: () => boolean, ms = 5000) => {
     await new Promise((r) => setTimeout(r, 5));
   }
 };
+
+describe('HA port guard under a network mapping (issue 12)', () => {
+  const real = { shootServiceNetworks: [Cidr.parse('100.64.0.0/13')], shootPodNetworks: [Cidr.parse('100.96.0.0/11')], shootNodeNetworks: [Cidr.parse('10.250.0.0/16')] };
+  const mapping = (seedPods: string) => computeNetworkMapping({ mode: 'auto', families: [4], networks: { seedPods: [Cidr.parse(seedPods)], shootServices: real.shootServiceNetworks, shootPods: real.shootPodNetworks, shootNodes: real.shootNodeNetworks } });
+
+  it("admits a shoot pod's replies from the mapped shoot ranges and drops the real ones (they would be forged)", () => {
+    const mapped = { ...real, mapping: mapping('100.96.0.0/11') };
+    expect(haForwardedSources(mapped).map(String)).toEqual(['242.0.0.0/16', '243.0.0.0/13', '244.0.0.0/11']);
+    const own = shootBondAddresses({ v6: net, v4: Cidr.parse('192.168.123.0/24') }, 0);
+    const mac = macFromAddress(own.v6);
+    const guard = createPortGuard({ mac, addresses: [own.v6, own.v4!], forwardedSources: haForwardedSources(mapped), peers: [net, Cidr.parse('192.168.123.0/24')] });
+    const eth = (ip: Buffer) => Buffer.concat([Buffer.from(BCAST, 'hex'), Buffer.from(mac), Buffer.from([0x08, 0x00]), ip]);
+    expect(guard.check(eth(icmpEcho('244.0.1.10', '192.168.123.64', 1, 1, { reply: true })))).toBeUndefined();
+    expect(guard.check(eth(icmpEcho('243.0.0.10', '192.168.123.64', 1, 1, { reply: true })))).toBeUndefined();
+    expect(guard.check(eth(icmpEcho('100.96.1.10', '192.168.123.64', 1, 1, { reply: true })))).toBe('ip_spoofed');
+    expect(guard.check(eth(icmpEcho('241.0.0.20', '192.168.123.64', 1, 1, { reply: true })))).toBe('ip_spoofed'); // the seed's mapped range is no shoot source
+  });
+
+  it('keeps the real shoot networks when nothing is mapped', () => {
+    expect(haForwardedSources({ ...real, mapping: mapping('10.1.0.0/24') }).map(String)).toEqual(['100.64.0.0/13', '100.96.0.0/11', '10.250.0.0/16']);
+  });
+});
 
 interface Client {
   session: TunnelSession;

@@ -21,7 +21,7 @@
  *   reaches it. The table never holds more MACs than one announcement carries.
  * - Ready when at least one shoot client is attached.
  */
-import { errorCode, haIndexOf, readTlsFiles, type SeedServerConfig } from '@rvpn/config';
+import { errorCode, haIndexOf, readTlsFiles, type Cidr, type SeedServerConfig } from '@rvpn/config';
 import {
   BondAddressInUseError,
   BondAddressInvalidError,
@@ -53,6 +53,15 @@ import {
 import { Counter, Gauge, type Registry } from 'prom-client';
 import { seedServerLimits, shootIdentityUri, watchSeedDescriptors } from './seed-server.js';
 import { exportSeedServerLimits } from './metrics.js';
+
+/**
+ * The sources a shoot client's port may forward replies from: the shoot networks as they appear on
+ * the bond, i.e. the mapped shoot ranges of a mapped family (issue 12) and the real ones otherwise.
+ * The switch translates nothing; it only has to know which addresses a shoot pod may answer from.
+ */
+export function haForwardedSources(cfg: Pick<SeedServerConfig, 'mapping' | 'shootServiceNetworks' | 'shootPodNetworks' | 'shootNodeNetworks'>): Cidr[] {
+  return cfg.mapping.isActive() ? cfg.mapping.tunnelCidrs('shoot') : [...cfg.shootServiceNetworks, ...cfg.shootPodNetworks, ...cfg.shootNodeNetworks];
+}
 
 /** Change-triggered announcements are coalesced to at most one round per this many ms. */
 const ANNOUNCE_COALESCE_MS = 100;
@@ -171,7 +180,11 @@ export class HaSeedServer {
     }
   }
 
-  /** The guard of shoot client j's port: its own bond addresses, replies from the shoot networks. */
+  /**
+   * The guard of shoot client j's port: its own bond addresses, replies from the shoot networks as
+   * they appear on the bond (the mapped ranges when mapped, issue 12: vpn-shoot's conntrack answers
+   * from the mapped address the path-controller dialed; a real shoot address is then a forgery).
+   */
   private shootGuard(j: number, mac: Buffer) {
     const cfg = this.cfg;
     const v4 = cfg.ipFamilies.includes(4) ? cfg.bondNetworkV4 : undefined;
@@ -179,7 +192,7 @@ export class HaSeedServer {
     return createPortGuard({
       mac,
       addresses: [own.v6, ...(own.v4 ? [own.v4] : [])],
-      forwardedSources: [...cfg.shootServiceNetworks, ...cfg.shootPodNetworks, ...cfg.shootNodeNetworks],
+      forwardedSources: haForwardedSources(cfg),
       // the bond networks: where the packets an ICMP error from the shoot quotes came from
       peers: [cfg.vpnNetwork, ...(v4 ? [v4] : [])],
     });

@@ -5,11 +5,19 @@
  * this pod's fixed bond addresses (slot j). Traffic the kube-apiserver side sends over the bond is
  * forwarded into the shoot and masqueraded out of EGRESS_INTERFACE, as in non-HA mode; replies to
  * the apiserver endpoints' bond addresses are on-link on the bond.
+ *
+ * Overlapping seed and shoot networks (issue 12, `cfg.mapping`): the path-controllers send to the
+ * shoot's MAPPED addresses from their bond addresses (no seed pod address reaches the bond, so there
+ * is no seed source to map back). As in non-HA, mapped destinations arriving from the bond become the
+ * real shoot addresses (the same nftables prefix DNAT, `shootMappingChain`), a new flow from the bond
+ * must have been so translated (`shootFirewall`), and conntrack forgets flows to the mapped ranges at
+ * start. Replies go back to the bond addresses, on-link; conntrack restores the mapped source, which
+ * is what the seed servers' port guards admit from a shoot pod.
  */
 import { haIndexOf, readTlsFiles, type ShootConfig } from '@rvpn/config';
 import { BOND_DEFAULT_SYSCTLS, BondEndpoint, formatMac, hardenBondDevice, macFromAddress, shootBondAddresses } from '@rvpn/bonding';
 import { createStatusServer, type Logger } from '@rvpn/observability';
-import { NetConfig, openTunDevice, type TunDevice } from '@rvpn/tunnel';
+import { flushMappedConntrack, NetConfig, openTunDevice, shootMappingChain, shootMappingForwardRules, type TunDevice } from '@rvpn/tunnel';
 import { Counter, Gauge, type Registry } from 'prom-client';
 import { SHOOT_SYSCTLS, shootFirewall } from './shoot-client.js';
 
@@ -57,7 +65,8 @@ export class HaShootClient {
       await this.net.addAddress(dev, `${addrs.v6}/${cfg.vpnNetwork.prefix}`);
       if (addrs.v4) await this.net.addAddress(dev, `${addrs.v4}/${cfg.bondNetworkV4.prefix}`);
       await this.net.linkUp(dev);
-      await this.net.applyNftTable('inet', cfg.nftTable, shootFirewall(dev, cfg.egressInterface));
+      await this.net.applyNftTable('inet', cfg.nftTable, shootFirewall(dev, cfg.egressInterface, shootMappingChain(dev, cfg.mapping), shootMappingForwardRules(dev, cfg.mapping)));
+      await flushMappedConntrack(this.net, cfg.mapping, this.log);
 
       const servers = Array.from({ length: cfg.haVpnServers }, (_, i) => {
         const name = `vpn-seed-server-${i}`;
@@ -106,7 +115,7 @@ export class HaShootClient {
         ready: () => this.readiness(),
       });
       await this.status.start();
-      this.log.info({ bond: dev, index: this.index, address: addrs, mac, servers: servers.map((s) => s.id) }, 'vpn-shoot (HA) started');
+      this.log.info({ bond: dev, index: this.index, address: addrs, mac, servers: servers.map((s) => s.id), ...(cfg.mapping.isActive() ? { mapping: cfg.mapping.toJSON() } : {}) }, 'vpn-shoot (HA) started');
     } catch (err) {
       await this.stop();
       throw err;

@@ -167,21 +167,24 @@ describe('overlapping seed and shoot networks (issue 12)', () => {
   it('finds an overlap with each seed network (pods, nodes, services) and each shoot network', () => {
     for (const [seedEnvName, shootEnvName] of [['SEED_POD_NETWORK', 'SHOOT_NODE_NETWORKS'], ['SEED_NODE_NETWORKS', 'SHOOT_POD_NETWORKS'], ['SEED_SERVICE_NETWORKS', 'SHOOT_SERVICE_NETWORKS']] as const) {
       const env = { ...seedEnv, SHOOT_NODE_NETWORKS: '10.250.0.0/16', [seedEnvName]: { SHOOT_NODE_NETWORKS: '10.250.0.0/20', SHOOT_POD_NETWORKS: '100.96.8.0/24', SHOOT_SERVICE_NETWORKS: '100.64.0.0/12' }[shootEnvName] };
-      const p = configProblems(() => loadPathControllerConfig({ ...env, POD_NAME: 'p', PROXY_TLS_CERT_FILE: tls.TLS_CERT_FILE, PROXY_TLS_KEY_FILE: tls.TLS_KEY_FILE }));
+      // the classic direction still refuses overlaps, so each one is named
+      const p = configProblems(() => loadSeedServerConfig({ ...env, TUNNEL_MODE: 'dial', TUNNEL_DIAL_ADDRESS: '198.18.0.20' }));
       expect(p.map((x) => x.env), seedEnvName).toEqual([shootEnvName]);
       expect(p[0]!.problem).toContain(`overlaps ${seedEnvName}`);
       expect(loadMapped(env).mapping.isActive(4)).toBe(true);
     }
   });
 
-  it("maps Gardener's default ranges on such a seed in the non-HA reversed apps; HA and the classic direction still refuse them, naming where they would go", () => {
+  it("maps Gardener's default ranges on such a seed in the reversed apps, non-HA and HA; the classic direction still refuses them, naming where they would go", () => {
     const common = { ...seedEnv, ...gardener, ENDPOINT: 'e', PROXY_TLS_CERT_FILE: tls.TLS_CERT_FILE, PROXY_TLS_KEY_FILE: tls.TLS_KEY_FILE };
     expect(loadSeedServerConfig(common).mapping.isActive(4)).toBe(true);
     expect(loadShootConfig(common).mapping.tunnelCidrs('seed').map(String)).toEqual(['241.0.0.0/11']);
+    // HA: the switch, the path-controller and the bonded vpn-shoot carry the same mapping
+    const pc = loadPathControllerConfig({ ...common, POD_NAME: 'p', PROBE_TARGET: '100.64.0.1:443' });
+    expect(pc.mapping.tunnelCidrs().map(String)).toEqual(['242.0.0.0/16', '243.0.0.0/13', '244.0.0.0/11']);
+    expect(loadSeedServerConfig({ ...common, IS_HA: 'true', POD_NAME: 'vpn-seed-server-0' }).mapping.tunnelCidrs().map(String)).toEqual(['242.0.0.0/16', '243.0.0.0/13', '244.0.0.0/11']);
+    expect(loadShootConfig({ ...common, IS_HA: 'true', POD_NAME: 'vpn-shoot-0' }).mapping.isActive(4)).toBe(true);
     const refused: Array<[string, () => unknown, RegExp]> = [
-      ['path-controller', () => loadPathControllerConfig({ ...common, POD_NAME: 'p' }), /the HA data path \(path-controller\) does not apply the mapping yet/],
-      ['HA seed server', () => loadSeedServerConfig({ ...common, IS_HA: 'true', POD_NAME: 'vpn-seed-server-0' }), /the HA data path \(IS_HA=true\) does not apply the mapping yet/],
-      ['HA vpn-shoot', () => loadShootConfig({ ...common, IS_HA: 'true', POD_NAME: 'vpn-shoot-0' }), /the HA data path \(IS_HA=true\) does not apply the mapping yet/],
       ['classic seed server', () => loadSeedServerConfig({ ...common, TUNNEL_MODE: 'dial', TUNNEL_DIAL_ADDRESS: '198.18.0.20' }), /the classic direction \(TUNNEL_MODE=dial\) does not apply the mapping yet/],
       ['classic vpn-shoot', () => loadShootConfig({ ...common, TUNNEL_MODE: 'listen' }), /the classic direction \(TUNNEL_MODE=listen\) does not apply the mapping yet/],
     ];
@@ -192,8 +195,15 @@ describe('overlapping seed and shoot networks (issue 12)', () => {
       expect(p.SHOOT_SERVICE_NETWORKS, name).toMatch(/overlaps SEED_SERVICE_NETWORKS 100\.64\.0\.0\/13; it would be mapped to 243\.0\.0\.0\/13/);
       expect(p.SHOOT_NODE_NETWORKS, name).toMatch(/overlaps SEED_NODE_NETWORKS 10\.250\.0\.0\/16; it would be mapped to 242\.0\.0\.0\/16/);
     }
-    expect(configProblems(() => loadSeedServerConfig({ ...seedEnv, NETWORK_MAPPING: 'always', IS_HA: 'true', POD_NAME: 'vpn-seed-server-0' })).map((x) => x.env)).toEqual(['NETWORK_MAPPING']);
+    expect(configProblems(() => loadSeedServerConfig({ ...seedEnv, NETWORK_MAPPING: 'always', TUNNEL_MODE: 'dial', TUNNEL_DIAL_ADDRESS: '198.18.0.20' })).map((x) => x.env)).toEqual(['NETWORK_MAPPING']);
+    expect(loadSeedServerConfig({ ...seedEnv, NETWORK_MAPPING: 'always', IS_HA: 'true', POD_NAME: 'vpn-seed-server-0' }).mapping.isActive()).toBe(true);
     expect(loadSeedServerConfig({ ...seedEnv, NETWORK_MAPPING: 'always' }).mapping.isActive()).toBe(true);
+  });
+
+  it('path-controller: under a mapping PROBE_TARGET must be a real shoot address (it is probed at its mapped one)', () => {
+    const common = { ...seedEnv, ...gardener, POD_NAME: 'p', PROXY_TLS_CERT_FILE: tls.TLS_CERT_FILE, PROXY_TLS_KEY_FILE: tls.TLS_KEY_FILE };
+    expect(byEnv(configProblems(() => loadPathControllerConfig({ ...common, PROBE_TARGET: '243.0.0.1:443' })))).toEqual({ PROBE_TARGET: expect.stringMatching(/243\.0\.0\.1 is in no shoot network, but IPv4 is mapped/) });
+    expect(loadPathControllerConfig({ ...common, PROBE_TARGET: '100.64.0.1:443' }).probeTarget.host).toBe('100.64.0.1');
   });
 
   it("maps Gardener's default ranges once the data path applies the mapping", () => {

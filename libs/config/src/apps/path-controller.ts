@@ -2,9 +2,13 @@
 import type { NetworkMapping } from '../mapping.js';
 import { loadConfig, t, type ConfigOf } from '../schema.js';
 import { bondFields, checkNetworks, deriveNetworkMapping, networkFields, tlsFields } from './common.js';
+import { parseIp } from '../net.js';
 
-/** Issue 12: true once the HA data path translates per `mapping` (until then overlaps are refused; the non-HA reversed path does). */
-const APPLIES_MAPPING = false;
+/**
+ * Issue 12: the HA data path translates per `mapping`: the local proxy dials mapped shoot addresses,
+ * only the mapped ranges are routed via the bond, vpn-shoot maps them back.
+ */
+const APPLIES_MAPPING = true;
 
 export const pathControllerSchema = {
   ...networkFields,
@@ -44,6 +48,11 @@ export function loadPathControllerConfig(env: Record<string, string | undefined>
       mapping: deriveNetworkMapping(c), tls: { caFile: c.tlsCaFile, certFile: c.tlsCertFile, keyFile: c.tlsKeyFile } }),
     check: (c, add) => {
       checkNetworks(c, add, { appliesMapping: APPLIES_MAPPING, notApplyingPath: 'the HA data path (path-controller)' });
+      const mapping = deriveNetworkMapping(c) as NetworkMapping | undefined; // undefined when checkNetworks found why
+      const probe = parseIp(c.probeTarget.host);
+      if (mapping && probe && mapping.isActive(probe.family) && !mapping.toMapped(probe, 'shoot')) {
+        add('PROBE_TARGET', `${c.probeTarget.host} is in no shoot network, but IPv${probe.family} is mapped: only the mapped shoot ranges are routed via the bond, so name a real shoot address (e.g. the kubernetes service ClusterIP)`);
+      }
       if (!c.namespace) add('NAMESPACE', "is required: the shoot's control-plane namespace names the identity in the certificates");
       if (!c.podName) add('POD_NAME', 'is required: it names this endpoint on the servers');
       if (c.seedServers.length !== c.haVpnServers) add('SEED_SERVERS', `lists ${c.seedServers.length} servers but HA_VPN_SERVERS is ${c.haVpnServers}`);

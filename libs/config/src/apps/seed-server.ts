@@ -4,8 +4,9 @@ import { loadConfig, optional, t, type ConfigOf } from '../schema.js';
 import { bondFields, checkNetworks, deriveNetworkMapping, haIndexOf, networkFields, tlsFields } from './common.js';
 
 /**
- * Issue 12: the non-HA reversed data path translates per `mapping`; HA and the classic direction do
- * not yet, so a mapping that would translate is refused there at start.
+ * Issue 12: the reversed data path translates per `mapping`, non-HA (this process) and HA (the switch
+ * only guards its ports with the mapped shoot ranges; path-controller and vpn-shoot translate); the
+ * classic direction does not yet, so a mapping that would translate is refused there at start.
  */
 const APPLIES_MAPPING = true;
 
@@ -57,8 +58,8 @@ export function loadSeedServerConfig(env: Record<string, string | undefined>): S
       proxyTls: { caFile: c.proxyTlsCaFile || c.tlsCaFile, certFile: c.proxyTlsCertFile || c.tlsCertFile, keyFile: c.proxyTlsKeyFile || c.tlsKeyFile },
     }),
     check: (c, add) => {
-      const applies = APPLIES_MAPPING && !c.isHa && c.tunnelMode === 'listen';
-      checkNetworks(c, add, applies ? { appliesMapping: true } : { appliesMapping: false, notApplyingPath: c.isHa ? 'the HA data path (IS_HA=true)' : 'the classic direction (TUNNEL_MODE=dial)' });
+      const applies = APPLIES_MAPPING && c.tunnelMode === 'listen';
+      checkNetworks(c, add, applies ? { appliesMapping: true } : { appliesMapping: false, notApplyingPath: 'the classic direction (TUNNEL_MODE=dial)' });
       if (!c.namespace) add('NAMESPACE', "is required: the shoot's control-plane namespace binds client certificates to this shoot");
       if (c.tunnelMode === 'dial' && !env.TUNNEL_DIAL_ADDRESS) add('TUNNEL_DIAL_ADDRESS', 'is required when TUNNEL_MODE=dial');
       if (c.ipFamilies.includes(4) && c.shootServiceNetworks.length + c.shootPodNetworks.length + c.shootNodeNetworks.length === 0) add('SHOOT_POD_NETWORKS', 'no shoot network configured');
