@@ -97,11 +97,35 @@ export async function runHaChecks(s: import('./lab/ha-stack.js').HaStack, onResu
     checks.push([`kube-apiserver-${i}: service ${ADDR.service}:${ADDR.servicePort} (DNAT in the node)`, async () => expectBody(await s.curlViaProxy(i, URLS.service), 'hello from pod')]);
     checks.push([`kube-apiserver-${i}: node ${ADDR.nodeIp}:${ADDR.kubeletPort} (kubelet HTTPS)`, async () => expectBody(await s.curlViaProxy(i, URLS.kubelet), 'kubelet: logs of')]);
   }
-  checks.push(['the path-controllers refuse seed destinations (403)', async () => {
-    const r = await s.curlViaProxy(0, 'http://10.1.0.21:15000/', ['-o', '/dev/null', '-w', '%{http_connect}'], 5);
+  // overlapping: the seed's own pods are in the shoot's pod network (they mean the shoot there), so the
+  // refused destination is the load balancer's wan address, as in the non-HA overlapping lab
+  const forbidden = s.topo.overlap ? `${ADDR.lbWan}:8132` : `${s.topo.haAddr.srv[0]}:15000`;
+  checks.push([`the path-controllers refuse destinations outside the shoot networks (${forbidden}: 403)`, async () => {
+    const r = await s.curlViaProxy(0, `http://${forbidden}/`, ['-o', '/dev/null', '-w', '%{http_connect}'], 5);
     if (!r.stdout.includes('403')) throw new Error(`expected CONNECT 403, got ${JSON.stringify(r.stdout)}`);
     return 'CONNECT 403';
   }]);
+  if (s.topo.overlap) {
+    checks.push(["kube-apiserver pods route the mapped shoot ranges via the bond, never the real ones (the seed's own)", async () => {
+      const m = OVERLAP_ADDR.mapped;
+      for (const i of [0, 1] as const) {
+        const ns = s.topo.ns[i === 0 ? 'kapi0' : 'kapi1'];
+        const via = async (addr: string) => (await run(['ip', 'route', 'get', addr], { ns, allowFail: true })).stdout;
+        for (const real of [ADDR.pod, ADDR.service, ADDR.nodeIp, ADDR.podV6]) {
+          if (/ dev bond0 /.test(await via(real))) throw new Error(`kube-apiserver-${i}: the real shoot address ${real} is routed via the bond`);
+        }
+        for (const mapped of [m.pod, m.service, m.nodeIp, m.podV6]) {
+          if (!/ dev bond0 /.test(await via(mapped))) throw new Error(`kube-apiserver-${i}: the mapped address ${mapped} is not routed via the bond`);
+        }
+      }
+      return `via bond0: ${m.pod}, ${m.service}, ${m.nodeIp}, ${m.podV6}; not: ${ADDR.pod}, ${ADDR.service}, ${ADDR.nodeIp}, ${ADDR.podV6}`;
+    }]);
+    checks.push([`kube-apiserver-0 still reaches the seed's own pod ${s.topo.haAddr.srv[1]} (in the shoot's pod range) directly`, async () => {
+      const r = await run(['ping', '-c', '1', '-W', '2', s.topo.haAddr.srv[1]], { ns: s.topo.ns.kapi0, allowFail: true });
+      if (r.code !== 0) throw new Error(`ping failed: ${r.stdout.trim()} ${r.stderr.trim()}`);
+      return 'ping answered on the seed network';
+    }]);
+  }
   for (const [name, fn] of checks) {
     let r: CheckResult;
     try {

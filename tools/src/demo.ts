@@ -5,7 +5,7 @@
  * `pnpm demo --check`: the same, non-interactive; proves pod, service and node reachability through
  * the CONNECT proxy, prints PASS/FAIL lines and exits 0 (all passed) or 1.
  * Options: --overlap (the seed's networks are the shoot's: Gardener's default ranges on both, so the
- * tunnel carries mapped addresses, issue 12; reversed, non-HA, processes), --classic (the seed dials the shoot), --port 8443 (X-Gardener-Destination header),
+ * tunnel carries mapped addresses, issue 12; reversed, processes; with --ha too), --classic (the seed dials the shoot), --port 8443 (X-Gardener-Destination header),
  * --images (every app as a container from its image, run as the Kubernetes manifests say; `pnpm images`
  * builds them).
  * Ctrl-C (or SIGTERM, SIGHUP) tears everything down and exits 0: the root package.json `exec`s this script, so
@@ -59,7 +59,8 @@ async function preflight(): Promise<string[]> {
   }
   if (values.port !== undefined && values.port !== '8132' && values.port !== '8443') problems.push('--port must be 8132 or 8443');
   if (values.ha && values.classic) problems.push('--ha and --classic do not combine (HA is reversed only)');
-  if (values.overlap && (values.ha || values.classic || values.images)) problems.push('--overlap runs the non-HA reversed tunnel as processes: HA and the classic direction do not apply the network mapping yet');
+  if (values.overlap && values.classic) problems.push('--overlap runs the reversed tunnel (non-HA or --ha): the classic direction does not apply the network mapping yet');
+  if (values.overlap && values.images) problems.push('--overlap runs processes: the manifests do not carry the seed networks yet');
   return problems;
 }
 
@@ -184,12 +185,17 @@ function containerHints(prefix: string): string {
 
 /** `pnpm demo --ha`: two seed servers, two shoot pods, two kube-apiservers with path-controllers. */
 async function mainHa(): Promise<number> {
-  const s = new HaStack({ images: values.images, log: (l) => console.log(`  … ${l}`) });
+  const s = new HaStack({ images: values.images, overlap: values.overlap, log: (l) => console.log(`  … ${l}`) });
   const { teardown, stopping } = teardownOnce('tearing down', () => s.down());
   try {
     const t0 = Date.now();
     await s.start();
-    console.log(`HA up in ${Date.now() - t0} ms\n\nchecks:`);
+    console.log(`HA up in ${Date.now() - t0} ms`);
+    if (values.overlap) {
+      const m = OVERLAP_ADDR.mapped;
+      console.log(`overlap: the seed's pods, services and nodes use the shoot's ranges (kube-apiservers ${s.topo.haAddr.kapi.join(', ')}); the bonds carry mapped shoot addresses (pod ${ADDR.pod} as ${m.pod}, service ${ADDR.service} as ${m.service}, node ${ADDR.nodeIp} as ${m.nodeIp}, pod ${ADDR.podV6} as ${m.podV6}) from the path-controllers' bond addresses; the apiservers still name the real ones`);
+    }
+    console.log('\nchecks:');
     const results = await runHaChecks(s, (r) => console.log(`${r.ok ? 'PASS' : 'FAIL'}  ${r.name}  — ${r.detail}`));
     const failed = results.filter((r) => !r.ok).length;
     console.log(`\n${results.length - failed} passed, ${failed} failed`);

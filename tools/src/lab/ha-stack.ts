@@ -4,16 +4,19 @@
  * path-controller that owns the pod's bond endpoint, probes both shoot pods and serves the local
  * CONNECT proxy on 127.0.0.1:9443. With `images`, every app runs as a container from its image, as the
  * Kubernetes manifests say (lab/containers.ts); the path-controllers as the kube-apiserver pods' sidecars.
+ * With `overlap` (issue 12, `pnpm demo --overlap --ha`, processes only) the seed uses the shoot's
+ * ranges (OVERLAP_ADDR, the seed pods in 100.96.0.0/24): every app gets the seed's networks and the
+ * bonds carry mapped shoot addresses.
  */
 import { mkdtempSync, rmSync, writeFileSync, renameSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createCa, createShootPki, issueCertificate, writePkiFiles } from '@rvpn/pki';
-import { ADDR, HA_ADDR, Topology, type Role } from './topology.js';
+import { ADDR, Topology, type Role } from './topology.js';
 import { run, spawnLogged, waitFor, type RunResult, type Spawned } from './sh.js';
 import { awaitHealthy, killAll, spawnFixture, statusCode, statusText, stopProcess, type AppHandle, type StatusPath } from './procs.js';
 import { PodRuntime, type ContainerHandle } from './containers.js';
-import { REPO_ROOT, SHOOT_NAMESPACE, connectHeaderValue } from './stack.js';
+import { OVERLAP_NET_ENV, REPO_ROOT, SHOOT_NAMESPACE, connectHeaderValue } from './stack.js';
 
 export type HaApp = 'sni-proxy' | 'vpn-seed-server-0' | 'vpn-seed-server-1' | 'vpn-shoot-0' | 'vpn-shoot-1' | 'path-controller-0' | 'path-controller-1';
 export const HA_APPS: HaApp[] = ['sni-proxy', 'vpn-seed-server-0', 'vpn-seed-server-1', 'vpn-shoot-0', 'vpn-shoot-1', 'path-controller-0', 'path-controller-1'];
@@ -44,8 +47,9 @@ export class HaStack {
   private up = false;
   private readonly log: (l: string) => void;
 
-  constructor(opts: { prefix?: string; log?: (l: string) => void; logLevel?: string; env?: Partial<Record<HaApp, Record<string, string>>>; images?: boolean } = {}) {
-    this.topo = new Topology(opts.prefix, { ha: true });
+  constructor(opts: { prefix?: string; log?: (l: string) => void; logLevel?: string; env?: Partial<Record<HaApp, Record<string, string>>>; images?: boolean; overlap?: boolean } = {}) {
+    if (opts.overlap && opts.images) throw new Error('the overlapping HA lab runs processes only (the manifests do not carry the seed networks yet)');
+    this.topo = new Topology(opts.prefix, { ha: true, overlap: opts.overlap ?? false });
     this.dir = mkdtempSync(join(tmpdir(), `${this.topo.prefix}-`));
     this.topo.trackWorkDir(this.dir);
     this.log = opts.log ?? (() => undefined);
@@ -102,7 +106,8 @@ export class HaStack {
         'lab-ca.crt': labCa.certPem, 'kubelet.crt': kubelet.certPem, 'kubelet.key': kubelet.keyPem,
       };
       await writePkiFiles(join(this.dir, 'pki'), this.pkiFiles);
-      const routes = { connect: { [seedServerHeader(0)]: `${HA_ADDR.srv[0]}:1194`, [seedServerHeader(1)]: `${HA_ADDR.srv[1]}:1194`, [connectHeaderValue(SHOOT_NAMESPACE)]: `${HA_ADDR.srv[0]}:1194` } };
+      const srv = this.topo.haAddr.srv;
+      const routes = { connect: { [seedServerHeader(0)]: `${srv[0]}:1194`, [seedServerHeader(1)]: `${srv[1]}:1194`, [connectHeaderValue(SHOOT_NAMESPACE)]: `${srv[0]}:1194` } };
       this.routes = routes;
       writeFileSync(join(this.dir, 'routes.json.tmp'), JSON.stringify(routes, null, 2));
       renameSync(join(this.dir, 'routes.json.tmp'), join(this.dir, 'routes.json'));
@@ -130,15 +135,18 @@ export class HaStack {
       KEEPALIVE_INTERVAL: '100ms', KEEPALIVE_TIMEOUT: '500ms',
       IP_FAMILIES: 'IPv4,IPv6',
       SHOOT_SERVICE_NETWORKS: ADDR.shootServiceNetworks, SHOOT_POD_NETWORKS: `${ADDR.shootPodNetworks},${ADDR.shootPodNetworkV6}`, SHOOT_NODE_NETWORKS: ADDR.shootNodeNetworks,
+      // overlapping: the seed's networks go to every app (the switches guard their ports with the mapped ranges)
+      ...(this.topo.overlap ? OVERLAP_NET_ENV : {}),
     };
+    const srv = this.topo.haAddr.srv;
     const i = app.slice(-1);
     let env: Record<string, string>;
     if (app === 'sni-proxy') env = { ROUTES_FILE: join(this.dir, 'routes.json'), LOG_LEVEL: this.logLevel };
-    else if (app.startsWith('vpn-seed-server')) env = { ...common, POD_NAME: app, SEED_POD_NETWORK: ADDR.seedPodNetwork, TLS_CERT_FILE: this.file('server.crt'), TLS_KEY_FILE: this.file('server.key') };
+    else if (app.startsWith('vpn-seed-server')) env = { ...common, POD_NAME: app, SEED_POD_NETWORK: this.topo.overlap ? OVERLAP_NET_ENV.SEED_POD_NETWORK! : ADDR.seedPodNetwork, TLS_CERT_FILE: this.file('server.crt'), TLS_KEY_FILE: this.file('server.key') };
     else if (app.startsWith('vpn-shoot')) env = { ...common, POD_NAME: app, ENDPOINT: ADDR.lbWan, OPENVPN_PORT: '8132', EGRESS_INTERFACE: 'eth0', TLS_CERT_FILE: this.file(`shoot-${i}.crt`), TLS_KEY_FILE: this.file(`shoot-${i}.key`) };
     else env = {
       ...common, POD_NAME: `kube-apiserver-${i}`, TLS_CERT_FILE: this.file('seed-client.crt'), TLS_KEY_FILE: this.file('seed-client.key'),
-      SEED_SERVERS: `${HA_ADDR.srv[0]}:1194,${HA_ADDR.srv[1]}:1194`, PROBE_TARGET: `${ADDR.service}:${ADDR.servicePort}`,
+      SEED_SERVERS: `${srv[0]}:1194,${srv[1]}:1194`, PROBE_TARGET: `${ADDR.service}:${ADDR.servicePort}`,
       PROXY_LISTEN: '127.0.0.1:9443', PROXY_TLS_CERT_FILE: this.file('proxy-server.crt'), PROXY_TLS_KEY_FILE: this.file('proxy-server.key'),
     };
     return { ...env, ...this.extraEnv[app] };

@@ -54,6 +54,17 @@ export interface StackOptions {
 const APP_NS: Record<AppName, 'lb' | 'srv' | 'vsh'> = { 'sni-proxy': 'lb', 'vpn-seed-server': 'srv', 'vpn-shoot': 'vsh' };
 const STATUS_PORT: Record<AppName, number> = { 'sni-proxy': 15021, 'vpn-seed-server': 15000, 'vpn-shoot': 15000 };
 
+/**
+ * The overlapping lab's network settings (every tunnel app gets them, the HA seed servers too): the
+ * seed's networks are Gardener's defaults, like the shoot's, and the shoot's IPv6 pod network is a /40.
+ */
+export const OVERLAP_NET_ENV: Readonly<Record<string, string>> = {
+  SHOOT_POD_NETWORKS: `${ADDR.shootPodNetworks},${OVERLAP_ADDR.shootPodNetworkV6}`,
+  SEED_POD_NETWORK: OVERLAP_ADDR.seedPodNetwork,
+  SEED_SERVICE_NETWORKS: OVERLAP_ADDR.seedServiceNetworks,
+  SEED_NODE_NETWORKS: OVERLAP_ADDR.seedNodeNetworks,
+};
+
 export class Stack {
   readonly topo: Topology;
   readonly dir: string;
@@ -204,17 +215,7 @@ export class Stack {
   }
 
   private commonNetEnv(): Record<string, string> {
-    const o = OVERLAP_ADDR;
-    if (this.topo.overlap) {
-      return {
-        ...this.commonNetEnvPlain(),
-        SHOOT_POD_NETWORKS: `${ADDR.shootPodNetworks},${o.shootPodNetworkV6}`,
-        SEED_POD_NETWORK: o.seedPodNetwork,
-        SEED_SERVICE_NETWORKS: o.seedServiceNetworks,
-        SEED_NODE_NETWORKS: o.seedNodeNetworks,
-      };
-    }
-    return this.commonNetEnvPlain();
+    return { ...this.commonNetEnvPlain(), ...(this.topo.overlap ? OVERLAP_NET_ENV : {}) };
   }
 
   private commonNetEnvPlain(): Record<string, string> {

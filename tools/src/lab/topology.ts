@@ -16,7 +16,9 @@
  * the same as the shoot's: the seed's pods sit in the shoot's pod network (gateway 100.96.0.1, lb
  * 100.96.0.10, srv 100.96.0.20, kapi 100.96.0.30 beside the shoot pod 100.96.1.10), and the seed's
  * service and node networks equal the shoot's (OVERLAP_ADDR); the shoot's IPv6 pod network is a /40
- * (the size of a mapped IPv6 range) that a seed node network of the same ULA overlaps.
+ * (the size of a mapped IPv6 range) that a seed node network of the same ULA overlaps. With `ha` too
+ * (`pnpm demo --overlap --ha`) the HA seed pods move the same way (OVERLAP_ADDR.ha: srv0/1
+ * 100.96.0.21/22, kapi0/1 100.96.0.31/32).
  *
  * Every veth is created directly inside its namespaces, so nothing of the lab lives in the root
  * namespace and deleting the namespaces removes everything (interfaces, routes, nft tables).
@@ -84,6 +86,8 @@ export const OVERLAP_ADDR = {
   seedNodeNetworks: '10.250.0.0/16,fd10:96::/40',
   shootPodNetworkV6: 'fd10:96::/40',
   mapped: { srv: '241.0.0.20', pod: '244.0.1.10', podV6: 'fd6d:6170:401::10', service: '243.0.0.10', nodeIp: '242.0.0.10' },
+  /** The HA seed pods in the overlapping lab (beside HA_ADDR's vsh, which are shoot pods anyway). */
+  ha: { srv: ['100.96.0.21', '100.96.0.22'], kapi: ['100.96.0.31', '100.96.0.32'], vsh: ['100.96.0.2', '100.96.0.3'] },
 } as const;
 
 export type Role = 'seed' | 'lb' | 'srv' | 'kapi' | 'node' | 'vsh' | 'pod' | 'srv0' | 'srv1' | 'kapi0' | 'kapi1' | 'vsh0' | 'vsh1';
@@ -94,7 +98,12 @@ export const HA_ROLES: Role[] = ['seed', 'lb', 'srv0', 'srv1', 'kapi0', 'kapi1',
 const ALL_ROLES = [...new Set([...ROLES, ...HA_ROLES])];
 
 /** HA addresses (the seed pods and the vpn-shoot pods), beside ADDR's. */
-export const HA_ADDR = {
+export interface HaAddresses {
+  srv: readonly [string, string];
+  kapi: readonly [string, string];
+  vsh: readonly [string, string];
+}
+export const HA_ADDR: HaAddresses = {
   srv: ['10.1.0.21', '10.1.0.22'],
   kapi: ['10.1.0.31', '10.1.0.32'],
   vsh: ['100.96.0.2', '100.96.0.3'],
@@ -123,6 +132,8 @@ export class Topology {
   readonly overlap: boolean;
   /** The seed pods' addresses of this lab. */
   readonly seed: SeedSide;
+  /** The HA pods' addresses of this lab (HA_ADDR, or OVERLAP_ADDR.ha when overlapping). */
+  readonly haAddr: HaAddresses;
   private created = false;
   private readonly extraPids = new Set<number>();
   private workDir: string | undefined;
@@ -132,8 +143,8 @@ export class Topology {
     this.prefix = prefix;
     this.ha = opts.ha ?? false;
     this.overlap = opts.overlap ?? false;
-    if (this.overlap && this.ha) throw new Error('the overlapping lab is non-HA only (HA does not apply the network mapping yet)');
     this.seed = this.overlap ? OVERLAP_ADDR.seed : SEED_SIDE;
+    this.haAddr = this.overlap ? OVERLAP_ADDR.ha : HA_ADDR;
     this.roles = this.ha ? HA_ROLES : ROLES;
     this.ns = Object.fromEntries(ALL_ROLES.map((r) => [r, `${prefix}-${r}`])) as Record<Role, string>;
   }
@@ -189,11 +200,12 @@ export class Topology {
     await ipBatch(this.namespaces.map((n) => `netns add ${n}`));
     const a = ADDR;
     const sd = this.seed;
+    const ha = this.haAddr;
     const seedPods: Array<[Role, string, string]> = this.ha
-      ? [['srv0', 'psrv0', HA_ADDR.srv[0]], ['srv1', 'psrv1', HA_ADDR.srv[1]], ['kapi0', 'pkapi0', HA_ADDR.kapi[0]], ['kapi1', 'pkapi1', HA_ADDR.kapi[1]]]
+      ? [['srv0', 'psrv0', ha.srv[0]], ['srv1', 'psrv1', ha.srv[1]], ['kapi0', 'pkapi0', ha.kapi[0]], ['kapi1', 'pkapi1', ha.kapi[1]]]
       : [['srv', 'srv0', sd.srv], ['kapi', 'kapi0', sd.kapi]];
     const shootPods: Array<[Role, string, string]> = this.ha
-      ? [['vsh0', 'vsh0', HA_ADDR.vsh[0]], ['vsh1', 'vsh1', HA_ADDR.vsh[1]]]
+      ? [['vsh0', 'vsh0', ha.vsh[0]], ['vsh1', 'vsh1', ha.vsh[1]]]
       : [['vsh', 'vsh0', a.vsh]];
     const links = [
       // bridges in the seed namespace
