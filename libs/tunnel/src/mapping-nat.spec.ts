@@ -35,8 +35,8 @@ describe('nftables rules of the network mapping', () => {
     expect(shoot).toContain('iifname "tun0" ip daddr { 242.0.0.0/16, 243.0.0.0/13, 244.0.0.0/11 } dnat ip prefix to ip daddr map { 242.0.0.0/16 : 10.250.0.0/16, 243.0.0.0/13 : 100.64.0.0/13, 244.0.0.0/11 : 100.96.0.0/11 }');
     expect(shoot).toContain('iifname "tun0" ip6 daddr { fd6d:6170:400::/40 } dnat ip6 prefix to ip6 daddr map { fd6d:6170:400::/40 : fd10:96::/40 }');
     expect(shootMappingForwardRules('bond0', m)).toEqual([
-      '  iifname "bond0" meta nfproto ipv4 ct state new ct status & dnat == 0 counter drop comment "mapped family: only mapped shoot destinations"',
-      '  iifname "bond0" meta nfproto ipv6 ct state new ct status & dnat == 0 counter drop comment "mapped family: only mapped shoot destinations"',
+      '  iifname "bond0" meta nfproto ipv4 ct state new ct status ! dnat counter drop comment "mapped family: only mapped shoot destinations"',
+      '  iifname "bond0" meta nfproto ipv6 ct state new ct status ! dnat counter drop comment "mapped family: only mapped shoot destinations"',
     ]);
     expect(conntrackFlushTargets(m)).toEqual(['242.0.0.0/8', '243.0.0.0/8', '244.0.0.0/8', 'fd6d:6170:200::/40', 'fd6d:6170:300::/40', 'fd6d:6170:400::/40']);
   });

@@ -64,7 +64,7 @@ export function shootMappingChain(tun: string, mapping: NetworkMapping): string[
  * is no way in. Empty when nothing is translated.
  */
 export function shootMappingForwardRules(tun: string, mapping: NetworkMapping): string[] {
-  return byFamily(translatedNetworks(mapping, 'shoot')).map(([f]) => `  iifname "${tun}" meta nfproto ipv${f} ct state new ct status & dnat == 0 counter drop comment "mapped family: only mapped shoot destinations"`);
+  return byFamily(translatedNetworks(mapping, 'shoot')).map(([f]) => `  iifname "${tun}" meta nfproto ipv${f} ct state new ct status ! dnat counter drop comment "mapped family: only mapped shoot destinations"`);
 }
 
 /**
