@@ -26,4 +26,47 @@ describe('status server', () => {
       await s.stop();
     }
   });
+
+  it('answers as fastify did: HEAD beside GET, a JSON 404 for other methods and paths, a JSON 500 when a check throws, keep-alive 72 s', async () => {
+    const registry = new Registry();
+    const s = createStatusServer({
+      host: '127.0.0.1', port: 0, registry,
+      live: () => ({ ok: true }),
+      ready: () => {
+        throw new Error('check failed');
+      },
+    });
+    const { port } = await s.start();
+    try {
+      const base = `http://127.0.0.1:${port}`;
+      const get = await fetch(`${base}/healthz`);
+      expect(get.headers.get('content-type')).toBe('application/json; charset=utf-8');
+      expect(get.headers.get('keep-alive')).toBe('timeout=72');
+      expect(await get.text()).toBe('{"ok":true}');
+      const head = await fetch(`${base}/healthz`, { method: 'HEAD' });
+      expect([head.status, head.headers.get('content-length'), await head.text()]).toEqual([200, '11', '']);
+      const metrics = await fetch(`${base}/metrics?debug=1`);
+      expect([metrics.status, metrics.headers.get('content-type')]).toEqual([200, registry.contentType]);
+      for (const [method, path] of [['GET', '/nope'], ['POST', '/healthz'], ['GET', '/healthz/'], ['GET', '/HEALTHZ']] as const) {
+        const r = await fetch(`${base}${path}`, { method });
+        expect(r.status, `${method} ${path}`).toBe(404);
+        expect(await r.json()).toEqual({ message: `Route ${method}:${path} not found`, error: 'Not Found', statusCode: 404 });
+      }
+      const failed = await fetch(`${base}/readyz`);
+      expect(failed.status).toBe(500);
+      expect(await failed.json()).toEqual({ statusCode: 500, error: 'Internal Server Error', message: 'check failed' });
+    } finally {
+      await s.stop();
+    }
+  });
+
+  it('fails start() on a port in use, and stop() closes the listener (also before any start)', async () => {
+    const opts = { host: '127.0.0.1', port: 0, registry: new Registry(), live: () => ({ ok: true }), ready: () => ({ ok: true }) };
+    const a = createStatusServer(opts);
+    await createStatusServer(opts).stop();
+    const { port } = await a.start();
+    await expect(createStatusServer({ ...opts, port }).start()).rejects.toMatchObject({ code: 'EADDRINUSE' });
+    await a.stop();
+    await expect(fetch(`http://127.0.0.1:${port}/healthz`)).rejects.toThrow();
+  });
 });
