@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { connect } from 'node:net';
 import { Counter, Registry } from 'prom-client';
 import { createStatusServer } from './status-server.js';
 
@@ -68,5 +69,46 @@ describe('status server', () => {
     await expect(createStatusServer({ ...opts, port }).start()).rejects.toMatchObject({ code: 'EADDRINUSE' });
     await a.stop();
     await expect(fetch(`http://127.0.0.1:${port}/healthz`)).rejects.toThrow();
+  });
+
+  it('speaks HTTP/1.1 on a raw socket as node:http did: pipelining in order, Connection: close, HTTP/1.0, 400, 431, a body closes the connection, stop() closes idle and half-sent requests', async () => {
+    const s = createStatusServer({ host: '127.0.0.1', port: 0, registry: new Registry(), live: () => ({ ok: true }), ready: async () => ({ ok: false }) });
+    const { port } = await s.start();
+    /** Sends raw bytes and collects everything until the server closes (or `untilMs` passes). */
+    const exchange = (data: string, untilMs = 2000) => new Promise<{ text: string; closed: boolean }>((resolve) => {
+      const c = connect(port, '127.0.0.1', () => c.write(data));
+      let text = '';
+      c.setEncoding('latin1');
+      c.on('data', (d: string) => (text += d));
+      const t = setTimeout(() => { c.destroy(); resolve({ text, closed: false }); }, untilMs);
+      c.on('close', () => { clearTimeout(t); resolve({ text, closed: true }); });
+      c.on('error', () => undefined);
+    });
+    const statuses = (text: string) => [...text.matchAll(/HTTP\/1\.1 (\d{3}) /g)].map((m) => Number(m[1]));
+    try {
+      const piped = await exchange('GET /healthz HTTP/1.1\r\nHost: x\r\n\r\nGET /readyz HTTP/1.1\r\nHost: x\r\n\r\nGET /nope HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n');
+      expect(statuses(piped.text)).toEqual([200, 503, 404]);
+      expect(piped.closed).toBe(true);
+      const old = await exchange('GET /healthz HTTP/1.0\r\n\r\n');
+      expect([statuses(old.text), old.closed]).toEqual([[200], true]);
+      expect(old.text).toMatch(/\r\n\r\n\{"ok":true\}$/);
+      const keep = await exchange('GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n', 300);
+      expect([statuses(keep.text), keep.closed]).toEqual([[200], false]);
+      const withBody = await exchange('POST /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: 26\r\n\r\nGET /healthz HTTP/1.1\r\n\r\n');
+      expect([statuses(withBody.text), withBody.closed]).toEqual([[404], true]);
+      expect(statuses((await exchange('NOT HTTP\r\n\r\n')).text)).toEqual([400]);
+      expect(statuses((await exchange(`GET /healthz HTTP/1.1\r\nX-Big: ${'a'.repeat(20_000)}`)).text)).toEqual([431]);
+      // stop() does not wait for a client that sent half a request or sits idle on keep-alive
+      const half = exchange('GET /heal', 5000);
+      const idle = exchange('GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n', 5000);
+      await new Promise((r) => setTimeout(r, 200));
+      const t0 = Date.now();
+      await s.stop();
+      expect(Date.now() - t0).toBeLessThan(1000);
+      expect((await half).closed).toBe(true);
+      expect(statuses((await idle).text)).toEqual([200]);
+    } finally {
+      await s.stop();
+    }
   });
 });
