@@ -14,6 +14,7 @@ import { run, spawnLogged, waitFor, type RunResult, type Spawned } from './sh.js
 import { awaitHealthy, killAll, spawnFixture, statusCode, statusText, stopProcess, type AppHandle, type StatusPath } from './procs.js';
 import { PodRuntime, type ContainerHandle } from './containers.js';
 import { REPO_ROOT, SHOOT_NAMESPACE, connectHeaderValue } from './stack.js';
+import { appArgv } from './paths.js';
 
 export type HaApp = 'sni-proxy' | 'vpn-seed-server-0' | 'vpn-seed-server-1' | 'vpn-shoot-0' | 'vpn-shoot-1' | 'path-controller-0' | 'path-controller-1';
 export const HA_APPS: HaApp[] = ['sni-proxy', 'vpn-seed-server-0', 'vpn-seed-server-1', 'vpn-shoot-0', 'vpn-shoot-1', 'path-controller-0', 'path-controller-1'];
@@ -154,7 +155,7 @@ export class HaStack {
     }
     const main = join(REPO_ROOT, 'apps', where[app].bin, 'dist', 'main.js');
     this.log(`starting ${app} in ${this.ns(app)}`);
-    const p = spawnLogged([process.execPath, main], { ns: this.ns(app), env: { PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin', ...this.env(app), ...extra }, logFile: this.logFile(app) });
+    const p = spawnLogged(appArgv(main), { ns: this.ns(app), env: { PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin', ...this.env(app), ...extra }, logFile: this.logFile(app) });
     this.procs.set(app, p);
     this.topo.trackPid(p.pid);
     await awaitHealthy(app, p, () => this.status(app, 'healthz'));
