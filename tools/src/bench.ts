@@ -5,11 +5,12 @@
  * out through sni-proxy (CONNECT with the Reversed-VPN header) to the seed pod, and iperf3/ping go
  * from the seed pod to the shoot pod 100.96.1.10 through the tunnel, forwarded and masqueraded by
  * the shoot side. Writes bench-out/tunnel.json.
- * Then the HA failover figures (bench-failover.ts) → bench-out/failover.json.
+ * First the idle memory of each app (bench-memory.ts) → bench-out/idle-memory.json; then the HA
+ * failover figures (bench-failover.ts) → bench-out/failover.json.
  * Each round measures both directions (iperf3 and iperf3 -R) and ping every 50 ms while the seed → shoot
  * stream runs (ping_under_load_*), for ours and OpenVPN alternately.
  * Env: BENCH_DURATION (iperf3 seconds, default 10), BENCH_ROUNDS (alternating rounds, default 3),
- * BENCH_ONLY=tunnel|failover.
+ * BENCH_ONLY=memory|tunnel|failover (`pnpm bench:memory` is BENCH_ONLY=memory).
  */
 import { mkdirSync, writeFileSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -19,6 +20,7 @@ import { Stack, REPO_ROOT, connectHeaderValue } from './lab/stack.js';
 import { ADDR } from './lab/topology.js';
 import { missingTools, run, sleep, spawnLogged, waitFor, type Spawned } from './lab/sh.js';
 import { runFailoverBench } from './bench-failover.js';
+import { runIdleMemoryBench } from './bench-memory.js';
 
 const DURATION = Number(process.env.BENCH_DURATION ?? '10');
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? '3');
@@ -286,15 +288,29 @@ async function runTunnelBench(): Promise<number> {
 
 async function main(): Promise<number> {
   const only = process.env.BENCH_ONLY;
-  if (only && only !== 'tunnel' && only !== 'failover') {
-    console.error('bench: BENCH_ONLY must be tunnel or failover');
+  if (only && only !== 'memory' && only !== 'tunnel' && only !== 'failover') {
+    console.error('bench: BENCH_ONLY must be memory, tunnel or failover');
     return 2;
   }
-  if (only !== 'failover') {
+  if (!only || only === 'memory') {
+    if (process.getuid?.() !== 0) {
+      console.error('bench: must run as root');
+      return 2;
+    }
+    // first, while nothing else of ours runs
+    try {
+      const { file } = await runIdleMemoryBench({ log: (l) => log(`memory: ${l}`) });
+      log(`wrote ${file}`);
+    } catch (err) {
+      console.error(`memory bench failed: ${(err as Error).message}`);
+      return 1;
+    }
+  }
+  if (!only || only === 'tunnel') {
     const c = await runTunnelBench();
     if (c !== 0) return c;
   }
-  if (only !== 'tunnel') {
+  if (!only || only === 'failover') {
     if (process.getuid?.() !== 0) {
       console.error('bench: must run as root');
       return 2;

@@ -8,6 +8,8 @@
  * reversed direction, an IPv4 seed pod network whenever the shoot speaks IPv4).
  */
 
+import { MAPPING_MODES } from '@rvpn/config';
+
 type Schema = Record<string, unknown>;
 
 const str = (extra: Schema = {}): Schema => ({ type: 'string', ...extra });
@@ -30,6 +32,10 @@ const cidrOf = (pattern: string): Schema => ({ type: 'string', pattern });
 const DURATION = '^[0-9]+(\\.[0-9]+)?(ms|s|m|h)?$';
 const count: Schema = { type: 'integer', minimum: 1 };
 const anyCidr: Schema = { type: 'string', anyOf: [{ pattern: IPV4_CIDR }, { pattern: IPV6_CIDR }] };
+/** 240.0.0.0/4 holds the mapped addresses (issue 12): no real network may lie there (RVPN_ERR_MAPPING_RESERVED_RANGE). */
+const MAPPED_V4: Schema = { pattern: '^(24[0-9]|25[0-5])\\.' };
+/** A real seed or shoot network: a CIDR outside the mapped IPv4 region. */
+const realCidr: Schema = { ...anyCidr, not: MAPPED_V4 };
 
 /** Labels the charts add themselves may not be set again (duplicate keys, broken selectors). */
 const extraLabels: Schema = { type: 'object', additionalProperties: { type: 'string' }, propertyNames: { not: { pattern: '^(app\\.kubernetes\\.io|helm\\.sh)/' } } };
@@ -50,14 +56,21 @@ const globalSchema: Schema = obj({
     classicEndpoint: str({ pattern: `(${HOST_PORT})|^$` }),
     failureTolerance: { enum: ['none', 'node', 'zone'] },
     networks: obj({
-      services: { type: 'array', minItems: 1, items: anyCidr },
-      pods: { type: 'array', items: anyCidr },
-      nodes: { type: 'array', items: anyCidr },
-      seedPods: { type: 'string', anyOf: [{ const: '' }, { pattern: IPV4_CIDR }, { pattern: IPV6_CIDR }] },
+      services: { type: 'array', minItems: 1, items: realCidr },
+      pods: { type: 'array', items: realCidr },
+      nodes: { type: 'array', items: realCidr },
+      seedPods: { type: 'string', anyOf: [{ const: '' }, { pattern: IPV4_CIDR }, { pattern: IPV6_CIDR }], not: MAPPED_V4 },
       ipFamilies: { type: 'array', minItems: 1, maxItems: 2, uniqueItems: true, items: { enum: ['IPv4', 'IPv6'] } },
       vpn: cidrOf(IPV6_CIDR_MAX_120),
+      // issue 12: the seed's other networks (either family; one not carried is ignored) and the mapping settings
+      seedNodes: { type: 'array', items: realCidr },
+      seedServices: { type: 'array', items: realCidr },
+      mapping: obj({
+        mode: { enum: [...MAPPING_MODES] },
+        ipv6: obj(Object.fromEntries(['seedPods', 'shootNodes', 'shootServices', 'shootPods'].map((k) => [k, { type: 'string', anyOf: [{ const: '' }, { pattern: IPV6_CIDR }] }])), { required: ['seedPods', 'shootNodes', 'shootServices', 'shootPods'] }),
+      }, { required: ['mode', 'ipv6'] }),
     }, {
-      required: ['services', 'pods', 'nodes', 'seedPods', 'ipFamilies', 'vpn'],
+      required: ['services', 'pods', 'nodes', 'seedPods', 'ipFamilies', 'vpn', 'seedNodes', 'seedServices', 'mapping'],
       allOf: [
         // every shoot network must be of a family the tunnel carries
         {

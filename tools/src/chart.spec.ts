@@ -18,6 +18,7 @@ import {
   imageRef, mergeValues, objectLabels, renderConnectProbe, renderCrd, renderMonitoring, renderOperator, renderSeed, renderShoot, renderShootSetup,
   renderSniProxy, renderSniProxyRoutesConfigMap, type ImageSpec, type K8sObject, type ObjectMeta, type PodOverrides, type VpnSpec,
 } from '@rvpn/k8s-render';
+import { planNetworkMappingFromEnv } from '@rvpn/config';
 import { CHARTS, CHART_DIR, SUBCHARTS, chartDir, valuesTable, type ChartName } from './chart.js';
 import { ensureHelm } from './helm.js';
 import { REPO_ROOT } from './lab/paths.js';
@@ -164,8 +165,8 @@ async function template(valuesFile: string, ns: string, extra: string[] = []) {
 const scenarios = readdirSync(join(chart, 'ci')).filter((f) => f.endsWith('.yaml')).sort();
 
 describe('charts/reversed-vpn against libs/k8s-render', () => {
-  it('has a scenario for each case (reversed, HA, classic, seed entry, operator, shoot side, shoot HA, overrides, monitoring)', () => {
-    for (const s of ['seed-server', 'seed-server-ha', 'classic-seed', 'classic-shoot', 'seed-entry', 'seed-operator', 'shoot', 'shoot-ha', 'overrides-seed', 'overrides-seed-server', 'overrides-shoot', 'monitoring']) {
+  it('has a scenario for each case (reversed, HA, classic, seed entry, operator, shoot side, shoot HA, overrides, monitoring, overlapping networks)', () => {
+    for (const s of ['seed-server', 'seed-server-ha', 'classic-seed', 'classic-shoot', 'seed-entry', 'seed-operator', 'shoot', 'shoot-ha', 'overrides-seed', 'overrides-seed-server', 'overrides-shoot', 'monitoring', 'overlap-seed-server', 'overlap-shoot']) {
       expect(scenarios).toContain(`${s}-values.yaml`);
     }
   });
@@ -235,6 +236,13 @@ describe('values', () => {
     ['a duration the app cannot read', 'seed-entry-values.yaml', ['--set', 'sni-proxy.limits.headerTimeout=soon'], /headerTimeout/],
     ['a trusted PROXY network that is no CIDR', 'seed-entry-values.yaml', ['--set-json', 'sni-proxy.proxyProtocolTrustedNetworks=["lb.example"]'], /proxyProtocolTrustedNetworks/],
     ['a seed server in another namespace than the release', 'seed-server-values.yaml', ['--set', 'global.shoot.namespace=other'], /release namespace/],
+    // issue 12: the seed's networks and the mapping settings
+    ['a seed node network that is no CIDR', 'overlap-shoot-values.yaml', ['--set-json', 'global.shoot.networks.seedNodes=["10.250.0.0"]'], /seedNodes/],
+    ['a seed service network with its prefix out of range', 'overlap-seed-server-values.yaml', ['--set-json', 'global.shoot.networks.seedServices=["100.64.0.0/40"]'], /seedServices/],
+    ['a mapping mode that does not exist', 'overlap-seed-server-values.yaml', ['--set', 'global.shoot.networks.mapping.mode=sometimes'], /mode/],
+    ['an IPv4 prefix as a mapped IPv6 prefix', 'overlap-shoot-values.yaml', ['--set', 'global.shoot.networks.mapping.ipv6.shootNodes=242.0.0.0/8'], /shootNodes/],
+    ['a shoot network in the mapped region 240.0.0.0/4', 'shoot-values.yaml', ['--set-json', 'global.shoot.networks.pods=["244.0.0.0/11"]'], /pods/],
+    ['an unknown mapping setting', 'overlap-seed-server-values.yaml', ['--set', 'global.shoot.networks.mapping.ipv4=x'], /ipv4/],
   ];
   for (const [what, file, args, message] of refused) {
     it(`refuses ${what}`, async () => {
@@ -265,5 +273,32 @@ describe('values', () => {
     const shoot = await notes('shoot-values.yaml', 'kube-system');
     expect(shoot).toMatch(/dials api\.demo\.dev\.internal\.example:8443/);
     expect(shoot).toMatch(/logs deployment\/vpn-shoot/);
+    expect(shoot).not.toMatch(/Network mapping is forced/);
+    for (const [file, ns] of [['overlap-seed-server-values.yaml', 'shoot--dev--demo'], ['overlap-shoot-values.yaml', 'kube-system']] as const) {
+      const forced = await notes(file, ns);
+      expect(forced, file).toMatch(/Network mapping is forced[\s\S]*241\.0\.0\.0\/8[\s\S]*244\.0\.0\.0\/8 \(IPv6: fd6d:6170:100::\/40, fd6d:6170:200::\/40, fd6d:6170:300::\/40, fd6d:6170:4400::\/40\)/);
+      expect(forced, file).not.toMatch(/WARNING: the classic direction/);
+    }
+  }, 60_000);
+
+  it('overlapping networks: both sides get the same mapping env, and it is a mapping the apps accept', async () => {
+    type Container = { name: string; env?: Array<{ name: string; value?: string }> };
+    const envOf = async (file: string, ns: string, container: string) => {
+      const t = await template(join(chart, 'ci', file), ns);
+      expect(t.code, t.stderr).toBe(0);
+      const workload = t.stdout.split(/^---$/m).map((d) => parse(d) as (K8sObject & { spec?: { template?: { spec?: { containers?: Container[] } } } }) | null)
+        .find((o) => o?.kind === 'Deployment' && o.metadata.name === container)!;
+      const c = workload.spec!.template!.spec!.containers!.find((x) => x.name === container)!;
+      return Object.fromEntries((c.env ?? []).filter((e) => e.value !== undefined && !['POD_NAME'].includes(e.name) && /NETWORK|MAPPING|IP_FAMILIES|NAMESPACE/.test(e.name)).map((e) => [e.name, e.value!]));
+    };
+    const seed = await envOf('overlap-seed-server-values.yaml', 'shoot--dev--demo', 'vpn-seed-server');
+    const shoot = await envOf('overlap-shoot-values.yaml', 'kube-system', 'vpn-shoot');
+    expect(seed).toMatchObject({ SEED_NODE_NETWORKS: '10.250.0.0/16', SEED_SERVICE_NETWORKS: '100.64.0.0/13', NETWORK_MAPPING: 'always', MAPPED_SHOOT_POD_NETWORK_V6: 'fd6d:6170:4400::/40' });
+    expect(seed).not.toHaveProperty('MAPPED_SEED_POD_NETWORK_V6'); // empty in values: the app's default
+    expect(shoot).toEqual(seed);
+    const { mapping, errors } = planNetworkMappingFromEnv(shoot);
+    expect(errors.map((e) => e.message)).toEqual([]);
+    expect(mapping!.toJSON().families.map((f) => [f.family, f.active, f.reason])).toEqual([[4, true, 'always'], [6, true, 'always']]);
+    expect(mapping!.toJSON().families[1]!.networks).toContain('shootPods fd00:10:244::/56 -> fd6d:6170:4400::/56');
   }, 60_000);
 });

@@ -60,7 +60,7 @@ async function preflight(): Promise<string[]> {
   if (values.port !== undefined && values.port !== '8132' && values.port !== '8443') problems.push('--port must be 8132 or 8443');
   if (values.ha && values.classic) problems.push('--ha and --classic do not combine (HA is reversed only)');
   if (values.overlap && values.classic) problems.push('--overlap runs the reversed tunnel (non-HA or --ha): the classic direction does not apply the network mapping yet');
-  if (values.overlap && values.images) problems.push('--overlap runs processes: the manifests do not carry the seed networks yet');
+  if (values.overlap && values.images) problems.push('--overlap runs processes: the container lab does not pass the seed networks to its pods yet');
   return problems;
 }
 

@@ -1,6 +1,8 @@
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { REPO_ROOT } from './lab/stack.js';
+import { APP_NODE_ARGS } from './lab/paths.js';
 import { run } from './lab/sh.js';
 
 // What `nx run <app>:image` checks where no container engine runs (--tree-only): the deployed runtime
@@ -16,4 +18,12 @@ describe('image build contexts (--tree-only)', () => {
       if (app !== 'sni-proxy' && app !== 'operator') expect(r.stdout).toContain('native TUN addon loads');
     }, 300_000);
   }
+});
+
+describe('Dockerfile', () => {
+  it('starts every app with the node options the lab starts it with (APP_NODE_ARGS), so the lab measures what ships', () => {
+    const entrypoints = [...readFileSync(join(REPO_ROOT, 'Dockerfile'), 'utf8').matchAll(/^ENTRYPOINT (.*)$/gm)].map((m) => JSON.parse(m[1]!) as string[]);
+    expect(entrypoints).toHaveLength(5);
+    for (const e of entrypoints) expect(e).toEqual(['node', ...APP_NODE_ARGS, '/app/dist/main.js']);
+  });
 });

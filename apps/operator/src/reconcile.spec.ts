@@ -75,8 +75,9 @@ describe('reconcile against a real API server', () => {
     expect(Object.keys((await routes()).connect)).toEqual([`outbound|1194||vpn-seed-server.${NS}.svc.cluster.local`]);
     expect(svpn.status).toMatchObject({ observedGeneration: 1, reversed: true, ha: false });
     expect(svpn.status?.conditions?.map((c) => [c.type, c.status, c.reason])).toEqual([
-      ['Ready', 'True', 'Applied'], ['TunnelConnected', 'Unknown', 'NoServerStatus'], ['CertificatesValid', 'True', 'Valid'], ['ApiserverWired', 'True', 'Wired'],
+      ['Ready', 'True', 'Applied'], ['TunnelConnected', 'Unknown', 'NoServerStatus'], ['CertificatesValid', 'True', 'Valid'], ['ApiserverWired', 'True', 'Wired'], ['NetworksValid', 'True', 'NotMapped'],
     ]);
+    expect(svpn.status?.networkMapping).toEqual({ mode: 'auto', families: [{ family: 4, active: false, reason: 'none', networks: expect.arrayContaining(['shootPods 100.96.0.0/11 -> 100.96.0.0/11']) }] });
     const parked = JSON.parse((await secretData('vpn-shoot-resources'))['objects.json']!) as { items: K8sObject[] };
     expect(parked.items.map((i) => `${i.kind}/${i.metadata.name}`)).toEqual(expect.arrayContaining(['Deployment/vpn-shoot', 'Secret/vpn-shoot-client']));
   });
@@ -185,6 +186,38 @@ describe('reconcile against a real API server', () => {
     await env.request('PATCH', restPath(shootVpn(spec) as K8sObject), { spec: { annotations: null } }, { contentType: 'application/merge-patch+json' });
     expect(await reconciler().reconcile(key)).toMatchObject({ result: 'applied' });
     expect(await condition('Ready')).toMatchObject({ status: 'True', observedGeneration: 5 });
+  });
+
+  it('overlapping networks (issue 12): status shows the mapping in effect; one the apps would refuse is a terminal NetworksValid=False with its code', async () => {
+    const overlapping = { ...spec, networks: { ...spec.networks, seedPods: '100.96.0.0/11', seedNodes: ['10.250.0.0/16'] } };
+    await createCr(overlapping);
+    expect(await reconciler().reconcile(key)).toMatchObject({ result: 'applied', statusWritten: true });
+    expect(await condition('NetworksValid')).toMatchObject({ status: 'True', reason: 'Mapped', message: expect.stringContaining('shootPods 100.96.0.0/11 -> 244.0.0.0/11') });
+    expect((await cr()).status?.networkMapping).toMatchObject({ mode: 'auto', families: [{ family: 4, active: true, reason: 'overlap' }] });
+    const env = ((await get('Deployment', 'vpn-seed-server')) as K8sObject & { spec: { template: { spec: { containers: Array<{ name: string; env: Array<{ name: string; value?: string }> }> } } } })
+      .spec.template.spec.containers.find((c) => c.name === 'vpn-seed-server')!.env;
+    expect(env).toContainEqual({ name: 'SEED_NODE_NETWORKS', value: '10.250.0.0/16' });
+
+    await createCr({ ...overlapping, networks: { ...overlapping.networks, mapping: { mode: 'never' } } });
+    const before = await snapshot();
+    expect(await reconciler().reconcile(key)).toMatchObject({ result: 'invalid', statusWritten: true });
+    expect(await condition('Ready')).toMatchObject({ status: 'False', reason: 'NetworksInvalid' });
+    const refused = await condition('NetworksValid');
+    expect(refused).toMatchObject({ status: 'False', reason: 'MappingOverlapNotAllowed' });
+    expect(refused!.message).toMatch(/^RVPN_ERR_MAPPING_OVERLAP_NOT_ALLOWED: /);
+    expect((await cr()).status?.networkMapping).toBeUndefined();
+    expect((await routes()).connect).toEqual({}); // not applied, its route withdrawn, as for an invalid spec
+    const after = await snapshot();
+    for (const k of ['ConfigMap/sni-proxy-routes', 'ShootVpn/demo']) {
+      delete before[k];
+      delete after[k];
+    }
+    expect(after).toEqual(before);
+
+    await createCr(spec);
+    expect(await reconciler().reconcile(key)).toMatchObject({ result: 'applied' });
+    expect(await condition('NetworksValid')).toMatchObject({ status: 'True', reason: 'NotMapped' });
+    expect(await condition('Ready')).toMatchObject({ status: 'True' });
   });
 
   it('deleting the ShootVpn: the finalizer holds it until the seed objects, the wiring and the route are gone', async () => {

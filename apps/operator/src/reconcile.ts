@@ -18,11 +18,12 @@ import {
   resolveVpnMode, sniProxyRoutes, type K8sObject, type VpnMode, type VpnSpec,
 } from '@rvpn/k8s-render';
 import type { Logger } from '@rvpn/observability';
-import { Applier, type ApplyResult } from './applier.js';
+import { Applier, stableJson, type ApplyResult } from './applier.js';
 import { ensureCertificates, secretStrings, secretWithData, type CertificateSettings, type SecretRead } from './certificates.js';
 import type { EventRecorder } from './events.js';
 import { Kube, kubeError, type LiveObject } from './kube.js';
 import { ShootAccessProblem, ShootClients, type ShootAccess } from './shoot-access.js';
+import { networksOutcome, type NetworksOutcome } from './networks.js';
 import { nextStatus, statusPatch, type ConditionInput, type ShootVpnStatus } from './status.js';
 import { ApiserverWirer, type WiringOutcome } from './wiring.js';
 
@@ -122,10 +123,12 @@ export class Reconciler {
     const meta = { instance: cr.metadata.name, managedBy: MANAGED_BY['app.kubernetes.io/managed-by'] };
     let mode: VpnMode;
     let seedObjects: K8sObject[];
+    let networks: NetworksOutcome;
     try {
       if (spec.namespace !== key.namespace) throw new SpecInvalidError(`spec.namespace ${spec.namespace} differs from the resource's namespace ${key.namespace}`);
       mode = resolveVpnMode(spec, { featureGates: this.s.featureGates });
       seedObjects = renderSeed(spec, mode, { featureGates: this.s.featureGates, sniProxy: { namespace: this.s.sniProxy.namespace, podLabels: { 'app.kubernetes.io/name': 'sni-proxy' } } }, meta);
+      networks = networksOutcome(spec, mode);
     } catch (err) {
       if (!SpecInvalidError.is(err)) throw err;
       const message = (err as Error).message;
@@ -133,6 +136,18 @@ export class Reconciler {
       if (statusWritten) await this.deps.events?.record(cr, 'Warning', 'SpecInvalid', message);
       await this.publishRoutes(); // an invalid spec publishes no route
       return { result: 'invalid', reason: message, statusWritten };
+    }
+    if (networks.invalid) {
+      // the apps would refuse these networks at start: a terminal condition, like an invalid spec
+      const c = networks.condition;
+      const statusWritten = await this.writeStatus(cr, {
+        generation,
+        fields: { reversed: mode.reversed, ha: mode.ha, networkMapping: networks.networkMapping },
+        conditions: [{ type: 'Ready', status: 'False', reason: 'NetworksInvalid', message: c.message }, c],
+      });
+      if (statusWritten) await this.deps.events?.record(cr, 'Warning', c.reason, c.message);
+      await this.publishRoutes();
+      return { result: 'invalid', reason: c.message, statusWritten };
     }
 
     const certs = await ensureCertificates((name) => this.readSecret(key.namespace, name), { namespace: key.namespace, spec, mode, meta }, this.s);
@@ -186,10 +201,12 @@ export class Reconciler {
       { type: 'CertificatesValid', status: 'True', reason: certs.rotating ? 'CARotating' : 'Valid', message: `leaf certificates expire ${certs.notAfter.toISOString()}; renewed at 80 % of their validity${certs.rotating ? '; the previous CA is still trusted during the rotation' : ''}` },
       ...(wiring.condition ? [wiring.condition] : []),
       ...(shootCondition ? [shootCondition] : []),
+      networks.condition,
     ];
+    const mappingChanged = stableJson(cr.status?.networkMapping ?? null) !== stableJson(networks.networkMapping ?? null);
     const statusWritten = await this.writeStatus(cr, {
       generation,
-      fields: { reversed: mode.reversed, ha: mode.ha },
+      fields: { reversed: mode.reversed, ha: mode.ha, networkMapping: networks.networkMapping },
       conditions,
       drop: [...(shootCondition ? [] : ['ShootApplied' as const]), ...(wiring.condition ? [] : ['ApiserverWired' as const])],
     });
@@ -197,6 +214,7 @@ export class Reconciler {
     if (wiring.changed) changed.push(`Deployment/${wiring.deployment} (wiring)`);
     if (routes !== 'unchanged') changed.push(`ConfigMap/${this.s.sniProxy.namespace}/${this.s.sniProxy.routesConfigMap}`);
     if (certs.caCreated && certs.rotating) await this.deps.events?.record(cr, 'Normal', 'CARotated', 'a new CA was made at 80 % of the old one\'s validity; both are trusted during the grace period');
+    if (mappingChanged && networks.condition.reason === 'Mapped') await this.deps.events?.record(cr, 'Normal', 'NetworksMapped', networks.condition.message);
     if (certs.issued) await this.deps.events?.record(cr, 'Normal', 'CertificatesIssued', `leaf certificates issued, valid until ${certs.notAfter.toISOString()}`);
     if (changed.length || pruned.length) await this.deps.events?.record(cr, 'Normal', 'Applied', [changed.length ? `applied ${changed.join(', ')}` : '', pruned.length ? `pruned ${pruned.join(', ')}` : ''].filter(Boolean).join('; '));
     if (shootError) {
@@ -281,7 +299,9 @@ export class Reconciler {
       try {
         const spec = normalized(cr.spec);
         if (spec.namespace !== cr.metadata.namespace) continue;
-        Object.assign(routes, sniProxyRoutes(spec, resolveVpnMode(spec, { featureGates: this.s.featureGates })));
+        const mode = resolveVpnMode(spec, { featureGates: this.s.featureGates });
+        if (networksOutcome(spec, mode).invalid) continue;
+        Object.assign(routes, sniProxyRoutes(spec, mode));
       } catch {
         /* an invalid spec publishes no route; its own reconcile reports why */
       }

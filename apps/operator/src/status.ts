@@ -7,7 +7,7 @@
  */
 import { stableJson } from './applier.js';
 
-export type ConditionType = 'Ready' | 'TunnelConnected' | 'CertificatesValid' | 'ApiserverWired' | 'ShootApplied';
+export type ConditionType = 'Ready' | 'TunnelConnected' | 'CertificatesValid' | 'ApiserverWired' | 'ShootApplied' | 'NetworksValid';
 export type ConditionStatus = 'True' | 'False' | 'Unknown';
 
 export interface Condition {
@@ -49,7 +49,7 @@ export function setCondition(conditions: Condition[], next: ConditionInput, gene
 export function nextStatus(current: ShootVpnStatus | undefined, update: { generation?: number; fields?: Record<string, unknown>; conditions: ConditionInput[]; drop?: ConditionType[] }, now: Date): ShootVpnStatus {
   let conditions = (current?.conditions ?? []).filter((c) => !update.drop?.includes(c.type));
   for (const c of update.conditions) conditions = setCondition(conditions, c, update.generation, now);
-  const order: ConditionType[] = ['Ready', 'TunnelConnected', 'CertificatesValid', 'ApiserverWired', 'ShootApplied'];
+  const order: ConditionType[] = ['Ready', 'TunnelConnected', 'CertificatesValid', 'ApiserverWired', 'ShootApplied', 'NetworksValid'];
   conditions.sort((a, b) => order.indexOf(a.type) - order.indexOf(b.type));
   const out: ShootVpnStatus = { ...(current ?? {}), ...(update.generation !== undefined ? { observedGeneration: update.generation } : {}) };
   for (const [k, v] of Object.entries(update.fields ?? {})) {

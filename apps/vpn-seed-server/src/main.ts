@@ -1,14 +1,14 @@
 #!/usr/bin/env node
 /** vpn-seed-server: load config, wire, handle signals. Logic lives in seed-server.ts and the libs. */
 import { loadSeedServerConfig } from '@rvpn/config';
-import { runMain } from '@rvpn/observability';
+import { lazyComponent, runMain } from '@rvpn/observability';
 import { SEED_SERVER_SYSCTLS, SeedServer } from './seed-server.js';
-import { HaSeedServer } from './ha-server.js';
 
 runMain({
   name: 'vpn-seed-server',
   load: () => loadSeedServerConfig(process.env),
-  create: (cfg, deps) => (cfg.isHa ? new HaSeedServer(cfg, deps) : new SeedServer(cfg, deps)),
+  // the HA server (switch, bonding) is imported only in HA: a non-HA process never holds its code
+  create: (cfg, deps) => (cfg.isHa ? lazyComponent(async () => new (await import('./ha-server.js')).HaSeedServer(cfg, deps)) : new SeedServer(cfg, deps)),
   logBase: (cfg) => ({ namespace: cfg.namespace, pod: cfg.podName || undefined }),
   logLevel: (cfg) => cfg.logLevel,
   initSysctls: SEED_SERVER_SYSCTLS,

@@ -1,15 +1,15 @@
 #!/usr/bin/env node
 /** vpn-shoot: load config, wire, handle signals. Logic lives in shoot-client.ts and the libs. */
 import { loadShootConfig } from '@rvpn/config';
-import { runMain } from '@rvpn/observability';
+import { lazyComponent, runMain } from '@rvpn/observability';
 import { ShootClient } from './shoot-client.js';
-import { HaShootClient, SHOOT_HA_SYSCTLS } from './ha-client.js';
 
 runMain({
   name: 'vpn-shoot',
   load: () => loadShootConfig(process.env),
-  create: (cfg, deps) => (cfg.isHa ? new HaShootClient(cfg, deps) : new ShootClient(cfg, deps)),
+  // the HA client (bonding) is imported only in HA, or for --init: a non-HA process never holds its code
+  create: (cfg, deps) => (cfg.isHa ? lazyComponent(async () => new (await import('./ha-client.js')).HaShootClient(cfg, deps)) : new ShootClient(cfg, deps)),
   logBase: (cfg) => ({ namespace: cfg.namespace || undefined, pod: cfg.podName || undefined }),
   logLevel: (cfg) => cfg.logLevel,
-  initSysctls: SHOOT_HA_SYSCTLS,
+  initSysctls: async () => (await import('./ha-client.js')).SHOOT_HA_SYSCTLS,
 });

@@ -27,7 +27,7 @@ export { shootSchema, loadShootConfig } from './apps/shoot.js';
 export type { ShootConfig } from './apps/shoot.js';
 export { sniProxySchema, loadSniProxyConfig, DEFAULT_ALLOW_PATTERNS } from './apps/sni-proxy.js';
 export type { SniProxyConfig } from './apps/sni-proxy.js';
-export { haIndexOf } from './apps/common.js';
+export { haIndexOf, planNetworkMappingFromEnv, NETWORK_ENV, MAPPED_V6_ENV } from './apps/common.js';
 export { pathControllerSchema, loadPathControllerConfig } from './apps/path-controller.js';
 export type { PathControllerConfig } from './apps/path-controller.js';
 export { readTlsFiles } from './tls-files.js';

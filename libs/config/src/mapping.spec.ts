@@ -255,3 +255,20 @@ describe('validators accept the 240.0.0.0/4 region where mapped ranges are writt
     expect(set.matchV4(Buffer.from([100, 96, 0, 1]), 0)).toBe(false);
   });
 });
+
+describe('planNetworkMappingFromEnv (what the operator reports; the apps compute the same)', () => {
+  it('reads the network variables as the apps do and maps an overlap', async () => {
+    const { planNetworkMappingFromEnv } = await import('./apps/common.js');
+    const env = { SHOOT_POD_NETWORKS: '100.96.0.0/11', SHOOT_SERVICE_NETWORKS: '100.64.0.0/13', SHOOT_NODE_NETWORKS: '10.250.0.0/16', SEED_POD_NETWORK: '10.1.0.0/16', SEED_NODE_NETWORKS: '10.250.0.0/16' };
+    const { mapping, errors } = planNetworkMappingFromEnv(env);
+    expect(errors).toEqual([]);
+    expect(mapping!.toJSON().families[0]).toMatchObject({ family: 4, active: true, reason: 'overlap' });
+    expect(planNetworkMappingFromEnv({ ...env, SEED_NODE_NETWORKS: '' }).mapping!.isActive()).toBe(false);
+  });
+  it('returns the coded errors: a mapping that cannot be built, and variables that do not parse', async () => {
+    const { planNetworkMappingFromEnv } = await import('./apps/common.js');
+    expect(planNetworkMappingFromEnv({ SHOOT_POD_NETWORKS: '100.96.0.0/11', SEED_POD_NETWORK: '100.96.0.0/11', NETWORK_MAPPING: 'never' }).errors.map((e) => e.code)).toEqual(['RVPN_ERR_MAPPING_OVERLAP_NOT_ALLOWED']);
+    expect(planNetworkMappingFromEnv({ SHOOT_POD_NETWORKS: '8.0.0.0/6', SEED_POD_NETWORK: '10.0.0.0/16', NETWORK_MAPPING: 'always' }).errors.map((e) => e.code)).toEqual(['RVPN_ERR_MAPPING_NO_FIT']);
+    expect(planNetworkMappingFromEnv({ NETWORK_MAPPING: 'sometimes' }).errors.map((e) => e.code)).toEqual(['RVPN_ERR_CONFIG_INVALID']);
+  });
+});

@@ -1,4 +1,5 @@
 /** Pieces every rendered workload shares: labels, pod overrides, security defaults, env and mounts. */
+import { MAPPED_KINDS, MAPPED_V6_ENV, NETWORK_ENV, planNetworkMappingFromEnv } from '@rvpn/config';
 import type { K8sObject, ObjectMeta, PodOverrides, VpnSpec } from './types.js';
 
 export const DEFAULT_VPN_NETWORK = 'fd8f:6d53:b97a:1::/96';
@@ -142,8 +143,35 @@ export function networkEnv(spec: VpnSpec): Array<{ name: string; value: string }
     { name: 'SHOOT_POD_NETWORKS', value: n.pods.join(',') },
     { name: 'SHOOT_NODE_NETWORKS', value: n.nodes.join(',') },
     { name: 'SEED_POD_NETWORK', value: n.seedPods },
+    ...mappingEnv(spec),
     { name: 'NAMESPACE', value: spec.namespace },
   ];
+}
+
+/**
+ * The seed's other networks and the mapping settings (issue 12), only those set: unset, the apps keep
+ * their defaults. Every tunnel container gets the same, as both ends compute the same mapping.
+ */
+export function mappingEnv(spec: VpnSpec): Array<{ name: string; value: string }> {
+  const n = spec.networks;
+  const out: Array<{ name: string; value: string }> = [];
+  if (n.seedNodes?.length) out.push({ name: NETWORK_ENV.seedNodes, value: n.seedNodes.join(',') });
+  if (n.seedServices?.length) out.push({ name: NETWORK_ENV.seedServices, value: n.seedServices.join(',') });
+  if (n.mapping?.mode) out.push({ name: 'NETWORK_MAPPING', value: n.mapping.mode });
+  for (const k of MAPPED_KINDS) {
+    const v = n.mapping?.ipv6?.[k];
+    if (v) out.push({ name: MAPPED_V6_ENV[k], value: v });
+  }
+  return out;
+}
+
+/**
+ * The mapping the tunnel apps will compute from what networkEnv gives them (libs/config's functions on
+ * the same variables), or the coded errors (RVPN_ERR_MAPPING_*, RVPN_ERR_CONFIG_INVALID) they would
+ * refuse to start with. The operator reports it.
+ */
+export function networkMappingOf(spec: VpnSpec): ReturnType<typeof planNetworkMappingFromEnv> {
+  return planNetworkMappingFromEnv(Object.fromEntries(networkEnv(spec).map((e) => [e.name, e.value])));
 }
 
 export const podNameEnv = { name: 'POD_NAME', valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } };

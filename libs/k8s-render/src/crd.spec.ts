@@ -39,4 +39,13 @@ describe('ShootVpn CRD', () => {
     expect(validate({ ...spec, shootAccess: { kubeconfigSecretRef: { key: 'k' } } })).toBe(false);
     expect(validate.errors?.map((e) => e.instancePath)).toEqual(['/shootAccess/kubeconfigSecretRef']);
   });
+
+  it('takes the seed networks and the mapping settings (issue 12); refuses an unknown mode', () => {
+    const validate = new Ajv({ strict: false, allErrors: true }).compile(vpnSpecSchema);
+    const mapped = { ...spec, networks: { ...spec.networks, seedNodes: ['10.250.0.0/16'], seedServices: ['100.64.0.0/13'], mapping: { mode: 'always', ipv6: { shootPods: 'fd6d:1:400::/40' } } } };
+    expect(validate(mapped), JSON.stringify(validate.errors)).toBe(true);
+    expect(validate({ ...mapped, networks: { ...mapped.networks, mapping: { mode: 'sometimes' } } })).toBe(false);
+    expect(validate.errors?.map((e) => e.instancePath)).toEqual(['/networks/mapping/mode']);
+    expect(validate({ ...mapped, networks: { ...mapped.networks, seedNodes: ['ten'] } })).toBe(false);
+  });
 });

@@ -3,6 +3,7 @@
  * reports. The CRD is generated from this one schema (`pnpm gen-docs` writes
  * deploy/crds/shootvpns.vpn.reversed-vpn.dev.json; a test fails when the committed file drifts).
  */
+import { MAPPING_MODES } from '@rvpn/config';
 import type { K8sObject } from './types.js';
 
 export const CRD_GROUP = 'vpn.reversed-vpn.dev';
@@ -30,6 +31,20 @@ export const vpnSpecSchema = {
         seedPods: cidr,
         ipFamilies: { type: 'array', minItems: 1, maxItems: 2, items: { type: 'string', enum: ['IPv4', 'IPv6'] } },
         vpn: { ...cidr, description: 'IPv6 transfer network; default fd8f:6d53:b97a:1::/96.' },
+        seedNodes: { type: 'array', items: cidr, description: "The seed's node networks (either family), compared with the shoot's networks like seedPods: an overlap turns on the mapping of that family (mapping.mode auto)." },
+        seedServices: { type: 'array', items: cidr, description: "The seed's service networks (either family), compared likewise." },
+        mapping: {
+          type: 'object',
+          description: "Overlapping seed and shoot networks (Gardener's double NAT): the tunnel carries seed pods as 241.0.0.0/8, shoot nodes 242.0.0.0/8, services 243.0.0.0/8, pods 244.0.0.0/8 (IPv6: the ipv6 prefixes). The operator reports the mapping in status.networkMapping and the NetworksValid condition.",
+          properties: {
+            mode: { type: 'string', enum: [...MAPPING_MODES], description: 'auto (default): map an IP family when a seed network overlaps a shoot network of it; always: map every family; never: map none and refuse overlaps.' },
+            ipv6: {
+              type: 'object',
+              description: 'Where each kind appears in the tunnel when IPv6 is mapped; defaults fd6d:6170:100::/40, :200::/40, :300::/40, :400::/40.',
+              properties: { seedPods: cidr, shootNodes: cidr, shootServices: cidr, shootPods: cidr },
+            },
+          },
+        },
       },
     },
     highAvailability: {
@@ -68,7 +83,7 @@ const conditionSchema = {
   type: 'object',
   required: ['type', 'status'],
   properties: {
-    type: { type: 'string', enum: ['Ready', 'TunnelConnected', 'CertificatesValid', 'ApiserverWired', 'ShootApplied'] },
+    type: { type: 'string', enum: ['Ready', 'TunnelConnected', 'CertificatesValid', 'ApiserverWired', 'ShootApplied', 'NetworksValid'] },
     status: { type: 'string', enum: ['True', 'False', 'Unknown'] },
     reason: { type: 'string' },
     message: { type: 'string' },
@@ -83,6 +98,25 @@ export const vpnStatusSchema = {
     observedGeneration: { type: 'integer' },
     reversed: { type: 'boolean' },
     ha: { type: 'boolean' },
+    networkMapping: {
+      type: 'object',
+      description: "The mapping the tunnel apps compute from spec.networks (libs/config): per IP family whether it is translated, why, and where each network lands.",
+      properties: {
+        mode: { type: 'string' },
+        families: {
+          type: 'array',
+          items: {
+            type: 'object',
+            properties: {
+              family: { type: 'integer' },
+              active: { type: 'boolean' },
+              reason: { type: 'string', enum: ['overlap', 'always', 'none', 'never'] },
+              networks: { type: 'array', items: { type: 'string' }, description: "'<kind> <real> -> <mapped>'" },
+            },
+          },
+        },
+      },
+    },
     conditions: { type: 'array', items: conditionSchema, 'x-kubernetes-list-type': 'map', 'x-kubernetes-list-map-keys': ['type'] },
   },
 } as const;

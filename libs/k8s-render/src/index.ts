@@ -10,9 +10,9 @@
  *   const seed = renderSeed(spec, mode, settings, { instance: 'demo', managedBy: 'reversed-vpn-operator' });
  *   const ops = wireApiserverPatch(apiserverDeployment, apiserverWiring(spec, mode, { proxyClientChecksum }));
  */
-export type { VpnSpec, RenderSettings, RenderOptions, ObjectMeta, PodOverrides, NetworkPolicyPeer, LabelSelector, K8sObject, FailureTolerance, IpFamilyName } from './types.js';
+export type { VpnSpec, NetworkMappingSpec, MappingModeName, RenderSettings, RenderOptions, ObjectMeta, PodOverrides, NetworkPolicyPeer, LabelSelector, K8sObject, FailureTolerance, IpFamilyName } from './types.js';
 export { resolveVpnMode, SpecInvalidError, KubeApiError, REVERSED_VPN_ANNOTATION, HA_VPN_ANNOTATION, type VpnMode } from './mode.js';
-export { APP_VERSION, objectLabels, selectorLabels, imageRef, mergeValues, type ImageSpec, type WorkloadDefaults } from './common.js';
+export { APP_VERSION, networkEnv, mappingEnv, networkMappingOf, objectLabels, selectorLabels, imageRef, mergeValues, type ImageSpec, type WorkloadDefaults } from './common.js';
 export {
   renderSeed, egressSelectorConfig, sniProxyRoutes, connectHeaderValue, seedServerDefaults, SEED_SERVER, SEED_SERVER_COMPONENT, HA_SERVERS, HA_CLIENTS,
   APISERVER_WIRING_LABEL, DEFAULT_METRICS_FROM, SEED_PROXY_TLS_SECRET, SEED_SERVER_TLS_SECRET, PROXY_CLIENT_SECRET, EGRESS_SELECTOR_CONFIGMAP,

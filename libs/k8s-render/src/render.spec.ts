@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import {
-  HA_VPN_ANNOTATION, REVERSED_VPN_ANNOTATION, apiserverWiring, renderConnectProbe, renderSeed, renderShoot, renderShootSetup, resolveVpnMode, sniProxyRoutes,
+  HA_VPN_ANNOTATION, REVERSED_VPN_ANNOTATION, apiserverWiring, networkMappingOf, renderConnectProbe, renderSeed, renderShoot, renderShootSetup, resolveVpnMode, sniProxyRoutes,
   type K8sObject, type RenderSettings, type VpnSpec,
 } from './index.js';
 
@@ -252,5 +252,60 @@ describe('certificate Secrets', () => {
       for (const v of apiserverWiring(spec, mode).volumes as Array<{ secret?: { secretName: string } }>) if (v.secret) mounted.add(`${spec.namespace}/${v.secret.secretName}`);
       for (const m of mounted) expect(have, `${m} (tolerance ${tol}, gate ${gate})`).toContain(m);
     }
+  });
+});
+
+describe('overlapping networks (issue 12): the mapping settings reach every tunnel container', () => {
+  type Container = { name: string; env?: Array<{ name: string; value?: string }> };
+  const containersOf = (objs: K8sObject[]): Container[] =>
+    objs.filter((o) => o.kind === 'Deployment' || o.kind === 'StatefulSet').flatMap((o) => (o as unknown as { spec: { template: { spec: { containers: Container[] } } } }).spec.template.spec.containers);
+  const envOf = (c: Container) => Object.fromEntries((c.env ?? []).filter((e) => e.value !== undefined).map((e) => [e.name, e.value]));
+  const MAPPING_ENV = ['SEED_NODE_NETWORKS', 'SEED_SERVICE_NETWORKS', 'NETWORK_MAPPING', 'MAPPED_SEED_POD_NETWORK_V6', 'MAPPED_SHOOT_NODE_NETWORK_V6', 'MAPPED_SHOOT_SERVICE_NETWORK_V6', 'MAPPED_SHOOT_POD_NETWORK_V6'];
+  const overlapping: VpnSpec = {
+    ...base,
+    networks: {
+      ...base.networks, seedNodes: ['10.250.0.0/16', 'fd00:10::/64'], seedServices: ['100.64.0.0/13'],
+      mapping: { mode: 'always', ipv6: { seedPods: 'fd6d:1:100::/40', shootNodes: 'fd6d:1:200::/40', shootServices: 'fd6d:1:300::/40', shootPods: 'fd6d:1:400::/40' } },
+    },
+  };
+  const want = {
+    SEED_NODE_NETWORKS: '10.250.0.0/16,fd00:10::/64', SEED_SERVICE_NETWORKS: '100.64.0.0/13', NETWORK_MAPPING: 'always',
+    MAPPED_SEED_POD_NETWORK_V6: 'fd6d:1:100::/40', MAPPED_SHOOT_NODE_NETWORK_V6: 'fd6d:1:200::/40', MAPPED_SHOOT_SERVICE_NETWORK_V6: 'fd6d:1:300::/40', MAPPED_SHOOT_POD_NETWORK_V6: 'fd6d:1:400::/40',
+  };
+
+  for (const ha of [false, true]) {
+    it(`${ha ? 'HA' : 'non-HA'}: the seed server, vpn-shoot${ha ? ' and path-controller' : ''} get the same network env, the mapping settings included`, () => {
+      const mode = resolveVpnMode({ ...overlapping, highAvailability: { failureTolerance: ha ? 'zone' : 'none' } }, settings(true));
+      const tunnel = [
+        ...containersOf(renderSeed(overlapping, mode, settings(true))).filter((c) => c.name === 'vpn-seed-server'),
+        ...containersOf(renderShoot(overlapping, mode)).filter((c) => c.name === 'vpn-shoot'),
+        ...(apiserverWiring(overlapping, mode).containers as Container[]),
+      ];
+      expect(tunnel.length).toBeGreaterThanOrEqual(ha ? 3 : 2);
+      const networkVars = ['IP_FAMILIES', 'VPN_NETWORK', 'SHOOT_SERVICE_NETWORKS', 'SHOOT_POD_NETWORKS', 'SHOOT_NODE_NETWORKS', 'SEED_POD_NETWORK', ...MAPPING_ENV];
+      const pick = (c: Container) => Object.fromEntries(Object.entries(envOf(c)).filter(([k]) => networkVars.includes(k)));
+      for (const c of tunnel) {
+        expect(envOf(c), c.name).toMatchObject(want);
+        expect(pick(c), `${c.name} and ${tunnel[0]!.name} compute the same mapping`).toEqual(pick(tunnel[0]!));
+      }
+    });
+  }
+
+  it('leaves the variables out when unset, so the apps keep their defaults', () => {
+    const mode = resolveVpnMode(base, settings(true));
+    for (const c of [...containersOf(renderSeed(base, mode, settings(true))), ...containersOf(renderShoot(base, mode))]) {
+      for (const v of MAPPING_ENV) expect(envOf(c), `${c.name} ${v}`).not.toHaveProperty(v);
+    }
+    const partial: VpnSpec = { ...base, networks: { ...base.networks, seedNodes: [], mapping: { ipv6: { shootPods: 'fd6d:1:400::/40' } } } };
+    const env = envOf(containersOf(renderShoot(partial, mode)).find((c) => c.name === 'vpn-shoot')!);
+    expect(Object.keys(env).filter((k) => MAPPING_ENV.includes(k))).toEqual(['MAPPED_SHOOT_POD_NETWORK_V6']);
+  });
+
+  it('networkMappingOf: the mapping the apps compute from that env, or their coded error', () => {
+    expect(networkMappingOf(base).mapping!.isActive()).toBe(false);
+    const gardener: VpnSpec = { ...base, networks: { ...base.networks, seedPods: '100.96.0.0/11' } };
+    expect(networkMappingOf(gardener).mapping!.toJSON().families).toEqual([{ family: 4, active: true, reason: 'overlap', networks: ['seedPods 100.96.0.0/11 -> 241.0.0.0/11', 'shootNodes 10.250.0.0/16 -> 242.0.0.0/16', 'shootServices 100.64.0.0/13 -> 243.0.0.0/13', 'shootPods 100.96.0.0/11 -> 244.0.0.0/11'] }]);
+    const never: VpnSpec = { ...gardener, networks: { ...gardener.networks, mapping: { mode: 'never' } } };
+    expect(networkMappingOf(never).errors.map((e) => e.code)).toEqual(['RVPN_ERR_MAPPING_OVERLAP_NOT_ALLOWED']);
   });
 });

@@ -1,6 +1,15 @@
 /** The input of every render function: one shoot's VPN, as the operator's CRD spec carries it. */
 export type IpFamilyName = 'IPv4' | 'IPv6';
 export type FailureTolerance = 'none' | 'node' | 'zone';
+export type MappingModeName = 'auto' | 'always' | 'never';
+
+/** How the tunnel carries overlapping networks (libs/config mapping.ts): NETWORK_MAPPING and MAPPED_*_NETWORK_V6. */
+export interface NetworkMappingSpec {
+  /** auto: map an IP family when a seed network overlaps a shoot network of it; always; never (refuse overlaps). */
+  mode?: MappingModeName;
+  /** Where each kind appears in the tunnel when IPv6 is mapped (IPv4 is fixed: 241-244.0.0.0/8). */
+  ipv6?: { seedPods?: string; shootNodes?: string; shootServices?: string; shootPods?: string };
+}
 
 export interface VpnSpec {
   shoot: { name: string; project: string };
@@ -15,6 +24,12 @@ export interface VpnSpec {
     ipFamilies: IpFamilyName[];
     /** The IPv6 transfer network; default fd8f:6d53:b97a:1::/96. */
     vpn?: string;
+    /** The seed's node networks (either family); compared with the shoot's networks, as seedPods is (issue 12). */
+    seedNodes?: string[];
+    /** The seed's service networks (either family); compared likewise. */
+    seedServices?: string[];
+    /** Overlapping seed and shoot networks; unset fields keep the apps' defaults (NETWORK_MAPPING=auto, fd6d:6170:{1,2,3,4}00::/40). */
+    mapping?: NetworkMappingSpec;
   };
   highAvailability: { failureTolerance: FailureTolerance };
   /** The shoot's annotations (feature-gate and HA overrides). */

@@ -7,7 +7,7 @@
  */
 export { createStatusServer } from './status-server.js';
 export type { CheckResult, StatusServer, StatusServerOptions } from './status-server.js';
-export { runMain } from './run-main.js';
+export { lazyComponent, runMain } from './run-main.js';
 export type { Component, RunMainOptions } from './run-main.js';
 export { applySysctls, INIT_ARG, type SysctlTable } from './init-mode.js';
 export type { Logger } from 'pino';

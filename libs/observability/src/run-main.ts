@@ -24,21 +24,44 @@ export interface RunMainOptions<C> {
   /**
    * The sysctls this app needs in its pod's network namespace. With the single argument `--init`
    * (the privileged init container of the manifests) the process writes them and exits instead of
-   * starting; no configuration is read in that mode.
+   * starting; no configuration is read in that mode. A function is called only in that mode (the
+   * table may live in a module the app otherwise loads only in HA).
    */
-  initSysctls?: SysctlTable;
+  initSysctls?: SysctlTable | (() => Promise<SysctlTable>);
+}
+
+/**
+ * A component whose module is imported when it starts, not when the app starts: an app's HA side
+ * (bonding, the switch) is code a non-HA process never runs, and every module loaded stays in its heap.
+ * `load` runs once; stop() before start() does nothing.
+ */
+export function lazyComponent(load: () => Promise<Component>): Component {
+  let loaded: Promise<Component> | undefined;
+  return {
+    async start() {
+      loaded ??= load();
+      await (await loaded).start();
+    },
+    async stop() {
+      if (loaded) await (await loaded).stop();
+    },
+  };
 }
 
 export function runMain<C>(opts: RunMainOptions<C>): void {
   if (process.argv.slice(2).includes(INIT_ARG)) {
-    try {
-      for (const line of applySysctls(opts.initSysctls ?? {})) process.stdout.write(`${opts.name} --init: ${line}\n`);
-      process.stdout.write(`${opts.name} --init: done\n`);
-      process.exit(0);
-    } catch (err) {
-      process.stderr.write(`${opts.name} --init: ${(err as Error).message}\n`);
-      process.exit(1);
-    }
+    const table = opts.initSysctls ?? {};
+    Promise.resolve(typeof table === 'function' ? table() : table)
+      .then((t) => {
+        for (const line of applySysctls(t)) process.stdout.write(`${opts.name} --init: ${line}\n`);
+        process.stdout.write(`${opts.name} --init: done\n`);
+        process.exit(0);
+      })
+      .catch((err: unknown) => {
+        process.stderr.write(`${opts.name} --init: ${(err as Error).message}\n`);
+        process.exit(1);
+      });
+    return;
   }
   let cfg: C;
   try {

@@ -9,7 +9,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createShootPki } from '@rvpn/pki';
-import { REPO_ROOT } from '../lab/paths.js';
+import { appArgv, REPO_ROOT } from '../lab/paths.js';
 import { inNs, run, spawnLogged, waitFor, type Spawned } from '../lab/sh.js';
 import { ADDR } from '../lab/topology.js';
 import { connectHeaderValue, type Stack } from '../lab/stack.js';
@@ -231,7 +231,7 @@ export async function startSecondShoot(stack: Stack): Promise<SecondShoot> {
     TUN_DEVICE: 'tun1', NFT_TABLE: 'rvpn_seed_b', TUNNEL_LISTEN: '0.0.0.0:1195', PROXY_LISTEN: '0.0.0.0:9444', STATUS_LISTEN: '0.0.0.0:15001',
     PROBE_INTERVAL: '10s',
   };
-  const proc = spawnLogged([process.execPath, join(REPO_ROOT, 'apps', 'vpn-seed-server', 'dist', 'main.js')], { ns: stack.topo.ns.srv, env, logFile: stack.logFile('vpn-seed-server-b') });
+  const proc = spawnLogged(appArgv(join(REPO_ROOT, 'apps', 'vpn-seed-server', 'dist', 'main.js')), { ns: stack.topo.ns.srv, env, logFile: stack.logFile('vpn-seed-server-b') });
   stack.topo.trackPid(proc.pid);
   await waitFor('the second shoot\'s seed server', async () => (await run(['curl', '-s', '-o', '/dev/null', '-w', '%{http_code}', '-m', '2', 'http://127.0.0.1:15001/healthz'], { ns: stack.topo.ns.srv, allowFail: true })).stdout === '200', 20_000, 100);
   const value = connectHeaderValue(SECOND_SHOOT);

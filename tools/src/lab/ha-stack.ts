@@ -17,6 +17,7 @@ import { run, spawnLogged, waitFor, type RunResult, type Spawned } from './sh.js
 import { awaitHealthy, killAll, spawnFixture, statusCode, statusText, stopProcess, type AppHandle, type StatusPath } from './procs.js';
 import { PodRuntime, type ContainerHandle } from './containers.js';
 import { OVERLAP_NET_ENV, REPO_ROOT, SHOOT_NAMESPACE, connectHeaderValue } from './stack.js';
+import { appArgv } from './paths.js';
 
 export type HaApp = 'sni-proxy' | 'vpn-seed-server-0' | 'vpn-seed-server-1' | 'vpn-shoot-0' | 'vpn-shoot-1' | 'path-controller-0' | 'path-controller-1';
 export const HA_APPS: HaApp[] = ['sni-proxy', 'vpn-seed-server-0', 'vpn-seed-server-1', 'vpn-shoot-0', 'vpn-shoot-1', 'path-controller-0', 'path-controller-1'];
@@ -48,7 +49,7 @@ export class HaStack {
   private readonly log: (l: string) => void;
 
   constructor(opts: { prefix?: string; log?: (l: string) => void; logLevel?: string; env?: Partial<Record<HaApp, Record<string, string>>>; images?: boolean; overlap?: boolean } = {}) {
-    if (opts.overlap && opts.images) throw new Error('the overlapping HA lab runs processes only (the manifests do not carry the seed networks yet)');
+    if (opts.overlap && opts.images) throw new Error('the overlapping HA lab runs processes only (the container lab does not pass the seed networks to its pods yet)');
     this.topo = new Topology(opts.prefix, { ha: true, overlap: opts.overlap ?? false });
     this.dir = mkdtempSync(join(tmpdir(), `${this.topo.prefix}-`));
     this.topo.trackWorkDir(this.dir);
@@ -162,7 +163,7 @@ export class HaStack {
     }
     const main = join(REPO_ROOT, 'apps', where[app].bin, 'dist', 'main.js');
     this.log(`starting ${app} in ${this.ns(app)}`);
-    const p = spawnLogged([process.execPath, main], { ns: this.ns(app), env: { PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin', ...this.env(app), ...extra }, logFile: this.logFile(app) });
+    const p = spawnLogged(appArgv(main), { ns: this.ns(app), env: { PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin', ...this.env(app), ...extra }, logFile: this.logFile(app) });
     this.procs.set(app, p);
     this.topo.trackPid(p.pid);
     await awaitHealthy(app, p, () => this.status(app, 'healthz'));

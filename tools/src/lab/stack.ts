@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { createCa, createShootPki, issueCertificate, seedServerDnsNames, writeSecretVolume } from '@rvpn/pki';
 import { ADDR, OVERLAP_ADDR, Topology } from './topology.js';
 import { run, spawnLogged, waitFor, type RunResult, type Spawned } from './sh.js';
-import { REPO_ROOT } from './paths.js';
+import { appArgv, REPO_ROOT } from './paths.js';
 import { awaitHealthy, killAll, spawnFixture, statusCode, statusText, stopProcess, type AppHandle, type StatusPath } from './procs.js';
 import { PodRuntime, type ContainerHandle } from './containers.js';
 
@@ -293,7 +293,7 @@ export class Stack {
       const main = join(REPO_ROOT, 'apps', name, 'dist', 'main.js');
       const env = { PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin', ...this.appEnv(name), ...extraEnv };
       this.log(`starting ${name} in ${this.topo.ns[APP_NS[name]]}`);
-      const s = spawnLogged([process.execPath, main], { ns: this.topo.ns[APP_NS[name]], env, logFile: this.logFile(name) });
+      const s = spawnLogged(appArgv(main), { ns: this.topo.ns[APP_NS[name]], env, logFile: this.logFile(name) });
       this.procs.set(name, s);
       this.topo.trackPid(s.pid);
       p = s;

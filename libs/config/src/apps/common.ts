@@ -1,6 +1,6 @@
 /** Fields and checks shared by the apps' schemas (vpn2 names). */
 import type { Cidr, IpFamily } from '../net.js';
-import { t, optional, type Field } from '../schema.js';
+import { ConfigInvalidError, loadConfig, t, optional, type Field } from '../schema.js';
 import {
   DEFAULT_IPV6_MAPPED_PREFIXES, MAPPING_MODES, MappingAmbiguousError, MappingNoFitError, MappingOverlapNotAllowedError, MappingPrefixConflictError,
   MappingReservedRangeError, planNetworkMapping, type MappedKind, type MappingMode, type NetworkKind, type NetworkMapping, type NetworkMappingOptions,
@@ -114,6 +114,24 @@ export function networkMappingOptions(c: NetworkCheckable): NetworkMappingOption
  */
 export function deriveNetworkMapping(c: NetworkCheckable): NetworkMapping {
   return planNetworkMapping(networkMappingOptions(c)).mapping as NetworkMapping;
+}
+
+/**
+ * The mapping the tunnel apps compute from these variables, for whoever configures them (the operator
+ * reports it in a ShootVpn's status): only the network variables are read, the rest keep their
+ * defaults. `errors` lists why it cannot be built: RVPN_ERR_CONFIG_INVALID when a variable does not
+ * parse, else the RVPN_ERR_MAPPING_* errors the apps would refuse to start with (the HA bond network is
+ * not avoided here; HA checks it itself).
+ */
+export function planNetworkMappingFromEnv(env: Record<string, string | undefined>): { mapping: NetworkMapping | undefined; errors: RvpnError[] } {
+  let c: NetworkCheckable;
+  try {
+    c = loadConfig(networkFields, env, { app: 'network mapping' });
+  } catch (err) {
+    if (ConfigInvalidError.is(err)) return { mapping: undefined, errors: [err as RvpnError] };
+    throw err;
+  }
+  return planNetworkMapping(networkMappingOptions(c));
 }
 
 /** Which variable a mapping error is about. */

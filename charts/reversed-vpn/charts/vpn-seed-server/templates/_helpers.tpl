@@ -100,7 +100,7 @@ capabilities:
     - ALL
 {{- end }}
 
-{{/* The shoot's networks as the apps read them (vpn2 names). */}}
+{{/* The shoot's networks as the apps read them (vpn2 names); the seed's other networks and the mapping settings only when set (libs/k8s-render mappingEnv). */}}
 {{- define "vpn-seed-server.networkEnv" -}}
 {{- $n := .Values.global.shoot.networks -}}
 - name: IP_FAMILIES
@@ -115,6 +115,27 @@ capabilities:
   value: {{ join "," $n.nodes | quote }}
 - name: SEED_POD_NETWORK
   value: {{ $n.seedPods | quote }}
+{{- with $n.seedNodes }}
+- name: SEED_NODE_NETWORKS
+  value: {{ join "," . | quote }}
+{{- end }}
+{{- with $n.seedServices }}
+- name: SEED_SERVICE_NETWORKS
+  value: {{ join "," . | quote }}
+{{- end }}
+{{- $m := $n.mapping | default dict }}
+{{- with $m.mode }}
+- name: NETWORK_MAPPING
+  value: {{ . | quote }}
+{{- end }}
+{{- $v6 := $m.ipv6 | default dict }}
+{{- range list (list "seedPods" "MAPPED_SEED_POD_NETWORK_V6") (list "shootNodes" "MAPPED_SHOOT_NODE_NETWORK_V6") (list "shootServices" "MAPPED_SHOOT_SERVICE_NETWORK_V6") (list "shootPods" "MAPPED_SHOOT_POD_NETWORK_V6") }}
+{{- $env := index . 1 }}
+{{- with index $v6 (index . 0) }}
+- name: {{ $env }}
+  value: {{ . | quote }}
+{{- end }}
+{{- end }}
 - name: NAMESPACE
   value: {{ include "vpn-seed-server.namespace" . }}
 {{- end }}

@@ -61,4 +61,26 @@ The seed side of shoot {{ $s.project }}/{{ $s.name }} is installed in {{ $ns }}:
 Check the path into the shoot (a CONNECT through 9443, as the kube-apiserver makes it):
   helm test {{ .Release.Name }} -n {{ $ns }} --logs
 {{- end }}
+{{- include "vpn-seed-server.mappingNotes" . }}
+{{- end }}
+
+{{/* NOTES when the mapping is forced (issue 12): where each kind appears in the tunnel. */}}
+{{- define "vpn-seed-server.mappingNotes" -}}
+{{- $s := .Values.global.shoot -}}
+{{- $m := .Values.global.mode -}}
+{{- $map := $s.networks.mapping | default dict -}}
+{{- $v6 := $map.ipv6 | default dict -}}
+{{- if eq ($map.mode | default "") "always" }}
+
+Network mapping is forced (global.shoot.networks.mapping.mode=always): inside the tunnel seed pods appear as
+241.0.0.0/8, shoot nodes as 242.0.0.0/8, services as 243.0.0.0/8, pods as 244.0.0.0/8
+{{- if has "IPv6" $s.networks.ipFamilies }} (IPv6: {{ $v6.seedPods | default "fd6d:6170:100::/40" }}, {{ $v6.shootNodes | default "fd6d:6170:200::/40" }}, {{ $v6.shootServices | default "fd6d:6170:300::/40" }}, {{ $v6.shootPods | default "fd6d:6170:400::/40" }}){{ end }},
+each network packed into its range largest first, host bits kept; the kube-apiserver still names the real addresses.
+The seed side and the shoot side need the same global.shoot.networks. The mapping in effect is in the log line
+"vpn-seed-server started" (field mapping):
+  kubectl -n {{ .Release.Namespace }} logs {{ ternary "statefulset" "deployment" $m.ha }}/vpn-seed-server | grep 'vpn-seed-server started'
+{{- if not $m.reversed }}
+WARNING: the classic direction does not translate yet: it refuses a mapping that translates, and the pods will not start.
+{{- end }}
+{{- end }}
 {{- end }}

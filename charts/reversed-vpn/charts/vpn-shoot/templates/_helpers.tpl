@@ -49,7 +49,7 @@ app.kubernetes.io/component: shoot-side
 {{- ternary "vpn-shoot-client" "vpn-shoot-server" .Values.global.mode.reversed }}
 {{- end }}
 
-{{/* The shoot's networks as the apps read them (vpn2 names); NAMESPACE is the control plane's, in the seed. */}}
+{{/* The shoot's networks as the apps read them (vpn2 names); the seed's other networks and the mapping settings only when set (libs/k8s-render mappingEnv); NAMESPACE is the control plane's, in the seed. */}}
 {{- define "vpn-shoot.networkEnv" -}}
 {{- $n := .Values.global.shoot.networks -}}
 - name: IP_FAMILIES
@@ -64,6 +64,27 @@ app.kubernetes.io/component: shoot-side
   value: {{ join "," $n.nodes | quote }}
 - name: SEED_POD_NETWORK
   value: {{ $n.seedPods | quote }}
+{{- with $n.seedNodes }}
+- name: SEED_NODE_NETWORKS
+  value: {{ join "," . | quote }}
+{{- end }}
+{{- with $n.seedServices }}
+- name: SEED_SERVICE_NETWORKS
+  value: {{ join "," . | quote }}
+{{- end }}
+{{- $m := $n.mapping | default dict }}
+{{- with $m.mode }}
+- name: NETWORK_MAPPING
+  value: {{ . | quote }}
+{{- end }}
+{{- $v6 := $m.ipv6 | default dict }}
+{{- range list (list "seedPods" "MAPPED_SEED_POD_NETWORK_V6") (list "shootNodes" "MAPPED_SHOOT_NODE_NETWORK_V6") (list "shootServices" "MAPPED_SHOOT_SERVICE_NETWORK_V6") (list "shootPods" "MAPPED_SHOOT_POD_NETWORK_V6") }}
+{{- $env := index . 1 }}
+{{- with index $v6 (index . 0) }}
+- name: {{ $env }}
+  value: {{ . | quote }}
+{{- end }}
+{{- end }}
 - name: NAMESPACE
   value: {{ required "global.shoot.namespace (the shoot's control-plane namespace in the seed) is required" .Values.global.shoot.namespace }}
 {{- end }}
