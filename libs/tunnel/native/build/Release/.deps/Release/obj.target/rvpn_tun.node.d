@@ -1,1 +1,0 @@
-cmd_Release/obj.target/rvpn_tun.node := g++ -o Release/obj.target/rvpn_tun.node -shared -pthread -rdynamic -m64  -Wl,-soname=rvpn_tun.node -Wl,--start-group Release/obj.target/rvpn_tun/src/tun.o -Wl,--end-group 

@@ -1,1 +1,0 @@
-cmd_Release/rvpn_tun.node := ln -f "Release/obj.target/rvpn_tun.node" "Release/rvpn_tun.node" 2>/dev/null || (rm -rf "Release/rvpn_tun.node" && cp -af "Release/obj.target/rvpn_tun.node" "Release/rvpn_tun.node")
