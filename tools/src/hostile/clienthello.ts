@@ -38,7 +38,7 @@ export function clientHelloMessage(opts: ClientHelloOptions = {}): Buffer {
   exts.push(ext(43, Buffer.concat([u8(2), u16(0x0304)])));
   exts.push(ext(45, Buffer.from([1, 1])));
   const shares = [
-    ...(opts.postQuantum ? [Buffer.concat([u16(GROUP_X25519MLKEM768), vec16(randomBytes(1184 + 32))])] : []),
+    ...(opts.postQuantum ? [Buffer.concat([u16(GROUP_X25519MLKEM768), vec16(x25519Mlkem768Share())])] : []),
     Buffer.concat([u16(GROUP_X25519), vec16(randomBytes(32))]),
   ];
   exts.push(ext(51, vec16(Buffer.concat(shares))));
@@ -112,4 +112,25 @@ export function malformedHellos(routedName: string): MalformedHello[] {
     { name: 'half-then-silence', bytes: rec(good).subarray(0, 60), expect: 'timeout' },
     { name: 'hundred-1-byte-records-then-silence', bytes: Buffer.concat(toRecords(good.subarray(0, 100), 1)), expect: 'timeout' },
   ];
+}
+
+/**
+ * A well-formed X25519MLKEM768 key share: an ML-KEM-768 encapsulation key (384 × 3 twelve-bit
+ * coefficients below q = 3329, packed two per three bytes, then a 32-byte seed) and an X25519 key.
+ * Random bytes will not do: a server with ML-KEM (OpenSSL 3.5, Node 24) checks the coefficients and
+ * answers an out-of-range key with an illegal_parameter alert.
+ */
+export function x25519Mlkem768Share(): Buffer {
+  const Q = 3329;
+  const ek = Buffer.alloc(1184);
+  const r = randomBytes(768 * 2);
+  for (let i = 0; i < 384; i++) {
+    const a = r.readUInt16LE(4 * i) % Q;
+    const b = r.readUInt16LE(4 * i + 2) % Q;
+    ek[3 * i] = a & 0xff;
+    ek[3 * i + 1] = (a >> 8) | ((b & 0x0f) << 4);
+    ek[3 * i + 2] = b >> 4;
+  }
+  randomBytes(32).copy(ek, 1152);
+  return Buffer.concat([ek, randomBytes(32)]);
 }
