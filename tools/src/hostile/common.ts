@@ -113,6 +113,22 @@ export class ConnLedger {
     this.connectErrors[code] = (this.connectErrors[code] ?? 0) + 1;
   }
 
+  /**
+   * One attacker connection, counted: connects from `localAddress` without ever closing first
+   * (allowHalfOpen) and tracks it; a failed connect is recorded and gives undefined.
+   */
+  async connect(target: HostPort, localAddress: string | undefined): Promise<net.Socket | undefined> {
+    this.attempted++;
+    try {
+      const s = await connectTcp(target, { localAddress, allowHalfOpen: true });
+      this.track(s);
+      return s;
+    } catch (err) {
+      this.failed(err);
+      return undefined;
+    }
+  }
+
   /** Tracks a socket: the server's close is recorded; the attacker does not close it. */
   track(s: net.Socket, t0 = performance.now()): void {
     this.opened++;

@@ -51,16 +51,8 @@ export async function slowloris(opts: CommonOptions & { payload: SlowPayload; by
   const bytes = slowBytes(opts.payload);
   const timers = new Set<NodeJS.Timeout>();
   const open = (async () => {
-    ledger.attempted++;
-    let s: net.Socket;
-    try {
-      s = await connectTcp(opts.target, { localAddress: pick(), allowHalfOpen: true });
-    } catch (err) {
-      ledger.failed(err);
-      return;
-    }
-    const t0 = performance.now();
-    ledger.track(s, t0);
+    const s = await ledger.connect(opts.target, pick());
+    if (!s) return;
     recordFirstAnswer(s, ledger);
     let i = 0;
     const drip = () => {
@@ -103,17 +95,12 @@ export async function trickleHello(opts: { target: HostPort; sources?: string[];
   const end = performance.now() + opts.durationMs;
   const client = async () => {
     while (performance.now() < end && !opts.signal?.aborted) {
-      ledger.attempted++;
-      let s: net.Socket;
-      try {
-        s = await connectTcp(opts.target, { localAddress: pick(), allowHalfOpen: true });
-      } catch (err) {
-        ledger.failed(err);
+      const s = await ledger.connect(opts.target, pick());
+      if (!s) {
         await sleep(100);
         continue;
       }
       const t0 = performance.now();
-      ledger.track(s, t0);
       const answered = new Promise<string>((resolve) => {
         s.once('data', (b: Buffer) => resolve(classifyAnswer(b)));
         s.once('end', () => resolve('closed'));
@@ -155,15 +142,8 @@ export async function badHellos(opts: CommonOptions & { routedName: string; hold
   const open = async (i: number) => {
     const v = catalogue[i % catalogue.length]!;
     const ledger = byVariant.get(v.name)!;
-    ledger.attempted++;
-    let s: net.Socket;
-    try {
-      s = await connectTcp(opts.target, { localAddress: pick(), allowHalfOpen: true });
-    } catch (err) {
-      ledger.failed(err);
-      return;
-    }
-    ledger.track(s);
+    const s = await ledger.connect(opts.target, pick());
+    if (!s) return;
     recordFirstAnswer(s, ledger);
     s.write(v.bytes);
   };
@@ -259,15 +239,8 @@ export async function connectFlood(opts: CommonOptions & { header: string; then:
   const pick = sourcePicker(opts.sources);
   const status: Record<string, number> = {};
   const one = async () => {
-    ledger.attempted++;
-    let s: net.Socket;
-    try {
-      s = await connectTcp(opts.target, { localAddress: pick(), allowHalfOpen: true });
-    } catch (err) {
-      ledger.failed(err);
-      return;
-    }
-    ledger.track(s);
+    const s = await ledger.connect(opts.target, pick());
+    if (!s) return;
     const code = String((await proxyConnectTo(s, 'vpn-seed-server:1194', 5000, [opts.header])) || 'none');
     status[code] = (status[code] ?? 0) + 1;
     s.resume();
