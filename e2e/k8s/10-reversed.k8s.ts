@@ -9,7 +9,7 @@ import { spawn } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { kubeconfigPath, KUBECTL, NODES, SHOOT } from '@rvpn/tools/testbed';
 import { sleep } from '@rvpn/tools';
-import { applyObjects, check, getJson, helm, k, podName, portForwardDownload, shootLogs, timeUntil, recordTests } from './harness.js';
+import { applyObjects, check, getJson, helm, k, podName, portForwardDownload, shootLogs, timeUntil, recordTests, helmTest } from './harness.js';
 import { SEED_RELEASE, apiserverRolledOut, apiserverWiring, installSeedSide, installShootSide, inventory, setEntryRoutes, uninstallAll } from './install.js';
 import { E2E_NS, deployWorkloads, webhookConfiguration, webhookProbe } from './workloads.js';
 import { killMainProcess, podMetric, restartCount, seedCanOpen, shootInboundOpenings } from './faults.js';
@@ -91,7 +91,7 @@ describe('reversed VPN, Helm install without the operator', () => {
 
   it('helm test CONNECTs through 9443 into the shoot', async () => {
     await check(SUITE, 'helm test', async () => {
-      const r = await helm('seed', ['test', SEED_RELEASE, '-n', NS, '--timeout', '2m']);
+      const r = await helmTest('seed', SEED_RELEASE, NS);
       expect(r.stdout).toMatch(/Phase:\s+Succeeded/);
     });
   });

@@ -5,7 +5,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { NODES, SHOOT } from '@rvpn/tools/testbed';
-import { check, getJson, helm, k, podName, shootLogs, timeUntil, recordTests } from './harness.js';
+import { check, getJson, helm, k, podName, shootLogs, timeUntil, recordTests, helmTest } from './harness.js';
 import { SEED_RELEASE, apiserverWiring, installSeedSide, installShootSide, inventory, setEntryRoutes, uninstallAll } from './install.js';
 import { E2E_NS, deployWorkloads } from './workloads.js';
 import { seedCanOpen, shootInboundOpenings } from './faults.js';
@@ -55,7 +55,7 @@ describe('classic VPN (the seed dials the shoot), Helm install', () => {
 
   it('the 9443 proxy serves its own server certificate: helm test and kubectl exec work', async () => {
     await check(SUITE, 'helm test (classic proxy certificate)', async () => {
-      const r = await helm('seed', ['test', SEED_RELEASE, '-n', NS, '--timeout', '2m']);
+      const r = await helmTest('seed', SEED_RELEASE, NS);
       expect(r.stdout).toMatch(/Phase:\s+Succeeded/);
     });
     await check(SUITE, 'kubectl exec through the classic tunnel', async () => {

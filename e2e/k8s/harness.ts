@@ -22,6 +22,18 @@ export async function helm(cluster: Cluster, args: string[], opts: { allowFail?:
   return run([bin, '--kubeconfig', kubeconfigPath(cluster), ...args], { timeoutMs: opts.timeoutMs ?? 600_000, allowFail: opts.allowFail });
 }
 
+/**
+ * `helm test` of a release; on failure the error carries the test pods' logs (helm's --logs) and their
+ * status, so a red CI run says why the probe failed rather than only that it did.
+ */
+export async function helmTest(cluster: Cluster, release: string, namespace: string): Promise<RunResult> {
+  const r = await helm(cluster, ['test', release, '-n', namespace, '--timeout', '2m', '--logs'], { allowFail: true });
+  if (r.code === 0) return r;
+  const pods = await k(cluster, ['get', 'pods', '-n', namespace, '-l', 'app.kubernetes.io/component=test', '-o', 'wide'], { allowFail: true });
+  const events = await k(cluster, ['get', 'events', '-n', namespace, '--field-selector', 'involvedObject.kind=Pod', '--sort-by=.lastTimestamp'], { allowFail: true });
+  throw new Error(`helm test ${release} failed (${r.code}):\n${r.stdout}\n${r.stderr}\n${pods.stdout}\n${events.stdout.split('\n').slice(-15).join('\n')}`);
+}
+
 export async function getJson<T>(cluster: Cluster, args: string[]): Promise<T | undefined> {
   const r = await k(cluster, ['get', ...args, '-o', 'json'], { allowFail: true });
   return r.code === 0 ? (JSON.parse(r.stdout) as T) : undefined;

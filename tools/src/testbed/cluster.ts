@@ -15,7 +15,7 @@ import { REPO_ROOT } from '../lab/paths.js';
 import { run, sleep, waitFor } from '../lab/sh.js';
 import { BIN_DIR, DATA, IMAGES, K8S_VERSION, NODES, RUN, SHOOT, SNI_PROXY, cgroupRoot, containerdSock, kubeconfigPath, nodeDir, type NodeName, type NodeSpec } from './config.js';
 import { alive, logFile, readState, startDaemon, stopDaemon, updateState, type DaemonRecord } from './daemons.js';
-import { startSeedControlPlane, startSeedControllers, shootControlPlane } from './control-plane.js';
+import { startSeedControlPlane, startSeedControllers, shootControlPlane, shootKubernetesEndpoints } from './control-plane.js';
 import { ensureTestbedImages, importImages, seedImages, shootImages } from './images.js';
 import { apply, getJson, kubectl, waitApiReady, waitNodeReady, waitPodsReady } from './kubectl.js';
 import { networkDown, networkUp } from './network.js';
@@ -123,6 +123,7 @@ async function shootControlPlaneUp(log: Log, entryIp: string): Promise<void> {
   const via = shootApiViaEntry(entryIp);
   writeFileSync(kubeconfigPath('shoot'), kubeconfig({ server: via.server, tlsServerName: via.tlsServerName, caPem: pem('shoot', 'ca.crt'), user: pair('shoot', 'admin'), name: 'rvtb-shoot' }), { mode: 0o600 });
   await waitApiReady('shoot', 180_000);
+  await apply('shoot', shootKubernetesEndpoints());
 }
 
 async function shootNodeUp(log: Log, entryIp: string): Promise<void> {

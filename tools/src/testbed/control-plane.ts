@@ -115,6 +115,29 @@ function deployment(name: string, replicas: number, podSpec: Obj, podLabels: Rec
 }
 
 /**
+ * The shoot's `default/kubernetes` endpoints, written once by the test bed as Gardener does it: every
+ * kube-apiserver replica advertises the same address (the apiserver-proxy's on each shoot node), so the
+ * lease reconciler of a replica that shuts down (each wiring or unwiring of the VPN rolls them) deletes
+ * the address its successor had just written, and the shoot's `kubernetes` Service is without endpoints
+ * — kube-proxy rejects connections to it — until the next reconcile. Hence `--endpoint-reconciler-type=none`
+ * and these two static objects.
+ */
+export function shootKubernetesEndpoints(): Obj[] {
+  const port = { name: 'https', port: 443, protocol: 'TCP' };
+  return [
+    {
+      apiVersion: 'v1', kind: 'Endpoints', metadata: { name: 'kubernetes', namespace: 'default', labels: { 'endpointslice.kubernetes.io/skip-mirror': 'true' } },
+      subsets: [{ addresses: [{ ip: SHOOT.advertiseAddress }], ports: [port] }],
+    },
+    {
+      apiVersion: 'discovery.k8s.io/v1', kind: 'EndpointSlice',
+      metadata: { name: 'kubernetes', namespace: 'default', labels: { 'kubernetes.io/service-name': 'kubernetes', 'endpointslice.kubernetes.io/managed-by': 'rvtb.testbed' } },
+      addressType: 'IPv4', endpoints: [{ addresses: [SHOOT.advertiseAddress], conditions: { ready: true } }], ports: [port],
+    },
+  ];
+}
+
+/**
  * The shoot's control plane in the seed. The kube-apiserver Deployment is the platform's (Gardener's
  * role here): it knows nothing of the VPN — the VPN's chart or operator wires it (egress selector,
  * proxy client certificate, the label the seed server's NetworkPolicy admits; in HA the path-controller).
@@ -123,7 +146,7 @@ export function shootControlPlane(opts: { apiserverReplicas?: number } = {}): Ob
   const shoot = NODES.shoot;
   const apiserver = deployment('kube-apiserver', opts.apiserverReplicas ?? 1, {
     containers: [container('kube-apiserver', ['/usr/local/bin/kube-apiserver', ...apiserverFlags('shoot', PKI_MOUNT, `http://etcd-main-client.${ns}.svc.cluster.local:2379`),
-      '--bind-address=0.0.0.0', '--secure-port=443', `--advertise-address=${SHOOT.advertiseAddress}`, '--endpoint-reconciler-type=lease'], {
+      '--bind-address=0.0.0.0', '--secure-port=443', `--advertise-address=${SHOOT.advertiseAddress}`, '--endpoint-reconciler-type=none'], {
       ports: [{ name: 'https', containerPort: 443, protocol: 'TCP' }],
       readinessProbe: { httpGet: { path: '/readyz', port: 443, scheme: 'HTTPS' }, periodSeconds: 2, failureThreshold: 3 },
       livenessProbe: { httpGet: { path: '/livez', port: 443, scheme: 'HTTPS' }, periodSeconds: 10, failureThreshold: 6, initialDelaySeconds: 15 },
