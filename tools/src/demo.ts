@@ -139,7 +139,7 @@ async function main(): Promise<number> {
       return failed ? 1 : 0;
     }
     printTryThis(stack);
-    stack.supervise = true;
+    for (const s of [stack, ...(stack.second ? [stack.second] : [])]) s.supervise = true;
     for (;;) {
       const parts: string[] = [];
       for (const s of stack.second ? [stack, stack.second] : [stack]) {
