@@ -10,7 +10,9 @@
  * Each round measures both directions (iperf3 and iperf3 -R) and ping every 50 ms while the seed → shoot
  * stream runs (ping_under_load_*), for ours and OpenVPN alternately.
  * Env: BENCH_DURATION (iperf3 seconds, default 10), BENCH_ROUNDS (alternating rounds, default 3),
+ * FAILOVER_RUNS (runs of each failover scenario, default 5),
  * BENCH_ONLY=memory|tunnel|failover (`pnpm bench:memory` is BENCH_ONLY=memory).
+ * Ctrl-C (or SIGTERM/SIGHUP) during the tunnel or failover part removes that part's lab and exits 130.
  */
 import { mkdirSync, writeFileSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -24,6 +26,7 @@ import { runIdleMemoryBench } from './bench-memory.js';
 
 const DURATION = Number(process.env.BENCH_DURATION ?? '10');
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? '3');
+const FAILOVER_RUNS = process.env.FAILOVER_RUNS ?? '5';
 const OUT_DIR = join(REPO_ROOT, 'bench-out');
 const OVPN_NS = 'shoot--bench--openvpn';
 const OVPN_SRV_IP = '192.168.123.1';
@@ -204,7 +207,7 @@ function summary(r: PathResult) {
   };
 }
 
-async function runTunnelBench(): Promise<number> {
+async function runTunnelBench(signal: AbortSignal): Promise<number> {
   if (process.getuid?.() !== 0) {
     console.error('bench: must run as root');
     return 2;
@@ -215,10 +218,11 @@ async function runTunnelBench(): Promise<number> {
     return 2;
   }
   const stack = new Stack({ log, logLevel: 'warn' });
-  const stopAll = async () => {
-    await stack.down();
-  };
-  process.on('SIGINT', () => void stopAll().then(() => process.exit(130)));
+  // once: the teardown at the end and a Ctrl-C during it share one, so the exit waits for it to finish
+  let downing: Promise<void> | undefined;
+  const stopAll = () => (downing ??= stack.down());
+  const onAbort = () => void stopAll().then(() => process.exit(130));
+  signal.addEventListener('abort', onAbort, { once: true });
   try {
     await stack.start();
     await sleep(500);
@@ -282,6 +286,8 @@ async function runTunnelBench(): Promise<number> {
     stack.keepWorkDir = true;
     return 1;
   } finally {
+    // the failover part that follows has its own lab and teardown
+    signal.removeEventListener('abort', onAbort);
     await stopAll();
   }
 }
@@ -290,6 +296,10 @@ async function main(): Promise<number> {
   const only = process.env.BENCH_ONLY;
   if (only && only !== 'memory' && only !== 'tunnel' && only !== 'failover') {
     console.error('bench: BENCH_ONLY must be memory, tunnel or failover');
+    return 2;
+  }
+  if (!/^[1-9][0-9]*$/.test(FAILOVER_RUNS)) {
+    console.error(`bench: FAILOVER_RUNS must be a positive integer, not ${JSON.stringify(FAILOVER_RUNS)}`);
     return 2;
   }
   if (!only || only === 'memory') {
@@ -306,8 +316,18 @@ async function main(): Promise<number> {
       return 1;
     }
   }
+  // From here on a signal removes the running part's lab before the exit (the memory part, above, has
+  // no teardown of its own yet: a Ctrl-C there ends the process as before, and `pnpm sweep` cleans up).
+  const stop = new AbortController();
+  for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
+    process.on(sig, () => {
+      if (stop.signal.aborted) return; // already stopping: let the teardown finish
+      log(`${sig}: stopping, removing the lab`);
+      stop.abort(new Error(`stopped by ${sig}`));
+    });
+  }
   if (!only || only === 'tunnel') {
-    const c = await runTunnelBench();
+    const c = await runTunnelBench(stop.signal);
     if (c !== 0) return c;
   }
   if (!only || only === 'failover') {
@@ -315,10 +335,16 @@ async function main(): Promise<number> {
       console.error('bench: must run as root');
       return 2;
     }
+    const runs = Number(FAILOVER_RUNS);
+    const env = [only ? `BENCH_ONLY=${only}` : '', process.env.FAILOVER_RUNS ? `FAILOVER_RUNS=${runs}` : ''].filter(Boolean);
     try {
-      const { file } = await runFailoverBench();
-      log(`wrote ${file}`);
+      const { file, targetsMet } = await runFailoverBench({ runs, signal: stop.signal, command: [...env, 'node tools/dist/bench.js'].join(' ') });
+      log(`wrote ${file} (issue 11's failover targets ${targetsMet ? 'met' : 'NOT met'})`);
     } catch (err) {
+      if (stop.signal.aborted) {
+        log('stopped; the lab is removed');
+        return 130;
+      }
       console.error(`failover bench failed: ${(err as Error).message}`);
       return 1;
     }
