@@ -11,7 +11,9 @@
  * stream runs (ping_under_load_*), for ours and OpenVPN alternately.
  * Then the same rounds on the HA lab (`ha` in tunnel.json; BENCH_HA=0 skips them).
  * Env: BENCH_DURATION (iperf3 seconds, default 10), BENCH_ROUNDS (alternating rounds, default 3),
+ * FAILOVER_RUNS (runs of each failover scenario, default 5),
  * BENCH_ONLY=memory|tunnel|failover (`pnpm bench:memory` is BENCH_ONLY=memory).
+ * Ctrl-C (or SIGTERM/SIGHUP) during the tunnel or failover part removes that part's lab and exits 130.
  */
 import { mkdirSync, writeFileSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -26,6 +28,7 @@ import { runIdleMemoryBench } from './bench-memory.js';
 
 const DURATION = Number(process.env.BENCH_DURATION ?? '10');
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? '3');
+const FAILOVER_RUNS = process.env.FAILOVER_RUNS ?? '5';
 const OUT_DIR = join(REPO_ROOT, 'bench-out');
 const OVPN_NS = 'shoot--bench--openvpn';
 const OVPN_SRV_IP = '192.168.123.1';
@@ -225,8 +228,12 @@ function summary(r: PathResult) {
  * path-controller's bond and a seed server's switch to the shoot pod. No OpenVPN peer (vpn2's HA is
  * two OpenVPN tunnels and kernel bonding, which this kernel lacks).
  */
-async function measureHa(): Promise<Record<string, unknown>> {
+async function measureHa(signal: AbortSignal): Promise<Record<string, unknown>> {
   const ha = new HaStack({ log, logLevel: 'warn' });
+  let downing: Promise<void> | undefined;
+  const stopAll = () => (downing ??= ha.down());
+  const onAbort = () => void stopAll().then(() => process.exit(130));
+  signal.addEventListener('abort', onAbort, { once: true });
   try {
     await ha.start();
     await sleep(3000);
@@ -238,11 +245,12 @@ async function measureHa(): Promise<Record<string, unknown>> {
     for (let i = 0; i < ROUNDS; i++) await measure(place, `ha (round ${i + 1}/${ROUNDS})`, r);
     return { path: 'kube-apiserver-0 → path-controller bond (TAP) → vpn-seed-server-0 switch → vpn-shoot-0 → shoot pod', ...summary(r) };
   } finally {
-    await ha.down();
+    signal.removeEventListener('abort', onAbort);
+    await stopAll();
   }
 }
 
-async function runTunnelBench(): Promise<number> {
+async function runTunnelBench(signal: AbortSignal): Promise<number> {
   if (process.getuid?.() !== 0) {
     console.error('bench: must run as root');
     return 2;
@@ -253,10 +261,11 @@ async function runTunnelBench(): Promise<number> {
     return 2;
   }
   const stack = new Stack({ log, logLevel: 'warn' });
-  const stopAll = async () => {
-    await stack.down();
-  };
-  process.on('SIGINT', () => void stopAll().then(() => process.exit(130)));
+  // once: the teardown at the end and a Ctrl-C during it share one, so the exit waits for it to finish
+  let downing: Promise<void> | undefined;
+  const stopAll = () => (downing ??= stack.down());
+  const onAbort = () => void stopAll().then(() => process.exit(130));
+  signal.addEventListener('abort', onAbort, { once: true });
   try {
     await stack.start();
     await sleep(500);
@@ -312,8 +321,10 @@ async function runTunnelBench(): Promise<number> {
       ha: undefined as Record<string, unknown> | undefined,
     };
     if (process.env.BENCH_HA !== '0') {
-      await stack.down();
-      result.ha = await measureHa();
+      // the plain lab is gone; a Ctrl-C from here on removes the HA lab (measureHa's own handler)
+      await stopAll();
+      signal.removeEventListener('abort', onAbort);
+      result.ha = await measureHa(signal);
       log(`ha: seed → shoot ${String(result.ha.throughput_gbps_median)} Gbit/s, shoot → seed ${String(result.ha.throughput_reverse_gbps_median)}; ping under load avg ${String(result.ha.ping_under_load_avg_ms)} ms, p99 ${String(result.ha.ping_under_load_p99_ms)} ms, max ${String(result.ha.ping_under_load_max_ms)} ms`);
     }
     mkdirSync(OUT_DIR, { recursive: true });
@@ -327,6 +338,8 @@ async function runTunnelBench(): Promise<number> {
     stack.keepWorkDir = true;
     return 1;
   } finally {
+    // the failover part that follows has its own lab and teardown
+    signal.removeEventListener('abort', onAbort);
     await stopAll();
   }
 }
@@ -335,6 +348,10 @@ async function main(): Promise<number> {
   const only = process.env.BENCH_ONLY;
   if (only && only !== 'memory' && only !== 'tunnel' && only !== 'failover') {
     console.error('bench: BENCH_ONLY must be memory, tunnel or failover');
+    return 2;
+  }
+  if (!/^[1-9][0-9]*$/.test(FAILOVER_RUNS)) {
+    console.error(`bench: FAILOVER_RUNS must be a positive integer, not ${JSON.stringify(FAILOVER_RUNS)}`);
     return 2;
   }
   if (!only || only === 'memory') {
@@ -351,8 +368,18 @@ async function main(): Promise<number> {
       return 1;
     }
   }
+  // From here on a signal removes the running part's lab before the exit (the memory part, above, has
+  // no teardown of its own yet: a Ctrl-C there ends the process as before, and `pnpm sweep` cleans up).
+  const stop = new AbortController();
+  for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
+    process.on(sig, () => {
+      if (stop.signal.aborted) return; // already stopping: let the teardown finish
+      log(`${sig}: stopping, removing the lab`);
+      stop.abort(new Error(`stopped by ${sig}`));
+    });
+  }
   if (!only || only === 'tunnel') {
-    const c = await runTunnelBench();
+    const c = await runTunnelBench(stop.signal);
     if (c !== 0) return c;
   }
   if (!only || only === 'failover') {
@@ -360,10 +387,16 @@ async function main(): Promise<number> {
       console.error('bench: must run as root');
       return 2;
     }
+    const runs = Number(FAILOVER_RUNS);
+    const env = [only ? `BENCH_ONLY=${only}` : '', process.env.FAILOVER_RUNS ? `FAILOVER_RUNS=${runs}` : ''].filter(Boolean);
     try {
-      const { file } = await runFailoverBench();
-      log(`wrote ${file}`);
+      const { file, targetsMet } = await runFailoverBench({ runs, signal: stop.signal, command: [...env, 'node tools/dist/bench.js'].join(' ') });
+      log(`wrote ${file} (issue 11's failover targets ${targetsMet ? 'met' : 'NOT met'})`);
     } catch (err) {
+      if (stop.signal.aborted) {
+        log('stopped; the lab is removed');
+        return 130;
+      }
       console.error(`failover bench failed: ${(err as Error).message}`);
       return 1;
     }
