@@ -43,7 +43,11 @@ export interface ShootClientDeps {
 }
 
 /** vpn-shoot routes between the tunnel and the shoot (both families); replies may come back on another interface. Set by `--init`. */
-export const SHOOT_SYSCTLS = { 'net.ipv4.ip_forward': '1', 'net.ipv6.conf.all.forwarding': '1', 'net.ipv4.conf.all.rp_filter': '0' } as const;
+/** The TCP buffer lines: see TUNNEL_TCP_SYSCTLS in vpn-seed-server (the pod's own network namespace only). */
+export const SHOOT_SYSCTLS = {
+  'net.ipv4.ip_forward': '1', 'net.ipv6.conf.all.forwarding': '1', 'net.ipv4.conf.all.rp_filter': '0',
+  'net.ipv4.tcp_rmem': '4096 131072 262144', 'net.ipv4.tcp_notsent_lowat': '32768',
+} as const;
 
 export class ShootClient {
   private readonly cfg: ShootConfig;

@@ -9,7 +9,7 @@ export { createStatusServer } from './status-server.js';
 export type { CheckResult, StatusServer, StatusServerOptions } from './status-server.js';
 export { lazyComponent, runMain } from './run-main.js';
 export type { Component, RunMainOptions } from './run-main.js';
-export { applySysctls, INIT_ARG, type SysctlTable } from './init-mode.js';
+export { applySysctls, sameSysctlValue, INIT_ARG, type SysctlTable } from './init-mode.js';
 export type { Logger } from 'pino';
 export { watchFiles, watchCertificates } from './watch-files.js';
 export { createIntervalLog, OVERFLOW_KEY } from './interval-log.js';

@@ -22,12 +22,18 @@ const procPath = (name: string) => {
  * Throws on the first one that cannot be read or written (the init container then fails and the
  * kubelet retries, which is what should happen: the main container must not start half-configured).
  */
+/** Equal sysctl values, whitespace aside (the kernel prints `4096\t131072\t262144` for `4096 131072 262144`). */
+export function sameSysctlValue(a: string, b: string): boolean {
+  return a.trim().split(/\s+/).join(' ') === b.trim().split(/\s+/).join(' ');
+}
+
 export function applySysctls(table: SysctlTable, root = ''): string[] {
   const lines: string[] = [];
   for (const [name, value] of Object.entries(table)) {
     const path = root + procPath(name);
     const old = readFileSync(path, 'utf8').trim();
-    if (old === value) {
+    // multi-value sysctls (tcp_rmem) read back with tabs
+    if (sameSysctlValue(old, value)) {
       lines.push(`${name} = ${value} (already)`);
       continue;
     }

@@ -7,6 +7,7 @@
 import { execFile } from 'node:child_process';
 import { readFile, writeFile } from 'node:fs/promises';
 import { NetCommandError, NetToolMissingError } from './errors.js';
+import { sameSysctlValue } from '@rvpn/observability';
 
 export interface NetLogger {
   info(obj: object, msg?: string): void;
@@ -154,7 +155,7 @@ export class NetConfig {
     const path = `/proc/sys/${name.replace(/\./g, '/')}`;
     if (this.netns) {
       const old = (await run('ip', ['netns', 'exec', this.netns, 'cat', path])).trim();
-      if (old === value) return;
+      if (sameSysctlValue(old, value)) return;
       await run('ip', ['netns', 'exec', this.netns, 'sysctl', '-q', '-w', `${name}=${value}`]);
       this.remember(`sysctl ${name}`, () => run('ip', ['netns', 'exec', this.netns!, 'sysctl', '-q', '-w', `${name}=${old}`]).then(() => undefined));
       return;
@@ -165,7 +166,7 @@ export class NetConfig {
     } catch (err) {
       throw new NetCommandError(`cannot read sysctl ${name}: ${(err as Error).message}`, { cause: err });
     }
-    if (old === value) return;
+    if (sameSysctlValue(old, value)) return;
     try {
       await writeFile(path, value);
     } catch (err) {
