@@ -202,7 +202,14 @@ export class PathController {
     this.m.activePath.set(change.to ?? -1);
     this.log.warn({ from: change.from, to: change.to, reason: change.reason }, change.to === undefined ? 'no usable path into the shoot; holding new requests' : 'switched the path into the shoot');
     if (change.to === undefined) this.gate.set(false);
-    else void this.setRoutes(change.to).then(() => this.gate.set(this.selector.current !== undefined));
+    else {
+      void this.setRoutes(change.to).then(() => {
+        this.gate.set(this.selector.current !== undefined);
+        // a CONNECT whose SYN went into the lost pod waits for no answer: dial it again on the new route
+        const n = this.proxy?.retryPendingDials() ?? 0;
+        if (n > 0) this.log.info({ dials: n }, 'dials without an answer made again on the new path');
+      });
+    }
   }
 
   /** Another replica holds our slot: draw a new one, re-address the bond and reconnect. */

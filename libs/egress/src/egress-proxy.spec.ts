@@ -3,7 +3,7 @@ import tls from 'node:tls';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { Cidr, CidrSet } from '@rvpn/config';
 import { createCa, issueCertificate, type CertKeyPair } from '@rvpn/pki';
-import { createEgressProxy, parseAuthority, PathGate, type EgressOutcome, type EgressProxy } from './index.js';
+import { createDialer, createEgressProxy, parseAuthority, PathGate, type EgressOutcome, type EgressProxy } from './index.js';
 
 let ca: CertKeyPair, server: CertKeyPair, client: CertKeyPair, otherCn: CertKeyPair, foreign: CertKeyPair;
 const cleanup: Array<() => Promise<void> | void> = [];
@@ -257,5 +257,56 @@ describe('parseAuthority', () => {
     expect(parseAuthority('1.2.3.4:0')).toBeUndefined();
     expect(parseAuthority('1.2.3.4:70000')).toBeUndefined();
     expect(parseAuthority('1.2.3.4')).toBeUndefined();
+  });
+});
+
+describe('createDialer', () => {
+  /** A connect that never answers until aborted (a SYN into a dead path), then answers on the next call. */
+  function pathThatMoves() {
+    let calls = 0;
+    const connect = (_host: string, _port: number, timeoutMs: number, signal: AbortSignal) => new Promise<net.Socket>((resolve, reject) => {
+      calls++;
+      if (calls > 1) return resolve(new net.Socket());
+      const t = setTimeout(() => reject(Object.assign(new Error('no answer'), { code: 'ETIMEDOUT' })), timeoutMs);
+      signal.addEventListener('abort', () => { clearTimeout(t); reject(new Error('aborted')); }, { once: true });
+    });
+    return { connect, calls: () => calls };
+  }
+
+  it('retryPending() makes an unanswered attempt again at once (the routes moved), instead of after its timeout', async () => {
+    const p = pathThatMoves();
+    const d = createDialer({ timeoutMs: 10_000, attemptMs: 5_000, connect: p.connect });
+    const t0 = Date.now();
+    const sock = d.dial('10.0.0.1', 443, new AbortController().signal);
+    await new Promise((r) => setTimeout(r, 20));
+    expect(d.retryPending()).toBe(1);
+    const s = await sock;
+    s.destroy();
+    expect(p.calls()).toBe(2);
+    expect(Date.now() - t0).toBeLessThan(2_000);
+    expect(d.retryPending()).toBe(0);
+  });
+
+  it('without a retry, an attempt times out and is made again; the overall timeout ends it with ETIMEDOUT', async () => {
+    const p = pathThatMoves();
+    const d = createDialer({ timeoutMs: 1_000, attemptMs: 50, connect: p.connect });
+    (await d.dial('10.0.0.1', 443, new AbortController().signal)).destroy();
+    expect(p.calls()).toBe(2);
+    const never = createDialer({ timeoutMs: 120, attemptMs: 50, connect: (_h, _p, ms, signal) => new Promise((_r, reject) => {
+      const t = setTimeout(() => reject(Object.assign(new Error('no answer'), { code: 'ETIMEDOUT' })), ms);
+      signal.addEventListener('abort', () => { clearTimeout(t); reject(new Error('aborted')); }, { once: true });
+    }) });
+    await expect(never.dial('10.0.0.1', 443, new AbortController().signal)).rejects.toMatchObject({ code: 'ETIMEDOUT' });
+  });
+
+  it('an aborted dial (the proxy stopping) is not retried', async () => {
+    const p = pathThatMoves();
+    const d = createDialer({ timeoutMs: 10_000, attemptMs: 5_000, connect: p.connect });
+    const ac = new AbortController();
+    const dial = d.dial('10.0.0.1', 443, ac.signal);
+    await new Promise((r) => setTimeout(r, 10));
+    ac.abort();
+    await expect(dial).rejects.toThrow();
+    expect(p.calls()).toBe(1);
   });
 });

@@ -94,6 +94,12 @@ export interface EgressProxy {
   stop(): Promise<void>;
   /** Rebuilds the TLS context from `tls()` (after a certificate rotation). */
   reloadTls(): void;
+  /**
+   * Starts every connection attempt that has no answer yet over again at once (the routes just moved
+   * to another path: a SYN sent into the old one would wait for its attempt timeout). Returns how many
+   * were restarted. Only the built-in dialer does this (an injected `dial` is left alone).
+   */
+  retryPendingDials(): number;
   readonly activeConnections: number;
   readonly pending: number;
   /** The listening server while started (tests, diagnostics). */
@@ -123,7 +129,8 @@ export function createEgressProxy(opts: EgressProxyOptions): EgressProxy {
     }
   };
 
-  const dial = opts.dial ?? defaultDial(opts.dialTimeoutMs, opts.dialAttemptTimeoutMs);
+  const dialer: Dialer = opts.dial ? { dial: opts.dial, retryPending: () => 0 } : createDialer({ timeoutMs: opts.dialTimeoutMs, ...(opts.dialAttemptTimeoutMs !== undefined ? { attemptMs: opts.dialAttemptTimeoutMs } : {}) });
+  const dial = dialer.dial;
 
   const handle = async (sock: tls.TLSSocket) => {
     const t0 = Date.now();
@@ -281,6 +288,9 @@ export function createEgressProxy(opts: EgressProxyOptions): EgressProxy {
     reloadTls() {
       server?.setSecureContext(makeContext());
     },
+    retryPendingDials() {
+      return dialer.retryPending();
+    },
     get activeConnections() {
       return sockets.size;
     },
@@ -323,20 +333,50 @@ function connectOnce(host: string, port: number, timeoutMs: number, signal: Abor
   });
 }
 
-function defaultDial(timeoutMs: number, attemptMs = timeoutMs) {
-  return async (host: string, port: number, signal: AbortSignal): Promise<net.Socket> => {
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      const left = deadline - Date.now();
-      try {
-        return await connectOnce(host, port, Math.min(attemptMs, Math.max(1, left)), signal);
-      } catch (err) {
-        const code = (err as NodeJS.ErrnoException).code;
-        if (code !== 'ETIMEDOUT' || signal.aborted || deadline - Date.now() <= 0) {
-          if (code === 'ETIMEDOUT') throw Object.assign(new Error(`no answer within ${timeoutMs} ms`), { code: 'ETIMEDOUT' });
-          throw err;
+export interface Dialer {
+  dial(host: string, port: number, signal: AbortSignal): Promise<net.Socket>;
+  /** Restarts the attempts without an answer yet (see EgressProxy.retryPendingDials). */
+  retryPending(): number;
+}
+
+/**
+ * Plain TCP connects in attempts of `attemptMs` within `timeoutMs`: an attempt without an answer is
+ * abandoned and made again (a refusal is final). `retryPending()` cuts the current attempts short so
+ * they are made again at once. `connect` is replaceable for tests.
+ */
+export function createDialer(o: { timeoutMs: number; attemptMs?: number; connect?: (host: string, port: number, timeoutMs: number, signal: AbortSignal) => Promise<net.Socket> }): Dialer {
+  const connect = o.connect ?? connectOnce;
+  const attemptMs = o.attemptMs ?? o.timeoutMs;
+  const attempts = new Set<AbortController>();
+  return {
+    async dial(host, port, signal) {
+      const deadline = Date.now() + o.timeoutMs;
+      for (;;) {
+        const left = deadline - Date.now();
+        const attempt = new AbortController();
+        const onOuter = () => attempt.abort();
+        signal.addEventListener('abort', onOuter, { once: true });
+        attempts.add(attempt);
+        try {
+          return await connect(host, port, Math.min(attemptMs, Math.max(1, left)), attempt.signal);
+        } catch (err) {
+          const retried = attempt.signal.aborted && !signal.aborted;
+          const code = (err as NodeJS.ErrnoException).code;
+          const again = retried || (code === 'ETIMEDOUT' && !signal.aborted);
+          if (!again || deadline - Date.now() <= 0) {
+            if (code === 'ETIMEDOUT' || retried) throw Object.assign(new Error(`no answer within ${o.timeoutMs} ms`), { code: 'ETIMEDOUT' });
+            throw err;
+          }
+        } finally {
+          attempts.delete(attempt);
+          signal.removeEventListener('abort', onOuter);
         }
       }
-    }
+    },
+    retryPending() {
+      const n = attempts.size;
+      for (const a of [...attempts]) a.abort();
+      return n;
+    },
   };
 }

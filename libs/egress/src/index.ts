@@ -9,8 +9,8 @@
  *   await proxy.start();
  *   gate.set(true); // when the tunnel's data path works
  */
-export { createEgressProxy, parseAuthority } from './egress-proxy.js';
-export type { EgressProxy, EgressProxyOptions, EgressOutcome, EgressTls, EgressLogger } from './egress-proxy.js';
+export { createEgressProxy, createDialer, parseAuthority } from './egress-proxy.js';
+export type { Dialer, EgressProxy, EgressProxyOptions, EgressOutcome, EgressTls, EgressLogger } from './egress-proxy.js';
 export { PathGate } from './path-gate.js';
 export { proxyDestinationMapper } from './mapped-destination.js';
 export { EgressListenError, EgressTlsConfigError } from './errors.js';
