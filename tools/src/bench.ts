@@ -10,7 +10,8 @@
  * Each round measures both directions (iperf3 and iperf3 -R) and ping every 50 ms while the seed → shoot
  * stream runs (ping_under_load_*), for ours and OpenVPN alternately.
  * Env: BENCH_DURATION (iperf3 seconds, default 10), BENCH_ROUNDS (alternating rounds, default 3),
- * BENCH_ONLY=memory|tunnel|failover (`pnpm bench:memory` is BENCH_ONLY=memory).
+ * BENCH_ONLY=memory|tunnel|failover|scale (`pnpm bench:memory` is BENCH_ONLY=memory, `pnpm bench:scale`
+ * BENCH_ONLY=scale: sni-proxy with 1,000 tunnels, bench-scale.ts → bench-out/sni-proxy-scale.json).
  */
 import { mkdirSync, writeFileSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -21,6 +22,7 @@ import { ADDR } from './lab/topology.js';
 import { missingTools, run, sleep, spawnLogged, waitFor, type Spawned } from './lab/sh.js';
 import { runFailoverBench } from './bench-failover.js';
 import { runIdleMemoryBench } from './bench-memory.js';
+import { runScaleBench } from './bench-scale.js';
 
 const DURATION = Number(process.env.BENCH_DURATION ?? '10');
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? '3');
@@ -288,8 +290,8 @@ async function runTunnelBench(): Promise<number> {
 
 async function main(): Promise<number> {
   const only = process.env.BENCH_ONLY;
-  if (only && only !== 'memory' && only !== 'tunnel' && only !== 'failover') {
-    console.error('bench: BENCH_ONLY must be memory, tunnel or failover');
+  if (only && only !== 'memory' && only !== 'tunnel' && only !== 'failover' && only !== 'scale') {
+    console.error('bench: BENCH_ONLY must be memory, tunnel, failover or scale');
     return 2;
   }
   if (!only || only === 'memory') {
@@ -320,6 +322,15 @@ async function main(): Promise<number> {
       log(`wrote ${file}`);
     } catch (err) {
       console.error(`failover bench failed: ${(err as Error).message}`);
+      return 1;
+    }
+  }
+  if (!only || only === 'scale') {
+    try {
+      const { file } = await runScaleBench();
+      log(`wrote ${file}`);
+    } catch (err) {
+      console.error(`scale bench failed: ${(err as Error).message}`);
       return 1;
     }
   }
