@@ -406,10 +406,9 @@ export class SniProxy {
 
   private dial(kind: ListenerKind, down: net.Socket, peer: Peer, to: Upstream, addresses: ResolvedAddress[] | undefined, first: Buffer, okLine: string | undefined): Promise<void> {
     return new Promise((resolve) => {
-      const up = net.connect({
-        host: to.host, port: to.port, allowHalfOpen: true, noDelay: true, keepAlive: true, keepAliveInitialDelay: 55_000,
-        ...(addresses ? { lookup: fixedLookup(addresses) } : {}),
-      });
+      // one address (a Service's ClusterIP): dial it as a literal; several: Node's happy eyeballs over them
+      const target = addresses?.length === 1 ? { host: addresses[0]!.address } : { host: to.host, ...(addresses ? { lookup: fixedLookup(addresses) } : {}) };
+      const up = net.connect({ ...target, port: to.port, allowHalfOpen: true, noDelay: true, keepAlive: true, keepAliveInitialDelay: 55_000 });
       this.sockets.add(up);
       up.once('close', () => this.sockets.delete(up));
       // a client gone while dialing takes the dial with it
