@@ -140,7 +140,11 @@ export async function runScaleBench(): Promise<{ file: string; result: ScaleResu
   const hostsDir = `/etc/netns/${lbNs}`;
   const dir = mkdtempSync(join(stack.dir, 'scale-'));
   let clients: Clients | undefined;
-  const onSigint = () => void Promise.resolve(clients?.stop()).then(() => stack.down()).finally(() => { rmSync(hostsDir, { recursive: true, force: true }); process.exit(130); });
+  const onSigint = () => void Promise.resolve(clients?.stop()).then(() => stack.down()).finally(() => {
+    rmSync(stack.dir, { recursive: true, force: true });
+    rmSync(hostsDir, { recursive: true, force: true });
+    process.exit(130);
+  });
   process.once('SIGINT', onSigint);
   try {
     // the names of N upstreams, resolvable only inside the load balancer's namespace
