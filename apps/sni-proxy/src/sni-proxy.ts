@@ -93,8 +93,8 @@ export class SniProxy {
     this.resolveErrors = createIntervalLog({ logger: this.log, level: 'warn', intervalMs: cfg.refusalLogIntervalMs });
     this.resolver = new UpstreamResolver({
       ...(deps.lookup ? { lookup: deps.lookup } : {}),
-      onLookup: (host, r) => {
-        this.metrics.upstreamLookupsTotal.inc({ result: r.ok ? 'ok' : 'error' });
+      onLookup: (host, r, cause) => {
+        this.metrics.upstreamLookupsTotal.inc({ result: r.ok ? 'ok' : 'error', cause });
         this.metrics.upstreamsUnresolved.set(this.resolver.unresolved.length);
         if (!r.ok) this.resolveErrors.log(`resolve:${host}`, { upstream: host, err: r.err.message, code: (r.err as NodeJS.ErrnoException).code }, 'upstream name cannot be resolved; its connections get 502 until a retry resolves it');
       },

@@ -58,7 +58,7 @@ describe('sni-proxy upstream names', () => {
     await proxy.start();
     onCleanup(() => proxy.stop());
     expect(metric(await registry.metrics(), 'rvpn_sni_proxy_upstreams_unresolved')).toBe(1);
-    expect(metric(await registry.metrics(), 'rvpn_sni_proxy_upstream_lookups_total', { result: 'error' })).toBe(1);
+    expect(metric(await registry.metrics(), 'rvpn_sni_proxy_upstream_lookups_total', { result: 'error', cause: 'routes' })).toBe(1);
     expect(await exchange(proxy.ports.connect!, connectReq('X-Gardener-Destination', VALUE))).toMatch(/^HTTP\/1\.1 502/);
     expect(metric(await registry.metrics(), 'rvpn_sni_proxy_refused_total', { reason: 'upstream_unresolved' })).toBe(1);
     // refused at once within the retry interval: the connection did not cost a lookup

@@ -43,9 +43,18 @@ export interface UpstreamResolverOptions {
   ttlMs?: number;
   retryMs?: number;
   now?: () => number;
-  /** Every lookup's outcome (metrics, logs). */
-  onLookup?: (host: string, result: { ok: true; addresses: ResolvedAddress[] } | { ok: false; err: Error }) => void;
+  /** Every lookup's outcome and why it ran (metrics, logs). */
+  onLookup?: (host: string, result: { ok: true; addresses: ResolvedAddress[] } | { ok: false; err: Error }, cause: LookupCause) => void;
 }
+
+/**
+ * Why a lookup ran: `routes` a table loaded or reloaded; `refresh` the addresses were older than the TTL
+ * (once per TTL and name, beside the connection that found them so); `retry` the background retry of a
+ * name without an address; `connection` a connection waited for it (a failed dial, a name without an
+ * address after the retry interval, a name the table does not hold). Only `connection` grows with
+ * connections, and even it is bounded to one per retry interval and name.
+ */
+export type LookupCause = 'routes' | 'refresh' | 'retry' | 'connection';
 
 interface Entry {
   addresses?: ResolvedAddress[];
@@ -95,7 +104,7 @@ export class UpstreamResolver {
     const failed: Array<{ host: string; err: Error }> = [];
     await Promise.all([...names].map(async (h) => {
       try {
-        await this.refresh(h, next.get(h)!);
+        await this.refresh(h, next.get(h)!, 'routes');
       } catch (err) {
         failed.push({ host: h, err: err as Error });
       }
@@ -115,16 +124,16 @@ export class UpstreamResolver {
     if (!e) {
       // a name the table does not hold (a table swapped in meanwhile): resolve it, but keep no entry
       e = { expiresAt: 0, suspect: false };
-      return this.refresh(host, e);
+      return this.refresh(host, e, 'connection');
     }
     if (e.addresses && !e.suspect) {
-      if (this.now() >= e.expiresAt && !e.inflight) this.refresh(host, e).catch(() => undefined);
+      if (this.now() >= e.expiresAt && !e.inflight) this.refresh(host, e, 'refresh').catch(() => undefined);
       return e.addresses;
     }
     if (e.inflight) return e.inflight.catch((err) => this.stale(e, err));
     // at most one lookup per retry interval for a name that fails, whatever the rate of connections
     if (e.failedAt !== undefined && this.now() - e.failedAt < this.retryMs) return this.stale(e, e.lastError);
-    return this.refresh(host, e).catch((err) => this.stale(e, err));
+    return this.refresh(host, e, 'connection').catch((err) => this.stale(e, err));
   }
 
   /**
@@ -148,19 +157,19 @@ export class UpstreamResolver {
     throw err;
   }
 
-  private refresh(host: string, e: Entry): Promise<ResolvedAddress[]> {
+  private refresh(host: string, e: Entry, cause: LookupCause): Promise<ResolvedAddress[]> {
     if (e.inflight) return e.inflight;
     const p = this.lookupFn(host).then(
       (addresses) => {
         Object.assign(e, { addresses, resolvedAt: this.now(), expiresAt: this.now() + this.ttlMs, suspect: false, lastError: undefined, failedAt: undefined, inflight: undefined });
-        this.opts.onLookup?.(host, { ok: true, addresses });
+        this.opts.onLookup?.(host, { ok: true, addresses }, cause);
         return addresses;
       },
       (err: Error) => {
         Object.assign(e, { lastError: err, failedAt: this.now(), inflight: undefined });
         // keep what worked, and try again after the retry interval rather than on every connection
         if (e.addresses) e.expiresAt = this.now() + this.retryMs;
-        this.opts.onLookup?.(host, { ok: false, err });
+        this.opts.onLookup?.(host, { ok: false, err }, cause);
         throw err;
       },
     );
@@ -176,7 +185,7 @@ export class UpstreamResolver {
       const hosts = this.unresolved;
       void Promise.allSettled(hosts.map((h) => {
         const e = this.entries.get(h);
-        return e ? this.refresh(h, e) : Promise.resolve();
+        return e ? this.refresh(h, e, 'retry') : Promise.resolve();
       })).then(() => {
         this.retryDelay = Math.min(this.ttlMs, this.retryDelay * 2);
         this.scheduleRetry();
