@@ -28,7 +28,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, mkdtempSync, openSync, closeSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createInterface, type Interface } from 'node:readline';
 import { join } from 'node:path';
-import { cpus, release } from 'node:os';
+import { cpus, loadavg, release } from 'node:os';
 import { createCa, issueCertificate, writePkiFiles } from '@rvpn/pki';
 import { Stack, REPO_ROOT } from './lab/stack.js';
 import { ADDR } from './lab/topology.js';
@@ -115,7 +115,7 @@ export interface ScaleResult {
   benchmark: 'sni-proxy-scale';
   date: string;
   command: string;
-  machine: { cpus: number; cpu_model: string | undefined; kernel: string; node: string };
+  machine: { cpus: number; cpu_model: string | undefined; kernel: string; node: string; loadavg_at_start: number[]; loadavg_at_end: number[] };
   setup: Record<string, unknown>;
   tunnels: number;
   open: { ok: number; failed: number; seconds: number; per_s: number; errors: Record<string, number>; sni_proxy_cpu_s: number };
@@ -137,6 +137,8 @@ export async function runScaleBench(): Promise<{ file: string; result: ScaleResu
   const missing = await missingTools(['ip', 'nft', 'iperf3', 'curl']);
   if (missing.length) throw new Error(`missing tools: ${missing.join(', ')} (run: bash tools/setup.sh)`);
 
+  // the machine is shared: the load around the run says how much the figures can be trusted
+  const loadStart = loadavg().map((x) => round(x, 2));
   const stack = new Stack({ log, logLevel: 'warn' });
   const lbNs = stack.topo.ns.lb;
   const hostsDir = `/etc/netns/${lbNs}`;
@@ -187,7 +189,7 @@ export async function runScaleBench(): Promise<{ file: string; result: ScaleResu
     await sleep(3000);
     const rssBefore = await rssAnon();
     const cpuStart = cpuSeconds(pid);
-    log(`sni-proxy with the real tunnel and ${N + 1} routes: RssAnon ${rssBefore.toFixed(1)} MiB`);
+    log(`sni-proxy with the real tunnel and ${N + 1} routes: RssAnon ${rssBefore.toFixed(1)} MiB (load average ${loadavg().map((x) => x.toFixed(2)).join(' ')})`);
 
     clients = new Clients([node, join(REPO_ROOT, 'tools', 'dist', 'fixtures', 'scale-clients.js'), '--proxy', `${ADDR.lbWan}:8132`, '--routes', join(dir, 'values.json'),
       '--ca', join(dir, 'ca.crt'), '--servername', SERVERNAME, '--ping-ms', String(PING_MS), '--open-concurrency', String(OPEN_C)], stack.topo.ns.node, stack.logFile('scale-clients'));
@@ -262,7 +264,7 @@ export async function runScaleBench(): Promise<{ file: string; result: ScaleResu
       benchmark: 'sni-proxy-scale',
       date: new Date().toISOString(),
       command: 'pnpm bench:scale',
-      machine: { cpus: cpus().length, cpu_model: cpus()[0]?.model, kernel: release(), node: process.version },
+      machine: { cpus: cpus().length, cpu_model: cpus()[0]?.model, kernel: release(), node: process.version, loadavg_at_start: loadStart, loadavg_at_end: loadavg().map((x) => round(x, 2)) },
       setup: {
         sni_proxy: 'apps/sni-proxy/dist as the lab runs it (node --max-semi-space-size=1), default caps, in the lab\'s load-balancer namespace',
         real_tunnel: 'the lab\'s vpn-shoot → sni-proxy :8132 (Reversed-VPN) → vpn-seed-server; the data stream is one iperf3 TCP stream seed pod → shoot pod through it',
@@ -276,7 +278,7 @@ export async function runScaleBench(): Promise<{ file: string; result: ScaleResu
       keepalive_rtt_idle: { samples: idle.r.samples, lost: idle.r.lost, p50_ms: round(idle.r.p50_ms), p99_ms: round(idle.r.p99_ms), max_ms: round(idle.r.max_ms), sni_proxy_cpu_s_per_s: round(idle.cpu), light_peers_cpu_s_per_s: round(idle.harness) },
       keepalive_rtt_under_load: { samples: loadedR.samples, lost: loadedR.lost, p50_ms: round(loadedR.p50_ms), p99_ms: round(loadedR.p99_ms), max_ms: round(loadedR.max_ms), sni_proxy_cpu_s_per_s: round(loaded.cpu), light_peers_cpu_s_per_s: round(loaded.harness), data_stream_gbps: round(loaded.extra), tunnels_dropped: loadedR.dropped },
       connect_rate: { ok: rate.ok, failed: rate.failed, seconds: round(rate.seconds, 2), per_s: round(rate.per_s, 1), p50_ms: round(rate.p50_ms), p99_ms: round(rate.p99_ms), concurrency: RATE_C, sni_proxy_cpu_s_per_s: round(rateCpu), light_peers_cpu_s_per_s: round(rateHarness), upstream_lookups: lookups, upstream_lookups_by_cause: byCause, upstream_lookups_per_connect: lookupsPer === null ? null : round(lookupsPer, 4) },
-      memory: { rss_anon_mib_before: rssBefore, rss_anon_mib_at_tunnels: rssAt, mib_per_extra_tunnel: round(perTunnel, 4), kib_per_extra_tunnel: round(perTunnel * 1024, 1) },
+      memory: { rss_anon_mib_before: round(rssBefore, 1), rss_anon_mib_at_tunnels: round(rssAt, 1), mib_per_extra_tunnel: round(perTunnel, 4), kib_per_extra_tunnel: round(perTunnel * 1024, 1) },
       sni_proxy_cpu_s_total: round(cpuTotal, 2),
       targets: {
         keepalive_rtt_p99_ms_under_load: { target_max: SCALE_TARGETS.keepalive_rtt_p99_ms_under_load, measured: round(loadedR.p99_ms), met: loadedR.p99_ms <= SCALE_TARGETS.keepalive_rtt_p99_ms_under_load },
