@@ -20,7 +20,8 @@
  *     sni-proxy made meanwhile (rvpn_sni_proxy_upstream_lookups_total by cause; the target: no lookup a
  *     CONNECT waits for, cause="connection"; the TTL's `refresh` ones are reported beside it);
  *   - sni-proxy's CPU seconds (utime + stime) in each phase, and the light peers' (clients and fixture),
- *     which share the machine's two cores with it.
+ *     which share the machine's two cores with it; sni-proxy's event-loop delay (prom-client's
+ *     nodejs_eventloop_lag_*, 10 ms resolution) in each RTT window: what of the RTT is its own loop.
  * Writes bench-out/sni-proxy-scale.json. Leaves nothing behind: the lab's namespaces, processes, work
  * directory and the hosts file go in every case (a killed run: `pnpm sweep`).
  */
@@ -119,8 +120,8 @@ export interface ScaleResult {
   setup: Record<string, unknown>;
   tunnels: number;
   open: { ok: number; failed: number; seconds: number; per_s: number; errors: Record<string, number>; sni_proxy_cpu_s: number };
-  keepalive_rtt_idle: { samples: number; lost: number; p50_ms: number; p99_ms: number; max_ms: number; sni_proxy_cpu_s_per_s: number; light_peers_cpu_s_per_s: number };
-  keepalive_rtt_under_load: { samples: number; lost: number; p50_ms: number; p99_ms: number; max_ms: number; sni_proxy_cpu_s_per_s: number; light_peers_cpu_s_per_s: number; data_stream_gbps: number; tunnels_dropped: number };
+  keepalive_rtt_idle: { samples: number; lost: number; p50_ms: number; p99_ms: number; max_ms: number; sni_proxy_cpu_s_per_s: number; sni_proxy_eventloop_delay_p99_ms: number; sni_proxy_eventloop_delay_max_ms: number; light_peers_cpu_s_per_s: number };
+  keepalive_rtt_under_load: { samples: number; lost: number; p50_ms: number; p99_ms: number; max_ms: number; sni_proxy_cpu_s_per_s: number; sni_proxy_eventloop_delay_p99_ms: number; sni_proxy_eventloop_delay_max_ms: number; light_peers_cpu_s_per_s: number; data_stream_gbps: number; tunnels_dropped: number };
   connect_rate: { ok: number; failed: number; seconds: number; per_s: number; p50_ms: number; p99_ms: number; concurrency: number; sni_proxy_cpu_s_per_s: number; light_peers_cpu_s_per_s: number; upstream_lookups: number | null; upstream_lookups_by_cause: Record<string, number> | null; upstream_lookups_per_connect: number | null };
   memory: { rss_anon_mib_before: number; rss_anon_mib_at_tunnels: number; mib_per_extra_tunnel: number; kib_per_extra_tunnel: number };
   sni_proxy_cpu_s_total: number;
@@ -204,6 +205,8 @@ export async function runScaleBench(): Promise<{ file: string; result: ScaleResu
     // the light peers' own CPU, to tell a busy machine from a slow proxy
     const harnessCpu = () => cpuSeconds(clients!.pid) + cpuSeconds(fixture.pid);
     const window = async (label: string, during?: () => Promise<number>) => {
+      // a scrape resets prom-client's event-loop-delay histogram: the next one covers just this window
+      await metricsText();
       await clients!.ask('rtt-start', 5000);
       const t0 = Date.now();
       const c = cpuSeconds(pid);
@@ -212,9 +215,11 @@ export async function runScaleBench(): Promise<{ file: string; result: ScaleResu
       const secs = (Date.now() - t0) / 1000;
       const cpu = (cpuSeconds(pid) - c) / secs;
       const harness = (harnessCpu() - h) / secs;
+      const m = await metricsText();
+      const lag = { p99_ms: metric(m, 'nodejs_eventloop_lag_p99_seconds') * 1000, max_ms: metric(m, 'nodejs_eventloop_lag_max_seconds') * 1000 };
       const r = await clients!.ask('rtt-stop', 10_000) as { samples: number; lost: number; p50_ms: number; p99_ms: number; max_ms: number; dropped: number };
-      log(`${label}: keepalive RTT p50 ${r.p50_ms.toFixed(2)} ms, p99 ${r.p99_ms.toFixed(2)} ms, max ${r.max_ms.toFixed(2)} ms (${r.samples} samples, ${r.lost} lost); sni-proxy ${cpu.toFixed(2)} CPU s/s, light peers ${harness.toFixed(2)}`);
-      return { r, cpu, harness, extra };
+      log(`${label}: keepalive RTT p50 ${r.p50_ms.toFixed(2)} ms, p99 ${r.p99_ms.toFixed(2)} ms, max ${r.max_ms.toFixed(2)} ms (${r.samples} samples, ${r.lost} lost); sni-proxy ${cpu.toFixed(2)} CPU s/s (event loop delay p99 ${lag.p99_ms.toFixed(1)} ms, max ${lag.max_ms.toFixed(1)}), light peers ${harness.toFixed(2)}`);
+      return { r, cpu, harness, lag, extra };
     };
     await sleep(2000); // every tunnel past its first PINGs
     const idle = await window(`${N} tunnels idle, ${WINDOW_S} s`);
@@ -275,8 +280,8 @@ export async function runScaleBench(): Promise<{ file: string; result: ScaleResu
       },
       tunnels: N,
       open: { ok: opened.ok, failed: opened.failed, seconds: round(opened.ms / 1000, 2), per_s: round(opened.ok / (opened.ms / 1000), 1), errors: opened.errors, sni_proxy_cpu_s: round(openCpu, 2) },
-      keepalive_rtt_idle: { samples: idle.r.samples, lost: idle.r.lost, p50_ms: round(idle.r.p50_ms), p99_ms: round(idle.r.p99_ms), max_ms: round(idle.r.max_ms), sni_proxy_cpu_s_per_s: round(idle.cpu), light_peers_cpu_s_per_s: round(idle.harness) },
-      keepalive_rtt_under_load: { samples: loadedR.samples, lost: loadedR.lost, p50_ms: round(loadedR.p50_ms), p99_ms: round(loadedR.p99_ms), max_ms: round(loadedR.max_ms), sni_proxy_cpu_s_per_s: round(loaded.cpu), light_peers_cpu_s_per_s: round(loaded.harness), data_stream_gbps: round(loaded.extra), tunnels_dropped: loadedR.dropped },
+      keepalive_rtt_idle: { samples: idle.r.samples, lost: idle.r.lost, p50_ms: round(idle.r.p50_ms), p99_ms: round(idle.r.p99_ms), max_ms: round(idle.r.max_ms), sni_proxy_cpu_s_per_s: round(idle.cpu), sni_proxy_eventloop_delay_p99_ms: round(idle.lag.p99_ms, 1), sni_proxy_eventloop_delay_max_ms: round(idle.lag.max_ms, 1), light_peers_cpu_s_per_s: round(idle.harness) },
+      keepalive_rtt_under_load: { samples: loadedR.samples, lost: loadedR.lost, p50_ms: round(loadedR.p50_ms), p99_ms: round(loadedR.p99_ms), max_ms: round(loadedR.max_ms), sni_proxy_cpu_s_per_s: round(loaded.cpu), sni_proxy_eventloop_delay_p99_ms: round(loaded.lag.p99_ms, 1), sni_proxy_eventloop_delay_max_ms: round(loaded.lag.max_ms, 1), light_peers_cpu_s_per_s: round(loaded.harness), data_stream_gbps: round(loaded.extra), tunnels_dropped: loadedR.dropped },
       connect_rate: { ok: rate.ok, failed: rate.failed, seconds: round(rate.seconds, 2), per_s: round(rate.per_s, 1), p50_ms: round(rate.p50_ms), p99_ms: round(rate.p99_ms), concurrency: RATE_C, sni_proxy_cpu_s_per_s: round(rateCpu), light_peers_cpu_s_per_s: round(rateHarness), upstream_lookups: lookups, upstream_lookups_by_cause: byCause, upstream_lookups_per_connect: lookupsPer === null ? null : round(lookupsPer, 4) },
       memory: { rss_anon_mib_before: round(rssBefore, 1), rss_anon_mib_at_tunnels: round(rssAt, 1), mib_per_extra_tunnel: round(perTunnel, 4), kib_per_extra_tunnel: round(perTunnel * 1024, 1) },
       sni_proxy_cpu_s_total: round(cpuTotal, 2),
