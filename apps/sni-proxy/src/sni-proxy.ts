@@ -392,15 +392,27 @@ export class SniProxy {
   }
 
   private async pipe(kind: ListenerKind, down: net.Socket, peer: Peer, to: Upstream, first: Buffer, okLine: string | undefined): Promise<void> {
-    let addresses: ResolvedAddress[] | undefined;
+    let addresses: ResolvedAddress[] | undefined | 'timeout';
+    let timer: NodeJS.Timeout | undefined;
     try {
-      // cached since the routes loaded: no lookup here (undefined for an IP literal)
-      addresses = await this.resolver.resolve(to.host);
+      // cached since the routes loaded: no lookup here (undefined for an IP literal). A lookup a
+      // connection must wait for (a name just added or failing) counts against the dial timeout, as
+      // net.connect's own lookup did.
+      addresses = await Promise.race([
+        this.resolver.resolve(to.host),
+        new Promise<'timeout'>((r) => { timer = setTimeout(() => r('timeout'), this.cfg.upstreamDialTimeoutMs); }),
+      ]);
     } catch (err) {
       this.upstreamFailed(kind, down, peer, to, 'upstream_unresolved', (err as Error).message, okLine);
       return;
+    } finally {
+      clearTimeout(timer);
     }
     if (down.destroyed) return;
+    if (addresses === 'timeout') {
+      this.upstreamFailed(kind, down, peer, to, 'upstream_timeout', `the name was not resolved within ${this.cfg.upstreamDialTimeoutMs} ms`, okLine);
+      return;
+    }
     return this.dial(kind, down, peer, to, addresses, first, okLine);
   }
 

@@ -69,6 +69,24 @@ describe('sni-proxy upstream names', () => {
   });
 });
 
+describe('sni-proxy upstream names, slow resolver', () => {
+  it('answers 504 when a lookup the connection waits for outlasts UPSTREAM_DIAL_TIMEOUT', async () => {
+    let calls = 0;
+    // the load fails; the retry after a second never answers
+    const lookup = (host: string) => (calls++ === 0 ? Promise.reject(Object.assign(new Error(`getaddrinfo ENOTFOUND ${host}`), { code: 'ENOTFOUND' })) : new Promise<ResolvedAddress[]>(() => undefined));
+    const { file } = await startProxy({});
+    writeFileSync(file, JSON.stringify({ connect: { [VALUE]: 'seed.example:1194' } }));
+    const registry = new Registry();
+    const proxy = new SniProxy(loadSniProxyConfig({ ROUTES_FILE: file, LISTEN_TLS: '127.0.0.1:0', LISTEN_CONNECT: '127.0.0.1:0', LISTEN_CONNECT_LEGACY: '127.0.0.1:0', STATUS_LISTEN: '127.0.0.1:0', UPSTREAM_DIAL_TIMEOUT: '300ms' }),
+      { logger: pino({ level: 'silent' }), registry, lookup });
+    await proxy.start();
+    onCleanup(() => proxy.stop());
+    await new Promise((r) => setTimeout(r, 1100));
+    expect(await exchange(proxy.ports.connect!, connectReq('X-Gardener-Destination', VALUE))).toMatch(/^HTTP\/1\.1 504/);
+    expect(metric(await registry.metrics(), 'rvpn_sni_proxy_refused_total', { reason: 'upstream_timeout' })).toBe(1);
+  });
+});
+
 describe('UpstreamResolver', () => {
   const A: ResolvedAddress[] = [{ address: '10.0.0.1', family: 4 }];
   const B: ResolvedAddress[] = [{ address: '10.0.0.2', family: 4 }];
