@@ -9,7 +9,7 @@ import { spawn } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { kubeconfigPath, KUBECTL, NODES, SHOOT } from '@rvpn/tools/testbed';
 import { sleep } from '@rvpn/tools';
-import { applyObjects, check, getJson, helm, k, podName, portForwardDownload, shootLogs, timeUntil, recordTests, helmTest } from './harness.js';
+import { applyObjects, check, getJson, k, podName, portForwardDownload, shootLogs, timeUntil, recordTests, helmTest } from './harness.js';
 import { SEED_RELEASE, apiserverRolledOut, apiserverWiring, installSeedSide, installShootSide, inventory, setEntryRoutes, uninstallAll } from './install.js';
 import { E2E_NS, deployWorkloads, webhookConfiguration, webhookProbe } from './workloads.js';
 import { killMainProcess, podMetric, restartCount, seedCanOpen, shootInboundOpenings } from './faults.js';

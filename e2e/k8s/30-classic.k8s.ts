@@ -5,7 +5,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { NODES, SHOOT } from '@rvpn/tools/testbed';
-import { check, getJson, helm, k, podName, shootLogs, timeUntil, recordTests, helmTest } from './harness.js';
+import { check, getJson, k, podName, shootLogs, timeUntil, recordTests, helmTest } from './harness.js';
 import { SEED_RELEASE, apiserverWiring, installSeedSide, installShootSide, inventory, setEntryRoutes, uninstallAll } from './install.js';
 import { E2E_NS, deployWorkloads } from './workloads.js';
 import { seedCanOpen, shootInboundOpenings } from './faults.js';

@@ -1,6 +1,6 @@
 /** Helpers shared by the e2e suites: root check, the tunnel probe, garbage senders, metric reads. */
-import { join } from 'node:path';
-import { ADDR, REPO_ROOT, run, connectHeaderValue, SHOOT_NAMESPACE, type Stack, type RunResult } from '@rvpn/tools';
+import { isAbsolute, join } from 'node:path';
+import { ADDR, REPO_ROOT, run, connectHeaderValue, type Stack, type RunResult } from '@rvpn/tools';
 
 export function requireRoot(): void {
   if (process.getuid?.() !== 0) {
@@ -18,9 +18,11 @@ export interface ProbeResult {
 /** One tunnel handshake attempt from the shoot side through sni-proxy (tools/src/tunnel-probe.ts). */
 export async function tunnelProbe(stack: Stack, opts: { cert: string; ca?: string; major?: number; minor?: number; header?: string; direct?: string }): Promise<ProbeResult> {
   const script = join(REPO_ROOT, 'tools', 'dist', 'tunnel-probe.js');
+  // a name is one of the stack's certificate files; an absolute path another stack's (a two-shoot lab)
+  const file = (f: string) => (isAbsolute(f) ? f : stack.file(f));
   const args = [process.execPath, script,
-    ...(opts.direct ? ['--direct', opts.direct] : ['--proxy', `${ADDR.lbWan}:8132`, '--header', opts.header ?? `Reversed-VPN: ${connectHeaderValue(SHOOT_NAMESPACE)}`]),
-    '--ca', stack.file(opts.ca ?? 'ca.crt'), '--cert', stack.file(`${opts.cert}.crt`), '--key', stack.file(`${opts.cert}.key`)];
+    ...(opts.direct ? ['--direct', opts.direct] : ['--proxy', `${ADDR.lbWan}:8132`, '--header', opts.header ?? `Reversed-VPN: ${connectHeaderValue(stack.shoot.namespace)}`]),
+    '--ca', file(opts.ca ?? 'ca.crt'), '--cert', file(`${opts.cert}.crt`), '--key', file(`${opts.cert}.key`)];
   if (opts.major !== undefined) args.push('--major', String(opts.major));
   if (opts.minor !== undefined) args.push('--minor', String(opts.minor));
   const r = await run(args, { ns: stack.topo.ns.vsh, allowFail: true });

@@ -9,15 +9,19 @@
  * failover figures (bench-failover.ts) → bench-out/failover.json.
  * Each round measures both directions (iperf3 and iperf3 -R) and ping every 50 ms while the seed → shoot
  * stream runs (ping_under_load_*), for ours and OpenVPN alternately.
+ * Then the same rounds on the HA lab (`ha` in tunnel.json; BENCH_HA=0 skips them).
  * Env: BENCH_DURATION (iperf3 seconds, default 10), BENCH_ROUNDS (alternating rounds, default 3),
+ * FAILOVER_RUNS (runs of each failover scenario, default 5),
  * BENCH_ONLY=memory|tunnel|failover|scale (`pnpm bench:memory` is BENCH_ONLY=memory, `pnpm bench:scale`
  * BENCH_ONLY=scale: sni-proxy with 1,000 tunnels, bench-scale.ts → bench-out/sni-proxy-scale.json).
+ * Ctrl-C (or SIGTERM/SIGHUP) during the tunnel, failover or scale part removes that part's lab and exits 130.
  */
 import { mkdirSync, writeFileSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { cpus, release } from 'node:os';
 import { issueCertificate, createCa, writePkiFiles } from '@rvpn/pki';
 import { Stack, REPO_ROOT, connectHeaderValue } from './lab/stack.js';
+import { HaStack } from './lab/ha-stack.js';
 import { ADDR } from './lab/topology.js';
 import { missingTools, run, sleep, spawnLogged, waitFor, type Spawned } from './lab/sh.js';
 import { runFailoverBench } from './bench-failover.js';
@@ -26,6 +30,7 @@ import { runScaleBench } from './bench-scale.js';
 
 const DURATION = Number(process.env.BENCH_DURATION ?? '10');
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? '3');
+const FAILOVER_RUNS = process.env.FAILOVER_RUNS ?? '5';
 const OUT_DIR = join(REPO_ROOT, 'bench-out');
 const OVPN_NS = 'shoot--bench--openvpn';
 const OVPN_SRV_IP = '192.168.123.1';
@@ -55,10 +60,24 @@ const emptyPath = (): PathResult => ({
   ping_avg_ms: NaN, ping_p99_ms: NaN, ping_max_ms: NaN, ping_loss_pct: NaN, ping_under_load_ms: [], ping_under_load_lost: 0,
 });
 
-async function iperf(stack: Stack, port: number, reverse = false): Promise<{ gbps: number; retransmits: number }> {
+/**
+ * Where a measurement runs: the client's namespace (the seed pod, or a kube-apiserver pod in HA), the
+ * shoot pod's namespace (the iperf3 server), and the lab's log files and process tracking.
+ */
+interface Place {
+  from: string;
+  podNs: string;
+  logFile(name: string): string;
+  trackPid(pid: number): void;
+}
+
+const placeOf = (stack: Stack): Place => ({ from: stack.topo.ns.srv, podNs: stack.topo.ns.pod, logFile: (n) => stack.logFile(n), trackPid: (pid) => stack.topo.trackPid(pid) });
+const haPlaceOf = (stack: HaStack): Place => ({ from: stack.topo.ns.kapi0, podNs: stack.topo.ns.pod, logFile: (n) => stack.logFile(n), trackPid: (pid) => stack.topo.trackPid(pid) });
+
+async function iperf(stack: Place, port: number, reverse = false): Promise<{ gbps: number; retransmits: number }> {
   let lastError = '';
   for (let attempt = 1; attempt <= 2; attempt++) {
-    const r = await run(['iperf3', '-c', ADDR.pod, '-p', String(port), '-t', String(DURATION), '-J', ...(reverse ? ['-R'] : [])], { ns: stack.topo.ns.srv, timeoutMs: (DURATION + 30) * 1000, allowFail: true });
+    const r = await run(['iperf3', '-c', ADDR.pod, '-p', String(port), '-t', String(DURATION), '-J', ...(reverse ? ['-R'] : [])], { ns: stack.from, timeoutMs: (DURATION + 30) * 1000, allowFail: true });
     let j: { error?: string; end?: { sum_received?: { bits_per_second: number }; sum_sent?: { retransmits?: number } } } = {};
     try {
       j = JSON.parse(r.stdout) as typeof j;
@@ -74,15 +93,15 @@ async function iperf(stack: Stack, port: number, reverse = false): Promise<{ gbp
 }
 
 /** Round-trip times of each reply (ms) and the count of requests without one. */
-async function pingTimes(stack: Stack, args: string[]): Promise<{ times: number[]; lost: number }> {
-  const r = await run(['ping', '-n', ...args, ADDR.pod], { ns: stack.topo.ns.srv, timeoutMs: 120_000, allowFail: true });
+async function pingTimes(stack: Place, args: string[]): Promise<{ times: number[]; lost: number }> {
+  const r = await run(['ping', '-n', ...args, ADDR.pod], { ns: stack.from, timeoutMs: 120_000, allowFail: true });
   const times = [...r.stdout.matchAll(/time=([\d.]+) ms/g)].map((m) => Number(m[1]));
   const sent = Number(/(\d+) packets transmitted/.exec(r.stdout)?.[1] ?? times.length);
   return { times, lost: Math.max(0, sent - times.length) };
 }
 
 /** Idle latency as the issue states it: `ping -i 0.05 -c 200` after a warm-up of 20. */
-async function ping(stack: Stack): Promise<{ avg: number; p99: number; max: number; loss: number }> {
+async function ping(stack: Place): Promise<{ avg: number; p99: number; max: number; loss: number }> {
   await pingTimes(stack, ['-q', '-c', '20', '-i', '0.05']);
   const { times, lost } = await pingTimes(stack, ['-c', '200', '-i', '0.05']);
   return { avg: round(mean(times)), p99: round(percentile(times, 99)), max: round(Math.max(...times)), loss: round((100 * lost) / (times.length + lost), 1) };
@@ -153,12 +172,12 @@ class OpenVpnPeer {
 let nextPort = 5201;
 
 /** One iperf3 run against a fresh one-off server, so a test that ended untidily never blocks the next. */
-async function iperfOnce(stack: Stack, reverse: boolean): Promise<{ gbps: number; retransmits: number }> {
+async function iperfOnce(stack: Place, reverse: boolean): Promise<{ gbps: number; retransmits: number }> {
   const port = nextPort++;
-  const srv = spawnLogged(['iperf3', '-s', '-1', '-p', String(port)], { ns: stack.topo.ns.pod, logFile: stack.logFile(`iperf3-server-${port}`) });
-  stack.topo.trackPid(srv.pid);
+  const srv = spawnLogged(['iperf3', '-s', '-1', '-p', String(port)], { ns: stack.podNs, logFile: stack.logFile(`iperf3-server-${port}`) });
+  stack.trackPid(srv.pid);
   try {
-    await waitFor('the iperf3 server', async () => (await run(['ss', '-Hltn', `sport = :${port}`], { ns: stack.topo.ns.pod })).stdout.includes(String(port)), 5000, 50);
+    await waitFor('the iperf3 server', async () => (await run(['ss', '-Hltn', `sport = :${port}`], { ns: stack.podNs })).stdout.includes(String(port)), 5000, 50);
     return await iperf(stack, port, reverse);
   } finally {
     srv.child.kill('SIGKILL');
@@ -170,7 +189,7 @@ async function iperfOnce(stack: Stack, reverse: boolean): Promise<{ gbps: number
  * One round on a path: seed → shoot with a ping every 50 ms alongside (from the second second to one
  * before the end, so the stream is at full rate), then shoot → seed (iperf3 -R).
  */
-async function measure(stack: Stack, label: string, into: PathResult): Promise<void> {
+async function measure(stack: Place, label: string, into: PathResult): Promise<void> {
   log(`${label}: iperf3 -c ${ADDR.pod} -t ${DURATION} (seed pod → shoot pod), ping -i 0.05 alongside`);
   const loaded = (async () => {
     await sleep(1000);
@@ -206,7 +225,34 @@ function summary(r: PathResult) {
   };
 }
 
-async function runTunnelBench(): Promise<number> {
+/**
+ * The HA path (BENCH_HA=0 skips it): the same rounds from kube-apiserver-0's namespace, through its
+ * path-controller's bond and a seed server's switch to the shoot pod. No OpenVPN peer (vpn2's HA is
+ * two OpenVPN tunnels and kernel bonding, which this kernel lacks).
+ */
+async function measureHa(signal: AbortSignal): Promise<Record<string, unknown>> {
+  const ha = new HaStack({ log, logLevel: 'warn' });
+  let downing: Promise<void> | undefined;
+  const stopAll = () => (downing ??= ha.down());
+  const onAbort = () => void stopAll().then(() => process.exit(130));
+  signal.addEventListener('abort', onAbort, { once: true });
+  try {
+    await ha.start();
+    await sleep(3000);
+    const place = haPlaceOf(ha);
+    const r = emptyPath();
+    const idle = await ping(place);
+    Object.assign(r, { ping_avg_ms: idle.avg, ping_p99_ms: idle.p99, ping_max_ms: idle.max, ping_loss_pct: idle.loss });
+    log(`ha: ping avg ${idle.avg} ms, p99 ${idle.p99} ms, max ${idle.max} ms, loss ${idle.loss}%`);
+    for (let i = 0; i < ROUNDS; i++) await measure(place, `ha (round ${i + 1}/${ROUNDS})`, r);
+    return { path: 'kube-apiserver-0 → path-controller bond (TAP) → vpn-seed-server-0 switch → vpn-shoot-0 → shoot pod', ...summary(r) };
+  } finally {
+    signal.removeEventListener('abort', onAbort);
+    await stopAll();
+  }
+}
+
+async function runTunnelBench(signal: AbortSignal): Promise<number> {
   if (process.getuid?.() !== 0) {
     console.error('bench: must run as root');
     return 2;
@@ -217,10 +263,11 @@ async function runTunnelBench(): Promise<number> {
     return 2;
   }
   const stack = new Stack({ log, logLevel: 'warn' });
-  const stopAll = async () => {
-    await stack.down();
-  };
-  process.on('SIGINT', () => void stopAll().then(() => process.exit(130)));
+  // once: the teardown at the end and a Ctrl-C during it share one, so the exit waits for it to finish
+  let downing: Promise<void> | undefined;
+  const stopAll = () => (downing ??= stack.down());
+  const onAbort = () => void stopAll().then(() => process.exit(130));
+  signal.addEventListener('abort', onAbort, { once: true });
   try {
     await stack.start();
     await sleep(500);
@@ -232,7 +279,8 @@ async function runTunnelBench(): Promise<number> {
 
     const ours = emptyPath();
     const ovpn = emptyPath();
-    const pOurs = await ping(stack);
+    const place = placeOf(stack);
+    const pOurs = await ping(place);
     Object.assign(ours, { ping_avg_ms: pOurs.avg, ping_p99_ms: pOurs.p99, ping_max_ms: pOurs.max, ping_loss_pct: pOurs.loss });
     log(`ours: ping avg ${pOurs.avg} ms, p99 ${pOurs.p99} ms, max ${pOurs.max} ms, loss ${pOurs.loss}%`);
     const curl = await run(['curl', '-s', '-o', '/dev/null', '-w', '%{speed_download}', ...stack.proxyArgs(), `http://${ADDR.pod}:${ADDR.podPort}/bytes?n=500000000`], { ns: stack.topo.ns.kapi, timeoutMs: 120_000 });
@@ -243,15 +291,15 @@ async function runTunnelBench(): Promise<number> {
     // alternate rounds so that machine noise hits both alike; OpenVPN's route to the pod is more
     // specific than ours, so it is added only while OpenVPN is measured
     await peer.start();
-    const pOvpn = await ping(stack);
+    const pOvpn = await ping(place);
     Object.assign(ovpn, { ping_avg_ms: pOvpn.avg, ping_p99_ms: pOvpn.p99, ping_max_ms: pOvpn.max, ping_loss_pct: pOvpn.loss });
     log(`openvpn: ping avg ${pOvpn.avg} ms, p99 ${pOvpn.p99} ms, max ${pOvpn.max} ms, loss ${pOvpn.loss}%`);
     await peer.stop();
     for (let i = 0; i < ROUNDS; i++) {
-      await measure(stack, `ours (round ${i + 1}/${ROUNDS})`, ours);
+      await measure(place, `ours (round ${i + 1}/${ROUNDS})`, ours);
       const p = new OpenVpnPeer(stack);
       await p.start();
-      await measure(stack, `openvpn (round ${i + 1}/${ROUNDS})`, ovpn);
+      await measure(place, `openvpn (round ${i + 1}/${ROUNDS})`, ovpn);
       await p.stop();
     }
 
@@ -272,7 +320,15 @@ async function runTunnelBench(): Promise<number> {
       throughput_ratio: round(oursMed / ovpnMed, 2),
       throughput_ratio_reverse: round(oursRev / ovpnRev, 2),
       idle_rss_mib: idleRss,
+      ha: undefined as Record<string, unknown> | undefined,
     };
+    if (process.env.BENCH_HA !== '0') {
+      // the plain lab is gone; a Ctrl-C from here on removes the HA lab (measureHa's own handler)
+      await stopAll();
+      signal.removeEventListener('abort', onAbort);
+      result.ha = await measureHa(signal);
+      log(`ha: seed → shoot ${String(result.ha.throughput_gbps_median)} Gbit/s, shoot → seed ${String(result.ha.throughput_reverse_gbps_median)}; ping under load avg ${String(result.ha.ping_under_load_avg_ms)} ms, p99 ${String(result.ha.ping_under_load_p99_ms)} ms, max ${String(result.ha.ping_under_load_max_ms)} ms`);
+    }
     mkdirSync(OUT_DIR, { recursive: true });
     writeFileSync(join(OUT_DIR, 'tunnel.json'), JSON.stringify(result, null, 2) + '\n');
     log(`ours ${oursMed.toFixed(3)} Gbit/s vs OpenVPN ${ovpnMed.toFixed(3)} Gbit/s: throughput_ratio ${result.throughput_ratio}; reverse ${oursRev.toFixed(3)} vs ${ovpnRev.toFixed(3)}: ${result.throughput_ratio_reverse}`);
@@ -284,6 +340,8 @@ async function runTunnelBench(): Promise<number> {
     stack.keepWorkDir = true;
     return 1;
   } finally {
+    // the failover part that follows has its own lab and teardown
+    signal.removeEventListener('abort', onAbort);
     await stopAll();
   }
 }
@@ -292,6 +350,10 @@ async function main(): Promise<number> {
   const only = process.env.BENCH_ONLY;
   if (only && only !== 'memory' && only !== 'tunnel' && only !== 'failover' && only !== 'scale') {
     console.error('bench: BENCH_ONLY must be memory, tunnel, failover or scale');
+    return 2;
+  }
+  if (!/^[1-9][0-9]*$/.test(FAILOVER_RUNS)) {
+    console.error(`bench: FAILOVER_RUNS must be a positive integer, not ${JSON.stringify(FAILOVER_RUNS)}`);
     return 2;
   }
   if (!only || only === 'memory') {
@@ -308,8 +370,18 @@ async function main(): Promise<number> {
       return 1;
     }
   }
+  // From here on a signal removes the running part's lab before the exit (the memory part, above, has
+  // no teardown of its own yet: a Ctrl-C there ends the process as before, and `pnpm sweep` cleans up).
+  const stop = new AbortController();
+  for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
+    process.on(sig, () => {
+      if (stop.signal.aborted) return; // already stopping: let the teardown finish
+      log(`${sig}: stopping, removing the lab`);
+      stop.abort(new Error(`stopped by ${sig}`));
+    });
+  }
   if (!only || only === 'tunnel') {
-    const c = await runTunnelBench();
+    const c = await runTunnelBench(stop.signal);
     if (c !== 0) return c;
   }
   if (!only || only === 'failover') {
@@ -317,10 +389,16 @@ async function main(): Promise<number> {
       console.error('bench: must run as root');
       return 2;
     }
+    const runs = Number(FAILOVER_RUNS);
+    const env = [only ? `BENCH_ONLY=${only}` : '', process.env.FAILOVER_RUNS ? `FAILOVER_RUNS=${runs}` : ''].filter(Boolean);
     try {
-      const { file } = await runFailoverBench();
-      log(`wrote ${file}`);
+      const { file, targetsMet } = await runFailoverBench({ runs, signal: stop.signal, command: [...env, 'node tools/dist/bench.js'].join(' ') });
+      log(`wrote ${file} (issue 11's failover targets ${targetsMet ? 'met' : 'NOT met'})`);
     } catch (err) {
+      if (stop.signal.aborted) {
+        log('stopped; the lab is removed');
+        return 130;
+      }
       console.error(`failover bench failed: ${(err as Error).message}`);
       return 1;
     }

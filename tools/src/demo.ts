@@ -5,7 +5,9 @@
  * `pnpm demo --check`: the same, non-interactive; proves pod, service and node reachability through
  * the CONNECT proxy, prints PASS/FAIL lines and exits 0 (all passed) or 1.
  * Options: --overlap (the seed's networks are the shoot's: Gardener's default ranges on both, so the
- * tunnel carries mapped addresses, issue 12; reversed, processes; with --ha too), --classic (the seed dials the shoot), --port 8443 (X-Gardener-Destination header),
+ * tunnel carries mapped addresses, issue 12; reversed, processes; with --ha too), --two-shoots (with --overlap: a
+ * second shoot of the same seed on exactly the first one's ranges, through the same sni-proxy; the checks
+ * prove each shoot's answers and their isolation), --classic (the seed dials the shoot), --port 8443 (X-Gardener-Destination header),
  * --images (every app as a container from its image, run as the Kubernetes manifests say; `pnpm images`
  * builds them).
  * Ctrl-C (or SIGTERM, SIGHUP) tears everything down and exits 0: the root package.json `exec`s this script, so
@@ -14,7 +16,7 @@
 import { parseArgs } from 'node:util';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { Stack, REPO_ROOT, URLS, API_SNI } from './lab/stack.js';
+import { Stack, REPO_ROOT, URLS } from './lab/stack.js';
 import { ADDR, OVERLAP_ADDR } from './lab/topology.js';
 import { missingTools } from './lab/sh.js';
 import { runChecks, runHaChecks } from './checks.js';
@@ -31,11 +33,20 @@ const { values } = parseArgs({
     ha: { type: 'boolean', default: false },
     images: { type: 'boolean', default: false },
     overlap: { type: 'boolean', default: false },
+    'two-shoots': { type: 'boolean', default: false },
     help: { type: 'boolean', short: 'h', default: false },
   },
 });
 if (values.help) {
-  console.log('usage: pnpm demo [--check] [--classic] [--port 8132|8443] [--ha] [--images] [--overlap]');
+  console.log(`usage: pnpm demo [--check] [--classic] [--port 8132|8443] [--ha] [--images] [--overlap [--two-shoots]]
+  --check        run the checks, tear down, exit 0 (all passed) or 1
+  --classic      the seed dials the shoot (vpn2's classic direction)
+  --port 8443    vpn-shoot dials with X-Gardener-Destination instead of Reversed-VPN on 8132
+  --ha           two seed servers, two shoot pods, two kube-apiservers with path-controllers
+  --images       every app as a container from its image (pnpm images builds them)
+  --overlap      the seed on the shoot's ranges (Gardener's defaults on both): the tunnel carries mapped addresses
+  --two-shoots   with --overlap: a second shoot of the same seed on exactly the first one's ranges, through
+                 the same sni-proxy; the checks prove each shoot answers for itself and the shoots stay apart`);
   process.exit(0);
 }
 
@@ -61,6 +72,7 @@ async function preflight(): Promise<string[]> {
   if (values.ha && values.classic) problems.push('--ha and --classic do not combine (HA is reversed only)');
   if (values.overlap && values.classic) problems.push('--overlap runs the reversed tunnel (non-HA or --ha): the classic direction does not apply the network mapping yet');
   if (values.overlap && values.images) problems.push('--overlap runs processes: the container lab does not pass the seed networks to its pods yet');
+  if (values['two-shoots'] && (!values.overlap || values.ha)) problems.push('--two-shoots needs --overlap and no --ha: the two shoots overlap the seed and each other, each with one seed server');
   return problems;
 }
 
@@ -101,6 +113,7 @@ async function main(): Promise<number> {
     ...(values.port ? { connectPort: values.port === '8443' ? (8443 as const) : (8132 as const) } : {}),
     images: values.images,
     overlap: values.overlap,
+    twoShoots: values['two-shoots'],
     log: (l) => console.log(`  … ${l}`),
   });
   const { teardown, stopping } = teardownOnce('tearing down (apps remove their devices, routes and firewall tables; namespaces are deleted)', () => stack.down());
@@ -112,6 +125,10 @@ async function main(): Promise<number> {
       const m = OVERLAP_ADDR.mapped;
       console.log(`overlap: the seed's pods, services and nodes use the shoot's ranges; the tunnel carries mapped addresses (seed server ${stack.topo.seed.srv} as ${m.srv}; pod ${ADDR.pod} as ${m.pod}, service ${ADDR.service} as ${m.service}, node ${ADDR.nodeIp} as ${m.nodeIp}, pod ${ADDR.podV6} as ${m.podV6}); the apiserver still names the real ones`);
     }
+    if (stack.second) {
+      const [a, b] = [stack, stack.second];
+      console.log(`two shoots: ${a.shoot.namespace} (seed server ${a.topo.seed.srv}, kube-apiserver ${a.topo.seed.kapi}) and ${b.shoot.namespace} (${b.topo.seed.srv}, ${b.topo.seed.kapi}) have the same pod, service and node addresses and the same mapped ones, through one sni-proxy; the fixtures answer with their shoot's name`);
+    }
     console.log('\nchecks:');
     const results = await runChecks(stack, (r) => console.log(`${r.ok ? 'PASS' : 'FAIL'}  ${r.name}  — ${r.detail}`));
     const failed = results.filter((r) => !r.ok).length;
@@ -122,12 +139,16 @@ async function main(): Promise<number> {
       return failed ? 1 : 0;
     }
     printTryThis(stack);
-    stack.supervise = true;
+    for (const s of [stack, ...(stack.second ? [stack.second] : [])]) s.supervise = true;
     for (;;) {
-      const [seed, shoot] = await Promise.all([stack.status('vpn-seed-server', 'readyz'), stack.status('vpn-shoot', 'readyz')]);
-      const m = await stack.statusBody('vpn-seed-server', 'metrics');
-      const rtt = /^rvpn_seed_server_tunnel_rtt_seconds (\S+)/m.exec(m)?.[1];
-      process.stdout.write(`\r[${new Date().toISOString().slice(11, 19)}] vpn-seed-server ${seed === 200 ? 'READY' : `not ready (${seed})`} · vpn-shoot ${shoot === 200 ? 'CONNECTED' : `not connected (${shoot})`}${rtt ? ` · rtt ${(Number(rtt) * 1000).toFixed(2)} ms` : ''} · Ctrl-C to stop   `);
+      const parts: string[] = [];
+      for (const s of stack.second ? [stack, stack.second] : [stack]) {
+        const [seed, shoot] = await Promise.all([s.status('vpn-seed-server', 'readyz'), s.status('vpn-shoot', 'readyz')]);
+        const m = await s.statusBody('vpn-seed-server', 'metrics');
+        const rtt = /^rvpn_seed_server_tunnel_rtt_seconds (\S+)/m.exec(m)?.[1];
+        parts.push(`${stack.second ? `${s.shoot.namespace}: ` : ''}vpn-seed-server ${seed === 200 ? 'READY' : `not ready (${seed})`} · vpn-shoot ${shoot === 200 ? 'CONNECTED' : `not connected (${shoot})`}${rtt ? ` · rtt ${(Number(rtt) * 1000).toFixed(2)} ms` : ''}`);
+      }
+      process.stdout.write(`\r[${new Date().toISOString().slice(11, 19)}] ${parts.join(' | ')} · Ctrl-C to stop   `);
       await new Promise((r) => setTimeout(r, 2000));
       const ending = stopping();
       if (ending) {
@@ -167,11 +188,20 @@ try (as root, in another terminal):
   # status and metrics of the seed server
   ip netns exec ${s.topo.ns.srv} curl -s localhost:15000/readyz; ip netns exec ${s.topo.ns.srv} curl -s localhost:15000/metrics | grep ^rvpn_
   # the shoot reaches its kube-apiserver through sni-proxy by SNI
-  ip netns exec ${s.topo.ns.vsh} curl --cacert ${s.file('lab-ca.crt')} --resolve ${API_SNI}:443:${ADDR.lbWan} https://${API_SNI}/
+  ip netns exec ${s.topo.ns.vsh} curl --cacert ${s.file('lab-ca.crt')} --resolve ${s.shoot.apiSni}:443:${ADDR.lbWan} https://${s.shoot.apiSni}/
   # kill the shoot client: the demo restarts it (as the kubelet would) and the status line recovers
   ip netns pids ${s.topo.ns.vsh} | xargs kill -9
-${s.pods ? containerHints(s.topo.prefix) : ''}logs: ${s.dir}/*.log
+${s.second ? secondShootHints(s.second) : ''}${s.pods ? containerHints(s.topo.prefix) : ''}logs: ${s.dir}/*.log
 `);
+}
+
+/** What to try on the second shoot of a two-shoot lab (`--two-shoots`). */
+function secondShootHints(b: Stack): string {
+  return `  # the second shoot (${b.shoot.namespace}): the same addresses, its own kube-apiserver and seed server; the answer names the shoot
+  ip netns exec ${b.topo.ns.kapi} curl ${b.proxyArgs().join(' ')} ${URLS.pod}
+  ip netns exec ${b.topo.ns.vsh} curl --cacert ${b.file('lab-ca.crt')} --resolve ${b.shoot.apiSni}:443:${ADDR.lbWan} https://${b.shoot.apiSni}/
+  # logs: ${b.dir}/*.log
+`;
 }
 
 /** What to try on the containers of a lab run (`--images`). */

@@ -1,10 +1,10 @@
 export { Topology, sweep, ADDR, ROLES, newPrefix, nodeFirewall, seedRouterFirewall, LAB_STATE_DIR, type Role, type LabMeta } from './lab/topology.js';
-export { Stack, REPO_ROOT, SHOOT_NAMESPACE, API_SNI, URLS, connectHeaderValue, type AppName, type StackOptions } from './lab/stack.js';
+export { Stack, REPO_ROOT, SHOOT_NAMESPACE, API_SNI, FIRST_SHOOT, SECOND_SHOOT, URLS, connectHeaderValue, type AppName, type StackOptions, type LabShoot } from './lab/stack.js';
 export { run, ipBatch, spawnLogged, sleep, waitFor, missingTools, inNs, CommandError, type RunResult, type Spawned } from './lab/sh.js';
-export { runChecks, runHaChecks, CHECKS, OVERLAP_CHECKS, type CheckResult } from './checks.js';
+export { runChecks, runHaChecks, CHECKS, OVERLAP_CHECKS, TWO_SHOOT_CHECKS, type CheckResult } from './checks.js';
 export { deterministicSha256, deterministicStream } from './fixtures/pattern.js';
 export { HaStack, HA_APPS, type HaApp } from './lab/ha-stack.js';
-export { HA_ADDR, HA_ROLES, OVERLAP_ADDR, SEED_SIDE, type SeedSide } from './lab/topology.js';
+export { HA_ADDR, HA_ROLES, TWO_SHOOT_ROLES, OVERLAP_ADDR, SEED_SIDE, type SeedSide, type TopologyOptions } from './lab/topology.js';
 export { flow, longestGap, broke, type Flow, type Observed } from './lab/traffic.js';
 export { metric } from './lab/metrics.js';
 export { PodRuntime, containerRunArgs, resolveEnv, missingImages, type ContainerHandle } from './lab/containers.js';

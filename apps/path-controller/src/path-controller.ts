@@ -178,6 +178,7 @@ export class PathController {
       onDialError: (id, code) => {
         if (code === 'RVPN_ERR_BOND_ADDRESS_IN_USE') void this.readdress(id);
       },
+      onSendDrop: (id, reason, n) => this.m.sendDrops.inc({ server: id, reason }, n),
     });
     this.endpoint.start();
   }
@@ -362,6 +363,7 @@ function metrics(registry: Registry) {
     probeSuccess: new Gauge({ name: `${p}probe_success`, help: '1 when the last probe through the path passed', labelNames: ['path'], registers: r }),
     probeRtt: new Gauge({ name: `${p}probe_rtt_seconds`, help: 'Round-trip time of the last passing probe, per path', labelNames: ['path'], registers: r }),
     bondSwitches: new Counter({ name: `${p}bond_switches_total`, help: 'Active-link switches of the bond', registers: r }),
+    sendDrops: new Counter({ name: `${p}bond_send_dropped_frames_total`, help: 'Frames the per-link send queues dropped, by server and reason (queue_full: over the byte cap; codel: a standing queue)', labelNames: ['server', 'reason'], registers: r }),
     linkUp: new Gauge({ name: `${p}bond_link_up`, help: '1 while the link to a server is up', labelNames: ['server'], registers: r }),
     bondActive: new Gauge({ name: `${p}bond_active_link`, help: '1 for the server the bond currently sends through', labelNames: ['server'], registers: r }),
     proxyRequests: new Counter({ name: `${p}proxy_requests_total`, help: 'CONNECT requests by outcome', labelNames: ['outcome'], registers: r }),

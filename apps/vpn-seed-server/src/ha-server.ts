@@ -43,6 +43,7 @@ import {
   knownCode,
   packBatch,
   peerText,
+  SessionSender,
   TunnelConfigMismatchError,
   TunnelListener,
   unpackBatch,
@@ -69,6 +70,8 @@ const ANNOUNCE_COALESCE_MS = 100;
 interface Port {
   id: string;
   session: TunnelSession;
+  /** The session's sender: a flow-fair queue in front of it, so a bulk flow does not delay the others. */
+  sender: SessionSender;
   role: 'shoot' | 'seed';
   address: string;
   identity: string;
@@ -95,6 +98,7 @@ export class HaSeedServer {
   private readonly refused: Counter;
   private readonly sessions: Counter;
   private readonly announceSkipped: Counter;
+  private readonly sendDrops: Counter;
   private readonly acceptErrors: Counter;
   private readonly fdMetrics: { descriptorsExhausted: Gauge; descriptorExhaustedSecondsTotal: Counter };
   private descriptors: DescriptorWatch | undefined;
@@ -107,7 +111,7 @@ export class HaSeedServer {
     this.registry = deps.registry;
     this.index = haIndexOf(cfg.podName) ?? 0;
     this.switch = new L2Switch({
-      send: (portId, frames) => this.ports.get(portId)?.session.sendBatch(packBatch(frames)),
+      send: (portId, frames) => this.ports.get(portId)?.sender.send(packBatch(frames)),
       onMacsChanged: () => this.scheduleAnnounce(),
       maxMacsPerPort: 1,
       maxPorts: cfg.haMaxPorts,
@@ -117,6 +121,7 @@ export class HaSeedServer {
     exportSeedServerLimits(deps.registry, seedServerLimits(cfg));
     const p = 'rvpn_seed_server_ha_';
     const r = [deps.registry];
+    this.sendDrops = new Counter({ name: `${p}send_dropped_frames_total`, help: 'Frames the per-port send queues dropped, by reason (queue_full: over the byte cap; codel: a standing queue)', labelNames: ['reason'], registers: r });
     this.refused = new Counter({ name: `${p}refused_total`, help: 'Endpoint connections refused, by code', labelNames: ['code'], registers: r });
     this.sessions = new Counter({ name: `${p}sessions_total`, help: 'Endpoint sessions attached, by role', labelNames: ['role'], registers: r });
     this.fdMetrics = {
@@ -255,7 +260,9 @@ export class HaSeedServer {
         old.session.close('replaced by a new session of the same endpoint');
       }
     }
-    const port: Port = { id: `${name}#${this.nextPort++}`, session, role: peer.role, address, identity: peer.identity, sentVersion: -1 };
+    const id = `${name}#${this.nextPort++}`;
+    const sender = new SessionSender(session, { queue: { ethernet: true }, onDrop: (reason, n) => this.sendDrops.inc({ reason }, n) });
+    const port: Port = { id, session, sender, role: peer.role, address, identity: peer.identity, sentVersion: -1 };
     const mac = macFromAddress(address);
     const j = peer.role === 'shoot' ? shootIndexOf(this.cfg.vpnNetwork, address) : undefined;
     try {
@@ -264,6 +271,7 @@ export class HaSeedServer {
       // two handshakes raced for the last port
       this.refused.inc({ code: knownCode(errorCode(err)) });
       this.events.log('refused:switch_full', { code: errorCode(err), port: port.id }, 'endpoint refused: the switch is full');
+      sender.close();
       session.close((err as Error).message);
       return;
     }
@@ -286,6 +294,7 @@ export class HaSeedServer {
   }
 
   private detach(portId: string) {
+    this.ports.get(portId)?.sender.close();
     this.ports.delete(portId);
     this.switch.removePort(portId);
   }

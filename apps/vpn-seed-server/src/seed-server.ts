@@ -159,7 +159,7 @@ export class SeedServer {
   constructor(cfg: SeedServerConfig, deps: SeedServerDeps) {
     this.cfg = cfg;
     this.log = deps.logger;
-    this.metrics = createSeedServerMetrics(deps.registry);
+    this.metrics = createSeedServerMetrics(deps.registry, () => this.datapath?.queue);
     exportSeedServerLimits(deps.registry, seedServerLimits(cfg));
     this.net = new NetConfig({ logger: this.log });
     this.shootNets = [...cfg.shootServiceNetworks, ...cfg.shootPodNetworks, ...cfg.shootNodeNetworks];

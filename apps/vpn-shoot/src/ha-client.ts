@@ -35,6 +35,7 @@ export class HaShootClient {
   private status: ReturnType<typeof createStatusServer> | undefined;
   private stopping = false;
   private readonly switches: Counter;
+  private readonly sendDrops: Counter;
   private readonly linkUp: Gauge;
   private readonly activeLink: Gauge;
 
@@ -46,6 +47,7 @@ export class HaShootClient {
     this.index = haIndexOf(cfg.podName) ?? 0;
     const r = [deps.registry];
     this.switches = new Counter({ name: 'rvpn_vpn_shoot_bond_switches_total', help: 'Active-link switches of the bond', registers: r });
+    this.sendDrops = new Counter({ name: 'rvpn_vpn_shoot_bond_send_dropped_frames_total', help: 'Frames the per-link send queues dropped, by server and reason (queue_full: over the byte cap; codel: a standing queue)', labelNames: ['server', 'reason'], registers: r });
     this.linkUp = new Gauge({ name: 'rvpn_vpn_shoot_bond_link_up', help: '1 while the link to a server is up', labelNames: ['server'], registers: r });
     this.activeLink = new Gauge({ name: 'rvpn_vpn_shoot_bond_active_link', help: '1 for the server the bond currently sends through', labelNames: ['server'], registers: r });
   }
@@ -103,6 +105,7 @@ export class HaShootClient {
           if (e.to) this.activeLink.set({ server: e.to }, 1);
         },
         onLinkChange: (id, up) => this.linkUp.set({ server: id }, up ? 1 : 0),
+        onSendDrop: (id, reason, n) => this.sendDrops.inc({ server: id, reason }, n),
       });
       this.endpoint.start();
 

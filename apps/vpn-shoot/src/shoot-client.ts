@@ -66,7 +66,7 @@ export class ShootClient {
     this.cfg = cfg;
     this.log = deps.logger;
     this.registry = deps.registry;
-    this.metrics = createShootMetrics(deps.registry);
+    this.metrics = createShootMetrics(deps.registry, () => this.datapath?.queue);
     this.net = new NetConfig({ logger: this.log });
   }
 

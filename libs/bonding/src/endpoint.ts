@@ -10,6 +10,7 @@ import { errorCode } from '@rvpn/config';
 import {
   FrameType,
   packBatch,
+  SessionSender,
   TunnelDialer,
   unpackBatch,
   type PacketDevice,
@@ -56,6 +57,8 @@ export interface BondEndpointOptions {
   /** A server announced the MACs attached to it (after the bond took them in). */
   onAnnounce?: (id: string, macs: readonly string[]) => void;
   onDialError?: (id: string, code: string, err: Error) => void;
+  /** Frames a link's send queue dropped (over its byte cap, or by CoDel). */
+  onSendDrop?: (id: string, reason: 'queue_full' | 'codel', count: number) => void;
 }
 
 export class BondEndpoint {
@@ -63,6 +66,8 @@ export class BondEndpoint {
   private readonly opts: BondEndpointOptions;
   private readonly dialers = new Map<string, TunnelDialer>();
   private readonly sessions = new Map<string, TunnelSession>();
+  /** Per link: the session's sender with its flow-fair queue (the TAP is never paused). */
+  private readonly senders = new Map<string, SessionSender>();
   private tick: NodeJS.Timeout | undefined;
   private started = false;
 
@@ -85,7 +90,7 @@ export class BondEndpoint {
       mac: macFromAddress(opts.address),
       addresses: opts.addresses,
       send: (id, frames) => {
-        this.sessions.get(id)?.sendBatch(packBatch(frames));
+        this.senders.get(id)?.send(packBatch(frames));
       },
       deliver: (frames) => {
         if (!opts.device.closed) opts.device.writeBatch(packBatch(frames));
@@ -166,6 +171,8 @@ export class BondEndpoint {
     const o = this.opts;
     const bond = this._bond;
     this.sessions.set(id, session);
+    this.senders.get(id)?.close();
+    this.senders.set(id, new SessionSender(session, { queue: { ethernet: true }, onDrop: (reason, n) => o.onSendDrop?.(id, reason, n) }));
     session.onPackets((packed) => {
       try {
         bond.receiveFromLink(id, unpackBatch(packed));
@@ -189,6 +196,8 @@ export class BondEndpoint {
     void session.closed.then((end) => {
       if (this.sessions.get(id) !== session) return;
       this.sessions.delete(id);
+      this.senders.get(id)?.close();
+      this.senders.delete(id);
       bond.setLinkState(id, false);
       o.onLinkChange?.(id, false);
       o.logger?.warn({ link: id, reason: end.reason, code: end.code }, 'bond link down');
@@ -205,5 +214,7 @@ export class BondEndpoint {
     this.dialers.clear();
     for (const s of this.sessions.values()) s.close('endpoint stopping');
     this.sessions.clear();
+    for (const s of this.senders.values()) s.close();
+    this.senders.clear();
   }
 }

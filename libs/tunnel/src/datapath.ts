@@ -2,17 +2,23 @@
  * The data path between one packet device and the current tunnel session. Sessions come and go
  * (reconnects); the device, its addresses and routes stay, so flows survive a reconnect.
  *
- * device → (outbound filter) → session.sendBatch; backpressure pauses the device until the session
- * drains, so the kernel queue drops like a router would instead of JS buffering without bound.
+ * device → (outbound filter) → fair queue (fair-queue.ts: per-flow round robin, sparse flows first,
+ * CoDel, capped in bytes) → session.sendBatch while the session's own buffer holds less than
+ * `sessionBufferBytes`. The device is read all the time: a paused device only moves the backlog into
+ * the kernel's 500-packet TUN FIFO, where a ping waits behind a bulk flow's window. With `queue:
+ * false` the old behaviour: straight into the session, and backpressure pauses the device.
  * session → inbound filter (sources, destinations, ICMP errors, IPv6 extension headers; see
  * filter.ts) → device.writeBatch, one call per batch.
  */
 import { createIntervalLog, type IntervalLog } from '@rvpn/observability';
 import type { PacketDevice } from './device.js';
 import { filterBatch, type FilterRules } from './filter.js';
+import type { FairQueue, FairQueueOptions } from './fair-queue.js';
+import { SessionSender } from './sender.js';
 import type { TunnelSession } from './session.js';
 
-export type DropReason = 'no_session' | 'spoofed_source' | 'bad_destination' | 'icmp_error' | 'ext_header' | 'malformed' | 'backpressure' | 'outbound_filtered';
+export type DropReason = 'no_session' | 'spoofed_source' | 'bad_destination' | 'icmp_error' | 'ext_header' | 'malformed' | 'backpressure' | 'outbound_filtered' | 'queue_full' | 'codel';
+
 
 export interface DataPathLogger {
   debug(obj: object, msg?: string): void;
@@ -27,17 +33,22 @@ export interface TunnelDataPathOptions {
   outboundFilter?: FilterRules;
   logger?: DataPathLogger;
   onDrop?: (reason: DropReason, count: number) => void;
+  /** The send queue (fair-queue.ts), or false for none. Default: on, with its defaults. */
+  queue?: FairQueueOptions | false;
+  /** Bytes the session's write buffer may hold before packets wait in the queue. Default 64 KiB. */
+  sessionBufferBytes?: number;
 }
 
 export class TunnelDataPath {
   private readonly opts: TunnelDataPathOptions;
   private session: TunnelSession | undefined;
+  private sender: SessionSender | undefined;
   private offDrain: (() => void) | undefined;
   private paused = false;
   private started = false;
   private readonly dropLog: IntervalLog | undefined;
   readonly drops: Record<DropReason, number> = {
-    no_session: 0, spoofed_source: 0, bad_destination: 0, icmp_error: 0, ext_header: 0, malformed: 0, backpressure: 0, outbound_filtered: 0,
+    no_session: 0, spoofed_source: 0, bad_destination: 0, icmp_error: 0, ext_header: 0, malformed: 0, backpressure: 0, outbound_filtered: 0, queue_full: 0, codel: 0,
   };
 
   constructor(opts: TunnelDataPathOptions) {
@@ -63,7 +74,7 @@ export class TunnelDataPath {
   }
 
   private fromDevice(batch: Buffer) {
-    const s = this.session;
+    const s = this.sender;
     if (!s) {
       this.drop('no_session', countPackets(batch));
       return;
@@ -75,14 +86,20 @@ export class TunnelDataPath {
       batch = r.batch;
       if (batch.length === 0) return;
     }
-    const before = s.stats.sendDrops;
-    if (!s.sendBatch(batch)) {
-      if (s.stats.sendDrops > before) this.drop('backpressure', countPackets(batch));
+    const before = s.session.stats.sendDrops;
+    if (!s.send(batch)) {
+      // only without a queue: the session is over its cap, the device waits for its drain
+      if (s.session.stats.sendDrops > before) this.drop('backpressure', countPackets(batch));
       if (!this.paused) {
         this.paused = true;
         this.opts.device.pause();
       }
     }
+  }
+
+  /** The current session's send queue (undefined without a session, or with `queue: false`). */
+  get queue(): FairQueue | undefined {
+    return this.sender?.queue;
   }
 
   private fromSession(batch: Buffer) {
@@ -102,6 +119,11 @@ export class TunnelDataPath {
   attach(session: TunnelSession): void {
     this.detach();
     this.session = session;
+    this.sender = new SessionSender(session, {
+      queue: this.opts.queue ?? {},
+      ...(this.opts.sessionBufferBytes !== undefined ? { bufferBytes: this.opts.sessionBufferBytes } : {}),
+      onDrop: (reason, n) => this.drop(reason, n),
+    });
     session.onPackets((b) => {
       if (this.session === session) this.fromSession(b);
     });
@@ -113,6 +135,9 @@ export class TunnelDataPath {
     this.offDrain?.();
     this.offDrain = undefined;
     this.session = undefined;
+    // what waited for the old session is stale by the time a new one is up; the flows retransmit
+    if (this.sender) this.drop('no_session', this.sender.close());
+    this.sender = undefined;
     this.resume();
   }
 

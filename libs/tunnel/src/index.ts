@@ -41,6 +41,10 @@ export type { LocalHello, PeerHello, SessionEnd, SessionStats, EstablishOptions 
 export { filterBatch, checkPacket, ipv6UpperLayer, MAX_EXT_HEADERS } from './filter.js';
 export type { FilterRules, FilterResult, FilterDropReason } from './filter.js';
 export { TunnelDataPath } from './datapath.js';
+export { SessionSender, DEFAULT_SESSION_BUFFER_BYTES } from './sender.js';
+export type { SessionSenderOptions, SenderDropReason } from './sender.js';
+export { FairQueue, flowHash, markCe } from './fair-queue.js';
+export type { FairQueueOptions, FairQueueStats } from './fair-queue.js';
 export { seedMappingChain, shootMappingChain, shootMappingForwardRules, translatedNetworks, conntrackFlushTargets, flushMappedConntrack, seedPodTunnelNetwork } from './mapping-nat.js';
 export type { TunnelDataPathOptions, DropReason } from './datapath.js';
 export {

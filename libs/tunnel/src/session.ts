@@ -162,6 +162,11 @@ export class TunnelSession {
     return () => this.drainListeners.delete(l);
   }
 
+  /** Bytes written to the session and not yet handed to the kernel. */
+  get bufferedBytes(): number {
+    return this.stream.writableLength;
+  }
+
   /** True when the stream can take more right now. */
   get writable(): boolean {
     return !this.ended && this.stream.writableLength < this.cap;

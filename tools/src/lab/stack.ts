@@ -3,7 +3,7 @@
  * real processes inside the namespaces — or, with `images`, every app as a container from its image,
  * run as the Kubernetes manifests say (lab/containers.ts). Used by `pnpm demo`, the e2e tests and `pnpm bench`.
  */
-import { mkdtempSync, rmSync, writeFileSync, renameSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync, renameSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createCa, createShootPki, issueCertificate, seedServerDnsNames, writeSecretVolume } from '@rvpn/pki';
@@ -21,6 +21,18 @@ export type FixtureName = 'pod' | 'pod6' | 'kubelet' | 'apiserver';
 export const SHOOT_NAMESPACE = 'shoot--demo--local';
 export const API_SNI = 'api.demo.local.example';
 export const connectHeaderValue = (ns: string) => `outbound|1194||vpn-seed-server.${ns}.svc.cluster.local`;
+
+/** A shoot of the lab: its control-plane namespace in the seed (its identity) and its kube-apiserver's SNI name. */
+export interface LabShoot {
+  namespace: string;
+  apiSni: string;
+}
+export const FIRST_SHOOT: LabShoot = { namespace: SHOOT_NAMESPACE, apiSni: API_SNI };
+/** The second shoot of a two-shoot lab (`twoShoots`): another namespace and SNI name, the same networks. */
+export const SECOND_SHOOT: LabShoot = { namespace: 'shoot--demo--twin', apiSni: 'api.demo.twin.example' };
+
+/** Marks the options of the second shoot's stack, which joins its lab's (module-private). */
+const LAB = Symbol("the two-shoot lab whose topology and sni-proxy this shoot's stack shares");
 
 export interface StackOptions {
   prefix?: string;
@@ -42,6 +54,12 @@ export interface StackOptions {
    * mapped addresses (issue 12). Reversed direction, processes only.
    */
   overlap?: boolean;
+  /**
+   * With `overlap`: a second shoot of the same seed on exactly the first one's ranges (`second`: its own
+   * seed server, kube-apiserver, vpn-shoot and fixtures, through the same sni-proxy).
+   */
+  twoShoots?: boolean;
+  [LAB]?: Stack;
   seedEnv?: Record<string, string>;
   shootEnv?: Record<string, string>;
   sniEnv?: Record<string, string>;
@@ -78,15 +96,28 @@ export class Stack {
   supervise = false;
   /** Keep the work directory (logs, certificates) after down(); set after a failed start. */
   keepWorkDir: boolean;
+  /** Whose apps and fixtures these are. */
+  readonly shoot: LabShoot;
+  /**
+   * A two-shoot lab's second shoot: started and stopped with this stack, sharing its topology (its
+   * view `topo.second`) and sni-proxy; its work directory lies inside this one's.
+   */
+  readonly second: Stack | undefined;
 
   constructor(opts: StackOptions = {}) {
     this.opts = opts;
     if (opts.overlap && (opts.images || opts.direction === 'classic')) throw new Error('the overlapping lab runs the reversed direction as processes only (the classic direction does not apply the mapping yet)');
-    this.topo = new Topology(opts.prefix, { overlap: opts.overlap ?? false });
-    this.dir = mkdtempSync(join(tmpdir(), `${this.topo.prefix}-`));
+    if (opts.twoShoots && !opts.overlap) throw new Error('the two-shoot lab is an overlapping lab (overlap: true): the shoots overlap the seed and each other');
+    const lab = opts[LAB];
+    this.topo = lab ? lab.topo.second! : new Topology(opts.prefix, { overlap: opts.overlap ?? false, twoShoots: opts.twoShoots ?? false });
+    this.shoot = lab ? SECOND_SHOOT : FIRST_SHOOT;
+    this.dir = lab ? join(lab.dir, 'second-shoot') : mkdtempSync(join(tmpdir(), `${this.topo.prefix}-`));
+    if (lab) mkdirSync(this.dir);
     this.topo.trackWorkDir(this.dir);
     this.log = opts.log ?? (() => undefined);
     this.keepWorkDir = opts.keepWorkDir ?? false;
+    const log = this.log;
+    this.second = this.topo.second ? new Stack({ ...opts, twoShoots: false, [LAB]: this, log: (l) => log(`${SECOND_SHOOT.namespace}: ${l}`) }) : undefined;
     this.pods = opts.images
       ? new PodRuntime({
           prefix: this.topo.prefix, dir: this.dir, mode: { ha: false, direction: this.direction },
@@ -117,21 +148,26 @@ export class Stack {
       throw err;
     }
     this.up = true;
+    // the lab's stack builds the topology and runs sni-proxy; a second shoot's joins them
+    const ownsLab = !this.topo.owner;
     try {
-      this.log(`creating topology ${this.topo.prefix} (${this.direction} direction${this.pods ? ', apps as containers' : ''})`);
-      await this.topo.create({ classic: this.direction === 'classic' });
-      await this.pods?.applyServices();
+      if (ownsLab) {
+        this.log(`creating topology ${this.topo.prefix} (${this.direction} direction${this.pods ? ', apps as containers' : ''}${this.second ? ', two shoots' : ''})`);
+        await this.topo.create({ classic: this.direction === 'classic' });
+        await this.pods?.applyServices();
+      }
       this.log('issuing certificates (per-shoot CA, server, clients)');
       await this.writePki();
-      await this.writeRoutes(this.defaultRoutes());
+      if (ownsLab) await this.writeRoutes(this.defaultRoutes());
       this.log('starting fixtures: pod HTTP :8080, kubelet HTTPS :10250, apiserver HTTPS :443');
       this.startFixture('pod', 'pod', `${ADDR.pod}:${ADDR.podPort}`);
       this.startFixture('pod6', 'pod', `[${ADDR.podV6}]:${ADDR.podPort}`);
       this.startFixture('kubelet', 'node', `${ADDR.nodeIp}:${ADDR.kubeletPort}`, true);
       this.startFixture('apiserver', 'kapi', `${this.topo.seed.kapi}:443`, true);
-      if (this.direction === 'reversed') await this.startApp('sni-proxy');
+      if (ownsLab && this.direction === 'reversed') await this.startApp('sni-proxy');
       await this.startApp('vpn-seed-server');
       await this.startApp('vpn-shoot');
+      await this.second?.start();
       this.log('waiting for the data path (vpn-seed-server /readyz probes through the tunnel)');
       await this.waitReady('vpn-seed-server', 30_000);
       this.log('ready');
@@ -145,22 +181,23 @@ export class Stack {
   }
 
   private async writePki(): Promise<void> {
-    const pki = await createShootPki({ namespace: SHOOT_NAMESPACE });
+    const { namespace } = this.shoot;
+    const pki = await createShootPki({ namespace });
     const labCa = await createCa({ commonName: 'rvpn-lab-fixtures' });
     const [proxyServer, shootServer, seedDialer, kubelet, apiserver, otherShoot] = await Promise.all([
       // the CONNECT proxy certificate also names the pod IP the lab's curl dials
-      issueCertificate(pki.ca, { commonName: 'vpn-seed-server', usage: 'server', dnsNames: seedServerDnsNames(SHOOT_NAMESPACE), ipAddresses: [this.topo.seed.srv], uris: [`urn:rvpn:shoot:${SHOOT_NAMESPACE}`] }),
+      issueCertificate(pki.ca, { commonName: 'vpn-seed-server', usage: 'server', dnsNames: seedServerDnsNames(namespace), ipAddresses: [this.topo.seed.srv], uris: [`urn:rvpn:shoot:${namespace}`] }),
       // classic direction: vpn-shoot is the TLS server, the seed server the client
-      issueCertificate(pki.ca, { commonName: 'vpn-shoot', usage: 'server', dnsNames: ['vpn-shoot'], uris: [`urn:rvpn:shoot:${SHOOT_NAMESPACE}`] }),
-      issueCertificate(pki.ca, { commonName: 'vpn-seed-client', usage: 'client', uris: [`urn:rvpn:shoot:${SHOOT_NAMESPACE}`] }),
+      issueCertificate(pki.ca, { commonName: 'vpn-shoot', usage: 'server', dnsNames: ['vpn-shoot'], uris: [`urn:rvpn:shoot:${namespace}`] }),
+      issueCertificate(pki.ca, { commonName: 'vpn-seed-client', usage: 'client', uris: [`urn:rvpn:shoot:${namespace}`] }),
       issueCertificate(labCa, { commonName: 'kubelet', usage: 'server', ipAddresses: [ADDR.nodeIp] }),
-      issueCertificate(labCa, { commonName: 'kube-apiserver', usage: 'server', dnsNames: [API_SNI] }),
+      issueCertificate(labCa, { commonName: 'kube-apiserver', usage: 'server', dnsNames: [this.shoot.apiSni] }),
       // a second shoot's PKI, for the "another shoot's certificate is refused" tests
       createShootPki({ namespace: 'shoot--other--local' }),
     ]);
     // same CA, but bound to another shoot's identity (the URI SAN)
     const sameCaOtherShoot = await issueCertificate(pki.ca, { commonName: 'vpn-shoot-client', usage: 'client', uris: ['urn:rvpn:shoot:shoot--other--local'] });
-    const foreignCa = await createShootPki({ namespace: SHOOT_NAMESPACE });
+    const foreignCa = await createShootPki({ namespace });
     this.pkiFiles = {
       'ca.crt': pki.ca.certPem,
       'server.crt': pki.server.certPem, 'server.key': pki.server.keyPem,
@@ -192,10 +229,12 @@ export class Stack {
     await this.pods?.refreshVolumes();
   }
 
-  defaultRoutes() {
+  /** sni-proxy's routes to this shoot's kube-apiserver and seed server (and to the second shoot's). */
+  defaultRoutes(): { sni: Record<string, string>; connect: Record<string, string> } {
+    const second = this.second?.defaultRoutes();
     return {
-      sni: { [API_SNI]: `${this.topo.seed.kapi}:443` },
-      connect: { [connectHeaderValue(SHOOT_NAMESPACE)]: `${this.topo.seed.srv}:1194` },
+      sni: { [this.shoot.apiSni]: `${this.topo.seed.kapi}:443`, ...second?.sni },
+      connect: { [connectHeaderValue(this.shoot.namespace)]: `${this.topo.seed.srv}:1194`, ...second?.connect },
     };
   }
 
@@ -220,7 +259,7 @@ export class Stack {
 
   private commonNetEnvPlain(): Record<string, string> {
     return {
-      NAMESPACE: SHOOT_NAMESPACE,
+      NAMESPACE: this.shoot.namespace,
       IP_FAMILIES: 'IPv4,IPv6',
       SHOOT_SERVICE_NETWORKS: ADDR.shootServiceNetworks,
       SHOOT_POD_NETWORKS: `${ADDR.shootPodNetworks},${ADDR.shootPodNetworkV6}`,
@@ -317,8 +356,16 @@ export class Stack {
     return this.pods ? this.pods.running.get(name) : this.procs.get(name);
   }
 
+  /**
+   * The name a fixture answers with ("hello from <name>"): in a two-shoot lab it names its shoot, so
+   * an answer shows which shoot it came from.
+   */
+  answerName(fixture: FixtureName): string {
+    return this.topo.second || this.topo.owner ? `${fixture} in ${this.shoot.namespace}` : fixture;
+  }
+
   startFixture(name: FixtureName, role: 'pod' | 'node' | 'kapi', listen: string, tls = false): Spawned {
-    const p = spawnFixture(this.topo, role, name, listen, { logFile: this.logFile(`fixture-${name}`), ...(tls ? { cert: this.file(`${name}.crt`), key: this.file(`${name}.key`) } : {}) });
+    const p = spawnFixture(this.topo, role, this.answerName(name), listen, { logFile: this.logFile(`fixture-${name}`), ...(tls ? { cert: this.file(`${name}.crt`), key: this.file(`${name}.key`) } : {}) });
     this.procs.set(`fixture-${name}`, p);
     return p;
   }
@@ -379,11 +426,13 @@ export class Stack {
   async down(): Promise<void> {
     if (!this.up) return;
     this.up = false;
+    await this.second?.down();
     for (const name of ['vpn-shoot', 'vpn-seed-server', 'sni-proxy'] as AppName[]) await this.stopApp(name).catch(() => undefined);
     await this.pods?.down();
     await killAll(this.procs);
-    await this.topo.destroy();
-    if (!this.keepWorkDir) rmSync(this.dir, { recursive: true, force: true });
+    await this.topo.destroy(); // the second shoot's view: nothing (this lab's destroy() removes both shoots)
+    // the second shoot's work directory goes with the lab's
+    if (!this.keepWorkDir && !this.topo.owner) rmSync(this.dir, { recursive: true, force: true });
   }
 }
 

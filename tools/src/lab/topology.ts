@@ -20,6 +20,13 @@
  * (`pnpm demo --overlap --ha`) the HA seed pods move the same way (OVERLAP_ADDR.ha: srv0/1
  * 100.96.0.21/22, kapi0/1 100.96.0.31/32).
  *
+ * With `twoShoots` too (`pnpm demo --overlap --two-shoots`) a second shoot of the same seed joins: its
+ * own seed pods <p>-srvb 100.96.0.23 and <p>-kapib 100.96.0.33 on the seed bridge, and its own node
+ * <p>-nodeb (wan 198.18.0.21) with <p>-vshb and <p>-podb on exactly the first shoot's ranges and
+ * addresses (OVERLAP_ADDR.second). Both dial the one sni-proxy. `topo.second` is that shoot's view
+ * of the lab: the same `ns.seed` and `ns.lb`, its own namespaces under the first shoot's role names
+ * (`ns.srv` is <p>-srvb there), so the stack and the checks run unchanged for either shoot.
+ *
  * Every veth is created directly inside its namespaces, so nothing of the lab lives in the root
  * namespace and deleting the namespaces removes everything (interfaces, routes, nft tables).
  * A metadata file in /run/rvpn/<prefix>.json lets the sweeper find what a killed run left behind
@@ -88,14 +95,24 @@ export const OVERLAP_ADDR = {
   mapped: { srv: '241.0.0.20', pod: '244.0.1.10', podV6: 'fd6d:6170:401::10', service: '243.0.0.10', nodeIp: '242.0.0.10' },
   /** The HA seed pods in the overlapping lab (beside HA_ADDR's vsh, which are shoot pods anyway). */
   ha: { srv: ['100.96.0.21', '100.96.0.22'], kapi: ['100.96.0.31', '100.96.0.32'], vsh: ['100.96.0.2', '100.96.0.3'] },
+  /**
+   * The second shoot of a two-shoot lab: its seed pods beside the first shoot's, its node's wan
+   * address; everything inside that shoot (node, pods, services) has the first shoot's addresses.
+   */
+  second: { seed: { seedGw: '100.96.0.1', lb: '100.96.0.10', srv: '100.96.0.23', kapi: '100.96.0.33' } satisfies SeedSide, nodeWan: '198.18.0.21' },
 } as const;
 
-export type Role = 'seed' | 'lb' | 'srv' | 'kapi' | 'node' | 'vsh' | 'pod' | 'srv0' | 'srv1' | 'kapi0' | 'kapi1' | 'vsh0' | 'vsh1';
+export type Role = 'seed' | 'lb' | 'srv' | 'kapi' | 'node' | 'vsh' | 'pod' | 'srv0' | 'srv1' | 'kapi0' | 'kapi1' | 'vsh0' | 'vsh1'
+  | 'srvb' | 'kapib' | 'nodeb' | 'vshb' | 'podb';
 /** Non-HA lab: one seed server, one kube-apiserver, one vpn-shoot. */
 export const ROLES: Role[] = ['seed', 'lb', 'srv', 'kapi', 'node', 'vsh', 'pod'];
 /** HA lab: two seed servers, two kube-apiservers (with path-controllers), two vpn-shoot pods. */
 export const HA_ROLES: Role[] = ['seed', 'lb', 'srv0', 'srv1', 'kapi0', 'kapi1', 'node', 'vsh0', 'vsh1', 'pod'];
-const ALL_ROLES = [...new Set([...ROLES, ...HA_ROLES])];
+/** The second shoot's namespaces, which its view of the lab names by the first shoot's roles. */
+const SECOND_SHOOT_ROLES = { srv: 'srvb', kapi: 'kapib', node: 'nodeb', vsh: 'vshb', pod: 'podb' } as const satisfies Partial<Record<Role, Role>>;
+/** Two-shoot lab: the non-HA lab and a second shoot (its own seed server, kube-apiserver, node, vpn-shoot, pod). */
+export const TWO_SHOOT_ROLES: Role[] = [...ROLES, ...Object.values(SECOND_SHOOT_ROLES)];
+const ALL_ROLES = [...new Set([...ROLES, ...HA_ROLES, ...TWO_SHOOT_ROLES])];
 
 /** HA addresses (the seed pods and the vpn-shoot pods), beside ADDR's. */
 export interface HaAddresses {
@@ -123,6 +140,17 @@ export interface LabMeta {
   workDir?: string;
 }
 
+/** Marks a Topology built as the second shoot's view of a two-shoot lab (module-private). */
+const OWNER = Symbol('the two-shoot lab this topology is the second shoot\'s view of');
+
+export interface TopologyOptions {
+  ha?: boolean;
+  overlap?: boolean;
+  /** A second shoot on the first one's ranges beside it (`second`); overlapping and non-HA only. */
+  twoShoots?: boolean;
+  [OWNER]?: Topology;
+}
+
 export class Topology {
   readonly prefix: string;
   readonly ns: Record<Role, string>;
@@ -130,23 +158,38 @@ export class Topology {
   readonly roles: Role[];
   /** Whether the seed side uses the shoot's ranges (OVERLAP_ADDR). */
   readonly overlap: boolean;
-  /** The seed pods' addresses of this lab. */
+  /** The seed pods' addresses of this lab (of this shoot, in a two-shoot lab). */
   readonly seed: SeedSide;
+  /** The shoot node's wan address. */
+  readonly nodeWan: string;
   /** The HA pods' addresses of this lab (HA_ADDR, or OVERLAP_ADDR.ha when overlapping). */
   readonly haAddr: HaAddresses;
+  /** A two-shoot lab's second shoot: its view of this lab (created and destroyed with it). */
+  readonly second: Topology | undefined;
+  /** For the second shoot's view: the lab that creates, tracks and destroys the namespaces. */
+  readonly owner: Topology | undefined;
   private created = false;
   private readonly extraPids = new Set<number>();
   private workDir: string | undefined;
 
-  constructor(prefix = newPrefix(), opts: { ha?: boolean; overlap?: boolean } = {}) {
+  constructor(prefix = newPrefix(), opts: TopologyOptions = {}) {
     if (!PREFIX_RE.test(prefix)) throw new Error(`lab prefix ${JSON.stringify(prefix)} must match ${PREFIX_RE}`);
+    const owner = opts[OWNER];
+    const twoShoots = opts.twoShoots ?? false;
+    if (twoShoots && (!opts.overlap || opts.ha)) throw new Error('a two-shoot lab is the overlapping non-HA lab (overlap: true, no ha)');
     this.prefix = prefix;
+    this.owner = owner;
     this.ha = opts.ha ?? false;
     this.overlap = opts.overlap ?? false;
-    this.seed = this.overlap ? OVERLAP_ADDR.seed : SEED_SIDE;
+    this.seed = owner ? OVERLAP_ADDR.second.seed : this.overlap ? OVERLAP_ADDR.seed : SEED_SIDE;
+    this.nodeWan = owner ? OVERLAP_ADDR.second.nodeWan : ADDR.nodeWan;
     this.haAddr = this.overlap ? OVERLAP_ADDR.ha : HA_ADDR;
-    this.roles = this.ha ? HA_ROLES : ROLES;
-    this.ns = Object.fromEntries(ALL_ROLES.map((r) => [r, `${prefix}-${r}`])) as Record<Role, string>;
+    // a view creates nothing of its own: the lab's namespaces are the owner's
+    this.roles = owner ? [] : twoShoots ? TWO_SHOOT_ROLES : this.ha ? HA_ROLES : ROLES;
+    const ns = Object.fromEntries(ALL_ROLES.map((r) => [r, `${prefix}-${r}`])) as Record<Role, string>;
+    if (owner) for (const [r, b] of Object.entries(SECOND_SHOOT_ROLES)) ns[r as Role] = `${prefix}-${b}`;
+    this.ns = ns;
+    this.second = twoShoots ? new Topology(prefix, { overlap: true, [OWNER]: this }) : undefined;
   }
 
   /** Names of the namespaces this lab creates. */
@@ -160,12 +203,21 @@ export class Topology {
 
   /** Records a process started inside the lab so the sweeper can kill it if this run dies. */
   trackPid(pid: number): void {
+    if (this.owner) return this.owner.trackPid(pid);
     this.extraPids.add(pid);
     this.writeMeta();
   }
 
-  /** Records the run's work directory (named <prefix>-…) so the sweeper removes it if this run dies. */
+  /**
+   * Records the run's work directory (named <prefix>-…) so the sweeper removes it if this run dies.
+   * The second shoot's work directory lies inside the lab's, which the sweeper removes whole.
+   */
   trackWorkDir(dir: string): void {
+    if (this.owner) {
+      const lab = this.owner.workDir;
+      if (!lab || !dir.startsWith(`${lab}/`)) throw new Error(`the second shoot's work directory ${dir} must lie inside the lab's (${lab ?? 'none yet'})`);
+      return;
+    }
     if (!basename(dir).startsWith(`${this.prefix}-`)) throw new Error(`work directory ${dir} must be named ${this.prefix}-…`);
     this.workDir = dir;
     if (this.created) this.writeMeta();
@@ -181,6 +233,7 @@ export class Topology {
   }
 
   async create(opts: { classic?: boolean } = {}): Promise<void> {
+    if (this.owner) throw new Error("the second shoot's view creates nothing: its lab's create() builds both shoots");
     const existing = (await run(['ip', 'netns', 'list'])).stdout;
     for (const n of this.namespaces) {
       if (new RegExp(`^${n}\\b`, 'm').test(existing)) throw new Error(`network namespace ${n} already exists; run \`pnpm sweep\` first`);
@@ -198,78 +251,89 @@ export class Topology {
   private async build(classic: boolean): Promise<void> {
     const { ns } = this;
     await ipBatch(this.namespaces.map((n) => `netns add ${n}`));
-    const a = ADDR;
     const sd = this.seed;
     const ha = this.haAddr;
+    const second = this.second;
+    // [role, its port on the seed bridge, address]
     const seedPods: Array<[Role, string, string]> = this.ha
       ? [['srv0', 'psrv0', ha.srv[0]], ['srv1', 'psrv1', ha.srv[1]], ['kapi0', 'pkapi0', ha.kapi[0]], ['kapi1', 'pkapi1', ha.kapi[1]]]
-      : [['srv', 'srv0', sd.srv], ['kapi', 'kapi0', sd.kapi]];
-    const shootPods: Array<[Role, string, string]> = this.ha
-      ? [['vsh0', 'vsh0', ha.vsh[0]], ['vsh1', 'vsh1', ha.vsh[1]]]
-      : [['vsh', 'vsh0', a.vsh]];
-    const links = [
+      : [['srv', 'srv0', sd.srv], ['kapi', 'kapi0', sd.kapi], ...(second ? [['srvb', 'srvb0', second.seed.srv], ['kapib', 'kapib0', second.seed.kapi]] as Array<[Role, string, string]> : [])];
+    // every shoot's node on the wan bridge: [its view, its port on the wan bridge]
+    const shoots: Array<[Topology, string]> = [[this, 'nodew0'], ...(second ? [[second, 'nodebw0']] as Array<[Topology, string]> : [])];
+    await ipBatch([
       // bridges in the seed namespace
       `link add br0 netns ${ns.seed} type bridge`,
       `link add brw netns ${ns.seed} type bridge`,
       // seed pods on br0
       `link add eth0 netns ${ns.lb} type veth peer name lb0 netns ${ns.seed}`,
       ...seedPods.map(([r, port]) => `link add eth0 netns ${ns[r]} type veth peer name ${port} netns ${ns.seed}`),
-      // wan: the load balancer and the shoot node on brw
+      // wan: the load balancer and the shoot nodes on brw
       `link add wan0 netns ${ns.lb} type veth peer name lbw0 netns ${ns.seed}`,
-      `link add wan0 netns ${ns.node} type veth peer name nodew0 netns ${ns.seed}`,
-      // shoot: the vpn-shoot pods on the node's br1, the application pod on its br0
-      `link add br1 netns ${ns.node} type bridge`,
-      ...shootPods.map(([r, port]) => `link add eth0 netns ${ns[r]} type veth peer name ${port} netns ${ns.node}`),
-      `link add br0 netns ${ns.node} type bridge`,
-      `link add eth0 netns ${ns.pod} type veth peer name pod0 netns ${ns.node}`,
-    ];
-    await ipBatch(links);
+      ...shoots.map(([v, port]) => `link add wan0 netns ${v.ns.node} type veth peer name ${port} netns ${ns.seed}`),
+    ]);
     await ipBatch([
       'link set lo up',
       'link set br0 up', 'link set brw up',
       'link set lb0 master br0', ...seedPods.map(([, port]) => `link set ${port} master br0`),
-      'link set lbw0 master brw', 'link set nodew0 master brw',
-      'link set lb0 up', ...seedPods.map(([, port]) => `link set ${port} up`), 'link set lbw0 up', 'link set nodew0 up',
+      'link set lbw0 master brw', ...shoots.map(([, port]) => `link set ${port} master brw`),
+      'link set lb0 up', ...seedPods.map(([, port]) => `link set ${port} up`), 'link set lbw0 up', ...shoots.map(([, port]) => `link set ${port} up`),
       `addr add ${sd.seedGw}/24 dev br0`,
-      `addr add ${a.wanGw}/24 dev brw`,
+      `addr add ${ADDR.wanGw}/24 dev brw`,
     ], ns.seed);
-    await ipBatch(['link set lo up', 'link set eth0 up', 'link set wan0 up', `addr add ${sd.lb}/24 dev eth0`, `addr add ${a.lbWan}/24 dev wan0`], ns.lb);
+    await ipBatch(['link set lo up', 'link set eth0 up', 'link set wan0 up', `addr add ${sd.lb}/24 dev eth0`, `addr add ${ADDR.lbWan}/24 dev wan0`], ns.lb);
     for (const [r, , addr] of seedPods) {
       await ipBatch(['link set lo up', 'link set eth0 up', `addr add ${addr}/24 dev eth0`, ...(r.startsWith('srv') ? [`route add default via ${sd.seedGw}`] : [])], ns[r]);
     }
+    for (const [v] of shoots) await v.buildShoot(v === this && this.ha ? [['vsh0', ha.vsh[0]], ['vsh1', ha.vsh[1]]] : [['vsh', ADDR.vsh]]);
+
+    // Only the shoot nodes forward. The seed namespace forwards only in the classic direction (the
+    // seed's egress NAT toward the shoot's LoadBalancer); the load balancer never forwards.
+    await run(['sysctl', '-qw', `net.ipv4.ip_forward=${classic ? 1 : 0}`], { ns: ns.seed });
+    for (const n of [ns.seed, ...shoots.map(([v]) => v.ns.node)]) {
+      // bridged frames must not go through the IP firewall (br_netfilter is built in here)
+      await run(['sysctl', '-qw', 'net.ipv4.conf.all.rp_filter=0'], { ns: n });
+      await run(['sysctl', '-qw', 'net.bridge.bridge-nf-call-iptables=0', 'net.bridge.bridge-nf-call-ip6tables=0', 'net.bridge.bridge-nf-call-arptables=0'], { ns: n, allowFail: true });
+    }
+    for (const [v] of shoots) await run(['nft', '-f', '-'], { ns: v.ns.node, input: nodeFirewall(classic) });
+    await run(['nft', '-f', '-'], { ns: ns.seed, input: seedRouterFirewall(classic) });
+  }
+
+  /**
+   * One shoot inside this (view's) namespaces, its wan0 already linked: the node with its bridges,
+   * the vpn-shoot pods (on br1) and the application pod (on br0). Every shoot of a lab gets the same
+   * addresses; only the node's wan address differs.
+   */
+  private async buildShoot(shootPods: Array<[Role, string]>): Promise<void> {
+    const { ns } = this;
+    const a = ADDR;
+    await ipBatch([
+      `link add br1 netns ${ns.node} type bridge`,
+      ...shootPods.map(([r], i) => `link add eth0 netns ${ns[r]} type veth peer name vsh${i} netns ${ns.node}`),
+      `link add br0 netns ${ns.node} type bridge`,
+      `link add eth0 netns ${ns.pod} type veth peer name pod0 netns ${ns.node}`,
+    ]);
     await ipBatch([
       'link set lo up', 'link set wan0 up', 'link set br1 up', 'link set br0 up', 'link set pod0 master br0', 'link set pod0 up',
-      ...shootPods.flatMap(([, port]) => [`link set ${port} master br1`, `link set ${port} up`]),
-      `addr add ${a.nodeWan}/24 dev wan0`,
+      ...shootPods.flatMap((_, i) => [`link set vsh${i} master br1`, `link set vsh${i} up`]),
+      `addr add ${this.nodeWan}/24 dev wan0`,
       `addr add ${a.nodeIp}/32 dev lo`,
       `addr add ${a.nodeToVsh}/24 dev br1`,
       `addr add ${a.podGw}/24 dev br0`,
       `addr add ${a.nodeToVshV6}/64 dev br1 nodad`,
       `addr add ${a.podGwV6}/64 dev br0 nodad`,
     ], ns.node);
-    for (const [i, [r, , addr]] of shootPods.entries()) {
+    for (const [i, [r, addr]] of shootPods.entries()) {
       await ipBatch(['link set lo up', 'link set eth0 up', `addr add ${addr}/24 dev eth0`, `route add default via ${a.nodeToVsh}`,
         `addr add ${a.vshV6[i]}/64 dev eth0 nodad`, `route add default via ${a.nodeToVshV6}`], ns[r]);
     }
     await ipBatch(['link set lo up', 'link set eth0 up', `addr add ${a.pod}/24 dev eth0`, `route add default via ${a.podGw}`,
       `addr add ${a.podV6}/64 dev eth0 nodad`, `route add default via ${a.podGwV6}`], ns.pod);
-
-    // Only the shoot node forwards. The seed namespace forwards only in the classic direction (the
-    // seed's egress NAT toward the shoot's LoadBalancer); the load balancer never forwards.
     await run(['sysctl', '-qw', 'net.ipv4.ip_forward=1', 'net.ipv6.conf.all.forwarding=1'], { ns: ns.node });
-    await run(['sysctl', '-qw', `net.ipv4.ip_forward=${classic ? 1 : 0}`], { ns: ns.seed });
-    for (const n of [ns.seed, ns.node]) {
-      // bridged frames must not go through the IP firewall (br_netfilter is built in here)
-      await run(['sysctl', '-qw', 'net.ipv4.conf.all.rp_filter=0'], { ns: n });
-      await run(['sysctl', '-qw', 'net.bridge.bridge-nf-call-iptables=0', 'net.bridge.bridge-nf-call-ip6tables=0', 'net.bridge.bridge-nf-call-arptables=0'], { ns: n, allowFail: true });
-    }
-    await run(['nft', '-f', '-'], { ns: ns.node, input: nodeFirewall(classic) });
-    await run(['nft', '-f', '-'], { ns: ns.seed, input: seedRouterFirewall(classic) });
   }
 
   /** Deletes every namespace (and with them every interface, route and nft table) and the metadata. */
   async destroy(): Promise<void> {
-    if (!this.created) return;
+    if (!this.created) return; // the second shoot's view is never created: its lab destroys both
     await sweepPrefix(this.prefix, this.namespaces);
     this.created = false;
   }
