@@ -128,7 +128,8 @@ export interface ScaleResult {
   targets: { keepalive_rtt_p99_ms_under_load: { target_max: number; measured: number; met: boolean }; upstream_lookups_per_connect: { target_max: number; measured: number | null; met: boolean } };
 }
 
-export async function runScaleBench(): Promise<{ file: string; result: ScaleResult }> {
+/** `signal` (bench.ts aborts it on SIGINT/SIGTERM/SIGHUP): everything is removed and the process exits 130. */
+export async function runScaleBench(opts: { signal?: AbortSignal } = {}): Promise<{ file: string; result: ScaleResult }> {
   const N = num('SCALE_TUNNELS', 1000);
   const WINDOW_S = num('SCALE_WINDOW_S', 10);
   const RATE_C = num('SCALE_RATE_CONCURRENCY', 50);
@@ -145,12 +146,13 @@ export async function runScaleBench(): Promise<{ file: string; result: ScaleResu
   const hostsDir = `/etc/netns/${lbNs}`;
   const dir = mkdtempSync(join(stack.dir, 'scale-'));
   let clients: Clients | undefined;
-  const onSigint = () => void Promise.resolve(clients?.stop()).then(() => stack.down()).finally(() => {
+  const onAbort = () => void Promise.resolve(clients?.stop()).then(() => stack.down()).finally(() => {
     rmSync(stack.dir, { recursive: true, force: true });
     rmSync(hostsDir, { recursive: true, force: true });
     process.exit(130);
   });
-  process.once('SIGINT', onSigint);
+  if (opts.signal?.aborted) throw new Error('stopped before the scale bench started');
+  opts.signal?.addEventListener('abort', onAbort, { once: true });
   try {
     // the names of N upstreams, resolvable only inside the load balancer's namespace
     mkdirSync(hostsDir, { recursive: true });
@@ -304,7 +306,7 @@ export async function runScaleBench(): Promise<{ file: string; result: ScaleResu
     }
     throw err;
   } finally {
-    process.off('SIGINT', onSigint);
+    opts.signal?.removeEventListener('abort', onAbort);
     await clients?.stop();
     await stack.down();
     // a failed start keeps the work directory for its logs; this bench printed them above instead

@@ -405,7 +405,7 @@ async function main(): Promise<number> {
   }
   if (!only || only === 'scale') {
     try {
-      const { file } = await runScaleBench();
+      const { file } = await runScaleBench({ signal: stop.signal });
       log(`wrote ${file}`);
     } catch (err) {
       console.error(`scale bench failed: ${(err as Error).message}`);
