@@ -12,8 +12,9 @@
  * Then the same rounds on the HA lab (`ha` in tunnel.json; BENCH_HA=0 skips them).
  * Env: BENCH_DURATION (iperf3 seconds, default 10), BENCH_ROUNDS (alternating rounds, default 3),
  * FAILOVER_RUNS (runs of each failover scenario, default 5),
- * BENCH_ONLY=memory|tunnel|failover (`pnpm bench:memory` is BENCH_ONLY=memory).
- * Ctrl-C (or SIGTERM/SIGHUP) during the tunnel or failover part removes that part's lab and exits 130.
+ * BENCH_ONLY=memory|tunnel|failover|scale (`pnpm bench:memory` is BENCH_ONLY=memory, `pnpm bench:scale`
+ * BENCH_ONLY=scale: sni-proxy with 1,000 tunnels, bench-scale.ts → bench-out/sni-proxy-scale.json).
+ * Ctrl-C (or SIGTERM/SIGHUP) during the tunnel, failover or scale part removes that part's lab and exits 130.
  */
 import { mkdirSync, writeFileSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -25,6 +26,7 @@ import { ADDR } from './lab/topology.js';
 import { missingTools, run, sleep, spawnLogged, waitFor, type Spawned } from './lab/sh.js';
 import { runFailoverBench } from './bench-failover.js';
 import { runIdleMemoryBench } from './bench-memory.js';
+import { runScaleBench } from './bench-scale.js';
 
 const DURATION = Number(process.env.BENCH_DURATION ?? '10');
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? '3');
@@ -346,8 +348,8 @@ async function runTunnelBench(signal: AbortSignal): Promise<number> {
 
 async function main(): Promise<number> {
   const only = process.env.BENCH_ONLY;
-  if (only && only !== 'memory' && only !== 'tunnel' && only !== 'failover') {
-    console.error('bench: BENCH_ONLY must be memory, tunnel or failover');
+  if (only && only !== 'memory' && only !== 'tunnel' && only !== 'failover' && only !== 'scale') {
+    console.error('bench: BENCH_ONLY must be memory, tunnel, failover or scale');
     return 2;
   }
   if (!/^[1-9][0-9]*$/.test(FAILOVER_RUNS)) {
@@ -398,6 +400,15 @@ async function main(): Promise<number> {
         return 130;
       }
       console.error(`failover bench failed: ${(err as Error).message}`);
+      return 1;
+    }
+  }
+  if (!only || only === 'scale') {
+    try {
+      const { file } = await runScaleBench({ signal: stop.signal });
+      log(`wrote ${file}`);
+    } catch (err) {
+      console.error(`scale bench failed: ${(err as Error).message}`);
       return 1;
     }
   }

@@ -27,6 +27,8 @@ export function createSniProxyMetrics(registry: Registry) {
     headerTimeoutSeconds: new Gauge({ name: `${p}header_timeout_seconds`, help: 'Time a client has from connecting until its route is known (HEADER_TIMEOUT)', registers: [registry] }),
     bytesTotal: new Counter({ name: `${p}bytes_total`, help: 'Bytes piped, by direction', labelNames: ['direction'], registers: [registry] }),
     routeReloadsTotal: new Counter({ name: `${p}route_reloads_total`, help: 'Route table reloads, by result', labelNames: ['result'], registers: [registry] }),
+    upstreamLookupsTotal: new Counter({ name: `${p}upstream_lookups_total`, help: 'Lookups of upstream names, by result and cause: routes (a table loaded), refresh (older than the TTL, once per TTL and name), retry (an unresolved name, in the background), connection (a connection waited: after a failed dial or for an unresolved name, at most once per second and name)', labelNames: ['result', 'cause'], registers: [registry] }),
+    upstreamsUnresolved: new Gauge({ name: `${p}upstreams_unresolved`, help: 'Upstream names of the route table without an address (their connections get 502 until a retry resolves them)', registers: [registry] }),
     routes: new Gauge({ name: `${p}routes`, help: 'Routes in the active table, by kind', labelNames: ['kind'], registers: [registry] }),
   };
 }

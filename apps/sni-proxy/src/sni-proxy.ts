@@ -10,7 +10,8 @@
  * (HEADER_TIMEOUT) for the PROXY header plus the request head or ClientHello, caps across all listeners
  * (in total, per source, per route, pending in total and per source; @rvpn/proxy's ConnectionLimits),
  * a refused TLS client gets its alert and is destroyed after a short linger (never left half-open), an
- * upstream dial has its own timeout, and a piped connection an idle timeout. Refusals are counted in
+ * upstream dial has its own timeout, and a piped connection an idle timeout. Upstream names are
+ * resolved when routes load, not per connection (upstreams.ts). Refusals are counted in
  * metrics and logged once per interval. Listener errors are counted and survived; running out of file
  * descriptors (which Node never reports for an accept) is noticed by a probe, counted and logged.
  */
@@ -24,6 +25,10 @@ import {
 import type { Registry } from 'prom-client';
 import { createSniProxyMetrics } from './metrics.js';
 import { RouteFileSource, type RouteTable, type Upstream } from './routes.js';
+import { UpstreamResolver, fixedLookup, type LookupAll, type ResolvedAddress } from './upstreams.js';
+
+/** How long the start waits for the first table's lookups before it listens anyway (they go on). */
+const START_RESOLVE_WAIT_MS = 5000;
 
 type ListenerKind = { name: string; kind: 'sni' } | { name: string; kind: 'connect'; header: string };
 
@@ -64,10 +69,13 @@ export class SniProxy {
   private descriptors: DescriptorWatch | undefined;
   private readonly abort = new AbortController();
   private readonly onHup = () => void this.reload();
+  private readonly resolver: UpstreamResolver;
+  private readonly resolveErrors: IntervalLog;
   /** Bound ports after start (useful when configured with port 0). */
   readonly ports: Record<string, number> = {};
 
-  constructor(cfg: SniProxyConfig, deps: { logger: Logger; registry: Registry }) {
+  /** deps.lookup replaces the system resolver for upstream names (tests). */
+  constructor(cfg: SniProxyConfig, deps: { logger: Logger; registry: Registry; lookup?: LookupAll }) {
     this.cfg = cfg;
     this.log = deps.logger;
     this.registry = deps.registry;
@@ -82,6 +90,15 @@ export class SniProxy {
     this.trusted = new CidrSet(cfg.proxyProtocolTrustedNetworks);
     this.refusals = createIntervalLog({ logger: this.log, level: 'info', intervalMs: cfg.refusalLogIntervalMs });
     this.acceptErrors = createIntervalLog({ logger: this.log, level: 'error', intervalMs: cfg.refusalLogIntervalMs });
+    this.resolveErrors = createIntervalLog({ logger: this.log, level: 'warn', intervalMs: cfg.refusalLogIntervalMs });
+    this.resolver = new UpstreamResolver({
+      ...(deps.lookup ? { lookup: deps.lookup } : {}),
+      onLookup: (host, r, cause) => {
+        this.metrics.upstreamLookupsTotal.inc({ result: r.ok ? 'ok' : 'error', cause });
+        this.metrics.upstreamsUnresolved.set(this.resolver.unresolved.length);
+        if (!r.ok) this.resolveErrors.log(`resolve:${host}`, { upstream: host, err: r.err.message, code: (r.err as NodeJS.ErrnoException).code }, 'upstream name cannot be resolved; its connections get 502 until a retry resolves it');
+      },
+    });
     const limit = this.metrics.connectionLimit;
     limit.set({ limit: 'total' }, cfg.maxConnections);
     limit.set({ limit: 'per_source' }, cfg.maxConnectionsPerSource);
@@ -100,10 +117,22 @@ export class SniProxy {
     return this.limits.connections;
   }
 
-  private install(table: RouteTable) {
+  private install(table: RouteTable): Promise<void> {
     this.table = table;
     this.metrics.routes.set({ kind: 'sni' }, table.sni.size);
     this.metrics.routes.set({ kind: 'connect' }, table.connect.size);
+    return this.resolveUpstreams(table);
+  }
+
+  /** Looks up every upstream name of the table once (load and reload), instead of once per connection. */
+  private async resolveUpstreams(table: RouteTable): Promise<void> {
+    const hosts = [...table.sni.values(), ...table.connect.values()].map((u) => u.host);
+    const failed = await this.resolver.load(hosts);
+    this.metrics.upstreamsUnresolved.set(this.resolver.unresolved.length);
+    if (failed.length > 0) {
+      this.log.error({ unresolved: failed.length, upstreams: failed.slice(0, 5).map((f) => f.host), err: failed[0]!.err.message },
+        'upstream names cannot be resolved; their connections get 502 (reason upstream_unresolved) until a retry resolves them');
+    }
   }
 
   async start(): Promise<void> {
@@ -112,7 +141,7 @@ export class SniProxy {
         files: this.cfg.routesFiles,
         defaultAllow: this.cfg.allowPatterns,
         onChange: (t) => {
-          this.install(t);
+          void this.install(t);
           this.metrics.routeReloadsTotal.inc({ result: 'ok' });
           this.log.info({ sni: t.sni.size, connect: t.connect.size }, 'routes reloaded; existing connections untouched');
         },
@@ -122,7 +151,8 @@ export class SniProxy {
           this.log.error({ err: err.message, code: errorCode(err) }, 'route reload failed; keeping the previous routes');
         },
       });
-      this.install(await this.source.start());
+      const resolved = this.install(await this.source.start());
+      await Promise.race([resolved, new Promise((r) => setTimeout(r, START_RESOLVE_WAIT_MS).unref())]);
       process.on('SIGHUP', this.onHup);
       if (this.cfg.proxyProtocol === 'required' && this.trusted.isEmpty) {
         this.log.info({}, 'PROXY_PROTOCOL=required trusts the PROXY header of every peer; set PROXY_PROTOCOL_TRUSTED_NETWORKS to the load balancer\'s networks to believe only those');
@@ -351,7 +381,7 @@ export class SniProxy {
    * Refuses after a failed upstream. The client learns a generic reason and a correlation id; the
    * upstream's address and error stay in the log line that carries the same id.
    */
-  private upstreamFailed(kind: ListenerKind, down: net.Socket, peer: Peer, to: Upstream, reason: 'upstream_timeout' | 'upstream_unreachable', err: string, okLine: string | undefined) {
+  private upstreamFailed(kind: ListenerKind, down: net.Socket, peer: Peer, to: Upstream, reason: 'upstream_timeout' | 'upstream_unreachable' | 'upstream_unresolved', err: string, okLine: string | undefined) {
     const id = randomBytes(6).toString('hex');
     const upstream = `${to.host}:${to.port}`;
     this.refuse(kind, reason, peer, err, { id, upstream });
@@ -361,9 +391,36 @@ export class SniProxy {
     else writeStatus(down, 502, 'Bad Gateway', `the upstream is unreachable (id ${id})`);
   }
 
-  private pipe(kind: ListenerKind, down: net.Socket, peer: Peer, to: Upstream, first: Buffer, okLine: string | undefined): Promise<void> {
+  private async pipe(kind: ListenerKind, down: net.Socket, peer: Peer, to: Upstream, first: Buffer, okLine: string | undefined): Promise<void> {
+    let addresses: ResolvedAddress[] | undefined | 'timeout';
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      // cached since the routes loaded: no lookup here (undefined for an IP literal). A lookup a
+      // connection must wait for (a name just added or failing) counts against the dial timeout, as
+      // net.connect's own lookup did.
+      addresses = await Promise.race([
+        this.resolver.resolve(to.host),
+        new Promise<'timeout'>((r) => { timer = setTimeout(() => r('timeout'), this.cfg.upstreamDialTimeoutMs); }),
+      ]);
+    } catch (err) {
+      this.upstreamFailed(kind, down, peer, to, 'upstream_unresolved', (err as Error).message, okLine);
+      return;
+    } finally {
+      clearTimeout(timer);
+    }
+    if (down.destroyed) return;
+    if (addresses === 'timeout') {
+      this.upstreamFailed(kind, down, peer, to, 'upstream_timeout', `the name was not resolved within ${this.cfg.upstreamDialTimeoutMs} ms`, okLine);
+      return;
+    }
+    return this.dial(kind, down, peer, to, addresses, first, okLine);
+  }
+
+  private dial(kind: ListenerKind, down: net.Socket, peer: Peer, to: Upstream, addresses: ResolvedAddress[] | undefined, first: Buffer, okLine: string | undefined): Promise<void> {
     return new Promise((resolve) => {
-      const up = net.connect({ host: to.host, port: to.port, allowHalfOpen: true, noDelay: true, keepAlive: true, keepAliveInitialDelay: 55_000 });
+      // one address (a Service's ClusterIP): dial it as a literal; several: Node's happy eyeballs over them
+      const target = addresses?.length === 1 ? { host: addresses[0]!.address } : { host: to.host, ...(addresses ? { lookup: fixedLookup(addresses) } : {}) };
+      const up = net.connect({ ...target, port: to.port, allowHalfOpen: true, noDelay: true, keepAlive: true, keepAliveInitialDelay: 55_000 });
       this.sockets.add(up);
       up.once('close', () => this.sockets.delete(up));
       // a client gone while dialing takes the dial with it
@@ -376,13 +433,17 @@ export class SniProxy {
       const timer = setTimeout(() => {
         down.off('close', onDownClose);
         up.destroy();
+        this.resolver.dialFailed(to.host);
         this.upstreamFailed(kind, down, peer, to, 'upstream_timeout', `no answer within ${this.cfg.upstreamDialTimeoutMs} ms`, okLine);
         resolve();
       }, this.cfg.upstreamDialTimeoutMs);
       up.once('error', (err) => {
         clearTimeout(timer);
         down.off('close', onDownClose);
-        if (up.connecting || !down.readableFlowing) this.upstreamFailed(kind, down, peer, to, 'upstream_unreachable', err.message, okLine);
+        if (up.connecting || !down.readableFlowing) {
+          this.resolver.dialFailed(to.host);
+          this.upstreamFailed(kind, down, peer, to, 'upstream_unreachable', err.message, okLine);
+        }
         else down.destroy();
         resolve();
       });
@@ -411,6 +472,8 @@ export class SniProxy {
     this.abort.abort();
     process.off('SIGHUP', this.onHup);
     this.source?.stop();
+    this.resolver.stop();
+    this.resolveErrors.stop();
     this.descriptors?.stop();
     this.refusals.stop();
     this.acceptErrors.stop();

@@ -435,6 +435,8 @@ async function sweepPrefix(prefix: string, namespaces: string[], opts: { removeW
     }
   }
   for (const n of present) await run(['ip', 'netns', 'del', n], { allowFail: true });
+  // files a run gave a namespace (`ip netns exec` mounts /etc/netns/<ns>/* over /etc: bench:scale's hosts)
+  for (const n of namespaces) rmSync(`/etc/netns/${n}`, { recursive: true, force: true });
   // only a directory named after the run (never a path a damaged metadata file points elsewhere)
   if (opts.removeWorkDir && meta?.workDir && basename(meta.workDir).startsWith(`${prefix}-`)) rmSync(meta.workDir, { recursive: true, force: true });
   rmSync(metaFile, { force: true });
