@@ -9,7 +9,7 @@ import { spawn } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { kubeconfigPath, KUBECTL, NODES, SHOOT } from '@rvpn/tools/testbed';
 import { sleep } from '@rvpn/tools';
-import { applyObjects, check, getJson, k, podName, portForwardDownload, shootLogs, timeUntil, recordTests, helmTest } from './harness.js';
+import { applyObjects, check, getJson, k, podName, portForwardDownload, replacementReady, shootLogs, timeUntil, recordTests, helmTest } from './harness.js';
 import { SEED_RELEASE, apiserverRolledOut, apiserverWiring, installSeedSide, installShootSide, inventory, setEntryRoutes, uninstallAll } from './install.js';
 import { E2E_NS, deployWorkloads, webhookConfiguration, webhookProbe } from './workloads.js';
 import { killMainProcess, podMetric, restartCount, seedCanOpen, shootInboundOpenings } from './faults.js';
@@ -139,6 +139,10 @@ describe('reversed VPN, Helm install without the operator', () => {
       await k(cluster, ['delete', 'pod', '-n', ns, pod, '--force', '--grace-period=0']);
       await check(SUITE, `kubectl delete pod --force ${name}: kubectl logs works again`, async () => {
         await sleep(500);
+        // through the replacement: a force-deleted pod's containers run on for a few seconds, and logs
+        // that still pass through them say nothing about the recovery (the next test's logs -f would
+        // start on a tunnel about to move)
+        await timeUntil(`a Ready replacement of ${pod}`, () => replacementReady(cluster, ns, `app.kubernetes.io/name=${name}`, pod), 240_000, 250);
         await timeUntil('logs', logsWork, 240_000, 250);
         return Date.now() - t0;
       }, (ms) => ({ recovery_ms: ms }));

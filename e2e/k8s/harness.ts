@@ -109,6 +109,13 @@ export async function podName(cluster: Cluster, namespace: string, selector: str
   return p.metadata.name;
 }
 
+/** True once a pod of `selector` other than `replaced` runs and is Ready (the replacement of a deleted pod took over). */
+export async function replacementReady(cluster: Cluster, namespace: string, selector: string, replaced: string): Promise<boolean> {
+  const l = await getJson<{ items: Array<{ metadata: { name: string; deletionTimestamp?: string }; status?: { phase?: string; conditions?: Array<{ type: string; status: string }> } }> }>(cluster, ['pods', '-n', namespace, '-l', selector]);
+  return (l?.items ?? []).some((p) => p.metadata.name !== replaced && !p.metadata.deletionTimestamp && p.status?.phase === 'Running'
+    && p.status.conditions?.some((c) => c.type === 'Ready' && c.status === 'True'));
+}
+
 /**
  * `kubectl port-forward` to a pod in the shoot and a download of `bytes` from it, compared by checksum
  * with the pattern the workload serves. Returns the throughput.
