@@ -1,10 +1,8 @@
 /**
  * Every metric vpn-seed-server exports, in one place. Prefix `rvpn_seed_server_`, units in names.
  */
+import { sendQueueGauges, type SendQueueSource } from '@rvpn/observability';
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
-
-/** The data path's send queue, read when metrics are scraped (undefined until the data path exists). */
-export type SendQueueSource = () => { stats: { backlogBytes: number }; readAndResetMaxSojourn(): number } | undefined;
 
 export function createSeedServerMetrics(registry: Registry, sendQueue: SendQueueSource = () => undefined) {
   const p = 'rvpn_seed_server_';
@@ -19,18 +17,7 @@ export function createSeedServerMetrics(registry: Registry, sendQueue: SendQueue
     pendingHandshakes: new Gauge({ name: `${p}tunnel_pending_handshakes`, help: 'Tunnel connections in their handshake right now', registers: [registry] }),
     rttSeconds: new Gauge({ name: `${p}tunnel_rtt_seconds`, help: 'Smoothed keepalive round-trip time of the attached session', registers: [registry] }),
     bytesTotal: new Gauge({ name: `${p}tunnel_bytes_total`, help: 'Tunnel payload bytes of the attached session, by direction', labelNames: ['direction'], registers: [registry] }),
-    sendQueueBytes: new Gauge({
-      name: `${p}tunnel_send_queue_bytes`, help: 'Bytes waiting in the send queue in front of the tunnel (flow-fair, CoDel)', registers: [registry],
-      collect() {
-        this.set(sendQueue()?.stats.backlogBytes ?? 0);
-      },
-    }),
-    sendQueueMaxSojournSeconds: new Gauge({
-      name: `${p}tunnel_send_queue_max_sojourn_seconds`, help: 'Longest wait of a packet in the send queue since the previous scrape', registers: [registry],
-      collect() {
-        this.set((sendQueue()?.readAndResetMaxSojourn() ?? 0) / 1000);
-      },
-    }),
+    ...sendQueueGauges(registry, p, sendQueue),
     droppedPacketsTotal: new Counter({ name: `${p}tunnel_dropped_packets_total`, help: 'Packets dropped by the data path, by reason', labelNames: ['reason'], registers: [registry] }),
     certificateNotAfter: new Gauge({ name: `${p}certificate_not_after_seconds`, help: 'Expiry (unix seconds) of each loaded certificate, by file', labelNames: ['file'], registers: [registry] }),
     tlsReloadsTotal: new Counter({ name: `${p}tls_reloads_total`, help: 'Certificate reloads from disk (renewal, CA rotation)', registers: [registry] }),
