@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { unpackBatch } from './device.js';
-import { TunnelDataPath } from './datapath.js';
+import { TunnelDataPath, type TunnelDataPathOptions } from './datapath.js';
 import { establishSession, type LocalHello, type TunnelSession } from './session.js';
 import { createFakeDevice } from './testing/fake-device.js';
 import { createMemoryTransportPair } from './testing/memory-transport.js';
@@ -26,24 +26,38 @@ function bulk(i: number): Buffer {
   return ipv4Packet('10.0.0.1', '10.0.0.2', 6, seg);
 }
 
+/**
+ * A shoot-side data path on a fake device, attached to a session whose seed peer `seedStream` can
+ * stall (`seedStream.pause()`); `paused()` counts the device's pauses.
+ */
+async function stalledPeerSetup(queue: TunnelDataPathOptions['queue'], writeBufferCap?: number) {
+  const [a, seedStream] = createMemoryTransportPair();
+  const [shoot, seed]: [TunnelSession, TunnelSession] = await Promise.all([
+    establishSession(a, { side: 'dialer', hello: shootHello, ...(writeBufferCap !== undefined ? { writeBufferCap } : {}) }),
+    establishSession(seedStream, { side: 'listener', hello: seedHello }),
+  ]);
+  const dev = createFakeDevice({ queueLimit: 10_000 });
+  let pauses = 0;
+  const pause = dev.pause.bind(dev);
+  dev.pause = () => {
+    pauses++;
+    pause();
+  };
+  const dp = new TunnelDataPath({ device: dev, queue });
+  const close = () => {
+    dp.stop();
+    shoot.close();
+    seed.close();
+  };
+  return { seedStream, shoot, seed, dev, dp, paused: () => pauses, close };
+}
+
 describe('TunnelDataPath with its fair queue', () => {
   it('keeps reading the device while the peer stalls, and a ping overtakes the bulk backlog', async () => {
-    const [a, b] = createMemoryTransportPair();
-    const [shoot, seed]: [TunnelSession, TunnelSession] = await Promise.all([
-      establishSession(a, { side: 'dialer', hello: shootHello }),
-      establishSession(b, { side: 'listener', hello: seedHello }),
-    ]);
+    // CoDel out of the way (a stalled test peer is not a standing queue): this is about order and loss
+    const { seedStream: b, shoot, seed, dev, dp, paused, close } = await stalledPeerSetup({ targetMs: 60_000 });
     const got: Buffer[] = [];
     seed.onPackets((batch) => got.push(...unpackBatch(batch).map((p) => Buffer.from(p))));
-    const dev = createFakeDevice({ queueLimit: 10_000 });
-    let paused = 0;
-    const pause = dev.pause.bind(dev);
-    dev.pause = () => {
-      paused++;
-      pause();
-    };
-    // CoDel out of the way (a stalled test peer is not a standing queue): this is about order and loss
-    const dp = new TunnelDataPath({ device: dev, queue: { targetMs: 60_000 } });
     dp.start();
     dp.attach(shoot);
 
@@ -54,7 +68,7 @@ describe('TunnelDataPath with its fair queue', () => {
     dev.inject([icmpEcho('10.0.0.1', '10.0.0.2', 9, 1)]);
     await until(() => dp.queue!.stats.enqueued > before); // the ping waits in the queue, behind the backlog
     await new Promise((r) => setTimeout(r, 50));
-    expect(paused).toBe(0); // read all the time: nothing waits in the device
+    expect(paused()).toBe(0); // read all the time: nothing waits in the device
     expect(shoot.bufferedBytes).toBeLessThan(256 * 1024); // the session's buffer stays short
 
     b.resume();
@@ -66,19 +80,11 @@ describe('TunnelDataPath with its fair queue', () => {
     const order = got.filter((p) => p[9] === 6).map((p) => p.readUInt32BE(40));
     expect(order).toEqual(Array.from({ length: 500 }, (_, i) => i));
     expect(dp.drops).toMatchObject({ queue_full: 0, codel: 0, backpressure: 0 });
-    dp.stop();
-    shoot.close();
-    seed.close();
+    close();
   });
 
   it('drops what waited for a session that went away (counted as no_session)', async () => {
-    const [a, b] = createMemoryTransportPair();
-    const [shoot, seed] = await Promise.all([
-      establishSession(a, { side: 'dialer', hello: shootHello }),
-      establishSession(b, { side: 'listener', hello: seedHello }),
-    ]);
-    const dev = createFakeDevice({ queueLimit: 10_000 });
-    const dp = new TunnelDataPath({ device: dev, queue: { targetMs: 60_000 } });
+    const { seedStream: b, shoot, dev, dp, close } = await stalledPeerSetup({ targetMs: 60_000 });
     dp.start();
     dp.attach(shoot);
     b.pause();
@@ -91,33 +97,17 @@ describe('TunnelDataPath with its fair queue', () => {
     expect(dp.drops.no_session).toBe(waiting);
     expect(q.empty).toBe(true);
     expect(dp.queue).toBeUndefined();
-    dp.stop();
-    shoot.close();
-    seed.close();
+    close();
   });
 
   it('without a queue (queue: false) pauses the device on backpressure, as before', async () => {
-    const [a, b] = createMemoryTransportPair();
-    const [shoot, seed] = await Promise.all([
-      establishSession(a, { side: 'dialer', hello: shootHello, writeBufferCap: 64 * 1024 }),
-      establishSession(b, { side: 'listener', hello: seedHello }),
-    ]);
-    const dev = createFakeDevice({ queueLimit: 10_000 });
-    let paused = 0;
-    const pause = dev.pause.bind(dev);
-    dev.pause = () => {
-      paused++;
-      pause();
-    };
-    const dp = new TunnelDataPath({ device: dev, queue: false });
+    const { seedStream: b, shoot, dev, dp, paused, close } = await stalledPeerSetup(false, 64 * 1024);
     expect(dp.queue).toBeUndefined();
     dp.start();
     dp.attach(shoot);
     b.pause();
     dev.inject(Array.from({ length: 500 }, (_, i) => bulk(i)));
-    await until(() => paused > 0);
-    dp.stop();
-    shoot.close();
-    seed.close();
+    await until(() => paused() > 0);
+    close();
   });
 });
