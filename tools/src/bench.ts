@@ -226,16 +226,25 @@ function summary(r: PathResult) {
 }
 
 /**
+ * A lab's teardown, once: the end of a part and a Ctrl-C during it share one `down()`, and the abort
+ * exits 130 only after it finished. `release()` hands Ctrl-C back (the lab is gone, another part runs).
+ */
+function teardownOnce(signal: AbortSignal, down: () => Promise<void>): { stop: () => Promise<void>; release: () => void } {
+  let downing: Promise<void> | undefined;
+  const stop = () => (downing ??= down());
+  const onAbort = () => void stop().then(() => process.exit(130));
+  signal.addEventListener('abort', onAbort, { once: true });
+  return { stop, release: () => signal.removeEventListener('abort', onAbort) };
+}
+
+/**
  * The HA path (BENCH_HA=0 skips it): the same rounds from kube-apiserver-0's namespace, through its
  * path-controller's bond and a seed server's switch to the shoot pod. No OpenVPN peer (vpn2's HA is
  * two OpenVPN tunnels and kernel bonding, which this kernel lacks).
  */
 async function measureHa(signal: AbortSignal): Promise<Record<string, unknown>> {
   const ha = new HaStack({ log, logLevel: 'warn' });
-  let downing: Promise<void> | undefined;
-  const stopAll = () => (downing ??= ha.down());
-  const onAbort = () => void stopAll().then(() => process.exit(130));
-  signal.addEventListener('abort', onAbort, { once: true });
+  const teardown = teardownOnce(signal, () => ha.down());
   try {
     await ha.start();
     await sleep(3000);
@@ -247,8 +256,8 @@ async function measureHa(signal: AbortSignal): Promise<Record<string, unknown>> 
     for (let i = 0; i < ROUNDS; i++) await measure(place, `ha (round ${i + 1}/${ROUNDS})`, r);
     return { path: 'kube-apiserver-0 → path-controller bond (TAP) → vpn-seed-server-0 switch → vpn-shoot-0 → shoot pod', ...summary(r) };
   } finally {
-    signal.removeEventListener('abort', onAbort);
-    await stopAll();
+    teardown.release();
+    await teardown.stop();
   }
 }
 
@@ -263,11 +272,7 @@ async function runTunnelBench(signal: AbortSignal): Promise<number> {
     return 2;
   }
   const stack = new Stack({ log, logLevel: 'warn' });
-  // once: the teardown at the end and a Ctrl-C during it share one, so the exit waits for it to finish
-  let downing: Promise<void> | undefined;
-  const stopAll = () => (downing ??= stack.down());
-  const onAbort = () => void stopAll().then(() => process.exit(130));
-  signal.addEventListener('abort', onAbort, { once: true });
+  const teardown = teardownOnce(signal, () => stack.down());
   try {
     await stack.start();
     await sleep(500);
@@ -324,8 +329,8 @@ async function runTunnelBench(signal: AbortSignal): Promise<number> {
     };
     if (process.env.BENCH_HA !== '0') {
       // the plain lab is gone; a Ctrl-C from here on removes the HA lab (measureHa's own handler)
-      await stopAll();
-      signal.removeEventListener('abort', onAbort);
+      await teardown.stop();
+      teardown.release();
       result.ha = await measureHa(signal);
       log(`ha: seed → shoot ${String(result.ha.throughput_gbps_median)} Gbit/s, shoot → seed ${String(result.ha.throughput_reverse_gbps_median)}; ping under load avg ${String(result.ha.ping_under_load_avg_ms)} ms, p99 ${String(result.ha.ping_under_load_p99_ms)} ms, max ${String(result.ha.ping_under_load_max_ms)} ms`);
     }
@@ -341,8 +346,8 @@ async function runTunnelBench(signal: AbortSignal): Promise<number> {
     return 1;
   } finally {
     // the failover part that follows has its own lab and teardown
-    signal.removeEventListener('abort', onAbort);
-    await stopAll();
+    teardown.release();
+    await teardown.stop();
   }
 }
 
