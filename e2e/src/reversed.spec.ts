@@ -59,10 +59,16 @@ describe('reversed tunnel, end to end', () => {
     }
   });
 
-  it('carries a 100 MB download with the checksum intact', async () => {
+  it('carries a 100 MB download with the checksum intact, as TCP super-packets (TUN offload on both ends)', async () => {
     const { sha, curlExit } = await downloadSha(stack, MB100).done;
     expect(curlExit).toBe(0);
     expect(sha).toBe(expected100);
+    const seed = await stack.statusBody('vpn-seed-server', 'metrics');
+    const shoot = await stack.statusBody('vpn-shoot', 'metrics');
+    expect(metric(seed, 'rvpn_seed_server_tunnel_offload_active')).toBe(1);
+    expect(metric(shoot, 'rvpn_vpn_shoot_tunnel_offload_active')).toBe(1);
+    // every header from the shoot described its packet
+    expect(metric(seed, 'rvpn_seed_server_tunnel_dropped_packets_total', { reason: 'gso_header' })).toBe(0);
   });
 
   it('refuses a client certificate from another CA, with its error code, and keeps serving the shoot', async () => {
@@ -173,15 +179,18 @@ describe('reversed tunnel, end to end', () => {
     await stack.waitReady('vpn-seed-server');
   });
 
-  it('interoperates with a client one protocol minor version older (version skew)', async () => {
-    await stack.stopApp('vpn-shoot');
-    await stack.startApp('vpn-shoot', { TUNNEL_PROTOCOL_MINOR: '0' });
-    await stack.waitReady('vpn-seed-server');
-    const { sha, curlExit } = await downloadSha(stack, 10_000_000).done;
-    expect(curlExit).toBe(0);
-    expect(sha).toBe(deterministicSha256(10_000_000));
-    const log = (await run(['cat', stack.logFile('vpn-seed-server')])).stdout;
-    expect(log).toMatch(/"minor":0,"msg":"shoot tunnel attached"/);
+  it('interoperates with clients of older protocol minor versions (version skew: 1.1 without offload, 1.0)', async () => {
+    for (const minor of ['1', '0']) {
+      await stack.stopApp('vpn-shoot');
+      await stack.startApp('vpn-shoot', { TUNNEL_PROTOCOL_MINOR: minor });
+      await stack.waitReady('vpn-seed-server');
+      const { sha, curlExit } = await downloadSha(stack, 10_000_000).done;
+      expect(curlExit).toBe(0);
+      expect(sha).toBe(deterministicSha256(10_000_000));
+      const log = (await run(['cat', stack.logFile('vpn-seed-server')])).stdout;
+      expect(log).toMatch(new RegExp(`"minor":${minor},"offload":false,"msg":"shoot tunnel attached"`));
+      expect(metric(await stack.statusBody('vpn-seed-server', 'metrics'), 'rvpn_seed_server_tunnel_offload_active')).toBe(0);
+    }
     await stack.stopApp('vpn-shoot');
     await stack.startApp('vpn-shoot');
     await stack.waitReady('vpn-seed-server');

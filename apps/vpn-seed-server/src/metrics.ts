@@ -1,10 +1,10 @@
 /**
  * Every metric vpn-seed-server exports, in one place. Prefix `rvpn_seed_server_`, units in names.
  */
-import { sendQueueGauges, type SendQueueSource } from '@rvpn/observability';
+import { dataPathGauges, type OffloadSource, type SendQueueSource } from '@rvpn/observability';
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 
-export function createSeedServerMetrics(registry: Registry, sendQueue: SendQueueSource = () => undefined) {
+export function createSeedServerMetrics(registry: Registry, sendQueue: SendQueueSource = () => undefined, offloadActive: OffloadSource = () => false) {
   const p = 'rvpn_seed_server_';
   return {
     tunnelConnected: new Gauge({ name: `${p}tunnel_connected`, help: '1 while a shoot client session is attached', registers: [registry] }),
@@ -17,7 +17,7 @@ export function createSeedServerMetrics(registry: Registry, sendQueue: SendQueue
     pendingHandshakes: new Gauge({ name: `${p}tunnel_pending_handshakes`, help: 'Tunnel connections in their handshake right now', registers: [registry] }),
     rttSeconds: new Gauge({ name: `${p}tunnel_rtt_seconds`, help: 'Smoothed keepalive round-trip time of the attached session', registers: [registry] }),
     bytesTotal: new Gauge({ name: `${p}tunnel_bytes_total`, help: 'Tunnel payload bytes of the attached session, by direction', labelNames: ['direction'], registers: [registry] }),
-    ...sendQueueGauges(registry, p, sendQueue),
+    ...dataPathGauges(registry, p, sendQueue, offloadActive),
     droppedPacketsTotal: new Counter({ name: `${p}tunnel_dropped_packets_total`, help: 'Packets dropped by the data path, by reason', labelNames: ['reason'], registers: [registry] }),
     certificateNotAfter: new Gauge({ name: `${p}certificate_not_after_seconds`, help: 'Expiry (unix seconds) of each loaded certificate, by file', labelNames: ['file'], registers: [registry] }),
     tlsReloadsTotal: new Counter({ name: `${p}tls_reloads_total`, help: 'Certificate reloads from disk (renewal, CA rotation)', registers: [registry] }),

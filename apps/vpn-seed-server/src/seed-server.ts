@@ -37,6 +37,7 @@ import {
   seedPodTunnelNetwork,
   knownCode,
   MAX_FRAME_PAYLOAD,
+  FEATURE_GSO,
   MAX_HELLO_PAYLOAD,
   MAX_PEER_TEXT,
   NetConfig,
@@ -170,7 +171,7 @@ export class SeedServer {
   constructor(cfg: SeedServerConfig, deps: SeedServerDeps) {
     this.cfg = cfg;
     this.log = deps.logger;
-    this.metrics = createSeedServerMetrics(deps.registry, () => this.datapath?.queue);
+    this.metrics = createSeedServerMetrics(deps.registry, () => this.datapath?.queue, () => this.datapath?.offloadActive ?? false);
     exportSeedServerLimits(deps.registry, seedServerLimits(cfg));
     this.net = new NetConfig({ logger: this.log });
     this.shootNets = [...cfg.shootServiceNetworks, ...cfg.shootPodNetworks, ...cfg.shootNodeNetworks];
@@ -185,7 +186,7 @@ export class SeedServer {
     try {
       // 1. Kernel side: sysctls, TUN, address, permanent routes (unreachable until a session exists), firewall.
       for (const [name, value] of Object.entries(SEED_SERVER_SYSCTLS)) await this.net.setSysctl(name, value);
-      this.device = openTunDevice({ name: cfg.tunDevice, mode: 'tun' });
+      this.device = openTunDevice({ name: cfg.tunDevice, mode: 'tun', offload: cfg.tunnelOffload });
       const dev = this.device.name;
       await this.net.setMtu(dev, cfg.mtu);
       await this.net.addAddress(dev, `${this.addrs.seed}/${this.addrs.prefixLength}`);
@@ -214,6 +215,7 @@ export class SeedServer {
         keepaliveTimeoutMs: cfg.keepaliveTimeoutMs,
         vpnNetwork: cfg.vpnNetwork.toString(),
         mtu: cfg.mtu,
+        ...(this.datapath?.offloadCapable ? { features: [FEATURE_GSO] } : {}),
         assignment: { seedAddress: this.addrs.seed, shootAddress: this.addrs.shoot, prefixLength: this.addrs.prefixLength },
       });
       const authorize = authorizeByIdentity({
@@ -314,7 +316,7 @@ export class SeedServer {
     this.datapath!.attach(session);
     this.metrics.sessionsTotal.inc();
     this.metrics.tunnelConnected.set(1);
-    this.log.info({ peer: peerText(session.peerHello.identity), minor: session.negotiatedMinor }, 'shoot tunnel attached');
+    this.log.info({ peer: peerText(session.peerHello.identity), minor: session.negotiatedMinor, offload: this.datapath!.offloadActive }, 'shoot tunnel attached');
     // Held CONNECTs are released only once the routes point into the TUN again.
     void this.setRoutes(true).then(() => {
       if (this.session !== session) return;

@@ -1,10 +1,10 @@
 /**
  * Every metric vpn-shoot exports, in one place. Prefix `rvpn_vpn_shoot_`, units in names.
  */
-import { sendQueueGauges, type SendQueueSource } from '@rvpn/observability';
+import { dataPathGauges, type OffloadSource, type SendQueueSource } from '@rvpn/observability';
 import { Counter, Gauge, type Registry } from 'prom-client';
 
-export function createShootMetrics(registry: Registry, sendQueue: SendQueueSource = () => undefined) {
+export function createShootMetrics(registry: Registry, sendQueue: SendQueueSource = () => undefined, offloadActive: OffloadSource = () => false) {
   const p = 'rvpn_vpn_shoot_';
   return {
     tunnelConnected: new Gauge({ name: `${p}tunnel_connected`, help: '1 while the tunnel session to the seed is up', registers: [registry] }),
@@ -12,7 +12,7 @@ export function createShootMetrics(registry: Registry, sendQueue: SendQueueSourc
     sessionEndsTotal: new Counter({ name: `${p}tunnel_session_ends_total`, help: 'Tunnel sessions ended, by reason code', labelNames: ['code'], registers: [registry] }),
     dialFailuresTotal: new Counter({ name: `${p}tunnel_dial_failures_total`, help: 'Failed dial attempts, by error code', labelNames: ['code'], registers: [registry] }),
     rttSeconds: new Gauge({ name: `${p}tunnel_rtt_seconds`, help: 'Smoothed keepalive round-trip time', registers: [registry] }),
-    ...sendQueueGauges(registry, p, sendQueue),
+    ...dataPathGauges(registry, p, sendQueue, offloadActive),
     droppedPacketsTotal: new Counter({ name: `${p}tunnel_dropped_packets_total`, help: 'Packets dropped by the data path, by reason', labelNames: ['reason'], registers: [registry] }),
   };
 }

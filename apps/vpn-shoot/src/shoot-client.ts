@@ -18,6 +18,7 @@ import {
   authorizeByIdentity,
   flushMappedConntrack,
   seedPodTunnelNetwork,
+  FEATURE_GSO,
   knownCode,
   NetConfig,
   openTunDevice,
@@ -70,7 +71,7 @@ export class ShootClient {
     this.cfg = cfg;
     this.log = deps.logger;
     this.registry = deps.registry;
-    this.metrics = createShootMetrics(deps.registry, () => this.datapath?.queue);
+    this.metrics = createShootMetrics(deps.registry, () => this.datapath?.queue, () => this.datapath?.offloadActive ?? false);
     this.net = new NetConfig({ logger: this.log });
   }
 
@@ -84,7 +85,7 @@ export class ShootClient {
     const cfg = this.cfg;
     try {
       for (const [name, value] of Object.entries(SHOOT_SYSCTLS)) await this.net.setSysctl(name, value);
-      this.device = openTunDevice({ name: cfg.tunDevice, mode: 'tun' });
+      this.device = openTunDevice({ name: cfg.tunDevice, mode: 'tun', offload: cfg.tunnelOffload });
       const dev = this.device.name;
       await this.net.setMtu(dev, cfg.mtu);
       await this.net.linkUp(dev);
@@ -111,6 +112,7 @@ export class ShootClient {
         keepaliveTimeoutMs: cfg.keepaliveTimeoutMs,
         vpnNetwork: cfg.vpnNetwork.toString(),
         mtu: cfg.mtu,
+        ...(this.datapath?.offloadCapable ? { features: [FEATURE_GSO] } : {}),
       });
       const validatePeerHello = (peer: PeerHello) => {
         if (peer.role !== 'seed' || !peer.assignment) throw new Error('the peer is not a seed server (no address assignment)');
@@ -178,7 +180,7 @@ export class ShootClient {
     this.datapath!.attach(session);
     this.metrics.sessionsTotal.inc();
     this.metrics.tunnelConnected.set(1);
-    this.log.info({ address: assignment.shootAddress, minor: session.negotiatedMinor }, 'tunnel to the seed is up');
+    this.log.info({ address: assignment.shootAddress, minor: session.negotiatedMinor, offload: this.datapath!.offloadActive }, 'tunnel to the seed is up');
     void session.closed.then((end) => {
       this.metrics.sessionEndsTotal.inc({ code: end.code === undefined ? 'closed' : knownCode(end.code) });
       if (this.session !== session) return;

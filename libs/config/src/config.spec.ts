@@ -78,7 +78,7 @@ describe('vpn-shoot config', () => {
     expect(c).toMatchObject({
       openvpnPort: 8132, reversedVpnHeaderKey: 'Reversed-VPN', reversedVpnHeader: 'outbound|1194||vpn-seed-server.shoot--p--s.svc.cluster.local',
       tunnelMode: 'dial', directDial: false, tlsServerName: 'vpn-seed-server', egressInterface: 'eth0', reconnectMinMs: 100, reconnectMaxMs: 5000,
-      protocolMinor: 1, nftTable: 'rvpn_shoot', tunnelListen: { host: '0.0.0.0', port: 4314 },
+      protocolMinor: 2, nftTable: 'rvpn_shoot', tunnelListen: { host: '0.0.0.0', port: 4314 },
     });
   });
   it('requires what dialing needs', () => {

@@ -17,4 +17,4 @@ export { watchDescriptors } from './descriptor-watch.js';
 export type { DescriptorWatch, DescriptorWatchOptions } from './descriptor-watch.js';
 export type { IntervalLog, IntervalLogOptions, LevelLogger } from './interval-log.js';
 export type { FileWatch } from './watch-files.js';
-export { sendQueueGauges, type SendQueueSource } from './send-queue-metrics.js';
+export { dataPathGauges, type SendQueueSource, type OffloadSource } from './send-queue-metrics.js';

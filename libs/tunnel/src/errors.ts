@@ -4,6 +4,7 @@ import { defineError } from '@rvpn/config';
 export const TunOpenError = defineError('RVPN_ERR_TUN_OPEN', 'The TUN/TAP device could not be created: the process needs root or CAP_NET_ADMIN and /dev/net/tun (in a pod: the device mounted and NET_ADMIN granted).');
 export const TunClosedError = defineError('RVPN_ERR_TUN_CLOSED', 'A packet was written to a closed device: a bug in the caller, or the process is stopping.');
 export const TunCarrierError = defineError('RVPN_ERR_TUN_CARRIER', 'Setting the carrier failed (TUNSETCARRIER needs Linux 5.0 or newer).');
+export const TunOffloadError = defineError('RVPN_ERR_TUN_OFFLOAD', 'Switching checksum offload and TSO on the TUN device failed (TUNSETOFFLOAD); set TUNNEL_OFFLOAD=false to run without it.');
 export const TunAddonError = defineError('RVPN_ERR_TUN_ADDON', 'The native TUN addon is not built or does not load: run the build (pnpm build) on the target machine.');
 // Host network configuration
 export const NetCommandError = defineError('RVPN_ERR_NET_COMMAND', 'An ip or nft command failed: the command, exit code and stderr are in the log; usually a missing capability or a conflicting route.');

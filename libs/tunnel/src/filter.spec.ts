@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { Cidr, CidrSet } from '@rvpn/config';
-import { packBatch, unpackBatch } from './device.js';
-import { filterBatch } from './filter.js';
-import { icmp4Error, icmp6, icmpEcho, ipv6Packet, ipv6WithHeaders, tcp4, v6Bytes } from './testing/packets.js';
+import { packBatch, packGsoBatch, unpackBatch } from './device.js';
+import { checkVnetHeader, filterBatch, MIN_GSO_SIZE } from './filter.js';
+import { icmp4Error, icmp6, icmpEcho, ipv4Packet, ipv6Packet, ipv6WithHeaders, tcp4, tcpSuperPacket, v6Bytes, vnetHeader } from './testing/packets.js';
 
 const allow = new CidrSet(['100.96.0.0/11', 'fd8f:6d53:b97a:1::/96'].map((c) => Cidr.parse(c)));
 const v6 = (last: number, prefix = [0xfd, 0x8f, 0x6d, 0x53, 0xb9, 0x7a, 0, 1]) => Uint8Array.from([...prefix, 0, 0, 0, 0, 0, 0, 0, last]);
@@ -113,5 +113,67 @@ describe('filterBatch at the seed: destinations, ICMP errors, fragments, IPv6 ex
     expect(one(spoofed).reasons.source).toBe(1);
     const frag4 = icmp4Error('100.96.0.1', '10.1.0.20', Buffer.alloc(28), { fragment: { offset8: 3, more: false } });
     expect(one(frag4).passed).toBe(1);
+  });
+});
+
+describe('filterBatch on the GSO layout (virtio_net_hdr per packet)', () => {
+  const src = '100.96.1.10';
+  const dst = '10.1.0.20';
+  const good = () => tcpSuperPacket(src, dst, 60_000);
+  const withHeader = (entry: Buffer, patch: Parameters<typeof vnetHeader>[0]) => {
+    const h = vnetHeader({ flags: entry[0], gsoType: entry[1], hdrLen: entry.readUInt16LE(2), gsoSize: entry.readUInt16LE(4), csumStart: entry.readUInt16LE(6), csumOffset: entry.readUInt16LE(8), ...patch });
+    return Buffer.concat([h, entry.subarray(10)]);
+  };
+  const verdicts = (entries: Buffer[]) => {
+    const r = filterBatch(packGsoBatch(entries), { allowSource: allow }, true);
+    return { r, kept: unpackBatch(r.batch, true) };
+  };
+
+  it('passes a TCP super-packet (IPv4 and IPv6) and a plain packet with a zero header', () => {
+    const v6s = tcpSuperPacket('', '', 30_000, 1380, { src: v6(2), dst: v6(1) });
+    const plain = Buffer.concat([vnetHeader(), icmpEcho(src, dst, 1, 1)]);
+    const { r, kept } = verdicts([good(), v6s, plain]);
+    expect(r).toMatchObject({ passed: 3, dropped: 0, malformed: 0 });
+    expect(kept.map((k) => k.length)).toEqual([10 + 20 + 20 + 60_000, 10 + 40 + 20 + 30_000, plain.length]);
+  });
+
+  it('refuses headers that do not describe their packet, with reason gso_header', () => {
+    const bad: Buffer[] = [
+      withHeader(good(), { gsoType: 3 }), // UDP fragmentation offload
+      withHeader(good(), { gsoType: 5 }), // UDP L4
+      withHeader(good(), { gsoType: 4 }), // TCPV6 on an IPv4 packet
+      withHeader(good(), { gsoSize: MIN_GSO_SIZE - 1 }), // thousands of segments from one packet
+      withHeader(good(), { flags: 0 }), // GSO without a partial checksum
+      withHeader(good(), { flags: 1 | 4 }), // an unknown flag
+      withHeader(good(), { csumStart: 24 }), // checksum start is not the TCP header
+      withHeader(good(), { csumOffset: 6 }), // UDP's checksum field in a TCP packet
+      Buffer.concat([vnetHeader({ gsoSize: 1400 }), icmpEcho(src, dst, 1, 1)]), // gso_size without GSO
+      Buffer.concat([vnetHeader({ flags: 1, csumStart: 20, csumOffset: 16 }), icmpEcho(src, dst, 1, 2)]), // partial checksum on ICMP
+    ];
+    // the IPv4 length field says less than the packet holds
+    const short = good();
+    short.writeUInt16BE(1500, 10 + 2);
+    bad.push(short);
+    const { r, kept } = verdicts([...bad, good()]);
+    expect(r.reasons.gso_header).toBe(bad.length);
+    expect(r.passed).toBe(1);
+    expect(kept).toHaveLength(1);
+  });
+
+  it('still applies the address rules behind the header, and clears DATA_VALID on what passes', () => {
+    const spoofed = tcpSuperPacket('10.1.0.99', dst, 10_000);
+    const valid = withHeader(good(), { flags: 1 | 2 });
+    const { r, kept } = verdicts([spoofed, valid]);
+    expect(r.reasons).toMatchObject({ source: 1, gso_header: 0 });
+    expect(kept).toHaveLength(1);
+    expect(kept[0]![0]).toBe(1);
+  });
+
+  it('accepts a partial checksum on a plain UDP packet but no UDP segmentation', () => {
+    const udp = Buffer.alloc(8 + 100);
+    const p = Buffer.concat([vnetHeader({ flags: 1, csumStart: 20, csumOffset: 6 }), ipv4Packet(src, dst, 17, udp)]);
+    expect(checkVnetHeader(p, 0, 10, p.length - 10)).toBe(true);
+    const seg = withHeader(p, { gsoType: 1, gsoSize: 1400 });
+    expect(checkVnetHeader(seg, 0, 10, seg.length - 10)).toBe(false);
   });
 });

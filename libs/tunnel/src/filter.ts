@@ -21,6 +21,11 @@
  *   are dropped outright (legitimate errors are never fragmented; redirects and RAs have no business
  *   coming out of a tunnel).
  *
+ * - `gso_header` (GSO layout only, a session with the "gso" feature): the virtio_net_hdr in front of
+ *   the packet must describe it (checkVnetHeader): the kernel trusts it to segment the packet and to
+ *   complete its checksum, so a header from the shoot is checked before the seed kernel sees it. Its
+ *   DATA_VALID flag ("checksum verified") is cleared on the packets that pass.
+ *
  * Fragments: addresses are in every fragment's header, so source and destination are checked on all
  * of them. Upper-layer checks need the first fragment, which carries the ICMP header; a non-first
  * fragment passes these checks because the kernel cannot reassemble it without its first fragment —
@@ -36,7 +41,7 @@ export interface FilterRules {
   icmpErrors?: { quotedSource: CidrSet; quotedDestination: CidrSet };
 }
 
-export type FilterDropReason = 'source' | 'destination' | 'ext_header' | 'icmp_error';
+export type FilterDropReason = 'source' | 'destination' | 'ext_header' | 'icmp_error' | 'gso_header';
 
 export interface FilterResult {
   /** The batch with rejected packets removed (a view of the input buffer). */
@@ -56,7 +61,73 @@ const DESTINATION = 2;
 const EXT_HEADER = 3;
 const ICMP_ERROR = 4;
 const MALFORMED = 5;
-const REASONS: Array<FilterDropReason | undefined> = [undefined, 'source', 'destination', 'ext_header', 'icmp_error'];
+const GSO_HEADER = 6;
+const REASONS: Array<FilterDropReason | undefined> = [undefined, 'source', 'destination', 'ext_header', 'icmp_error', undefined, 'gso_header'];
+
+// virtio_net_hdr (linux/virtio_net.h): flags, gso_type, then hdr_len, gso_size, csum_start,
+// csum_offset as little-endian u16 (the TUN is set to little-endian headers, TUNSETVNETLE).
+const VNET_F_NEEDS_CSUM = 1;
+const VNET_F_DATA_VALID = 2;
+const VNET_GSO_NONE = 0;
+const VNET_GSO_TCPV4 = 1;
+const VNET_GSO_TCPV6 = 4;
+const VNET_GSO_ECN = 0x80;
+/** Smallest segment size a super-packet may ask for (the kernel's TCP_MIN_MSS): a smaller one would
+ * make the receiving kernel cut 64 KiB into thousands of packets. */
+export const MIN_GSO_SIZE = 88;
+
+/**
+ * Checks the virtio_net_hdr at `b[h .. h+10)` against the IP packet at `b[ip .. ip+len)`:
+ * - flags: only NEEDS_CSUM and DATA_VALID;
+ * - NEEDS_CSUM: csum_start is the start of the TCP or UDP header of an unfragmented packet and
+ *   csum_offset points at its checksum field (16 or 6);
+ * - gso_type: none (and no gso_size), or TCPV4 for an IPv4 and TCPV6 for an IPv6 TCP packet
+ *   (ECN bit allowed), with NEEDS_CSUM, a gso_size of at least MIN_GSO_SIZE, the IP length field
+ *   equal to the packet's, and headers that fit; UDP and anything else is refused.
+ * Returns true when the header may be handed to the kernel.
+ */
+export function checkVnetHeader(b: Buffer, h: number, ip: number, len: number): boolean {
+  const flags = b[h]!;
+  const type = b[h + 1]!;
+  const gsoSize = b[h + 4]! | (b[h + 5]! << 8);
+  const csumStart = b[h + 6]! | (b[h + 7]! << 8);
+  const csumOffset = b[h + 8]! | (b[h + 9]! << 8);
+  if ((flags & ~(VNET_F_NEEDS_CSUM | VNET_F_DATA_VALID)) !== 0) return false;
+  const gso = type & ~VNET_GSO_ECN;
+  if (gso === VNET_GSO_NONE) {
+    if (type !== VNET_GSO_NONE || gsoSize !== 0) return false;
+    if ((flags & VNET_F_NEEDS_CSUM) === 0) return true;
+  } else if ((gso !== VNET_GSO_TCPV4 && gso !== VNET_GSO_TCPV6) || (flags & VNET_F_NEEDS_CSUM) === 0 || gsoSize < MIN_GSO_SIZE) {
+    return false;
+  }
+  // where the transport header starts, for an unfragmented packet
+  const version = len > 0 ? b[ip]! >> 4 : 0;
+  let l4: number;
+  let proto: number;
+  if (version === 4 && len >= 20) {
+    const ihl = (b[ip]! & 0x0f) * 4;
+    if (ihl < 20 || (((b[ip + 6]! << 8) | b[ip + 7]!) & 0x3fff) !== 0) return false;
+    if (gso !== VNET_GSO_NONE && (gso !== VNET_GSO_TCPV4 || ((b[ip + 2]! << 8) | b[ip + 3]!) !== len)) return false;
+    l4 = ihl;
+    proto = b[ip + 9]!;
+  } else if (version === 6 && len >= 40) {
+    const u = ipv6UpperLayer(b, ip, len);
+    if (!u || u.fragmented) return false;
+    if (gso !== VNET_GSO_NONE && (gso !== VNET_GSO_TCPV6 || ((b[ip + 4]! << 8) | b[ip + 5]!) + 40 !== len)) return false;
+    l4 = u.offset - ip;
+    proto = u.protocol;
+  } else {
+    return false;
+  }
+  const field = proto === 6 ? 16 : proto === 17 && gso === VNET_GSO_NONE ? 6 : -1;
+  if (field < 0 || csumStart !== l4 || csumOffset !== field || l4 + field + 2 > len) return false;
+  // a super-packet: the whole TCP header fits, and there is payload to cut
+  if (gso !== VNET_GSO_NONE) {
+    const tcpLen = (b[ip + l4 + 12]! >> 4) * 4;
+    if (tcpLen < 20 || l4 + tcpLen >= len) return false;
+  }
+  return true;
+}
 
 /** ICMPv4 types that are errors (they quote a packet); 5 is redirect. */
 const isIcmp4Error = (t: number) => t === 3 || t === 4 || t === 11 || t === 12;
@@ -181,21 +252,31 @@ function verdict(b: Buffer, start: number, len: number, rules: FilterRules): num
   return MALFORMED;
 }
 
-export function filterBatch(batch: Buffer, rules: FilterRules): FilterResult {
+/**
+ * Filters a packed batch in place; `gso`: the batch is in the GSO layout (device.ts) and each
+ * entry's virtio_net_hdr is checked too (checkVnetHeader).
+ */
+export function filterBatch(batch: Buffer, rules: FilterRules, gso = false): FilterResult {
   let read = 0;
   let write = 0;
   let passed = 0;
   let malformed = 0;
-  const reasons: Record<FilterDropReason, number> = { source: 0, destination: 0, ext_header: 0, icmp_error: 0 };
+  const hdr = gso ? 10 : 0;
+  const reasons: Record<FilterDropReason, number> = { source: 0, destination: 0, ext_header: 0, icmp_error: 0, gso_header: 0 };
   while (read + 2 <= batch.length) {
     const len = (batch[read]! << 8) | batch[read + 1]!;
-    const start = read + 2;
+    const start = read + 2 + hdr;
     const end = start + len;
     if (end > batch.length) {
       malformed++;
       break;
     }
-    const v = verdict(batch, start, len, rules);
+    let v = verdict(batch, start, len, rules);
+    if (v === OK && gso) {
+      if (!checkVnetHeader(batch, read + 2, start, len)) v = GSO_HEADER;
+      // "checksum already verified" is not the peer's to say: the receiving kernel checks itself
+      else batch[read + 2] = batch[read + 2]! & ~VNET_F_DATA_VALID;
+    }
     if (v === OK) {
       if (write !== read) batch.copy(batch, write, read, end);
       write += end - read;
@@ -204,6 +285,6 @@ export function filterBatch(batch: Buffer, rules: FilterRules): FilterResult {
     else reasons[REASONS[v]!]++;
     read = end;
   }
-  const dropped = reasons.source + reasons.destination + reasons.ext_header + reasons.icmp_error;
+  const dropped = reasons.source + reasons.destination + reasons.ext_header + reasons.icmp_error + reasons.gso_header;
   return { batch: batch.subarray(0, write), passed, dropped, malformed, reasons };
 }

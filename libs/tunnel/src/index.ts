@@ -10,7 +10,7 @@
  *     onSession: (s) => datapath.attach(s) });
  *   await listener.start();
  */
-export { packBatch, unpackBatch } from './device.js';
+export { packBatch, packGsoBatch, unpackBatch, countPackets, VNET_HDR_BYTES } from './device.js';
 export type { PacketDevice, DeviceMode } from './device.js';
 export { openTunDevice } from './tun.js';
 export type { TunDevice, TunStats, OpenTunOptions } from './tun.js';
@@ -19,6 +19,7 @@ export type { RouteSpec, NetConfigOptions, NetLogger } from './netconfig.js';
 export {
   PROTOCOL_MAJOR,
   PROTOCOL_MINOR,
+  FEATURE_GSO,
   MAX_FRAME_PAYLOAD,
   MAX_HELLO_PAYLOAD,
   MAX_PEER_TEXT,

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { decodeHello, encodeFrame, encodeHello, FrameParser, FrameType, MAX_FRAME_PAYLOAD, PROTOCOL_MAJOR } from './protocol.js';
+import { decodeHello, encodeFrame, encodeHello, FrameParser, FrameType, MAX_FRAME_PAYLOAD, PROTOCOL_MAJOR, PROTOCOL_MINOR } from './protocol.js';
 
 const hello = { role: 'shoot' as const, identity: 'vpn-shoot/x', keepaliveIntervalMs: 250, keepaliveTimeoutMs: 1000, vpnNetwork: 'fd8f:6d53:b97a:1::/96', mtu: 1500 };
 
@@ -43,7 +43,7 @@ describe('HELLO', () => {
   it('round-trips and validates', () => {
     const f = encodeHello(hello);
     const decoded = decodeHello(f.subarray(4));
-    expect(decoded).toMatchObject({ ...hello, major: PROTOCOL_MAJOR, minor: 1 });
+    expect(decoded).toMatchObject({ ...hello, major: PROTOCOL_MAJOR, minor: PROTOCOL_MINOR });
     expect(decodeHello(Buffer.from('nope'))).toMatch(/magic/);
     expect(decodeHello(encodeHello({ ...hello, role: 'seed' }).subarray(4))).toMatch(/assignment/);
   });

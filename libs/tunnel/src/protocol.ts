@@ -1,5 +1,5 @@
 /**
- * The reversed-vpn tunnel protocol, version 1.1. Everything on the wire is declared here.
+ * The reversed-vpn tunnel protocol, version 1.2. Everything on the wire is declared here.
  *
  * TRANSPORT
  *   One TCP connection (directly, or inside an HTTP CONNECT tunnel through sni-proxy), then TLS 1.3
@@ -26,6 +26,14 @@
  *   0x07 ERROR       UTF-8 JSON { code: "RVPN_ERR_…", message }. The sender closes after it. The
  *                    receiver trusts the code only when it is one it knows (else `other`: a peer
  *                    must not mint metric labels) and truncates the message.
+ *   0x08 DATA_GSO_BATCH  a packed batch in the GSO layout: ([u16 IP packet length][virtio_net_hdr,
+ *                    10 bytes][IP packet])* (device.ts) — since 1.2, sent only when both HELLOs
+ *                    listed the feature "gso" and both sides negotiated minor >= 2; anything else
+ *                    makes it a protocol error. The header is the kernel's (TUN with IFF_VNET_HDR,
+ *                    little-endian fields): a TCP super-packet of up to 64 KiB with its segment size,
+ *                    or a packet whose checksum is left to the receiver's kernel. The receiver
+ *                    validates every header (filter.ts checkVnetHeader) before its kernel sees it.
+ *                    A session without "gso" on both ends carries plain DATA_BATCH only.
  *   0x80-0xff        optional extensions: ignored by receivers that do not know them.
  *   0x80 MAC_ANNOUNCE  (extension, HA) count u16 | count × MAC (6 bytes): the MACs attached to the
  *                    sending HA seed server's switch; bonds use it to pick a link per destination
@@ -51,7 +59,9 @@
 import { registeredErrors } from '@rvpn/config';
 
 export const PROTOCOL_MAJOR = 1;
-export const PROTOCOL_MINOR = 1;
+export const PROTOCOL_MINOR = 2;
+/** HELLO feature: this side reads and writes DATA_GSO_BATCH (a TUN with offload). Since 1.2. */
+export const FEATURE_GSO = 'gso';
 export const MAGIC = Buffer.from('RVPN', 'ascii');
 export const FRAME_HEADER_BYTES = 4;
 export const MAX_FRAME_PAYLOAD = 1 << 20;
@@ -68,6 +78,8 @@ export const FrameType = {
   HELLO: 0x01,
   DATA: 0x02,
   DATA_BATCH: 0x03,
+  /** Since 1.2, with the "gso" feature on both ends. */
+  DATA_GSO_BATCH: 0x08,
   PING: 0x04,
   PONG: 0x05,
   CLOSE: 0x06,
@@ -153,6 +165,7 @@ export function decodeHello(payload: Buffer): Hello | string {
   if (!Number.isFinite(b.keepaliveIntervalMs) || !Number.isFinite(b.keepaliveTimeoutMs)) return 'HELLO keepalive settings missing';
   if (typeof b.vpnNetwork !== 'string') return 'HELLO vpnNetwork missing';
   if (!Number.isInteger(b.mtu)) return 'HELLO mtu missing';
+  if (b.features !== undefined && (!Array.isArray(b.features) || b.features.length > 32 || !b.features.every((f) => typeof f === 'string' && f.length <= 32))) return 'HELLO features must be a short list of short strings';
   if (b.bond !== undefined && (typeof b.bond !== 'object' || b.bond === null)) return 'HELLO bond must be an object';
   if (b.role === 'seed' && !b.bond) {
     const a = b.assignment;

@@ -26,6 +26,8 @@ export class SessionSender {
   readonly session: TunnelSession;
   /** The queue (undefined with `queue: false`). */
   readonly queue: FairQueue | undefined;
+  /** The queue holds batches in the GSO layout (the session negotiated "gso" and the device offloads). */
+  readonly gso: boolean;
   private readonly bufferBytes: number;
   private readonly onDrop: ((reason: SenderDropReason, count: number) => void) | undefined;
   private readonly offDrain: () => void;
@@ -34,23 +36,27 @@ export class SessionSender {
   constructor(session: TunnelSession, opts: SessionSenderOptions = {}) {
     this.session = session;
     this.queue = opts.queue === false ? undefined : new FairQueue(opts.queue ?? {});
+    this.gso = opts.queue !== false && (opts.queue?.gso ?? false);
     this.bufferBytes = opts.bufferBytes ?? DEFAULT_SESSION_BUFFER_BYTES;
     this.onDrop = opts.onDrop;
     this.offDrain = session.onDrain(() => this.pump());
   }
 
   /**
-   * Sends a packed batch now, or queues it when the session's buffer is full or others wait.
-   * Returns false only without a queue, when the session is over its cap (the caller pauses its
-   * source until the session's drain).
+   * Sends a packed batch (`gso`: in the GSO layout) now, or queues it when the session's buffer is
+   * full or others wait. Returns false only without a queue, when the session is over its cap (the
+   * caller pauses its source until the session's drain).
    */
-  send(packed: Buffer): boolean {
+  send(packed: Buffer, gso = false): boolean {
     if (this.closed) return false;
     const q = this.queue;
-    if (!q) return this.session.sendBatch(packed);
-    if (q.empty && this.session.bufferedBytes < this.bufferBytes) {
-      // nothing waits: straight on (the common case below saturation, no copy)
-      this.session.sendBatch(packed);
+    if (!q) return this.session.sendBatch(packed, gso);
+    if ((q.empty && this.session.bufferedBytes + packed.length <= this.bufferBytes) || gso !== this.gso) {
+      // nothing waits and the batch fits the session's budget: straight on (the common case below
+      // saturation, no copy; a bigger batch — with offload one can hold 256 KiB — is queued so the
+      // session's buffer stays short and a ping does not wait behind it); a batch in the
+      // other layout (read as offload switched) cannot join the queue and goes straight on too
+      this.session.sendBatch(packed, gso);
       return true;
     }
     const overflow = q.enqueueBatch(packed);
@@ -68,7 +74,7 @@ export class SessionSender {
     while (!q.empty && s.writable && s.bufferedBytes < this.bufferBytes) {
       const b = q.dequeueBatch(DEQUEUE_BATCH_BYTES);
       if (!b) break;
-      s.sendBatch(b);
+      s.sendBatch(b, this.gso);
     }
     const codel = q.stats.codelDrops - codelBefore;
     if (codel > 0) this.onDrop?.('codel', codel);

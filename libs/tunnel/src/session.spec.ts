@@ -1,8 +1,9 @@
 import { describe, expect, it } from 'vitest';
-import { packBatch, unpackBatch } from './device.js';
+import { packBatch, packGsoBatch, unpackBatch } from './device.js';
 import { encodeHelloForVersion, establishSession, type LocalHello, type TunnelSession } from './session.js';
 import { createMemoryTransportPair } from './testing/memory-transport.js';
-import { FrameType } from './protocol.js';
+import { frameHeader, FrameType, PROTOCOL_MINOR } from './protocol.js';
+import { tcpSuperPacket } from './testing/packets.js';
 
 const base = { keepaliveIntervalMs: 50, keepaliveTimeoutMs: 400, vpnNetwork: 'fd8f:6d53:b97a:1::/96', mtu: 1500 };
 const seedHello: LocalHello = { ...base, role: 'seed', identity: 'seed', assignment: { seedAddress: 'fd8f:6d53:b97a:1::1', shootAddress: 'fd8f:6d53:b97a:1::2', prefixLength: 96 } };
@@ -34,7 +35,7 @@ describe('TunnelSession', () => {
   it('handshakes, carries the seed assignment and moves packets both ways', async () => {
     const [shoot, seed] = await pair();
     expect(shoot.peerHello.assignment?.shootAddress).toBe('fd8f:6d53:b97a:1::2');
-    expect(shoot.negotiatedMinor).toBe(1);
+    expect(shoot.negotiatedMinor).toBe(PROTOCOL_MINOR);
     const atSeed = collect(seed);
     const atShoot = collect(shoot);
     shoot.sendBatch(packBatch([Buffer.from('a'), Buffer.from('bb')]));
@@ -69,7 +70,7 @@ describe('TunnelSession', () => {
     });
     a.write(encodeHelloForVersion(shootHello, 2, 0));
     await expect(listener).rejects.toMatchObject({ code: 'RVPN_ERR_PROTO_VERSION' });
-    expect(await answer).toMatch(/RVPN_ERR_PROTO_VERSION.*protocol 2\.0, this side 1\.1/);
+    expect(await answer).toMatch(/RVPN_ERR_PROTO_VERSION.*protocol 2\.0, this side 1\.2/);
   });
 
   it('reports the peer refusal code to the dialer', async () => {
@@ -231,5 +232,64 @@ describe('TunnelSession against a hostile peer', () => {
     const json = Buffer.from(JSON.stringify({ code: 'RVPN_ERR_TUNNEL_CONFIG_MISMATCH', message: 'x' }));
     a.write(Buffer.concat([Buffer.from([FrameType.ERROR, 0, 0, json.length]), json]));
     expect((await seed.closed).code).toBe('RVPN_ERR_TUNNEL_CONFIG_MISMATCH');
+  });
+
+  describe('GSO (1.2, feature "gso")', () => {
+    const gsoPair = async (o: { shootFeatures?: string[]; seedFeatures?: string[]; shootMinor?: number }) => {
+      const [a, b] = createMemoryTransportPair();
+      return Promise.all([
+        establishSession(a, { side: 'dialer', hello: { ...shootHello, ...(o.shootFeatures ? { features: o.shootFeatures } : {}) }, ...(o.shootMinor !== undefined ? { protocolMinor: o.shootMinor } : {}) }),
+        establishSession(b, { side: 'listener', hello: { ...seedHello, ...(o.seedFeatures ? { features: o.seedFeatures } : {}) } }),
+      ]);
+    };
+
+    it('is on only when both ends list it and speak 1.2', async () => {
+      const cases: Array<[Parameters<typeof gsoPair>[0], boolean]> = [
+        [{ shootFeatures: ['gso'], seedFeatures: ['gso'] }, true],
+        [{ shootFeatures: ['gso'] }, false],
+        [{ seedFeatures: ['gso'] }, false],
+        [{ shootFeatures: ['gso'], seedFeatures: ['gso'], shootMinor: 1 }, false],
+      ];
+      for (const [o, want] of cases) {
+        const [shoot, seed] = await gsoPair(o);
+        expect([shoot.gso, seed.gso]).toEqual([want, want]);
+        shoot.close();
+      }
+    });
+
+    it('carries super-packets of up to 64 KiB with their headers as DATA_GSO_BATCH, split below the frame limit', async () => {
+      const [shoot, seed] = await gsoPair({ shootFeatures: ['gso'], seedFeatures: ['gso'] });
+      const got: Array<[Buffer[], boolean]> = [];
+      seed.onPackets((b, gso) => got.push([unpackBatch(b, gso), gso]));
+      const entries = Array.from({ length: 20 }, (_, i) => tcpSuperPacket('100.96.1.10', '10.1.0.20', 65_000 + i));
+      shoot.sendBatch(packGsoBatch(entries), true);
+      shoot.sendBatch(packBatch([Buffer.from('plain')]));
+      await until(() => got.reduce((n, [e]) => n + e.length, 0) === 21);
+      const gsoEntries = got.filter(([, g]) => g).flatMap(([e]) => e);
+      expect(gsoEntries.map((e) => Buffer.compare(e, entries[gsoEntries.indexOf(e)]!))).toEqual(entries.map(() => 0));
+      expect(got.filter(([, g]) => !g).flatMap(([e]) => e).map(String)).toEqual(['plain']);
+      // 20 × ~65 KiB does not fit one 1 MiB frame
+      expect(shoot.stats.framesOut).toBeGreaterThanOrEqual(3);
+      expect(shoot.stats).toMatchObject({ packetsOut: 21, bytesOut: entries.reduce((n, e) => n + e.length - 10, 0) + 5 });
+      shoot.close();
+    });
+
+    it('refuses to send a GSO batch without the feature, and ends a session whose peer sends one anyway', async () => {
+      const [shoot, seed] = await gsoPair({ shootFeatures: ['gso'] });
+      expect(() => shoot.sendBatch(packGsoBatch([tcpSuperPacket('100.96.1.10', '10.1.0.20', 3000)]), true)).toThrow(RangeError);
+      // a peer that ignores the negotiation: the raw frame
+      const payload = packGsoBatch([tcpSuperPacket('100.96.1.10', '10.1.0.20', 3000)]);
+      (shoot as unknown as { stream: { write(b: Buffer): void } }).stream.write(Buffer.concat([frameHeader(FrameType.DATA_GSO_BATCH, payload.length), payload]));
+      const end = await seed.closed;
+      expect(end).toMatchObject({ code: 'RVPN_ERR_PROTO_MALFORMED' });
+      expect(end.reason).toMatch(/DATA_GSO_BATCH on a session without the gso feature/);
+    });
+
+    it('ends the session on a truncated DATA_GSO_BATCH', async () => {
+      const [shoot, seed] = await gsoPair({ shootFeatures: ['gso'], seedFeatures: ['gso'] });
+      const payload = packGsoBatch([tcpSuperPacket('100.96.1.10', '10.1.0.20', 3000)]).subarray(0, 100);
+      (shoot as unknown as { stream: { write(b: Buffer): void } }).stream.write(Buffer.concat([frameHeader(FrameType.DATA_GSO_BATCH, payload.length), payload]));
+      expect((await seed.closed).reason).toMatch(/DATA_GSO_BATCH with a truncated packet/);
+    });
   });
 });

@@ -16,6 +16,7 @@ import {
   encodeError,
   encodeHello,
   encodePing,
+  FEATURE_GSO,
   FrameParser,
   frameHeader,
   FrameType,
@@ -27,6 +28,7 @@ import {
   type Hello,
   type HelloBody,
 } from './protocol.js';
+import { VNET_HDR_BYTES } from './device.js';
 import { ProtoFrameTooLargeError, ProtoHandshakeError, ProtoMalformedError, ProtoVersionError, TunnelClosedError, TunnelPeerDeadError, TunnelTlsError } from './errors.js';
 
 export type LocalHello = HelloBody;
@@ -77,6 +79,8 @@ type Listener = () => void;
 export class TunnelSession {
   readonly peerHello: PeerHello;
   readonly negotiatedMinor: number;
+  /** Both ends listed the "gso" feature and speak 1.2: DATA_GSO_BATCH may flow both ways. */
+  readonly gso: boolean;
   readonly stats: SessionStats = {
     bytesIn: 0, bytesOut: 0, packetsIn: 0, packetsOut: 0, framesIn: 0, framesOut: 0,
     pingsSent: 0, pongsReceived: 0, rttMs: undefined, rttSmoothedMs: undefined, sendDrops: 0, pongsDropped: 0, extensionDrops: 0,
@@ -86,9 +90,9 @@ export class TunnelSession {
   private readonly stream: Duplex;
   private readonly cap: number;
   private readonly maxPending: number;
-  private packetHandler: ((packed: Buffer) => void) | undefined;
+  private packetHandler: ((packed: Buffer, gso: boolean) => void) | undefined;
   private extensionHandler: ((type: number, payload: Buffer) => void) | undefined;
-  private pendingBatches: Buffer[] = [];
+  private pendingBatches: Array<[Buffer, boolean]> = [];
   private drainListeners = new Set<Listener>();
   private resolveClosed!: (end: SessionEnd) => void;
   private ended = false;
@@ -103,6 +107,7 @@ export class TunnelSession {
     this.stream = stream;
     this.peerHello = peer;
     this.negotiatedMinor = minor;
+    this.gso = minor >= 2 && (local.features?.includes(FEATURE_GSO) ?? false) && (peer.features?.includes(FEATURE_GSO) ?? false);
     this.cap = opts.writeBufferCap ?? 1 << 20;
     this.maxPending = opts.maxPendingBatches ?? 256;
     this.keepaliveTimeoutMs = local.keepaliveTimeoutMs || DEFAULT_KEEPALIVE_TIMEOUT_MS;
@@ -127,12 +132,15 @@ export class TunnelSession {
     this.deadTimer.unref();
   }
 
-  /** Registers the consumer of received packets (packed batches); flushes what arrived before. */
-  onPackets(handler: (packed: Buffer) => void): void {
+  /**
+   * Registers the consumer of received packets (packed batches; `gso` true for the GSO layout, which
+   * only a session with `gso` delivers); flushes what arrived before.
+   */
+  onPackets(handler: (packed: Buffer, gso: boolean) => void): void {
     this.packetHandler = handler;
     const pending = this.pendingBatches;
     this.pendingBatches = [];
-    for (const b of pending) handler(b);
+    for (const [b, g] of pending) handler(b, g);
   }
 
   /** Receives extension frames (types 0x80-0xff, e.g. MAC_ANNOUNCE). */
@@ -174,11 +182,13 @@ export class TunnelSession {
 
   /**
    * Sends a packed batch in one write (one DATA_BATCH frame per ≤1 MiB, or one DATA frame per packet
-   * for a 1.0 peer). Returns false when the stream's buffer is over its cap: the caller should pause
-   * its source until onDrain. A batch offered while over twice the cap is dropped (counted).
+   * for a 1.0 peer; DATA_GSO_BATCH frames for a batch in the GSO layout, which needs `gso`). Returns
+   * false when the stream's buffer is over its cap: the caller should pause its source until
+   * onDrain. A batch offered while over twice the cap is dropped (counted).
    */
-  sendBatch(packed: Buffer): boolean {
+  sendBatch(packed: Buffer, gso = false): boolean {
     if (this.ended || packed.length === 0) return !this.ended;
+    if (gso && !this.gso) throw new RangeError('a GSO batch on a session without the gso feature');
     if (this.stream.writableLength > 2 * this.cap) {
       this.stats.sendDrops++;
       return false;
@@ -187,20 +197,22 @@ export class TunnelSession {
     s.cork();
     let packets = 0;
     if (this.negotiatedMinor >= 1) {
+      const type = gso ? FrameType.DATA_GSO_BATCH : FrameType.DATA_BATCH;
+      const extra = gso ? 2 + VNET_HDR_BYTES : 2;
       let start = 0;
       let off = 0;
       while (off < packed.length) {
         const len = packed.readUInt16BE(off);
-        if (off + 2 + len - start > MAX_FRAME_PAYLOAD) {
-          s.write(frameHeader(FrameType.DATA_BATCH, off - start));
+        if (off + extra + len - start > MAX_FRAME_PAYLOAD) {
+          s.write(frameHeader(type, off - start));
           s.write(packed.subarray(start, off));
           this.stats.framesOut++;
           start = off;
         }
-        off += 2 + len;
+        off += extra + len;
         packets++;
       }
-      s.write(frameHeader(FrameType.DATA_BATCH, packed.length - start));
+      s.write(frameHeader(type, packed.length - start));
       s.write(start === 0 ? packed : packed.subarray(start));
       this.stats.framesOut++;
     } else {
@@ -216,7 +228,7 @@ export class TunnelSession {
     }
     s.uncork();
     this.stats.packetsOut += packets;
-    this.stats.bytesOut += packed.length - 2 * packets;
+    this.stats.bytesOut += packed.length - (gso ? 2 + VNET_HDR_BYTES : 2) * packets;
     return s.writableLength < this.cap;
   }
 
@@ -245,9 +257,9 @@ export class TunnelSession {
     }
   }
 
-  private deliver(packed: Buffer) {
-    if (this.packetHandler) this.packetHandler(packed);
-    else if (this.pendingBatches.length < this.maxPending) this.pendingBatches.push(packed);
+  private deliver(packed: Buffer, gso = false) {
+    if (this.packetHandler) this.packetHandler(packed, gso);
+    else if (this.pendingBatches.length < this.maxPending) this.pendingBatches.push([packed, gso]);
   }
 
   private onFrame(type: number, payload: Buffer) {
@@ -255,20 +267,27 @@ export class TunnelSession {
     this.lastRx = Date.now();
     this.stats.framesIn++;
     switch (type) {
-      case FrameType.DATA_BATCH: {
+      case FrameType.DATA_BATCH:
+      case FrameType.DATA_GSO_BATCH: {
+        const gso = type === FrameType.DATA_GSO_BATCH;
+        if (gso && !this.gso) {
+          this.protocolError('DATA_GSO_BATCH on a session without the gso feature');
+          return;
+        }
+        const extra = gso ? 2 + VNET_HDR_BYTES : 2;
         let off = 0;
         let n = 0;
         while (off + 2 <= payload.length) {
-          off += 2 + payload.readUInt16BE(off);
+          off += extra + payload.readUInt16BE(off);
           n++;
         }
         if (off !== payload.length) {
-          this.protocolError('DATA_BATCH with a truncated packet');
+          this.protocolError(`${gso ? 'DATA_GSO_BATCH' : 'DATA_BATCH'} with a truncated packet`);
           return;
         }
         this.stats.packetsIn += n;
-        this.stats.bytesIn += payload.length - 2 * n;
-        this.deliver(payload);
+        this.stats.bytesIn += payload.length - extra * n;
+        this.deliver(payload, gso);
         return;
       }
       case FrameType.DATA: {

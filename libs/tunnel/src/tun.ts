@@ -7,13 +7,14 @@ import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { DeviceMode, PacketDevice } from './device.js';
-import { TunAddonError, TunClosedError, TunOpenError, TunCarrierError } from './errors.js';
+import { TunAddonError, TunClosedError, TunOpenError, TunCarrierError, TunOffloadError } from './errors.js';
 
 interface NativeTun {
   readonly name: string;
   readonly fd: number;
-  start(onBatch: (batch: Buffer) => void): void;
-  writeBatch(batch: Buffer): number;
+  start(onBatch: (batch: Buffer, gso: boolean) => void): void;
+  writeBatch(batch: Buffer, gso?: boolean): number;
+  setOffload(on: boolean): void;
   pause(): void;
   resume(): void;
   setCarrier(up: boolean): void;
@@ -30,9 +31,14 @@ export interface TunStats {
   bytesWritten: number;
   writeDrops: number;
   malformed: number;
+  /** TCP super-packets read (offload on). */
+  gsoPacketsRead: number;
+  /** Super-packets still queued from before offload was switched off, dropped. */
+  offloadDrops: number;
+  offload: boolean;
 }
 
-let addon: { TunDevice: new (name: string, tap: boolean, maxBatch: number) => NativeTun } | undefined;
+let addon: { TunDevice: new (name: string, tap: boolean, maxBatch: number, vnetHdr: boolean) => NativeTun } | undefined;
 
 function loadAddon() {
   if (addon) return addon;
@@ -54,10 +60,18 @@ export interface OpenTunOptions {
   mode?: DeviceMode;
   /** Most packets per JS call. Default 64. */
   maxBatchPackets?: number;
+  /**
+   * Open with a virtio-net header (IFF_VNET_HDR) so that checksum offload and TSO can be switched on
+   * per session (setOffload). TUN only. Default false.
+   */
+  offload?: boolean;
 }
 
 export interface TunDevice extends PacketDevice {
   stats(): TunStats;
+  readonly offloadCapable: boolean;
+  /** Checksum offload and TSO on or off (throws TypeError on a device not opened with `offload`). */
+  setOffload(on: boolean): void;
 }
 
 function rethrow(err: unknown): never {
@@ -68,6 +82,7 @@ function rethrow(err: unknown): never {
   }
   if (code === 'RVPN_ERR_TUN_CLOSED') throw new TunClosedError(msg, { cause: err });
   if (code === 'RVPN_ERR_TUN_CARRIER') throw new TunCarrierError(msg, { cause: err });
+  if (code === 'RVPN_ERR_TUN_OFFLOAD') throw new TunOffloadError(msg, { cause: err });
   throw err;
 }
 
@@ -76,7 +91,8 @@ export function openTunDevice(opts: OpenTunOptions = {}): TunDevice {
   const { TunDevice: Native } = loadAddon();
   let native: NativeTun;
   try {
-    native = new Native(opts.name ?? '', mode === 'tap', opts.maxBatchPackets ?? 64);
+    if (opts.offload && mode === 'tap') throw new TypeError('offload is for TUN devices only');
+    native = new Native(opts.name ?? '', mode === 'tap', opts.maxBatchPackets ?? 64, opts.offload ?? false);
   } catch (err) {
     rethrow(err);
   }
@@ -90,8 +106,12 @@ export function openTunDevice(opts: OpenTunOptions = {}): TunDevice {
     start(onBatch) {
       try { native.start(onBatch); } catch (err) { rethrow(err); }
     },
-    writeBatch(batch) {
-      try { return native.writeBatch(batch); } catch (err) { rethrow(err); }
+    writeBatch(batch, gso) {
+      try { return native.writeBatch(batch, gso ?? false); } catch (err) { rethrow(err); }
+    },
+    offloadCapable: opts.offload ?? false,
+    setOffload(on) {
+      try { native.setOffload(on); } catch (err) { rethrow(err); }
     },
     pause() {
       native.pause();

@@ -49,6 +49,11 @@ export const networkFields = {
   logLevel: t.enumOf(['fatal', 'error', 'warn', 'info', 'debug', 'trace'] as const, { env: 'LOG_LEVEL', default: 'info', doc: 'Level of the structured JSON logs.' }),
 };
 
+/** The non-HA TUN's offload (vpn-seed-server, vpn-shoot). */
+export const offloadFields = {
+  tunnelOffload: t.bool({ env: 'TUNNEL_OFFLOAD', default: 'true', doc: 'Non-HA TUN: open the device with a virtio-net header and, when the peer offers it too (HELLO feature "gso", protocol 1.2), turn on checksum offload and TSO so TCP super-packets of up to 64 KiB cross the tunnel whole (one read, frame and write per 64 KiB). Headers from the peer are validated before the kernel sees them. false: plain packets only.' }),
+};
+
 /** Fields of the HA bond (vpn-shoot in HA mode, path-controller). */
 export const bondFields = {
   bondDevice: t.string({ env: 'BOND_DEVICE', default: 'bond0', doc: 'HA: name of the TAP device that presents the bonded links (at most 15 characters).' }),

@@ -1,7 +1,7 @@
 /** vpn-seed-server configuration. */
 import type { NetworkMapping } from '../mapping.js';
 import { loadConfig, optional, t, type ConfigOf } from '../schema.js';
-import { bondFields, checkNetworks, deriveNetworkMapping, haIndexOf, networkFields, tlsFields } from './common.js';
+import { bondFields, checkNetworks, deriveNetworkMapping, haIndexOf, networkFields, offloadFields, tlsFields } from './common.js';
 
 /**
  * Issue 12: the reversed data path translates per `mapping`, non-HA (this process) and HA (the switch
@@ -12,6 +12,7 @@ const APPLIES_MAPPING = true;
 
 export const seedServerSchema = {
   ...networkFields,
+  ...offloadFields,
   localNodeIp: t.string({ env: 'LOCAL_NODE_IP', default: '', doc: 'The node IP of this pod (informational, vpn2 compatibility).' }),
   tunnelMode: t.enumOf(['listen', 'dial'] as const, { env: 'TUNNEL_MODE', default: 'listen', doc: 'listen: the shoot dials in (reversed VPN); dial: the seed dials the shoot (classic direction).' }),
   tunnelListen: t.hostPort({ env: 'TUNNEL_LISTEN', default: '0.0.0.0:1194', doc: 'Where the tunnel listener binds (listen mode).' }),

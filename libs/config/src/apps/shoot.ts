@@ -1,7 +1,7 @@
 /** vpn-shoot configuration. */
 import type { NetworkMapping } from '../mapping.js';
 import { loadConfig, t, type ConfigOf } from '../schema.js';
-import { bondFields, checkNetworks, deriveNetworkMapping, haIndexOf, networkFields, tlsFields } from './common.js';
+import { bondFields, checkNetworks, deriveNetworkMapping, haIndexOf, networkFields, offloadFields, tlsFields } from './common.js';
 
 /**
  * Issue 12: the reversed data path translates per `mapping`, non-HA and HA (IS_HA=true: the same DNAT
@@ -12,6 +12,7 @@ const APPLIES_MAPPING = true;
 
 export const shootSchema = {
   ...networkFields,
+  ...offloadFields,
   endpoint: t.string({ env: 'ENDPOINT', default: '', doc: "Host of the seed's entry point (sni-proxy / load balancer) that vpn-shoot dials." }),
   openvpnPort: t.port({ env: 'OPENVPN_PORT', default: '8132', doc: 'Port of the CONNECT entry point (vpn2 default 8132; Gardener sets 8443).' }),
   reversedVpnHeaderKey: t.string({ env: 'REVERSED_VPN_HEADER_KEY', default: 'Reversed-VPN', doc: 'Header that routes the CONNECT (Gardener sets X-Gardener-Destination).' }),
@@ -27,7 +28,7 @@ export const shootSchema = {
   egressInterface: t.string({ env: 'EGRESS_INTERFACE', default: 'eth0', doc: 'Interface toward the shoot networks; tunnel traffic is masqueraded out of it.' }),
   reconnectMinMs: t.duration({ env: 'RECONNECT_MIN', default: '100ms', min: 1, doc: 'First reconnect backoff (exponential, full jitter).' }),
   reconnectMaxMs: t.duration({ env: 'RECONNECT_MAX', default: '5s', min: 1, doc: 'Backoff cap.' }),
-  protocolMinor: t.int({ env: 'TUNNEL_PROTOCOL_MINOR', default: '1', min: 0, max: 1, doc: 'Speak an older protocol minor version (rolling upgrades; version-skew tests).' }),
+  protocolMinor: t.int({ env: 'TUNNEL_PROTOCOL_MINOR', default: '2', min: 0, max: 2, doc: 'Speak an older protocol minor version (rolling upgrades; version-skew tests).' }),
   statusListen: t.hostPort({ env: 'STATUS_LISTEN', default: '0.0.0.0:15000', doc: 'Where /healthz, /readyz and /metrics are served.' }),
   nftTable: t.string({ env: 'NFT_TABLE', default: 'rvpn_shoot', doc: 'Name of the nftables table this process owns.' }),
 };

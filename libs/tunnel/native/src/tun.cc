@@ -1,13 +1,24 @@
 // rvpn_tun: TUN/TAP file descriptors for Node.js with batched, non-blocking I/O.
 //
 // Reading: the fd is non-blocking and watched by a uv_poll handle on the main loop (no threadpool).
-// On readiness we read() packets until EAGAIN or until maxBatch packets, into one scratch buffer, in
+// On readiness we read() packets until EAGAIN, maxBatch packets or 256 KiB, into one scratch buffer, in
 // "packed batch" layout ([u16 BE length][packet]...), then make ONE call into JS with a fresh Buffer
 // holding a copy of exactly those bytes. JS owns that Buffer; the scratch is never handed out.
 // The batch bound keeps timers and keepalives from starving under load.
 //
 // Writing: writeBatch(packed) loops write() over the entries synchronously; a TUN write either takes
 // the packet or fails at once, so nothing is retained after the call returns.
+//
+// Offload (opened with vnetHdr): the device carries a 10-byte virtio_net_hdr before every packet
+// (IFF_VNET_HDR). setOffload(true) asks the kernel for checksum offload and TSO4/TSO6
+// (TUNSETOFFLOAD): reads then return TCP super-packets of up to 64 KiB with their GSO metadata,
+// one read() per 64 KiB instead of per segment, and batches use the GSO layout
+// ([u16 packet length][virtio_net_hdr][packet])*; the length counts the IP packet only, which an IP
+// header bounds to 65535, so the header never overflows it. setOffload(false) (the default) gives
+// plain packets in the plain layout: reads strip the header (a super-packet still queued from
+// before the switch is dropped and counted) and plain writes are prefixed with a zero header. The
+// virtio header is NOT checked here: what comes from the peer is validated in JS (filter.ts) before
+// it is written.
 #include <napi.h>
 #include <uv.h>
 
@@ -17,6 +28,7 @@
 #include <linux/if_tun.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include <cstdint>
@@ -30,6 +42,15 @@
 namespace {
 
 constexpr size_t kMaxPacket = 65535;
+// struct virtio_net_hdr (linux/virtio_net.h, which does not compile as C++): flags u8, gso_type u8,
+// hdr_len, gso_size, csum_start, csum_offset (u16, little-endian: TUNSETVNETLE).
+constexpr size_t kVnetHdr = 10;
+// One read batch stops growing past this many bytes: with offload a packet can be 64 KiB, and 64 of
+// them in one JS call would hold the loop (and every ping behind them) for milliseconds.
+constexpr size_t kMaxBatchBytes = 256 * 1024;
+constexpr uint8_t kVnetFlagNeedsCsum = 1;
+constexpr uint8_t kVnetGsoNone = 0;
+constexpr unsigned kOffloadFlags = TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6 | TUN_F_TSO_ECN;
 
 class TunDevice : public Napi::ObjectWrap<TunDevice> {
  public:
@@ -40,6 +61,7 @@ class TunDevice : public Napi::ObjectWrap<TunDevice> {
       InstanceMethod("pause", &TunDevice::Pause),
       InstanceMethod("resume", &TunDevice::Resume),
       InstanceMethod("setCarrier", &TunDevice::SetCarrier),
+      InstanceMethod("setOffload", &TunDevice::SetOffload),
       InstanceMethod("close", &TunDevice::Close),
       InstanceMethod("stats", &TunDevice::Stats),
       InstanceAccessor("name", &TunDevice::GetName, nullptr),
@@ -49,15 +71,21 @@ class TunDevice : public Napi::ObjectWrap<TunDevice> {
     return exports;
   }
 
-  // new TunDevice(name: string, tap: boolean, maxBatch: number)
+  // new TunDevice(name: string, tap: boolean, maxBatch: number, vnetHdr?: boolean)
   explicit TunDevice(const Napi::CallbackInfo& info) : Napi::ObjectWrap<TunDevice>(info) {
     Napi::Env env = info.Env();
-    if (info.Length() < 3 || !info[0].IsString() || !info[1].IsBoolean() || !info[2].IsNumber()) {
-      Napi::TypeError::New(env, "TunDevice(name: string, tap: boolean, maxBatch: number)").ThrowAsJavaScriptException();
+    if (info.Length() < 3 || !info[0].IsString() || !info[1].IsBoolean() || !info[2].IsNumber() ||
+        (info.Length() > 3 && !info[3].IsBoolean() && !info[3].IsUndefined())) {
+      Napi::TypeError::New(env, "TunDevice(name: string, tap: boolean, maxBatch: number, vnetHdr?: boolean)").ThrowAsJavaScriptException();
       return;
     }
     std::string name = info[0].As<Napi::String>().Utf8Value();
     bool tap = info[1].As<Napi::Boolean>().Value();
+    vnet_ = info.Length() > 3 && info[3].IsBoolean() && info[3].As<Napi::Boolean>().Value();
+    if (vnet_ && tap) {
+      Napi::TypeError::New(env, "offload (vnetHdr) is for TUN devices only").ThrowAsJavaScriptException();
+      return;
+    }
     int64_t maxBatch = info[2].As<Napi::Number>().Int64Value();
     if (name.size() >= IFNAMSIZ) {
       ThrowErrno(env, "RVPN_ERR_TUN_OPEN", "interface name longer than 15 characters", EINVAL);
@@ -75,7 +103,7 @@ class TunDevice : public Napi::ObjectWrap<TunDevice> {
     }
     struct ifreq ifr;
     memset(&ifr, 0, sizeof(ifr));
-    ifr.ifr_flags = (tap ? IFF_TAP : IFF_TUN) | IFF_NO_PI;
+    ifr.ifr_flags = (tap ? IFF_TAP : IFF_TUN) | IFF_NO_PI | (vnet_ ? IFF_VNET_HDR : 0);
     strncpy(ifr.ifr_name, name.c_str(), IFNAMSIZ - 1);
     if (ioctl(fd_, TUNSETIFF, &ifr) < 0) {
       int e = errno;
@@ -85,9 +113,22 @@ class TunDevice : public Napi::ObjectWrap<TunDevice> {
       return;
     }
     name_ = ifr.ifr_name;
+    if (vnet_) {
+      // little-endian header fields on every host: the header travels through the tunnel as is
+      int hdr = static_cast<int>(kVnetHdr);
+      int le = 1;
+      unsigned off = 0;
+      if (ioctl(fd_, TUNSETVNETHDRSZ, &hdr) < 0 || ioctl(fd_, TUNSETVNETLE, &le) < 0 || ioctl(fd_, TUNSETOFFLOAD, off) < 0) {
+        int e = errno;
+        close(fd_);
+        fd_ = -1;
+        ThrowErrno(env, "RVPN_ERR_TUN_OPEN", "TUNSETVNETHDRSZ/TUNSETVNETLE/TUNSETOFFLOAD", e);
+        return;
+      }
+    }
     // Room for a full batch of maximum-size packets plus their length prefixes. Pages are only
     // touched as packets arrive, so an idle device costs little resident memory.
-    scratch_size_ = max_batch_ * (2 + kMaxPacket);
+    scratch_size_ = max_batch_ * (2 + kVnetHdr + kMaxPacket) + 1;  // +1: a read one byte too long is seen, not cut
     scratch_ = static_cast<uint8_t*>(malloc(scratch_size_));
     if (!scratch_) {
       close(fd_);
@@ -181,19 +222,47 @@ class TunDevice : public Napi::ObjectWrap<TunDevice> {
   void DrainOnce() {
     size_t used = 0;
     size_t count = 0;
-    while (count < max_batch_ && scratch_size_ - used >= 2 + kMaxPacket) {
-      ssize_t n = read(fd_, scratch_ + used + 2, kMaxPacket);
+    const bool gso = offload_;
+    const size_t entryMax = 2 + (vnet_ ? kVnetHdr : 0) + kMaxPacket;
+    while (count < max_batch_ && used < kMaxBatchBytes && scratch_size_ - used >= entryMax) {
+      uint8_t* entry = scratch_ + used;
+      ssize_t n;
+      size_t pkt;
+      if (!vnet_) {
+        n = read(fd_, entry + 2, kMaxPacket);
+        pkt = n > 0 ? static_cast<size_t>(n) : 0;
+      } else if (gso) {
+        // [u16 len][virtio_net_hdr][packet]: the header lands right behind the length prefix
+        n = read(fd_, entry + 2, kVnetHdr + kMaxPacket + 1);
+        pkt = n > static_cast<ssize_t>(kVnetHdr) ? static_cast<size_t>(n) - kVnetHdr : 0;
+      } else {
+        uint8_t hdr[kVnetHdr];
+        struct iovec iov[2] = {{hdr, kVnetHdr}, {entry + 2, kMaxPacket}};
+        n = readv(fd_, iov, 2);
+        pkt = n > static_cast<ssize_t>(kVnetHdr) ? static_cast<size_t>(n) - kVnetHdr : 0;
+        if (n > 0 && (hdr[1] != kVnetGsoNone || (hdr[0] & kVnetFlagNeedsCsum))) {
+          // queued with offload on, before a switch to a peer without it: the flow retransmits
+          offload_drops_++;
+          continue;
+        }
+      }
       if (n < 0) {
         if (errno == EINTR) continue;
         if (errno != EAGAIN && errno != EWOULDBLOCK) read_errors_++;
         break;
       }
       if (n == 0) break;
-      scratch_[used] = static_cast<uint8_t>(n >> 8);
-      scratch_[used + 1] = static_cast<uint8_t>(n & 0xff);
-      used += 2 + static_cast<size_t>(n);
+      if (pkt == 0 || pkt > kMaxPacket) {
+        read_errors_++;
+        continue;
+      }
+      entry[0] = static_cast<uint8_t>(pkt >> 8);
+      entry[1] = static_cast<uint8_t>(pkt & 0xff);
+      const size_t hdr = gso ? kVnetHdr : 0;
+      if (gso && entry[2 + 1] != kVnetGsoNone) gso_read_++;
+      used += 2 + hdr + pkt;
       count++;
-      bytes_read_ += static_cast<uint64_t>(n);
+      bytes_read_ += static_cast<uint64_t>(pkt);
     }
     if (count == 0) return;
     packets_read_ += count;
@@ -202,17 +271,25 @@ class TunDevice : public Napi::ObjectWrap<TunDevice> {
     Napi::HandleScope scope(env);
     Napi::Buffer<uint8_t> batch = Napi::Buffer<uint8_t>::Copy(env, scratch_, used);
     // MakeCallback runs microtasks afterwards, as a libuv callback into JS should.
-    callback_.MakeCallback(Value(), {batch});
+    callback_.MakeCallback(Value(), {batch, Napi::Boolean::New(env, gso)});
   }
 
-  // writeBatch(packed: Buffer) -> number of packets the kernel accepted
+  // writeBatch(packed: Buffer, gso?: boolean) -> number of packets the kernel accepted.
+  // gso: the entries carry a virtio_net_hdr (GSO layout); only on a device opened with vnetHdr.
   Napi::Value WriteBatch(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     if (!CheckOpen(env)) return env.Undefined();
     if (info.Length() < 1 || !info[0].IsBuffer()) {
-      Napi::TypeError::New(env, "writeBatch(packed: Buffer)").ThrowAsJavaScriptException();
+      Napi::TypeError::New(env, "writeBatch(packed: Buffer, gso?: boolean)").ThrowAsJavaScriptException();
       return env.Undefined();
     }
+    const bool gso = info.Length() > 1 && info[1].ToBoolean().Value();
+    if (gso && !vnet_) {
+      Napi::TypeError::New(env, "a GSO batch needs a device opened with offload").ThrowAsJavaScriptException();
+      return env.Undefined();
+    }
+    static const uint8_t zeroHdr[kVnetHdr] = {0};
+    const size_t hdr = gso ? kVnetHdr : 0;
     auto buf = info[0].As<Napi::Buffer<uint8_t>>();
     const uint8_t* p = buf.Data();
     size_t len = buf.Length();
@@ -220,26 +297,50 @@ class TunDevice : public Napi::ObjectWrap<TunDevice> {
     uint32_t written = 0;
     while (off + 2 <= len) {
       size_t n = (static_cast<size_t>(p[off]) << 8) | p[off + 1];
-      if (off + 2 + n > len) {
+      if (off + 2 + hdr + n > len) {
         malformed_++;
         break;
       }
       if (n > 0) {
         ssize_t w;
         do {
-          w = write(fd_, p + off + 2, n);
+          if (vnet_ && !gso) {
+            struct iovec iov[2] = {{const_cast<uint8_t*>(zeroHdr), kVnetHdr}, {const_cast<uint8_t*>(p + off + 2), n}};
+            w = writev(fd_, iov, 2);
+          } else {
+            w = write(fd_, p + off + 2, hdr + n);
+          }
         } while (w < 0 && errno == EINTR);
         if (w < 0) {
           write_drops_++;
         } else {
           written++;
-          bytes_written_ += static_cast<uint64_t>(w);
+          bytes_written_ += static_cast<uint64_t>(n);
         }
       }
-      off += 2 + n;
+      off += 2 + hdr + n;
     }
     packets_written_ += written;
     return Napi::Number::New(env, written);
+  }
+
+  // setOffload(on: boolean): checksum offload and TSO4/6 on or off (TUNSETOFFLOAD); reads switch
+  // between the GSO layout and the plain one at once. Only on a device opened with vnetHdr.
+  Napi::Value SetOffload(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (!CheckOpen(env)) return env.Undefined();
+    bool on = info.Length() > 0 && info[0].ToBoolean().Value();
+    if (!vnet_) {
+      if (on) Napi::TypeError::New(env, "offload needs a device opened with vnetHdr").ThrowAsJavaScriptException();
+      return env.Undefined();
+    }
+    unsigned flags = on ? kOffloadFlags : 0;
+    if (ioctl(fd_, TUNSETOFFLOAD, flags) < 0) {
+      ThrowErrno(env, "RVPN_ERR_TUN_OFFLOAD", "TUNSETOFFLOAD", errno);
+      return env.Undefined();
+    }
+    offload_ = on;
+    return env.Undefined();
   }
 
   Napi::Value Pause(const Napi::CallbackInfo& info) {
@@ -286,6 +387,9 @@ class TunDevice : public Napi::ObjectWrap<TunDevice> {
     o.Set("bytesWritten", Napi::Number::New(env, static_cast<double>(bytes_written_)));
     o.Set("writeDrops", Napi::Number::New(env, static_cast<double>(write_drops_)));
     o.Set("malformed", Napi::Number::New(env, static_cast<double>(malformed_)));
+    o.Set("gsoPacketsRead", Napi::Number::New(env, static_cast<double>(gso_read_)));
+    o.Set("offloadDrops", Napi::Number::New(env, static_cast<double>(offload_drops_)));
+    o.Set("offload", Napi::Boolean::New(env, offload_));
     return o;
   }
 
@@ -296,9 +400,12 @@ class TunDevice : public Napi::ObjectWrap<TunDevice> {
   size_t scratch_size_ = 0;
   uv_poll_t* poll_ = nullptr;
   bool polling_ = false;
+  bool vnet_ = false;     // opened with IFF_VNET_HDR
+  bool offload_ = false;  // TUNSETOFFLOAD on: reads in the GSO layout
   Napi::FunctionReference callback_;
   uint64_t packets_read_ = 0, bytes_read_ = 0, read_batches_ = 0, read_errors_ = 0;
   uint64_t packets_written_ = 0, bytes_written_ = 0, write_drops_ = 0, malformed_ = 0;
+  uint64_t gso_read_ = 0, offload_drops_ = 0;
 };
 
 Napi::Object InitAll(Napi::Env env, Napi::Object exports) { return TunDevice::Init(env, exports); }

@@ -4,7 +4,7 @@
  * a bounded receive queue that drops while paused and full, idempotent close.
  */
 import type { DeviceMode, PacketDevice } from '../device.js';
-import { unpackBatch, packBatch } from '../device.js';
+import { unpackBatch, packBatch, packGsoBatch, VNET_HDR_BYTES } from '../device.js';
 import { TunClosedError } from '../errors.js';
 
 export interface FakeDevice extends PacketDevice {
@@ -16,6 +16,12 @@ export interface FakeDevice extends PacketDevice {
   readonly dropped: number;
   /** Called for every writeBatch (after `written` is updated). */
   onWrite?: (packets: Buffer[]) => void;
+  /** With `offload`: the virtio_net_hdr of every packet written in a GSO batch (a zero one for plain batches). */
+  readonly writtenHeaders: Buffer[];
+  /** With `offload`: queues (virtio_net_hdr + packet) entries, as the kernel hands super-packets over. */
+  injectGso(entries: readonly Uint8Array[]): void;
+  /** GSO entries dropped because offload was off when they were read (the real device does the same). */
+  readonly offloadDrops: number;
 }
 
 export interface FakeDeviceOptions {
@@ -24,15 +30,23 @@ export interface FakeDeviceOptions {
   maxBatchPackets?: number;
   /** Packets the device queues while paused or not started, beyond which it drops. Default 1024. */
   queueLimit?: number;
+  /** Behave like a TUN opened for offload (setOffload, GSO batches). Default false. */
+  offload?: boolean;
 }
+
+const ZERO_HDR = Buffer.alloc(VNET_HDR_BYTES);
 
 let counter = 0;
 
 export function createFakeDevice(opts: FakeDeviceOptions = {}): FakeDevice {
   const maxBatch = opts.maxBatchPackets ?? 64;
   const queueLimit = opts.queueLimit ?? 1024;
-  const queue: Buffer[] = [];
-  let onBatch: ((b: Buffer) => void) | undefined;
+  // entries: [header or undefined (a plain packet), packet]
+  const queue: Array<[Buffer | undefined, Buffer]> = [];
+  let onBatch: ((b: Buffer, gso: boolean) => void) | undefined;
+  let offloadOn = false;
+  let offloadDrops = 0;
+  const writtenHeaders: Buffer[] = [];
   let paused = false;
   let closed = false;
   let scheduled = false;
@@ -46,7 +60,12 @@ export function createFakeDevice(opts: FakeDeviceOptions = {}): FakeDevice {
       scheduled = false;
       if (closed || paused || !onBatch || queue.length === 0) return;
       const batch = queue.splice(0, maxBatch);
-      onBatch(packBatch(batch));
+      if (offloadOn) onBatch(packGsoBatch(batch.map(([h, p]) => Buffer.concat([h ?? ZERO_HDR, p]))), true);
+      else {
+        const plain = batch.filter(([h]) => h === undefined || (h[0] === 0 && h[1] === 0));
+        offloadDrops += batch.length - plain.length;
+        if (plain.length > 0) onBatch(packBatch(plain.map(([, p]) => p)), false);
+      }
       if (queue.length > 0) pump();
     });
   };
@@ -61,14 +80,30 @@ export function createFakeDevice(opts: FakeDeviceOptions = {}): FakeDevice {
       return dropped;
     },
     written,
+    writtenHeaders,
+    get offloadDrops() {
+      return offloadDrops;
+    },
+    ...(opts.offload
+      ? {
+          offloadCapable: true,
+          setOffload(on: boolean) {
+            if (closed) throw new TunClosedError(`device ${dev.name} is closed`);
+            offloadOn = on;
+          },
+        }
+      : {}),
     start(cb) {
       if (closed) throw new TunClosedError(`device ${dev.name} is closed`);
       onBatch = cb;
       pump();
     },
-    writeBatch(batch) {
+    writeBatch(batch, gso) {
       if (closed) throw new TunClosedError(`device ${dev.name} is closed`);
-      const pkts = unpackBatch(batch).map((p) => Buffer.from(p));
+      if (gso && !opts.offload) throw new TypeError('a GSO batch needs a device opened with offload');
+      const entries = unpackBatch(batch, gso ?? false);
+      const pkts = entries.map((e) => Buffer.from(gso ? e.subarray(VNET_HDR_BYTES) : e));
+      if (opts.offload) writtenHeaders.push(...entries.map((e) => (gso ? Buffer.from(e.subarray(0, VNET_HDR_BYTES)) : ZERO_HDR)));
       written.push(...pkts);
       dev.onWrite?.(pkts);
       return pkts.length;
@@ -95,7 +130,19 @@ export function createFakeDevice(opts: FakeDeviceOptions = {}): FakeDevice {
           dropped++;
           continue;
         }
-        queue.push(Buffer.from(p));
+        queue.push([undefined, Buffer.from(p)]);
+      }
+      pump();
+    },
+    injectGso(entries) {
+      if (!opts.offload) throw new TypeError('injectGso needs a device made with offload');
+      if (closed) return;
+      for (const e of entries) {
+        if (queue.length >= queueLimit) {
+          dropped++;
+          continue;
+        }
+        queue.push([Buffer.from(e.subarray(0, VNET_HDR_BYTES)), Buffer.from(e.subarray(VNET_HDR_BYTES))]);
       }
       pump();
     },

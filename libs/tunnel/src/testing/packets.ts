@@ -139,3 +139,33 @@ export function icmp6(type: number, code: number, body: Uint8Array = new Uint8Ar
   m.set(body, 8);
   return m;
 }
+
+/** A virtio_net_hdr (10 bytes, little-endian fields as the TUN is set up: TUNSETVNETLE). */
+export function vnetHeader(h: { flags?: number; gsoType?: number; hdrLen?: number; gsoSize?: number; csumStart?: number; csumOffset?: number } = {}): Buffer {
+  const b = Buffer.alloc(10);
+  b[0] = h.flags ?? 0;
+  b[1] = h.gsoType ?? 0;
+  b.writeUInt16LE(h.hdrLen ?? 0, 2);
+  b.writeUInt16LE(h.gsoSize ?? 0, 4);
+  b.writeUInt16LE(h.csumStart ?? 0, 6);
+  b.writeUInt16LE(h.csumOffset ?? 0, 8);
+  return b;
+}
+
+/**
+ * A TCP super-packet as a TUN with TSO hands it over: one IPv4 (or IPv6) TCP packet with `payload`
+ * bytes and its virtio_net_hdr (GSO TCPV4/TCPV6, segment size `mss`, checksum left to the kernel).
+ * Returns the entry: header + packet.
+ */
+export function tcpSuperPacket(src: string, dst: string, payload: number, mss = 1400, v6?: { src: Uint8Array; dst: Uint8Array }): Buffer {
+  const tcp = Buffer.alloc(20 + payload);
+  tcp.writeUInt16BE(40000, 0);
+  tcp.writeUInt16BE(5201, 2);
+  tcp[12] = 5 << 4;
+  tcp[13] = 0x18; // PSH ACK
+  tcp.writeUInt16BE(65535, 14);
+  for (let i = 20; i < tcp.length; i++) tcp[i] = i & 0xff;
+  const pkt = v6 ? ipv6Packet(v6.src, v6.dst, tcp, 6) : ipv4Packet(src, dst, 6, tcp);
+  const l4 = v6 ? 40 : 20;
+  return Buffer.concat([vnetHeader({ flags: 1, gsoType: v6 ? 4 : 1, hdrLen: l4 + 20, gsoSize: mss, csumStart: l4, csumOffset: 16 }), pkt]);
+}
