@@ -8,7 +8,8 @@
  * First the idle memory of each app (bench-memory.ts) → bench-out/idle-memory.json; then the HA
  * failover figures (bench-failover.ts) → bench-out/failover.json.
  * Each round measures both directions (iperf3 and iperf3 -R) and ping every 50 ms while the seed → shoot
- * stream runs (ping_under_load_*), for ours and OpenVPN alternately.
+ * stream runs (ping_under_load_*), for ours and OpenVPN alternately, and the CPU seconds per GB of each
+ * process of the path (cpu_s_per_gb*: /proc/<pid>/stat utime + stime over the run, per GB received).
  * Then the same rounds on the HA lab (`ha` in tunnel.json; BENCH_HA=0 skips them).
  * Env: BENCH_DURATION (iperf3 seconds, default 10), BENCH_ROUNDS (alternating rounds, default 3),
  * FAILOVER_RUNS (runs of each failover scenario, default 5),
@@ -53,12 +54,26 @@ interface PathResult {
   /** ping every 50 ms while one iperf3 stream (seed → shoot) saturates the path, all rounds pooled */
   ping_under_load_ms: number[];
   ping_under_load_lost: number;
+  /** CPU seconds (user + system) per GB received, per process of the path, each round (seed → shoot, and -R) */
+  cpu_s_per_gb: Record<string, number[]>;
+  cpu_s_per_gb_reverse: Record<string, number[]>;
 }
 
 const emptyPath = (): PathResult => ({
   throughput_gbps: [], retransmits: [], throughput_reverse_gbps: [], retransmits_reverse: [],
   ping_avg_ms: NaN, ping_p99_ms: NaN, ping_max_ms: NaN, ping_loss_pct: NaN, ping_under_load_ms: [], ping_under_load_lost: 0,
+  cpu_s_per_gb: {}, cpu_s_per_gb_reverse: {},
 });
+
+/** USER_HZ: the unit of utime/stime in /proc/<pid>/stat (100 on every Linux this runs on). */
+const CLK_TCK = 100;
+
+/** CPU seconds (user + system, the process's own threads) a process has used so far. */
+function cpuSeconds(pid: number): number {
+  const s = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const f = s.slice(s.lastIndexOf(')') + 2).split(' ');
+  return (Number(f[11]) + Number(f[12])) / CLK_TCK;
+}
 
 /**
  * Where a measurement runs: the client's namespace (the seed pod, or a kube-apiserver pod in HA), the
@@ -69,22 +84,32 @@ interface Place {
   podNs: string;
   logFile(name: string): string;
   trackPid(pid: number): void;
+  /** The processes that carry the path (their CPU time is charged to the bytes moved). */
+  pathPids(): Record<string, number>;
 }
 
-const placeOf = (stack: Stack): Place => ({ from: stack.topo.ns.srv, podNs: stack.topo.ns.pod, logFile: (n) => stack.logFile(n), trackPid: (pid) => stack.topo.trackPid(pid) });
-const haPlaceOf = (stack: HaStack): Place => ({ from: stack.topo.ns.kapi0, podNs: stack.topo.ns.pod, logFile: (n) => stack.logFile(n), trackPid: (pid) => stack.topo.trackPid(pid) });
+const pidsOf = (procs: ReadonlyMap<string, { pid: number }>, names: readonly string[]) =>
+  Object.fromEntries(names.flatMap((n) => (procs.get(n) ? [[n, procs.get(n)!.pid] as const] : [])));
+const placeOf = (stack: Stack): Place => ({
+  from: stack.topo.ns.srv, podNs: stack.topo.ns.pod, logFile: (n) => stack.logFile(n), trackPid: (pid) => stack.topo.trackPid(pid),
+  pathPids: () => pidsOf(stack.procs, ['vpn-seed-server', 'sni-proxy', 'vpn-shoot']),
+});
+const haPlaceOf = (stack: HaStack): Place => ({
+  from: stack.topo.ns.kapi0, podNs: stack.topo.ns.pod, logFile: (n) => stack.logFile(n), trackPid: (pid) => stack.topo.trackPid(pid),
+  pathPids: () => pidsOf(stack.procs, [...stack.procs.keys()].filter((k) => !k.startsWith('fixture-'))),
+});
 
-async function iperf(stack: Place, port: number, reverse = false): Promise<{ gbps: number; retransmits: number }> {
+async function iperf(stack: Place, port: number, reverse = false): Promise<{ gbps: number; retransmits: number; bytes: number }> {
   let lastError = '';
   for (let attempt = 1; attempt <= 2; attempt++) {
     const r = await run(['iperf3', '-c', ADDR.pod, '-p', String(port), '-t', String(DURATION), '-J', ...(reverse ? ['-R'] : [])], { ns: stack.from, timeoutMs: (DURATION + 30) * 1000, allowFail: true });
-    let j: { error?: string; end?: { sum_received?: { bits_per_second: number }; sum_sent?: { retransmits?: number } } } = {};
+    let j: { error?: string; end?: { sum_received?: { bits_per_second: number; bytes: number }; sum_sent?: { retransmits?: number } } } = {};
     try {
       j = JSON.parse(r.stdout) as typeof j;
     } catch {
       j = { error: `iperf3 printed no JSON (exit ${r.code}): ${r.stderr.trim()}` };
     }
-    if (!j.error && j.end?.sum_received) return { gbps: j.end.sum_received.bits_per_second / 1e9, retransmits: j.end.sum_sent?.retransmits ?? 0 };
+    if (!j.error && j.end?.sum_received) return { gbps: j.end.sum_received.bits_per_second / 1e9, retransmits: j.end.sum_sent?.retransmits ?? 0, bytes: j.end.sum_received.bytes };
     lastError = j.error ?? 'no result';
     log(`iperf3 attempt ${attempt} failed: ${lastError}; retrying`);
     await sleep(2000); // e.g. "the server is busy running a test" right after the previous run
@@ -126,6 +151,11 @@ class OpenVpnPeer {
   private server: Spawned | undefined;
   private client: Spawned | undefined;
   constructor(private readonly stack: Stack) {}
+
+  /** The processes of OpenVPN's path: its server and client, and the same sni-proxy as ours. */
+  pathPids(): Record<string, number> {
+    return { 'openvpn-server': this.server!.pid, 'sni-proxy': this.stack.procs.get('sni-proxy')!.pid, 'openvpn-client': this.client!.pid };
+  }
 
   async start(): Promise<void> {
     const s = this.stack;
@@ -171,14 +201,23 @@ class OpenVpnPeer {
 
 let nextPort = 5201;
 
-/** One iperf3 run against a fresh one-off server, so a test that ended untidily never blocks the next. */
-async function iperfOnce(stack: Place, reverse: boolean): Promise<{ gbps: number; retransmits: number }> {
+/**
+ * One iperf3 run against a fresh one-off server, so a test that ended untidily never blocks the next;
+ * with the CPU seconds per GB of each process of the path over the run.
+ */
+async function iperfOnce(stack: Place, reverse: boolean): Promise<{ gbps: number; retransmits: number; cpuPerGb: Record<string, number> }> {
   const port = nextPort++;
   const srv = spawnLogged(['iperf3', '-s', '-1', '-p', String(port)], { ns: stack.podNs, logFile: stack.logFile(`iperf3-server-${port}`) });
   stack.trackPid(srv.pid);
   try {
     await waitFor('the iperf3 server', async () => (await run(['ss', '-Hltn', `sport = :${port}`], { ns: stack.podNs })).stdout.includes(String(port)), 5000, 50);
-    return await iperf(stack, port, reverse);
+    const pids = stack.pathPids();
+    const before = Object.fromEntries(Object.entries(pids).map(([n, pid]) => [n, cpuSeconds(pid)]));
+    const r = await iperf(stack, port, reverse);
+    const gb = r.bytes / 1e9;
+    const used = Object.entries(pids).map(([n, pid]) => [n, cpuSeconds(pid) - before[n]!] as const);
+    const cpuPerGb = Object.fromEntries([...used, ['total', used.reduce((a, [, v]) => a + v, 0)] as const].map(([n, v]) => [n, round(v / gb)]));
+    return { gbps: r.gbps, retransmits: r.retransmits, cpuPerGb };
   } finally {
     srv.child.kill('SIGKILL');
     await srv.exited;
@@ -199,6 +238,7 @@ async function measure(stack: Place, label: string, into: PathResult): Promise<v
   const p = await loaded;
   into.throughput_gbps.push(fwd.gbps);
   into.retransmits.push(fwd.retransmits);
+  for (const [n, v] of Object.entries(fwd.cpuPerGb)) (into.cpu_s_per_gb[n] ??= []).push(v);
   into.ping_under_load_ms.push(...p.times);
   into.ping_under_load_lost += p.lost;
   log(`${label}: ${fwd.gbps.toFixed(3)} Gbit/s, ${fwd.retransmits} retransmits; ping under load avg ${mean(p.times).toFixed(2)} ms, p99 ${percentile(p.times, 99).toFixed(2)} ms, max ${Math.max(...p.times).toFixed(2)} ms, ${p.lost} lost`);
@@ -206,7 +246,9 @@ async function measure(stack: Place, label: string, into: PathResult): Promise<v
   const rev = await iperfOnce(stack, true);
   into.throughput_reverse_gbps.push(rev.gbps);
   into.retransmits_reverse.push(rev.retransmits);
+  for (const [n, v] of Object.entries(rev.cpuPerGb)) (into.cpu_s_per_gb_reverse[n] ??= []).push(v);
   log(`${label}: reverse ${rev.gbps.toFixed(3)} Gbit/s, ${rev.retransmits} retransmits`);
+  log(`${label}: CPU s/GB ${JSON.stringify(fwd.cpuPerGb)}, reverse ${JSON.stringify(rev.cpuPerGb)}`);
 }
 
 /** A path's figures for the JSON: medians beside the rounds, ping under load summarised. */
@@ -222,6 +264,8 @@ function summary(r: PathResult) {
     ping_under_load_avg_ms: round(mean(loaded), 2),
     ping_under_load_p99_ms: round(percentile(loaded, 99), 2),
     ping_under_load_max_ms: round(Math.max(...loaded), 2),
+    cpu_s_per_gb_median: Object.fromEntries(Object.entries(r.cpu_s_per_gb).map(([n, v]) => [n, round(median(v))])),
+    cpu_s_per_gb_reverse_median: Object.fromEntries(Object.entries(r.cpu_s_per_gb_reverse).map(([n, v]) => [n, round(median(v))])),
   };
 }
 
@@ -304,7 +348,7 @@ async function runTunnelBench(signal: AbortSignal): Promise<number> {
       await measure(place, `ours (round ${i + 1}/${ROUNDS})`, ours);
       const p = new OpenVpnPeer(stack);
       await p.start();
-      await measure(place, `openvpn (round ${i + 1}/${ROUNDS})`, ovpn);
+      await measure({ ...place, pathPids: () => p.pathPids() }, `openvpn (round ${i + 1}/${ROUNDS})`, ovpn);
       await p.stop();
     }
 
