@@ -1,6 +1,6 @@
 /**
- * Overlapping seed and shoot networks (issue 12, Gardener's "double NAT"), the non-HA reversed tunnel
- * with the real processes: the seed's pods, services and nodes use the shoot's ranges (Gardener's
+ * Overlapping seed and shoot networks (issue 12, Gardener's "double NAT"), the non-HA tunnel (reversed,
+ * and the classic direction at the end) with the real processes: the seed's pods, services and nodes use the shoot's ranges (Gardener's
  * defaults on both; the shoot's IPv6 pod network inside a seed node network), so the tunnel carries
  * mapped addresses while the "kube-apiserver" names the real ones.
  */
@@ -139,7 +139,7 @@ describe('overlapping seed and shoot networks, end to end (non-HA, reversed)', (
     expect((await run(['nft', 'list', 'table', 'inet', 'rvpn_shoot'], { ns: vsh })).stdout).toContain('dnat ip prefix to ip daddr map');
   });
 
-  it('refuses to start, with a coded error, a mapping that does not fit (and the classic direction, which does not map yet)', async () => {
+  it('refuses to start, with a coded error, a mapping that does not fit, and a classic dial address inside the mapped ranges', async () => {
     const tls = { TLS_CA_FILE: stack.file('ca.crt'), TLS_CERT_FILE: stack.file('server.crt'), TLS_KEY_FILE: stack.file('server.key') };
     // a /32 shoot pod network that overlaps the seed cannot be packed into the /40 mapped IPv6 pod range
     const tooBig = {
@@ -153,9 +153,41 @@ describe('overlapping seed and shoot networks, end to end (non-HA, reversed)', (
       expect(r.out).toContain('RVPN_ERR_MAPPING_NO_FIT');
       expect(r.out).toContain('fd10:96::/32 is larger than its mapped range fd6d:6170:400::/40');
     }
-    // HA maps (e2e/src/overlap-ha.spec.ts); the classic direction still refuses
-    const classic = await startWith('vpn-seed-server', { ...tls, NAMESPACE: 'shoot--demo--local', TUNNEL_MODE: 'dial', TUNNEL_DIAL_ADDRESS: ADDR.nodeWan, SEED_POD_NETWORK: OVERLAP_ADDR.seedPodNetwork });
+    // the classic direction maps too (below); its own connection must not be routed into the tunnel
+    const classic = await startWith('vpn-seed-server', { ...tls, NAMESPACE: 'shoot--demo--local', TUNNEL_MODE: 'dial', TUNNEL_DIAL_ADDRESS: `${M.pod}:4314`, SEED_POD_NETWORK: OVERLAP_ADDR.seedPodNetwork });
     expect(classic.code, classic.out).toBe(2);
-    expect(classic.out).toContain('the classic direction (TUNNEL_MODE=dial) does not apply the mapping yet');
+    expect(classic.out).toContain(`${M.pod} lies in 244.0.0.0/11, which is routed into the tunnel`);
+  });
+});
+
+describe('overlapping seed and shoot networks, end to end (non-HA, classic direction: the seed dials the shoot)', () => {
+  let stack: Stack;
+
+  beforeAll(async () => {
+    requireRoot();
+    await sweep();
+    stack = new Stack({ overlap: true, direction: 'classic' });
+    await stack.start();
+  });
+  afterEach((ctx) => {
+    if (ctx.task.result?.state === 'fail' && stack) stack.keepWorkDir = true;
+  });
+  afterAll(async () => {
+    await stack?.down();
+    if (stack?.keepWorkDir) console.log(`logs kept in ${stack.dir}`);
+    const left = (await run(['ip', 'netns', 'list'])).stdout;
+    expect(left).not.toContain(stack.topo.prefix);
+  });
+
+  it('reaches pod (IPv4 and IPv6), service and node by their real addresses; only mapped ranges go into the TUN', async () => {
+    const results = await runChecks(stack);
+    for (const r of results) expect(r, `${r.name}: ${r.detail}`).toMatchObject({ ok: true });
+    expect(results.map((r) => r.name).join('\n')).toMatch(/never the real ones/);
+    const ping = await run(['ping', '-c', '3', '-i', '0.2', '-W', '2', M.pod], { ns: stack.topo.ns.srv, allowFail: true });
+    expect(ping.stdout, ping.stderr).toMatch(/3 received/);
+    const seedLog = (await run(['cat', stack.logFile('vpn-seed-server')])).stdout;
+    expect(seedLog).toMatch(/"mode":"dial"/);
+    expect(seedLog).toMatch(/"shootPods 100\.96\.0\.0\/11 -> 244\.0\.0\.0\/11"/);
+    expect(metric(await stack.statusBody('vpn-seed-server', 'metrics'), 'rvpn_seed_server_tunnel_dropped_packets_total', { reason: 'spoofed_source' })).toBeLessThan(5);
   });
 });

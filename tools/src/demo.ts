@@ -5,7 +5,7 @@
  * `pnpm demo --check`: the same, non-interactive; proves pod, service and node reachability through
  * the CONNECT proxy, prints PASS/FAIL lines and exits 0 (all passed) or 1.
  * Options: --overlap (the seed's networks are the shoot's: Gardener's default ranges on both, so the
- * tunnel carries mapped addresses, issue 12; reversed, processes; with --ha too), --two-shoots (with --overlap: a
+ * tunnel carries mapped addresses, issue 12; processes; reversed, --classic or --ha), --two-shoots (with --overlap: a
  * second shoot of the same seed on exactly the first one's ranges, through the same sni-proxy; the checks
  * prove each shoot's answers and their isolation), --classic (the seed dials the shoot), --port 8443 (X-Gardener-Destination header),
  * --images (every app as a container from its image, run as the Kubernetes manifests say; `pnpm images`
@@ -70,7 +70,7 @@ async function preflight(): Promise<string[]> {
   }
   if (values.port !== undefined && values.port !== '8132' && values.port !== '8443') problems.push('--port must be 8132 or 8443');
   if (values.ha && values.classic) problems.push('--ha and --classic do not combine (HA is reversed only)');
-  if (values.overlap && values.classic) problems.push('--overlap runs the reversed tunnel (non-HA or --ha): the classic direction does not apply the network mapping yet');
+  if (values['two-shoots'] && values.classic) problems.push('--two-shoots runs the reversed tunnel (both shoots dial out through one sni-proxy), not --classic');
   if (values.overlap && values.images) problems.push('--overlap runs processes: the container lab does not pass the seed networks to its pods yet');
   if (values['two-shoots'] && (!values.overlap || values.ha)) problems.push('--two-shoots needs --overlap and no --ha: the two shoots overlap the seed and each other, each with one seed server');
   return problems;

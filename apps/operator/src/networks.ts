@@ -8,11 +8,10 @@
  * - NetworksValid True, reason NotMapped: nothing overlaps (auto) or the mapping is off (never).
  * - NetworksValid False (terminal until the spec changes; nothing is applied, no route published, as
  *   the apps would refuse to start): reason from the coded error, e.g. RVPN_ERR_MAPPING_NO_FIT →
- *   MappingNoFit, the message listing every `CODE: problem`; or MappingNotApplied when the mapping
- *   would translate in the classic direction, whose data path does not apply it yet (reversed, HA or
- *   not, does).
+ *   MappingNoFit, the message listing every `CODE: problem`. Every data path applies the mapping
+ *   (reversed and classic, HA or not), so the direction does not matter here.
  */
-import { networkMappingOf, type VpnMode, type VpnSpec } from '@rvpn/k8s-render';
+import { networkMappingOf, type VpnSpec } from '@rvpn/k8s-render';
 import type { ConditionInput } from './status.js';
 
 export type NetworkMappingJson = ReturnType<NonNullable<ReturnType<typeof networkMappingOf>['mapping']>['toJSON']>;
@@ -28,7 +27,7 @@ export interface NetworksOutcome {
 /** RVPN_ERR_MAPPING_NO_FIT → MappingNoFit (a condition reason is CamelCase). */
 export const reasonOf = (code: string): string => code.replace(/^RVPN_ERR_/, '').toLowerCase().split('_').map((w) => w.charAt(0).toUpperCase() + w.slice(1)).join('');
 
-export function networksOutcome(spec: VpnSpec, mode: VpnMode): NetworksOutcome {
+export function networksOutcome(spec: VpnSpec): NetworksOutcome {
   const { mapping, errors } = networkMappingOf(spec);
   if (!mapping) {
     const message = errors.map((e) => `${e.code}: ${e.message}`).join('; ');
@@ -41,12 +40,5 @@ export function networksOutcome(spec: VpnSpec, mode: VpnMode): NetworksOutcome {
     return { condition: { type: 'NetworksValid', status: 'True', reason: 'NotMapped', message: why }, networkMapping: json, invalid: false };
   }
   const described = active.map((f) => `IPv${f.family} mapped (${f.reason}): ${f.networks.join(', ')}`).join('; ');
-  if (!mode.reversed) {
-    return {
-      condition: { type: 'NetworksValid', status: 'False', reason: 'MappingNotApplied', message: `${described}; but the classic direction does not apply the mapping yet (issue 12), and its apps refuse to start: use networks that do not overlap the seed's, or mapping.mode auto` },
-      networkMapping: json,
-      invalid: true,
-    };
-  }
   return { condition: { type: 'NetworksValid', status: 'True', reason: 'Mapped', message: described }, networkMapping: json, invalid: false };
 }

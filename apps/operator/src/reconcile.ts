@@ -128,7 +128,7 @@ export class Reconciler {
       if (spec.namespace !== key.namespace) throw new SpecInvalidError(`spec.namespace ${spec.namespace} differs from the resource's namespace ${key.namespace}`);
       mode = resolveVpnMode(spec, { featureGates: this.s.featureGates });
       seedObjects = renderSeed(spec, mode, { featureGates: this.s.featureGates, sniProxy: { namespace: this.s.sniProxy.namespace, podLabels: { 'app.kubernetes.io/name': 'sni-proxy' } } }, meta);
-      networks = networksOutcome(spec, mode);
+      networks = networksOutcome(spec);
     } catch (err) {
       if (!SpecInvalidError.is(err)) throw err;
       const message = (err as Error).message;
@@ -300,7 +300,7 @@ export class Reconciler {
         const spec = normalized(cr.spec);
         if (spec.namespace !== cr.metadata.namespace) continue;
         const mode = resolveVpnMode(spec, { featureGates: this.s.featureGates });
-        if (networksOutcome(spec, mode).invalid) continue;
+        if (networksOutcome(spec).invalid) continue;
         Object.assign(routes, sniProxyRoutes(spec, mode));
       } catch {
         /* an invalid spec publishes no route; its own reconcile reports why */

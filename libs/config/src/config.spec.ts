@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { describeSchema, formatIp, loadPathControllerConfig, loadSeedServerConfig, loadShootConfig, loadSniProxyConfig, seedServerSchema, shootSchema, sniProxySchema } from './index.js';
-import { checkNetworks, deriveNetworkMapping, networkFields } from './apps/common.js';
+import { checkNetworks, deriveNetworkMapping, NETWORK_ENV, networkFields } from './apps/common.js';
 import { loadConfig } from './schema.js';
 import { configProblems } from './testing/index.js';
 
@@ -53,7 +53,7 @@ describe('vpn-seed-server config', () => {
     }));
     const byEnv = Object.fromEntries(p.map((x) => [x.env, x.problem]));
     expect(byEnv.SHOOT_POD_NETWORKS).toMatch(/is IPv6, but IP_FAMILIES allows only IPv4/);
-    expect(byEnv.SHOOT_SERVICE_NETWORKS).toMatch(/overlaps SEED_POD_NETWORK/);
+    expect(byEnv.SHOOT_SERVICE_NETWORKS).toBeUndefined(); // overlaps SEED_POD_NETWORK: mapped, in every direction
     expect(byEnv.VPN_NETWORK).toMatch(/must be an IPv6 network/);
     expect(byEnv.KEEPALIVE_TIMEOUT).toMatch(/more than twice/);
     expect(byEnv.TUNNEL_DIAL_ADDRESS).toMatch(/required when TUNNEL_MODE=dial/);
@@ -132,7 +132,7 @@ describe('overlapping seed and shoot networks (issue 12)', () => {
     loadConfig(networkFields, env, {
       app: 'test',
       derive: (c) => ({ mapping: deriveNetworkMapping(c) }),
-      check: (c, add) => checkNetworks(c, add, { appliesMapping: true }),
+      check: (c, add) => checkNetworks(c, add),
     });
   const byEnv = (p: Array<{ env: string; problem: string }>) => Object.fromEntries(p.map((x) => [x.env, x.problem]));
 
@@ -167,15 +167,13 @@ describe('overlapping seed and shoot networks (issue 12)', () => {
   it('finds an overlap with each seed network (pods, nodes, services) and each shoot network', () => {
     for (const [seedEnvName, shootEnvName] of [['SEED_POD_NETWORK', 'SHOOT_NODE_NETWORKS'], ['SEED_NODE_NETWORKS', 'SHOOT_POD_NETWORKS'], ['SEED_SERVICE_NETWORKS', 'SHOOT_SERVICE_NETWORKS']] as const) {
       const env = { ...seedEnv, SHOOT_NODE_NETWORKS: '10.250.0.0/16', [seedEnvName]: { SHOOT_NODE_NETWORKS: '10.250.0.0/20', SHOOT_POD_NETWORKS: '100.96.8.0/24', SHOOT_SERVICE_NETWORKS: '100.64.0.0/12' }[shootEnvName] };
-      // the classic direction still refuses overlaps, so each one is named
-      const p = configProblems(() => loadSeedServerConfig({ ...env, TUNNEL_MODE: 'dial', TUNNEL_DIAL_ADDRESS: '198.18.0.20' }));
-      expect(p.map((x) => x.env), seedEnvName).toEqual([shootEnvName]);
-      expect(p[0]!.problem).toContain(`overlaps ${seedEnvName}`);
+      const m = loadSeedServerConfig({ ...env, TUNNEL_MODE: 'dial', TUNNEL_DIAL_ADDRESS: '198.18.0.20' }).mapping;
+      expect(m.overlaps.map((o) => [NETWORK_ENV[o.seed.kind], NETWORK_ENV[o.shoot.kind]]), seedEnvName).toEqual([[seedEnvName, shootEnvName]]);
       expect(loadMapped(env).mapping.isActive(4)).toBe(true);
     }
   });
 
-  it("maps Gardener's default ranges on such a seed in the reversed apps, non-HA and HA; the classic direction still refuses them, naming where they would go", () => {
+  it("maps Gardener's default ranges on such a seed in every app and direction: reversed and classic, non-HA and HA", () => {
     const common = { ...seedEnv, ...gardener, ENDPOINT: 'e', PROXY_TLS_CERT_FILE: tls.TLS_CERT_FILE, PROXY_TLS_KEY_FILE: tls.TLS_KEY_FILE };
     expect(loadSeedServerConfig(common).mapping.isActive(4)).toBe(true);
     expect(loadShootConfig(common).mapping.tunnelCidrs('seed').map(String)).toEqual(['241.0.0.0/11']);
@@ -184,18 +182,31 @@ describe('overlapping seed and shoot networks (issue 12)', () => {
     expect(pc.mapping.tunnelCidrs().map(String)).toEqual(['242.0.0.0/16', '243.0.0.0/13', '244.0.0.0/11']);
     expect(loadSeedServerConfig({ ...common, IS_HA: 'true', POD_NAME: 'vpn-seed-server-0' }).mapping.tunnelCidrs().map(String)).toEqual(['242.0.0.0/16', '243.0.0.0/13', '244.0.0.0/11']);
     expect(loadShootConfig({ ...common, IS_HA: 'true', POD_NAME: 'vpn-shoot-0' }).mapping.isActive(4)).toBe(true);
-    const refused: Array<[string, () => unknown, RegExp]> = [
-      ['classic seed server', () => loadSeedServerConfig({ ...common, TUNNEL_MODE: 'dial', TUNNEL_DIAL_ADDRESS: '198.18.0.20' }), /the classic direction \(TUNNEL_MODE=dial\) does not apply the mapping yet/],
-      ['classic vpn-shoot', () => loadShootConfig({ ...common, TUNNEL_MODE: 'listen' }), /the classic direction \(TUNNEL_MODE=listen\) does not apply the mapping yet/],
-    ];
-    for (const [name, load, why] of refused) {
-      const p = byEnv(configProblems(load));
-      expect(p.SHOOT_POD_NETWORKS, name).toMatch(/overlaps SEED_POD_NETWORK 100\.96\.0\.0\/11; it would be mapped to 244\.0\.0\.0\/11 /);
-      expect(p.SHOOT_POD_NETWORKS, name).toMatch(why);
-      expect(p.SHOOT_SERVICE_NETWORKS, name).toMatch(/overlaps SEED_SERVICE_NETWORKS 100\.64\.0\.0\/13; it would be mapped to 243\.0\.0\.0\/13/);
-      expect(p.SHOOT_NODE_NETWORKS, name).toMatch(/overlaps SEED_NODE_NETWORKS 10\.250\.0\.0\/16; it would be mapped to 242\.0\.0\.0\/16/);
-    }
-    expect(configProblems(() => loadSeedServerConfig({ ...seedEnv, NETWORK_MAPPING: 'always', TUNNEL_MODE: 'dial', TUNNEL_DIAL_ADDRESS: '198.18.0.20' })).map((x) => x.env)).toEqual(['NETWORK_MAPPING']);
+    // classic: the seed dials the shoot's LoadBalancer; the same mapping on both ends
+    expect(loadSeedServerConfig({ ...common, TUNNEL_MODE: 'dial', TUNNEL_DIAL_ADDRESS: '198.18.0.20' }).mapping.tunnelCidrs().map(String)).toEqual(['242.0.0.0/16', '243.0.0.0/13', '244.0.0.0/11']);
+    expect(loadShootConfig({ ...common, TUNNEL_MODE: 'listen' }).mapping.tunnelCidrs('seed').map(String)).toEqual(['241.0.0.0/11']);
+  });
+
+  it('refuses a classic dial address that the tunnel itself would carry (a shoot or mapped address)', () => {
+    const dial = (env: Record<string, string>): Record<string, string> => {
+      const load = () => loadSeedServerConfig({ ...seedEnv, TUNNEL_MODE: 'dial', ...env });
+      try {
+        load();
+        return {};
+      } catch {
+        return byEnv(configProblems(load));
+      }
+    };
+    // not mapped: the real shoot networks are routed into the TUN
+    expect(dial({ SEED_POD_NETWORK: '10.1.0.0/24', TUNNEL_DIAL_ADDRESS: '100.96.0.7:4314' }).TUNNEL_DIAL_ADDRESS).toMatch(/100\.96\.0\.7 lies in 100\.96\.0\.0\/11, which is routed into the tunnel/);
+    // mapped: the mapped ranges are; a real shoot node address behind a LoadBalancer elsewhere is fine
+    expect(dial({ ...gardener, TUNNEL_DIAL_ADDRESS: '244.0.0.9' }).TUNNEL_DIAL_ADDRESS).toMatch(/244\.0\.0\.9 lies in 244\.0\.0\.0\/11, which is routed into the tunnel: dial the shoot's LoadBalancer \(an address outside the shoot networks and the mapped ranges\)/);
+    expect(dial({ ...gardener, TUNNEL_DIAL_ADDRESS: '198.18.0.20' }).TUNNEL_DIAL_ADDRESS).toBeUndefined();
+    expect(dial({ SEED_POD_NETWORK: '10.1.0.0/24', TUNNEL_DIAL_ADDRESS: 'vpn-shoot.example:4314' }).TUNNEL_DIAL_ADDRESS).toBeUndefined();
+  });
+
+  it('applies NETWORK_MAPPING=always in every direction', () => {
+    expect(loadSeedServerConfig({ ...seedEnv, NETWORK_MAPPING: 'always', TUNNEL_MODE: 'dial', TUNNEL_DIAL_ADDRESS: '198.18.0.20' }).mapping.isActive()).toBe(true);
     expect(loadSeedServerConfig({ ...seedEnv, NETWORK_MAPPING: 'always', IS_HA: 'true', POD_NAME: 'vpn-seed-server-0' }).mapping.isActive()).toBe(true);
     expect(loadSeedServerConfig({ ...seedEnv, NETWORK_MAPPING: 'always' }).mapping.isActive()).toBe(true);
   });

@@ -106,7 +106,8 @@ export class Stack {
 
   constructor(opts: StackOptions = {}) {
     this.opts = opts;
-    if (opts.overlap && (opts.images || opts.direction === 'classic')) throw new Error('the overlapping lab runs the reversed direction as processes only (the classic direction does not apply the mapping yet)');
+    if (opts.overlap && opts.images) throw new Error('the overlapping lab runs its apps as processes only (not --images)');
+    if (opts.twoShoots && opts.direction === 'classic') throw new Error('the two-shoot lab runs the reversed direction (both shoots dial out through one sni-proxy)');
     if (opts.twoShoots && !opts.overlap) throw new Error('the two-shoot lab is an overlapping lab (overlap: true): the shoots overlap the seed and each other');
     const lab = opts[LAB];
     this.topo = lab ? lab.topo.second! : new Topology(opts.prefix, { overlap: opts.overlap ?? false, twoShoots: opts.twoShoots ?? false });

@@ -34,7 +34,7 @@ export const networkFields = {
   seedPodNetwork: optional(t.cidr({ env: 'SEED_POD_NETWORK', doc: "The seed's pod network: IPv4 connections from the seed carry these sources, routed back through the tunnel. When it overlaps a shoot network, NETWORK_MAPPING decides." })),
   seedNodeNetworks: t.cidrList({ env: 'SEED_NODE_NETWORKS', default: '', doc: "The seed's node networks (comma list, either family); only compared with the shoot networks: an overlap turns on the mapping of that family (NETWORK_MAPPING=auto)." }),
   seedServiceNetworks: t.cidrList({ env: 'SEED_SERVICE_NETWORKS', default: '', doc: "The seed's service networks (comma list, either family); only compared with the shoot networks: an overlap turns on the mapping of that family (NETWORK_MAPPING=auto)." }),
-  networkMapping: t.enumOf(MAPPING_MODES, { env: 'NETWORK_MAPPING', default: 'auto', doc: "Gardener's double NAT for overlapping networks, per IP family. auto: map a family when any seed network (pods, nodes, services) overlaps any shoot network (nodes, services, pods) of it; always: map every family; never: map none and refuse overlaps. Mapped, seed pods appear in the tunnel as 241.0.0.0/8, shoot nodes 242.0.0.0/8, services 243.0.0.0/8, pods 244.0.0.0/8 (IPv6: MAPPED_*_NETWORK_V6), packed largest first with host bits kept; real networks may not use 240.0.0.0/4. The reversed tunnel translates, non-HA and HA (IS_HA=true with path-controller; give the seed networks to every app, the HA seed servers too: their port guards admit the mapped shoot ranges); the classic direction does not yet, and refuses a mapping that would translate at start." }),
+  networkMapping: t.enumOf(MAPPING_MODES, { env: 'NETWORK_MAPPING', default: 'auto', doc: "Gardener's double NAT for overlapping networks, per IP family. auto: map a family when any seed network (pods, nodes, services) overlaps any shoot network (nodes, services, pods) of it; always: map every family; never: map none and refuse overlaps. Mapped, seed pods appear in the tunnel as 241.0.0.0/8, shoot nodes 242.0.0.0/8, services 243.0.0.0/8, pods 244.0.0.0/8 (IPv6: MAPPED_*_NETWORK_V6), packed largest first with host bits kept; real networks may not use 240.0.0.0/4. Every data path translates: reversed and classic, non-HA and HA (IS_HA=true with path-controller; give the seed networks to every app, the HA seed servers too: their port guards admit the mapped shoot ranges)." }),
   mappedSeedPodNetworkV6: t.cidr({ env: 'MAPPED_SEED_POD_NETWORK_V6', default: String(DEFAULT_IPV6_MAPPED_PREFIXES.seedPods), doc: 'Where the seed pod networks appear in the tunnel when IPv6 is mapped (the IPv6 counterpart of 241.0.0.0/8); must avoid VPN_NETWORK and the other mapped prefixes.' }),
   mappedShootNodeNetworkV6: t.cidr({ env: 'MAPPED_SHOOT_NODE_NETWORK_V6', default: String(DEFAULT_IPV6_MAPPED_PREFIXES.shootNodes), doc: 'Where the shoot node networks appear in the tunnel when IPv6 is mapped (counterpart of 242.0.0.0/8).' }),
   mappedShootServiceNetworkV6: t.cidr({ env: 'MAPPED_SHOOT_SERVICE_NETWORK_V6', default: String(DEFAULT_IPV6_MAPPED_PREFIXES.shootServices), doc: 'Where the shoot service networks appear in the tunnel when IPv6 is mapped (counterpart of 243.0.0.0/8).' }),
@@ -148,20 +148,8 @@ function mappingErrorEnv(e: RvpnError): string {
   return 'NETWORK_MAPPING';
 }
 
-export interface CheckNetworksOptions {
-  /**
-   * Whether the app's data path, as configured, applies `mapping` (issue 12 is wired in steps: the
-   * reversed path does, non-HA and HA; the classic direction does not yet). Where it does not, a mapping
-   * that would translate anything is refused, as overlaps were before: starting would route the real
-   * shoot networks over the seed's own.
-   */
-  appliesMapping: boolean;
-  /** Which data path does not apply it (named in the problem), e.g. "the HA data path (IS_HA=true)". */
-  notApplyingPath?: string;
-}
-
 /** Cross-field checks every tunnel app shares. */
-export function checkNetworks(c: NetworkCheckable, add: (env: string, problem: string) => void, opts: CheckNetworksOptions): void {
+export function checkNetworks(c: NetworkCheckable, add: (env: string, problem: string) => void): void {
   if (c.vpnNetwork.family !== 6) add('VPN_NETWORK', 'must be an IPv6 network (it carries IPv4 and IPv6 payloads)');
   else if (c.vpnNetwork.prefix > 120) add('VPN_NETWORK', 'must be /120 or larger');
   const lists: Array<[string, Cidr[]]> = [
@@ -174,16 +162,8 @@ export function checkNetworks(c: NetworkCheckable, add: (env: string, problem: s
       if (!c.ipFamilies.includes(n.family)) add(env, `${n} is IPv${n.family}, but IP_FAMILIES allows only ${c.ipFamilies.map((f) => `IPv${f}`).join(',')}`);
     }
   }
-  const { mapping, errors } = planNetworkMapping(networkMappingOptions(c));
+  const { errors } = planNetworkMapping(networkMappingOptions(c));
   for (const e of errors) add(mappingErrorEnv(e), `${e.message} (${e.code})`);
-  if (mapping && !opts.appliesMapping) {
-    const path = opts.notApplyingPath ?? "this component's data path";
-    for (const o of mapping.overlaps) {
-      const real = mapping.networks.find((n) => n.side === 'shoot' && n.real === o.shoot.cidr);
-      add(NETWORK_ENV[o.shoot.kind], `${o.shoot.cidr} overlaps ${NETWORK_ENV[o.seed.kind]} ${o.seed.cidr}; it would be mapped${real ? ` to ${real.mapped}` : ''} (NETWORK_MAPPING=${c.networkMapping}), but ${path} does not apply the mapping yet (issue 12; only the reversed tunnel does, non-HA and HA): use shoot networks that do not overlap the seed's`);
-    }
-    if (mapping.overlaps.length === 0 && mapping.isActive()) add('NETWORK_MAPPING', `=always maps the shoot's networks, but ${path} does not apply the mapping yet (issue 12; only the reversed tunnel does, non-HA and HA): use auto`);
-  }
   if (c.keepaliveTimeoutMs <= 2 * c.keepaliveIntervalMs) add('KEEPALIVE_TIMEOUT', `must be more than twice KEEPALIVE_INTERVAL (${c.keepaliveIntervalMs} ms)`);
   if (c.tunDevice.length > 15 || !/^[A-Za-z0-9_.-]+$/.test(c.tunDevice)) add('TUN_DEVICE', 'must be 1-15 characters of letters, digits, . _ -');
 }

@@ -8,7 +8,6 @@ import { parseIp } from '../net.js';
  * Issue 12: the HA data path translates per `mapping`: the local proxy dials mapped shoot addresses,
  * only the mapped ranges are routed via the bond, vpn-shoot maps them back.
  */
-const APPLIES_MAPPING = true;
 
 export const pathControllerSchema = {
   ...networkFields,
@@ -47,7 +46,7 @@ export function loadPathControllerConfig(env: Record<string, string | undefined>
     derive: (c) => ({
       mapping: deriveNetworkMapping(c), tls: { caFile: c.tlsCaFile, certFile: c.tlsCertFile, keyFile: c.tlsKeyFile } }),
     check: (c, add) => {
-      checkNetworks(c, add, { appliesMapping: APPLIES_MAPPING, notApplyingPath: 'the HA data path (path-controller)' });
+      checkNetworks(c, add);
       const mapping = deriveNetworkMapping(c) as NetworkMapping | undefined; // undefined when checkNetworks found why
       const probe = parseIp(c.probeTarget.host);
       if (mapping && probe && mapping.isActive(probe.family) && !mapping.toMapped(probe, 'shoot')) {

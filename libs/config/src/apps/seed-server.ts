@@ -1,14 +1,14 @@
 /** vpn-seed-server configuration. */
 import type { NetworkMapping } from '../mapping.js';
 import { loadConfig, optional, t, type ConfigOf } from '../schema.js';
+import { parseIp } from '../net.js';
 import { bondFields, checkNetworks, deriveNetworkMapping, haIndexOf, networkFields, offloadFields, tlsFields } from './common.js';
 
 /**
- * Issue 12: the reversed data path translates per `mapping`, non-HA (this process) and HA (the switch
- * only guards its ports with the mapped shoot ranges; path-controller and vpn-shoot translate); the
- * classic direction does not yet, so a mapping that would translate is refused there at start.
+ * Issue 12: the data path translates per `mapping` in both directions (who dials the tunnel does not
+ * change what goes into the TUN), non-HA (this process) and HA (the switch only guards its ports with
+ * the mapped shoot ranges; path-controller and vpn-shoot translate).
  */
-const APPLIES_MAPPING = true;
 
 export const seedServerSchema = {
   ...networkFields,
@@ -59,10 +59,17 @@ export function loadSeedServerConfig(env: Record<string, string | undefined>): S
       proxyTls: { caFile: c.proxyTlsCaFile || c.tlsCaFile, certFile: c.proxyTlsCertFile || c.tlsCertFile, keyFile: c.proxyTlsKeyFile || c.tlsKeyFile },
     }),
     check: (c, add) => {
-      const applies = APPLIES_MAPPING && c.tunnelMode === 'listen';
-      checkNetworks(c, add, applies ? { appliesMapping: true } : { appliesMapping: false, notApplyingPath: 'the classic direction (TUNNEL_MODE=dial)' });
+      checkNetworks(c, add);
       if (!c.namespace) add('NAMESPACE', "is required: the shoot's control-plane namespace binds client certificates to this shoot");
       if (c.tunnelMode === 'dial' && !env.TUNNEL_DIAL_ADDRESS) add('TUNNEL_DIAL_ADDRESS', 'is required when TUNNEL_MODE=dial');
+      if (c.tunnelMode === 'dial' && c.tunnelDialAddress) {
+        // the tunnel's own connection must not be routed into the tunnel
+        const ip = parseIp(c.tunnelDialAddress.host);
+        const mapping = deriveNetworkMapping(c);
+        const routed = mapping.isActive() ? mapping.tunnelCidrs('shoot') : [...c.shootServiceNetworks, ...c.shootPodNetworks, ...c.shootNodeNetworks];
+        const inside = ip && routed.find((n) => n.contains(ip));
+        if (inside) add('TUNNEL_DIAL_ADDRESS', `${c.tunnelDialAddress.host} lies in ${inside}, which is routed into the tunnel: dial the shoot's LoadBalancer (an address outside the shoot networks${mapping.isActive() ? ' and the mapped ranges' : ''})`);
+      }
       if (c.ipFamilies.includes(4) && c.shootServiceNetworks.length + c.shootPodNetworks.length + c.shootNodeNetworks.length === 0) add('SHOOT_POD_NETWORKS', 'no shoot network configured');
       if (c.isHa && haIndexOf(c.podName) === undefined) add('POD_NAME', 'must end in -<index> in HA mode (StatefulSet pod name, e.g. vpn-seed-server-0)');
       if (c.isHa && c.tunnelMode !== 'listen') add('TUNNEL_MODE', 'must be listen in HA mode (the clients dial the servers)');

@@ -4,11 +4,9 @@ import { loadConfig, t, type ConfigOf } from '../schema.js';
 import { bondFields, checkNetworks, deriveNetworkMapping, haIndexOf, networkFields, offloadFields, tlsFields } from './common.js';
 
 /**
- * Issue 12: the reversed data path translates per `mapping`, non-HA and HA (IS_HA=true: the same DNAT
- * on the bond); the classic direction does not yet, so a mapping that would translate is refused
- * there at start.
+ * Issue 12: the data path translates per `mapping` in both directions (dialing out or listening for
+ * the seed), non-HA and HA (IS_HA=true: the same DNAT on the bond).
  */
-const APPLIES_MAPPING = true;
 
 export const shootSchema = {
   ...networkFields,
@@ -50,8 +48,7 @@ export function loadShootConfig(env: Record<string, string | undefined>): ShootC
       reversedVpnHeader: c.reversedVpnHeader || (c.namespace ? `outbound|1194||vpn-seed-server.${c.namespace}.svc.cluster.local` : ''),
     }),
     check: (c, add) => {
-      const applies = APPLIES_MAPPING && c.tunnelMode === 'dial';
-      checkNetworks(c, add, applies ? { appliesMapping: true } : { appliesMapping: false, notApplyingPath: 'the classic direction (TUNNEL_MODE=listen)' });
+      checkNetworks(c, add);
       if (c.tunnelMode === 'dial' && !c.endpoint) add('ENDPOINT', 'is required when TUNNEL_MODE=dial');
       if (c.tunnelMode === 'dial' && !c.directDial && !c.reversedVpnHeader) add('REVERSED_VPN_HEADER', 'is required (or set NAMESPACE) when dialing through the CONNECT entry point');
       if (!c.isHa && c.ipFamilies.includes(4) && !c.seedPodNetwork) add('SEED_POD_NETWORK', 'is required with IPv4: replies to seed pod addresses must be routed back into the tunnel');
