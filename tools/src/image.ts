@@ -2,7 +2,8 @@
 /**
  * `nx run <app>:image`: builds that app's container image with podman (see images/build.ts) and checks
  * it: the entrypoint starts inside the image and refuses an empty configuration (exit 2,
- * RVPN_ERR_CONFIG_INVALID), and the native TUN addon loads there where the app uses it.
+ * RVPN_ERR_CONFIG_INVALID), and the native addon loads there where the app uses it (the TUN apps, and
+ * sni-proxy for its relay socket options).
  *
  * Where no container engine answers (or with --tree-only) it does the closest thing and says so: it
  * deploys the app's runtime tree (`pnpm deploy --prod`, what the Dockerfile copies into /app) and runs
@@ -16,7 +17,8 @@ import { REPO_ROOT } from './lab/paths.js';
 import { run, type RunResult } from './lab/sh.js';
 
 const ADDON = 'node_modules/@rvpn/tunnel/native/build/Release/rvpn_tun.node';
-const usesTun = (app: ImageApp) => app !== 'sni-proxy' && app !== 'operator';
+/** Apps that load the native addon: the TUN (tunnel apps) or its setsockopt (sni-proxy's relay buffer caps). */
+const usesTun = (app: ImageApp) => app !== 'operator';
 
 function checkEntrypoint(app: ImageApp, r: RunResult, where: string): void {
   if (r.code !== 2 || !r.stderr.includes('RVPN_ERR_CONFIG_INVALID')) {

@@ -22,6 +22,7 @@ import { createIntervalLog, createStatusServer, watchDescriptors, type Descripto
 import {
   ConnectionLimits, readClientHello, readProxyHeader, readRequestHead, sourceKey, statusForHeadError, writeStatus, type Admission, type ProxyHeader,
 } from '@rvpn/proxy';
+import { capSocketBuffers } from '@rvpn/tunnel/sockopt';
 import type { Registry } from 'prom-client';
 import { createSniProxyMetrics } from './metrics.js';
 import { RouteFileSource, type RouteTable, type Upstream } from './routes.js';
@@ -71,6 +72,7 @@ export class SniProxy {
   private readonly onHup = () => void this.reload();
   private readonly resolver: UpstreamResolver;
   private readonly resolveErrors: IntervalLog;
+  private capWarned = false;
   /** Bound ports after start (useful when configured with port 0). */
   readonly ports: Record<string, number> = {};
 
@@ -416,6 +418,20 @@ export class SniProxy {
     return this.dial(kind, down, peer, to, addresses, first, okLine);
   }
 
+  /** Caps both sockets' kernel buffers (sockopt.ts in libs/tunnel says why); a failure is logged once, the pipe runs on. */
+  private capBuffers(down: net.Socket, up: net.Socket): void {
+    const caps = { receiveBytes: this.cfg.relayReceiveBufferBytes, notSentLowatBytes: this.cfg.relayNotSentLowatBytes };
+    if (caps.receiveBytes === 0 && caps.notSentLowatBytes === 0) return;
+    try {
+      capSocketBuffers(down, caps);
+      capSocketBuffers(up, caps);
+    } catch (err) {
+      if (this.capWarned) return;
+      this.capWarned = true;
+      this.log.warn({ err: (err as Error).message, code: (err as { code?: string }).code }, 'cannot cap relay socket buffers (RELAY_RECEIVE_BUFFER, RELAY_NOTSENT_LOWAT); piping with kernel defaults');
+    }
+  }
+
   private dial(kind: ListenerKind, down: net.Socket, peer: Peer, to: Upstream, addresses: ResolvedAddress[] | undefined, first: Buffer, okLine: string | undefined): Promise<void> {
     return new Promise((resolve) => {
       // one address (a Service's ClusterIP): dial it as a literal; several: Node's happy eyeballs over them
@@ -457,6 +473,7 @@ export class SniProxy {
         down.setTimeout(idle, () => { down.destroy(); up.destroy(); });
         up.on('data', (d: Buffer) => this.metrics.bytesTotal.inc({ direction: 'downstream' }, d.length));
         down.on('data', (d: Buffer) => this.metrics.bytesTotal.inc({ direction: 'upstream' }, d.length));
+        this.capBuffers(down, up);
         down.pipe(up);
         up.pipe(down);
         down.once('close', () => up.destroy());

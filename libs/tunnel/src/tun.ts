@@ -2,12 +2,9 @@
  * The real TUN/TAP device, backed by the native addon in ../native (see native/src/tun.cc for the
  * batching design). Implements PacketDevice.
  */
-import { createRequire } from 'node:module';
-import { existsSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import type { DeviceMode, PacketDevice } from './device.js';
-import { TunAddonError, TunClosedError, TunOpenError, TunCarrierError, TunOffloadError } from './errors.js';
+import { loadNativeAddon } from './addon.js';
+import { TunClosedError, TunOpenError, TunCarrierError, TunOffloadError } from './errors.js';
 
 interface NativeTun {
   readonly name: string;
@@ -38,20 +35,8 @@ export interface TunStats {
   offload: boolean;
 }
 
-let addon: { TunDevice: new (name: string, tap: boolean, maxBatch: number, vnetHdr: boolean) => NativeTun } | undefined;
-
 function loadAddon() {
-  if (addon) return addon;
-  // src/ (tests) and dist/ (runtime) both sit one level below the package root.
-  const here = dirname(fileURLToPath(import.meta.url));
-  const path = join(here, '..', 'native', 'build', 'Release', 'rvpn_tun.node');
-  if (!existsSync(path)) throw new TunAddonError(`native addon missing at ${path}; build it with: pnpm --filter @rvpn/tunnel build`);
-  try {
-    addon = createRequire(import.meta.url)(path);
-  } catch (err) {
-    throw new TunAddonError(`cannot load ${path}: ${(err as Error).message}`, { cause: err });
-  }
-  return addon!;
+  return loadNativeAddon() as { TunDevice: new (name: string, tap: boolean, maxBatch: number, vnetHdr: boolean) => NativeTun };
 }
 
 export interface OpenTunOptions {

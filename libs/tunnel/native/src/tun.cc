@@ -28,6 +28,7 @@
 #include <linux/if_tun.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/socket.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
@@ -408,7 +409,34 @@ class TunDevice : public Napi::ObjectWrap<TunDevice> {
   uint64_t gso_read_ = 0, offload_drops_ = 0;
 };
 
-Napi::Object InitAll(Napi::Env env, Napi::Object exports) { return TunDevice::Init(env, exports); }
+// setSocketInt(fd: number, level: number, name: number, value: number): true, or an errno-coded
+// error. For socket options Node does not expose (TCP_NOTSENT_LOWAT, SO_RCVBUF) on a socket fd
+// libuv owns; only integer options.
+Napi::Value SetSocketInt(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 4 || !info[0].IsNumber() || !info[1].IsNumber() || !info[2].IsNumber() || !info[3].IsNumber()) {
+    Napi::TypeError::New(env, "setSocketInt(fd, level, name, value)").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  int fd = info[0].As<Napi::Number>().Int32Value();
+  int level = info[1].As<Napi::Number>().Int32Value();
+  int name = info[2].As<Napi::Number>().Int32Value();
+  int value = info[3].As<Napi::Number>().Int32Value();
+  if (setsockopt(fd, level, name, &value, sizeof(value)) < 0) {
+    int e = errno;
+    Napi::Error err = Napi::Error::New(env, std::string("setsockopt: ") + strerror(e));
+    err.Set("code", Napi::String::New(env, "RVPN_ERR_SOCKOPT"));
+    err.Set("errno", Napi::Number::New(env, e));
+    err.ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  return Napi::Boolean::New(env, true);
+}
+
+Napi::Object InitAll(Napi::Env env, Napi::Object exports) {
+  exports.Set("setSocketInt", Napi::Function::New(env, SetSocketInt));
+  return TunDevice::Init(env, exports);
+}
 
 }  // namespace
 
