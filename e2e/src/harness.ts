@@ -1,6 +1,7 @@
 /** Helpers shared by the e2e suites: root check, the tunnel probe, garbage senders, metric reads. */
 import { isAbsolute, join } from 'node:path';
-import { ADDR, REPO_ROOT, run, connectHeaderValue, type Stack, type RunResult } from '@rvpn/tools';
+import { afterAll, afterEach, beforeAll, expect } from 'vitest';
+import { ADDR, REPO_ROOT, run, sweep, connectHeaderValue, type Stack, type RunResult } from '@rvpn/tools';
 
 export function requireRoot(): void {
   if (process.getuid?.() !== 0) {
@@ -50,4 +51,38 @@ export async function rawConnect(stack: Stack, port: number, headers: string[], 
   });
   const m = /^HTTP\/1\.[01] (\d{3})/.exec(r.stdout);
   return m ? Number(m[1]) : 0;
+}
+
+/** What labLifecycle needs of a lab (Stack or HaStack). */
+interface Lab {
+  start(): Promise<void>;
+  down(): Promise<void>;
+  keepWorkDir: boolean;
+  readonly dir: string;
+  readonly topo: { readonly prefix: string };
+}
+
+/**
+ * The lifecycle of a lab spec, registered in the calling describe: before all, root is required, what
+ * an earlier run left is swept and `make()` starts (handed to `set`); a failed test keeps the lab's
+ * logs; after all, the lab goes down and no namespace of it is left.
+ */
+export function labLifecycle<L extends Lab>(make: () => L, set: (lab: L) => void): void {
+  let lab: L | undefined;
+  beforeAll(async () => {
+    requireRoot();
+    await sweep();
+    lab = make();
+    set(lab);
+    await lab.start();
+  });
+  afterEach((ctx) => {
+    if (ctx.task.result?.state === 'fail' && lab) lab.keepWorkDir = true;
+  });
+  afterAll(async () => {
+    if (!lab) return;
+    await lab.down();
+    if (lab.keepWorkDir) console.log(`logs kept in ${lab.dir}`);
+    expect((await run(['ip', 'netns', 'list'])).stdout).not.toContain(lab.topo.prefix);
+  });
 }

@@ -6,9 +6,9 @@
  */
 import { execFile } from 'node:child_process';
 import { join } from 'node:path';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { ADDR, OVERLAP_ADDR, REPO_ROOT, Stack, URLS, run, runChecks, sweep } from '@rvpn/tools';
-import { metric, requireRoot } from './harness.js';
+import { describe, expect, it } from 'vitest';
+import { ADDR, OVERLAP_ADDR, REPO_ROOT, Stack, URLS, run, runChecks } from '@rvpn/tools';
+import { labLifecycle, metric } from './harness.js';
 
 const M = OVERLAP_ADDR.mapped;
 
@@ -33,21 +33,7 @@ function startWith(app: 'vpn-seed-server' | 'vpn-shoot', env: Record<string, str
 describe('overlapping seed and shoot networks, end to end (non-HA, reversed)', () => {
   let stack: Stack;
 
-  beforeAll(async () => {
-    requireRoot();
-    await sweep();
-    stack = new Stack({ overlap: true });
-    await stack.start();
-  });
-  afterEach((ctx) => {
-    if (ctx.task.result?.state === 'fail' && stack) stack.keepWorkDir = true;
-  });
-  afterAll(async () => {
-    await stack?.down();
-    if (stack?.keepWorkDir) console.log(`logs kept in ${stack.dir}`);
-    const left = (await run(['ip', 'netns', 'list'])).stdout;
-    expect(left).not.toContain(stack.topo.prefix);
-  });
+  labLifecycle(() => new Stack({ overlap: true }), (s) => (stack = s));
 
   it('reaches pod (IPv4 and IPv6), service and node by their real addresses through the CONNECT proxy', async () => {
     const results = await runChecks(stack);
@@ -163,21 +149,7 @@ describe('overlapping seed and shoot networks, end to end (non-HA, reversed)', (
 describe('overlapping seed and shoot networks, end to end (non-HA, classic direction: the seed dials the shoot)', () => {
   let stack: Stack;
 
-  beforeAll(async () => {
-    requireRoot();
-    await sweep();
-    stack = new Stack({ overlap: true, direction: 'classic' });
-    await stack.start();
-  });
-  afterEach((ctx) => {
-    if (ctx.task.result?.state === 'fail' && stack) stack.keepWorkDir = true;
-  });
-  afterAll(async () => {
-    await stack?.down();
-    if (stack?.keepWorkDir) console.log(`logs kept in ${stack.dir}`);
-    const left = (await run(['ip', 'netns', 'list'])).stdout;
-    expect(left).not.toContain(stack.topo.prefix);
-  });
+  labLifecycle(() => new Stack({ overlap: true, direction: 'classic' }), (s) => (stack = s));
 
   it('reaches pod (IPv4 and IPv6), service and node by their real addresses; only mapped ranges go into the TUN', async () => {
     const results = await runChecks(stack);

@@ -2,12 +2,12 @@
  * The reversed tunnel end to end, with the real processes in network namespaces: vpn-shoot dials out
  * through sni-proxy to vpn-seed-server; a curl in the "kube-apiserver" namespace uses the egress proxy.
  */
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { spawn } from 'node:child_process';
-import { ADDR, Stack, URLS, SHOOT_NAMESPACE, connectHeaderValue, deterministicSha256, inNs, run, runChecks, sleep, sweep, waitFor } from '@rvpn/tools';
+import { ADDR, Stack, URLS, SHOOT_NAMESPACE, connectHeaderValue, deterministicSha256, inNs, run, runChecks, sleep, waitFor } from '@rvpn/tools';
 
 import { caBundle, createCa, issueCertificate, seedServerDnsNames, shootIdentityUri } from '@rvpn/pki';
-import { metric, rawConnect, requireRoot, sendGarbage, tunnelProbe } from './harness.js';
+import { labLifecycle, metric, rawConnect, sendGarbage, tunnelProbe } from './harness.js';
 
 const MB100 = 100_000_000;
 const bytesUrl = (n: number) => `http://${ADDR.pod}:${ADDR.podPort}/bytes?n=${n}`;
@@ -31,21 +31,7 @@ describe('reversed tunnel, end to end', () => {
   let stack: Stack;
   const expected100 = deterministicSha256(MB100);
 
-  beforeAll(async () => {
-    requireRoot();
-    await sweep();
-    stack = new Stack({ seedEnv: { PROXY_HOLD_TIMEOUT: '4s' } });
-    await stack.start();
-  });
-  afterEach((ctx) => {
-    if (ctx.task.result?.state === 'fail' && stack) stack.keepWorkDir = true;
-  });
-  afterAll(async () => {
-    await stack?.down();
-    if (stack?.keepWorkDir) console.log(`logs kept in ${stack.dir}`);
-    const left = (await run(['ip', 'netns', 'list'])).stdout;
-    expect(left).not.toContain(stack.topo.prefix);
-  });
+  labLifecycle(() => new Stack({ seedEnv: { PROXY_HOLD_TIMEOUT: '4s' } }), (s) => (stack = s));
 
   it('reaches pod, service and node addresses through the CONNECT proxy; the seed cannot reach the shoot directly', async () => {
     const results = await runChecks(stack);
