@@ -5,6 +5,7 @@ export const TunOpenError = defineError('RVPN_ERR_TUN_OPEN', 'The TUN/TAP device
 export const TunClosedError = defineError('RVPN_ERR_TUN_CLOSED', 'A packet was written to a closed device: a bug in the caller, or the process is stopping.');
 export const TunCarrierError = defineError('RVPN_ERR_TUN_CARRIER', 'Setting the carrier failed (TUNSETCARRIER needs Linux 5.0 or newer).');
 export const TunOffloadError = defineError('RVPN_ERR_TUN_OFFLOAD', 'Switching checksum offload and TSO on the TUN device failed (TUNSETOFFLOAD); set TUNNEL_OFFLOAD=false to run without it.');
+export const SocketOptionError = defineError('RVPN_ERR_SOCKET_OPTION', 'A socket option could not be set (setsockopt failed; errno in the details): the relay runs on with the kernel defaults for that socket.');
 export const TunAddonError = defineError('RVPN_ERR_TUN_ADDON', 'The native TUN addon is not built or does not load: run the build (pnpm build) on the target machine.');
 // Host network configuration
 export const NetCommandError = defineError('RVPN_ERR_NET_COMMAND', 'An ip or nft command failed: the command, exit code and stderr are in the log; usually a missing capability or a conflicting route.');

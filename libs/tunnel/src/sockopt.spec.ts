@@ -32,4 +32,16 @@ describe('capSocketBuffers', () => {
       server.close();
     }
   });
+
+  it('names a failed setsockopt with RVPN_ERR_SOCKET_OPTION and the errno (here: a file descriptor that is no socket)', async () => {
+    const { openSync, closeSync } = await import('node:fs');
+    const fd = openSync('/dev/null', 'r');
+    try {
+      const notASocket = { _handle: { fd } } as unknown as net.Socket;
+      expect(() => capSocketBuffers(notASocket, { receiveBytes: 32768, notSentLowatBytes: 0 })).toThrow(expect.objectContaining({ code: 'RVPN_ERR_SOCKET_OPTION', details: { errno: 88 } }));
+    } finally {
+      closeSync(fd);
+    }
+  });
 });
+

@@ -10,6 +10,7 @@
  */
 import type { Socket } from 'node:net';
 import { loadNativeAddon } from './addon.js';
+import { SocketOptionError } from './errors.js';
 
 // Linux constants (asm-generic/socket.h, netinet/tcp.h)
 const SOL_SOCKET = 1;
@@ -26,13 +27,20 @@ export interface SocketBufferCaps {
 
 /**
  * Applies the caps to a connected TCP socket. Returns what was set; throws a coded error
- * (RVPN_ERR_TUN_ADDON when the addon is missing, RVPN_ERR_SOCKOPT with errno) when it cannot.
+ * (RVPN_ERR_TUN_ADDON when the addon is missing, RVPN_ERR_SOCKET_OPTION with the errno) when it cannot.
  */
 export function capSocketBuffers(socket: Socket, caps: SocketBufferCaps): { receive: boolean; notSentLowat: boolean } {
   const fd = (socket as unknown as { _handle?: { fd?: number } })._handle?.fd;
   if (typeof fd !== 'number' || fd < 0) return { receive: false, notSentLowat: false };
   const { setSocketInt } = loadNativeAddon() as { setSocketInt(fd: number, level: number, name: number, value: number): boolean };
-  if (caps.receiveBytes > 0) setSocketInt(fd, SOL_SOCKET, SO_RCVBUF, caps.receiveBytes);
-  if (caps.notSentLowatBytes > 0) setSocketInt(fd, IPPROTO_TCP, TCP_NOTSENT_LOWAT, caps.notSentLowatBytes);
+  const set = (level: number, name: number, value: number, what: string) => {
+    try {
+      setSocketInt(fd, level, name, value);
+    } catch (err) {
+      throw new SocketOptionError(`${what}=${value}: ${(err as Error).message}`, { cause: err, details: { errno: (err as { errno?: number }).errno } });
+    }
+  };
+  if (caps.receiveBytes > 0) set(SOL_SOCKET, SO_RCVBUF, caps.receiveBytes, 'SO_RCVBUF');
+  if (caps.notSentLowatBytes > 0) set(IPPROTO_TCP, TCP_NOTSENT_LOWAT, caps.notSentLowatBytes, 'TCP_NOTSENT_LOWAT');
   return { receive: caps.receiveBytes > 0, notSentLowat: caps.notSentLowatBytes > 0 };
 }

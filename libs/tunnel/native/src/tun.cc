@@ -425,7 +425,7 @@ Napi::Value SetSocketInt(const Napi::CallbackInfo& info) {
   if (setsockopt(fd, level, name, &value, sizeof(value)) < 0) {
     int e = errno;
     Napi::Error err = Napi::Error::New(env, std::string("setsockopt: ") + strerror(e));
-    err.Set("code", Napi::String::New(env, "RVPN_ERR_SOCKOPT"));
+    err.Set("code", Napi::String::New(env, "RVPN_ERR_SOCKET_OPTION"));
     err.Set("errno", Napi::Number::New(env, e));
     err.ThrowAsJavaScriptException();
     return env.Undefined();
