@@ -112,7 +112,7 @@ export function packGsoBatch(entries: readonly Uint8Array[]): Buffer {
 
 /** The number of entries of a packed batch (counting stops at a truncated one). */
 export function countPackets(batch: Buffer, gso = false): number {
-  const extra = gso ? 2 + VNET_HDR_BYTES : 2;
+  const extra = entryOverhead(gso);
   let n = 0;
   let off = 0;
   while (off + 2 <= batch.length) {

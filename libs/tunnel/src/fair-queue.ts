@@ -23,6 +23,7 @@
  * Packets are held as views of the batches the device delivered (each batch is a fresh copy, see
  * tun.cc); a dequeue copies them into one packed batch (2-byte length, packet; as everywhere else).
  */
+import { VNET_HDR_BYTES } from './device.js';
 
 export interface FairQueueOptions {
   /** Flow buckets (a power of two). Default 1024. */
@@ -171,7 +172,7 @@ export class FairQueue {
     this.limit = opts.limitBytes ?? (opts.gso ? 4 << 20 : 1 << 20);
     this.ecn = opts.ecn ?? true;
     this.ethernet = opts.ethernet ?? false;
-    this.hdr = opts.gso ? 10 : 0;
+    this.hdr = opts.gso ? VNET_HDR_BYTES : 0;
     if (opts.gso && this.ethernet) throw new RangeError('gso is for IP packets (a TUN), not Ethernet frames');
     if (!(this.quantum > 0) || !(this.target > 0) || !(this.interval > 0) || !(this.limit > 0)) throw new RangeError('quantum, targetMs, intervalMs and limitBytes must be positive');
     this.now = opts.now ?? (() => performance.now());

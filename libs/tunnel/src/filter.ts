@@ -33,6 +33,7 @@
  * rules see whole packets. Overlapping fragments are dropped by the kernel.
  */
 import type { CidrSet } from '@rvpn/config';
+import { VNET_HDR_BYTES } from './device.js';
 
 export interface FilterRules {
   allowSource: CidrSet;
@@ -261,7 +262,7 @@ export function filterBatch(batch: Buffer, rules: FilterRules, gso = false): Fil
   let write = 0;
   let passed = 0;
   let malformed = 0;
-  const hdr = gso ? 10 : 0;
+  const hdr = gso ? VNET_HDR_BYTES : 0;
   const reasons: Record<FilterDropReason, number> = { source: 0, destination: 0, ext_header: 0, icmp_error: 0, gso_header: 0 };
   while (read + 2 <= batch.length) {
     const len = (batch[read]! << 8) | batch[read + 1]!;

@@ -28,7 +28,7 @@ import {
   type Hello,
   type HelloBody,
 } from './protocol.js';
-import { VNET_HDR_BYTES } from './device.js';
+import { entryOverhead } from './device.js';
 import { ProtoFrameTooLargeError, ProtoHandshakeError, ProtoMalformedError, ProtoVersionError, TunnelClosedError, TunnelPeerDeadError, TunnelTlsError } from './errors.js';
 
 export type LocalHello = HelloBody;
@@ -198,7 +198,7 @@ export class TunnelSession {
     let packets = 0;
     if (this.negotiatedMinor >= 1) {
       const type = gso ? FrameType.DATA_GSO_BATCH : FrameType.DATA_BATCH;
-      const extra = gso ? 2 + VNET_HDR_BYTES : 2;
+      const extra = entryOverhead(gso);
       let start = 0;
       let off = 0;
       while (off < packed.length) {
@@ -228,7 +228,7 @@ export class TunnelSession {
     }
     s.uncork();
     this.stats.packetsOut += packets;
-    this.stats.bytesOut += packed.length - (gso ? 2 + VNET_HDR_BYTES : 2) * packets;
+    this.stats.bytesOut += packed.length - entryOverhead(gso) * packets;
     return s.writableLength < this.cap;
   }
 
@@ -274,7 +274,7 @@ export class TunnelSession {
           this.protocolError('DATA_GSO_BATCH on a session without the gso feature');
           return;
         }
-        const extra = gso ? 2 + VNET_HDR_BYTES : 2;
+        const extra = entryOverhead(gso);
         let off = 0;
         let n = 0;
         while (off + 2 <= payload.length) {
