@@ -26,7 +26,7 @@
 import { readFileSync } from 'node:fs';
 import { X509Certificate } from 'node:crypto';
 import { networkInterfaces } from 'node:os';
-import { Cidr, CidrSet, formatIp, errorCode, parseIp, readTlsFiles } from '@rvpn/config';
+import { Cidr, CidrSet, formatIp, errorCode, parseIp, readTlsFiles, seedTunnelNetworks, shootNetworksOf } from '@rvpn/config';
 import type { SeedServerConfig } from '@rvpn/config';
 import { createEgressProxy, PathGate, proxyDestinationMapper, type EgressProxy } from '@rvpn/egress';
 import { createIntervalLog, createStatusServer, watchCertificates, watchDescriptors, type DescriptorWatch, type FileWatch, type Logger } from '@rvpn/observability';
@@ -174,8 +174,8 @@ export class SeedServer {
     this.metrics = createSeedServerMetrics(deps.registry, () => this.datapath?.queue, () => this.datapath?.offloadActive ?? false);
     exportSeedServerLimits(deps.registry, seedServerLimits(cfg));
     this.net = new NetConfig({ logger: this.log });
-    this.shootNets = [...cfg.shootServiceNetworks, ...cfg.shootPodNetworks, ...cfg.shootNodeNetworks];
-    this.tunnelNets = cfg.mapping.isActive() ? cfg.mapping.tunnelCidrs('shoot') : this.shootNets;
+    this.shootNets = shootNetworksOf(cfg);
+    this.tunnelNets = seedTunnelNetworks(cfg, cfg.mapping);
     this.addrs = tunnelAddresses(cfg.vpnNetwork);
     this.statusRegistry = deps.registry;
   }

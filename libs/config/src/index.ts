@@ -21,7 +21,7 @@ export type {
 } from './mapping.js';
 export { loadConfig, describeSchema, optional, t, ConfigInvalidError } from './schema.js';
 export type { Field, Schema, ConfigOf, Problem, HostPort } from './schema.js';
-export { seedServerSchema, loadSeedServerConfig } from './apps/seed-server.js';
+export { seedServerSchema, loadSeedServerConfig, shootNetworksOf, seedTunnelNetworks } from './apps/seed-server.js';
 export type { SeedServerConfig } from './apps/seed-server.js';
 export { shootSchema, loadShootConfig } from './apps/shoot.js';
 export type { ShootConfig } from './apps/shoot.js';

@@ -1,7 +1,7 @@
 /** vpn-seed-server configuration. */
 import type { NetworkMapping } from '../mapping.js';
 import { loadConfig, optional, t, type ConfigOf } from '../schema.js';
-import { parseIp } from '../net.js';
+import { parseIp, type Cidr } from '../net.js';
 import { bondFields, checkNetworks, deriveNetworkMapping, haIndexOf, networkFields, offloadFields, tlsFields } from './common.js';
 
 /**
@@ -49,6 +49,16 @@ export type SeedServerConfig = ConfigOf<typeof seedServerSchema> & {
   proxyTls: { caFile: string; certFile: string; keyFile: string };
 };
 
+/** The shoot's networks, in the order the seed server routes and names them. */
+export function shootNetworksOf(c: { shootServiceNetworks: Cidr[]; shootPodNetworks: Cidr[]; shootNodeNetworks: Cidr[] }): Cidr[] {
+  return [...c.shootServiceNetworks, ...c.shootPodNetworks, ...c.shootNodeNetworks];
+}
+
+/** What the seed server routes into its TUN: the mapped shoot ranges when a family is mapped, else the real shoot networks. */
+export function seedTunnelNetworks(c: { shootServiceNetworks: Cidr[]; shootPodNetworks: Cidr[]; shootNodeNetworks: Cidr[] }, mapping: NetworkMapping): Cidr[] {
+  return mapping.isActive() ? mapping.tunnelCidrs('shoot') : shootNetworksOf(c);
+}
+
 export function loadSeedServerConfig(env: Record<string, string | undefined>): SeedServerConfig {
   return loadConfig(seedServerSchema, env, {
     app: 'vpn-seed-server',
@@ -66,8 +76,7 @@ export function loadSeedServerConfig(env: Record<string, string | undefined>): S
         // the tunnel's own connection must not be routed into the tunnel
         const ip = parseIp(c.tunnelDialAddress.host);
         const mapping = deriveNetworkMapping(c);
-        const routed = mapping.isActive() ? mapping.tunnelCidrs('shoot') : [...c.shootServiceNetworks, ...c.shootPodNetworks, ...c.shootNodeNetworks];
-        const inside = ip && routed.find((n) => n.contains(ip));
+        const inside = ip && seedTunnelNetworks(c, mapping).find((n) => n.contains(ip));
         if (inside) add('TUNNEL_DIAL_ADDRESS', `${c.tunnelDialAddress.host} lies in ${inside}, which is routed into the tunnel: dial the shoot's LoadBalancer (an address outside the shoot networks${mapping.isActive() ? ' and the mapped ranges' : ''})`);
       }
       if (c.ipFamilies.includes(4) && c.shootServiceNetworks.length + c.shootPodNetworks.length + c.shootNodeNetworks.length === 0) add('SHOOT_POD_NETWORKS', 'no shoot network configured');
