@@ -57,6 +57,17 @@ describe('reversed VPN, Helm install without the operator', () => {
     await check(SUITE, 'tunnel ready (kubectl logs works)', async () => timeUntil('kubectl logs through the tunnel', logsWork, 300_000, 500), (ms) => ({ install_to_logs_ms: Date.now() - t0, after_rollout_ms: ms }));
   });
 
+  it('maps: the test bed\'s seed and shoot both use Gardener\'s default ranges, so the seed server carries the shoot mapped', async () => {
+    await check(SUITE, 'mapping active (seed server start log)', async () => {
+      const pod = await podName('seed', NS, 'app.kubernetes.io/name=vpn-seed-server');
+      const r = await k('seed', ['logs', '-n', NS, pod, '-c', 'vpn-seed-server']);
+      const started = r.stdout.split('\n').filter((l) => l.includes('"vpn-seed-server started"')).map((l) => JSON.parse(l) as { mapping?: { families: Array<{ family: number; active: boolean; networks: string[] }> } });
+      expect(started).toHaveLength(1);
+      expect(started[0]!.mapping?.families).toEqual([{ family: 4, active: true, reason: 'overlap', networks: [
+        'seedPods 100.96.0.0/11 -> 241.0.0.0/11', 'shootNodes 10.250.0.0/16 -> 242.0.0.0/16', 'shootServices 100.64.0.0/13 -> 243.0.0.0/13', 'shootPods 100.96.0.0/11 -> 244.0.0.0/11'] }]);
+    });
+  });
+
   it('kubectl logs, exec (SPDY and WebSocket), port-forward 100 MB, all through the tunnel', async () => {
     const pod = await podName('shoot', E2E_NS, 'app.kubernetes.io/name=logger');
     await check(SUITE, 'kubectl logs', async () => {

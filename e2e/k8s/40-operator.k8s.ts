@@ -2,15 +2,16 @@
  * The operator path on the test bed: the seed-wide release gains the operator (and the CRD); a ShootVpn
  * with shoot access makes it render and apply the seed side, issue the certificates, publish the
  * sni-proxy route, wire the kube-apiserver and apply the shoot side INTO the shoot; kubectl logs works;
- * an idle minute shows no write by the operator in the seed's audit log (its Lease aside); deleting the
+ * an idle minute shows no write by the operator in the seed's audit log (its Lease aside); changing the
+ * shoot's networks remaps both ends (the test bed's overlapping ranges map from the start); deleting the
  * ShootVpn leaves nothing (its finalizer cleans the seed side, the route, the wiring and the shoot side).
  */
 import { readFileSync, statSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sleep } from '@rvpn/tools';
-import { NODES, SEED_AUDIT_LOG, SHOOT, SNI_PROXY } from '@rvpn/tools/testbed';
+import { SEED_AUDIT_LOG, SHOOT, SNI_PROXY } from '@rvpn/tools/testbed';
 import { applyObjects, check, getJson, helm, k, podName, shootLogs, timeUntil, recordTests } from './harness.js';
-import { CHART, apiserverWiring, inventory } from './install.js';
+import { CHART, apiserverWiring, inventory, testbedNetworks } from './install.js';
 import { E2E_NS, deployWorkloads } from './workloads.js';
 
 const SUITE = 'operator';
@@ -22,7 +23,7 @@ const shootVpn = {
   spec: {
     shoot: { name: SHOOT.name, project: SHOOT.project }, namespace: NS, endpoint: SHOOT.apiHost,
     highAvailability: { failureTolerance: 'none' }, annotations: {},
-    networks: { services: [NODES.shoot.serviceCidr], pods: [NODES.shoot.clusterPodCidr], nodes: [SHOOT.nodeNetwork], seedPods: NODES.seed.clusterPodCidr, ipFamilies: ['IPv4'] },
+    networks: testbedNetworks(),
     images: { vpnSeedServer: 'localhost/reversed-vpn/vpn-seed-server:0.1.0', vpnShoot: 'localhost/reversed-vpn/vpn-shoot:0.1.0', pathController: 'localhost/reversed-vpn/path-controller:0.1.0' },
     shootAccess: { kubeconfigSecretRef: { name: 'shoot-access-admin' } },
   },
@@ -89,6 +90,30 @@ describe('the operator: a ShootVpn end to end', () => {
       expect(all.filter((e) => e.objectRef?.resource !== 'leases').map((e) => `${e.verb} ${e.objectRef?.resource}/${e.objectRef?.name}`)).toEqual([]);
       return all.length;
     }, (leaseWrites) => ({ lease_writes: leaseWrites }));
+  });
+
+  it('changing a live ShootVpn\'s networks remaps both ends: the kubelet moves in the mapped range, kubectl logs keeps working', async () => {
+    // the test bed runs Gardener's default ranges on both clusters, so the mapping is on from the start
+    const mappedNodes = async () => {
+      const cr = await getJson<{ status?: { conditions?: Array<{ type: string; reason?: string }>; networkMapping?: { families: Array<{ networks: string[] }> } } }>('seed', ['shootvpn', '-n', NS, SHOOT.name]);
+      return { reason: cr?.status?.conditions?.find((c) => c.type === 'NetworksValid')?.reason, nodes: (cr?.status?.networkMapping?.families ?? []).flatMap((f) => f.networks).filter((n) => n.startsWith('shootNodes ')) };
+    };
+    expect(await mappedNodes()).toEqual({ reason: 'Mapped', nodes: ['shootNodes 10.250.0.0/16 -> 242.0.0.0/16'] });
+    const podsBefore = { seed: await podName('seed', NS, 'app.kubernetes.io/name=vpn-seed-server'), shoot: await podName('shoot', 'kube-system', 'app.kubernetes.io/name=vpn-shoot') };
+    // a larger node network, listed first, is packed first: 10.250.0.0/16 moves from 242.0.0.0/16 to 242.16.0.0/16
+    const nodes = ['172.16.0.0/12', ...testbedNetworks().nodes];
+    const t0 = Date.now();
+    await k('seed', ['patch', 'shootvpn', '-n', NS, SHOOT.name, '--type=merge', '-p', JSON.stringify({ spec: { networks: { nodes } } })]);
+    await check(SUITE, 'live remap: status shows the new mapping', async () => timeUntil('status.networkMapping to move the node network', async () =>
+      JSON.stringify((await mappedNodes()).nodes) === JSON.stringify(['shootNodes 172.16.0.0/12 -> 242.0.0.0/12', 'shootNodes 10.250.0.0/16 -> 242.16.0.0/16']), 60_000, 500));
+    await check(SUITE, 'live remap: both ends rolled, kubectl logs through the new mapping', async () => {
+      // the pods of the old mapping are gone (with them, logs would work without any remap)
+      await timeUntil('the seed server and vpn-shoot pods of the old mapping to be gone', async () =>
+        (await getJson('seed', ['pod', '-n', NS, podsBefore.seed])) === undefined && (await getJson('shoot', ['pod', '-n', 'kube-system', podsBefore.shoot])) === undefined, 180_000, 1000);
+      // the kubelet (10.250.0.10) is now reached as 242.16.0.10: logs work only when both ends translate alike
+      await timeUntil('logs through the remapped tunnel', logsWork, 180_000, 500);
+      return Date.now() - t0;
+    }, (ms) => ({ patch_to_logs_ms: ms }));
   });
 
   it('deleting the ShootVpn leaves nothing: seed side, route, wiring and shoot side are gone', async () => {

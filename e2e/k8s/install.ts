@@ -24,8 +24,21 @@ export function globalValues(mode: Mode, classicEndpoint?: string) {
       name: SHOOT.name, project: SHOOT.project, namespace: SHOOT.namespace, endpoint: SHOOT.apiHost,
       ...(classicEndpoint ? { classicEndpoint } : {}),
       failureTolerance: mode === 'ha' ? 'node' : 'none',
-      networks: { services: [NODES.shoot.serviceCidr], pods: [NODES.shoot.clusterPodCidr], nodes: [SHOOT.nodeNetwork], seedPods: NODES.seed.clusterPodCidr, ipFamilies: ['IPv4'] },
+      networks: testbedNetworks(),
     },
+  };
+}
+
+/**
+ * The networks of the test bed's shoot and seed as a platform team would give them (chart values and
+ * ShootVpn spec alike). Both clusters use Gardener's default ranges, so every seed network overlaps a
+ * shoot network and the tunnel maps (mapping.mode auto).
+ */
+export function testbedNetworks() {
+  return {
+    services: [NODES.shoot.serviceCidr], pods: [NODES.shoot.clusterPodCidr], nodes: [NODES.shoot.nodeNetwork],
+    seedPods: NODES.seed.clusterPodCidr, seedServices: [NODES.seed.serviceCidr], seedNodes: [NODES.seed.nodeNetwork],
+    ipFamilies: ['IPv4'],
   };
 }
 

@@ -156,7 +156,7 @@ export async function up(log: Log, opts: { rebuildImages?: boolean } = {}): Prom
   for (const c of ['seed', 'shoot'] as NodeName[]) {
     const p = await createClusterPki(c);
     writeClusterPki(c, p);
-    if (c === 'seed') writeKubeconfigs('seed', p, `https://${NODES.seed.nodeIp}:6443`);
+    if (c === 'seed') writeKubeconfigs('seed', p, `https://${NODES.seed.wanIp}:6443`);
   }
   writeFileSync(publicHostsFile, '');
   try {

@@ -5,13 +5,19 @@
  *   root namespace  rvtb0 198.18.0.1/24 ─┐ (kubectl, helm and the tests run here)
  *                                        │  br0 in rvtb-wan: the lab's "internet" 198.18.0.0/24
  *   rvtb-seed  eth0 198.18.0.2 ──────────┤  seed node: etcd, kube-apiserver :6443, kcm, scheduler,
- *     pods 10.1.0.0/24 (cni0)            │  containerd, kubelet, kube-proxy, CoreDNS on 10.2.0.10;
- *     services 10.2.0.0/16               │  LoadBalancer pool 198.18.0.128/26 (routed here)
+ *     node IP 10.250.0.3 (on lo)         │  containerd, kubelet, kube-proxy, CoreDNS on 100.64.0.10;
+ *     pods 100.96.0.0/24 (cni0)          │  LoadBalancer pool 198.18.0.128/26 (routed here)
+ *     services 100.64.0.0/13             │
  *   rvtb-shoot eth0 198.18.0.20 ─────────┘  shoot node: containerd, kubelet, kube-proxy, CoreDNS on
  *     node IP 10.250.0.10 (on lo)           100.64.0.10, the apiserver-proxy on 10.250.0.2:443;
  *     pods 100.96.0.0/24 (cni0)             outbound only: masquerade out of eth0, nothing from the
  *     services 100.64.0.0/13                wan may open a connection (classic mode: its LoadBalancer
  *                                           address, pool 198.18.0.64/26, and that port only)
+ *
+ * Both clusters use Gardener's default ranges (nodes 10.250.0.0/16, pods 100.96.0.0/11, services
+ * 100.64.0.0/13), as real landscapes do: the seed's networks overlap the shoot's, so the VPN carries
+ * the shoot's traffic mapped (issue 12; docs/architecture.md, "the mapped path"). Only the addresses of
+ * the two nodes differ (a seed pod that dialed the shoot node's address would otherwise reach its own).
  *
  * The shoot's control plane (etcd, kube-apiserver, kcm, scheduler) runs as pods in the seed, in the
  * namespace shoot--tb--demo, as Gardener runs it. The shoot's kubelet, kube-proxy and CoreDNS reach it
@@ -37,8 +43,10 @@ export interface NodeSpec {
   nodeName: string;
   ns: string;
   wanIp: string;
-  /** The node's InternalIP (on eth0 for the seed, on lo for the shoot: this kernel has no dummy interfaces). */
+  /** The node's InternalIP, on lo (this kernel has no dummy interfaces); the node is reached from outside at wanIp. */
   nodeIp: string;
+  /** The cluster's node network, which holds nodeIp. */
+  nodeNetwork: string;
   podCidr: string;
   podGateway: string;
   clusterPodCidr: string;
@@ -51,12 +59,12 @@ export interface NodeSpec {
 
 export const NODES: Record<NodeName, NodeSpec> = {
   seed: {
-    name: 'seed', nodeName: 'seed-node', ns: 'rvtb-seed', wanIp: '198.18.0.2', nodeIp: '198.18.0.2',
-    podCidr: '10.1.0.0/24', podGateway: '10.1.0.1', clusterPodCidr: '10.1.0.0/16',
-    serviceCidr: '10.2.0.0/16', kubernetesIp: '10.2.0.1', dnsIp: '10.2.0.10', lbPool: '198.18.0.128/26',
+    name: 'seed', nodeName: 'seed-node', ns: 'rvtb-seed', wanIp: '198.18.0.2', nodeIp: '10.250.0.3', nodeNetwork: '10.250.0.0/16',
+    podCidr: '100.96.0.0/24', podGateway: '100.96.0.1', clusterPodCidr: '100.96.0.0/11',
+    serviceCidr: '100.64.0.0/13', kubernetesIp: '100.64.0.1', dnsIp: '100.64.0.10', lbPool: '198.18.0.128/26',
   },
   shoot: {
-    name: 'shoot', nodeName: 'shoot-node', ns: 'rvtb-shoot', wanIp: '198.18.0.20', nodeIp: '10.250.0.10',
+    name: 'shoot', nodeName: 'shoot-node', ns: 'rvtb-shoot', wanIp: '198.18.0.20', nodeIp: '10.250.0.10', nodeNetwork: '10.250.0.0/16',
     podCidr: '100.96.0.0/24', podGateway: '100.96.0.1', clusterPodCidr: '100.96.0.0/11',
     serviceCidr: '100.64.0.0/13', kubernetesIp: '100.64.0.1', dnsIp: '100.64.0.10', lbPool: '198.18.0.64/26',
   },
@@ -66,7 +74,6 @@ export const SHOOT = {
   name: 'demo',
   project: 'tb',
   namespace: 'shoot--tb--demo',
-  nodeNetwork: '10.250.0.0/16',
   /** The public name of the shoot's API server; vpn-shoot dials the same name (Gardener: api.<shoot>.<project>.<domain>). */
   apiHost: 'api.demo.tb.example',
   /** The `kubernetes` Service endpoint in the shoot: the apiserver-proxy on the shoot node. */

@@ -50,7 +50,7 @@ async function node(n: NodeSpec, peerName: string): Promise<void> {
     'link set lo up',
     `address add ${n.wanIp}/${WAN.prefix} dev eth0`,
     'link set eth0 up',
-    // this kernel has no dummy interfaces: the node-local addresses (cluster DNS; the shoot's node IP)
+    // this kernel has no dummy interfaces: the node-local addresses (cluster DNS; the node IP)
     // live on lo. ClusterIPs are DNATed by kube-proxy on output; the node needs a route to get there
     // (a dead end when no Service matches, rather than the wan).
     `address add ${n.dnsIp}/32 dev lo`,
@@ -58,9 +58,8 @@ async function node(n: NodeSpec, peerName: string): Promise<void> {
     // the other cluster's LoadBalancer pool is behind the other node
     `route add ${other.lbPool} via ${other.wanIp}`,
   ];
-  if (n.name === 'shoot') {
-    lines.push(`address add ${n.nodeIp}/32 dev lo`, `address add ${SHOOT.advertiseAddress}/32 dev lo`);
-  }
+  lines.push(`address add ${n.nodeIp}/32 dev lo`);
+  if (n.name === 'shoot') lines.push(`address add ${SHOOT.advertiseAddress}/32 dev lo`);
   await ipBatch(lines, n.ns);
   await sysctl(n.ns, {
     'net.ipv4.ip_forward': '1',

@@ -32,7 +32,7 @@ export async function createClusterPki(cluster: NodeName): Promise<ClusterPki> {
   const ca = await createCa({ commonName: `rvtb-${cluster}-ca` });
   const apiNames = ['kubernetes', 'kubernetes.default', 'kubernetes.default.svc', 'kubernetes.default.svc.cluster.local', 'localhost'];
   const apiIps = [n.kubernetesIp, '127.0.0.1'];
-  if (cluster === 'seed') apiIps.push(n.nodeIp);
+  if (cluster === 'seed') apiIps.push(n.nodeIp, n.wanIp);
   else {
     // the shoot's API server runs in the seed, behind its Service and the seed's entry point
     apiNames.push(SHOOT.apiHost, 'kube-apiserver', `kube-apiserver.${SHOOT.namespace}`, `kube-apiserver.${SHOOT.namespace}.svc`, `kube-apiserver.${SHOOT.namespace}.svc.cluster.local`);
