@@ -7,7 +7,7 @@
 import { execFile } from 'node:child_process';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { ADDR, OVERLAP_ADDR, REPO_ROOT, Stack, URLS, run, runChecks } from '@rvpn/tools';
+import { ADDR, OVERLAP_ADDR, REPO_ROOT, Stack, URLS, run, runChecks, waitFor } from '@rvpn/tools';
 import { labLifecycle, metric } from './harness.js';
 
 const M = OVERLAP_ADDR.mapped;
@@ -123,6 +123,25 @@ describe('overlapping seed and shoot networks, end to end (non-HA, reversed)', (
     }
     expect((await stack.curlViaProxy(URLS.pod)).stdout).toContain('hello from pod');
     expect((await run(['nft', 'list', 'table', 'inet', 'rvpn_shoot'], { ns: vsh })).stdout).toContain('dnat ip prefix to ip daddr map');
+  });
+
+  it('refuses a vpn-shoot whose networks map differently (RVPN_ERR_MAPPING_MISMATCH on both ends), and serves again once they agree', async () => {
+    const refused = async () => metric(await stack.statusBody('vpn-seed-server', 'metrics'), 'rvpn_seed_server_tunnel_refused_total', { code: 'RVPN_ERR_MAPPING_MISMATCH' });
+    const dialFailed = async () => metric(await stack.statusBody('vpn-shoot', 'metrics'), 'rvpn_vpn_shoot_tunnel_dial_failures_total', { code: 'RVPN_ERR_MAPPING_MISMATCH' });
+    const before = await refused();
+    await stack.stopApp('vpn-shoot');
+    // one node network more on the shoot side only: 10.250.0.0/16 would move to 242.16.0.0/16 there
+    await stack.startApp('vpn-shoot', { SHOOT_NODE_NETWORKS: `172.16.0.0/12,${ADDR.shootNodeNetworks}` });
+    try {
+      await waitFor('the seed server to refuse the mismatched mapping', async () => (await refused()) > before, 15_000, 100);
+      await waitFor('vpn-shoot to count the refusal', async () => (await dialFailed()) > 0, 15_000, 100);
+      expect(await stack.status('vpn-seed-server', 'readyz')).not.toBe(200);
+    } finally {
+      await stack.stopApp('vpn-shoot');
+      await stack.startApp('vpn-shoot');
+    }
+    await stack.waitReady('vpn-seed-server');
+    expect((await stack.curlViaProxy(URLS.pod)).stdout).toContain('hello from pod');
   });
 
   it('refuses to start, with a coded error, a mapping that does not fit, and a classic dial address inside the mapped ranges', async () => {

@@ -156,6 +156,7 @@ export class PathController {
       address: this.addrs.v6,
       addresses: [this.addrs.v6, ...(this.addrs.v4 ? [this.addrs.v4] : [])],
       vpnNetwork: cfg.vpnNetwork.toString(),
+      mapping: cfg.mapping,
       keepaliveIntervalMs: cfg.keepaliveIntervalMs,
       keepaliveTimeoutMs: cfg.keepaliveTimeoutMs,
       mtu: cfg.mtu,

@@ -155,6 +155,7 @@ export class HaSeedServer {
       vpnNetwork: this.cfg.vpnNetwork.toString(),
       mtu: this.cfg.mtu,
       bond: { serverIndex: this.index },
+      mapping: this.cfg.mapping.fingerprint(),
     };
   }
 
@@ -162,6 +163,8 @@ export class HaSeedServer {
   private validate(peer: PeerHello, identity: string): void {
     const cfg = this.cfg;
     if (peer.vpnNetwork !== cfg.vpnNetwork.toString()) throw new TunnelConfigMismatchError(`VPN_NETWORK differs: client ${peerText(peer.vpnNetwork, 64)}, server ${cfg.vpnNetwork}`);
+    // the shoot clients translate and the path-controllers map what they dial: all must agree with the switch's guard (issue 12)
+    cfg.mapping.assertSameAs(peer.mapping, identity);
     const raw = peer.bond?.address;
     if (!raw) throw new BondAddressInvalidError(`${identity} sent no bond address: is it running in HA mode?`);
     const address = canonicalAddress(raw);

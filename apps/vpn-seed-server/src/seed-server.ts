@@ -49,6 +49,7 @@ import {
   TunnelListener,
   type FilterRules,
   type LocalHello,
+  type PeerHello,
   type TunnelSession,
   type TunDevice,
 } from '@rvpn/tunnel';
@@ -217,7 +218,10 @@ export class SeedServer {
         mtu: cfg.mtu,
         ...(this.datapath?.offloadCapable ? { features: [FEATURE_GSO] } : {}),
         assignment: { seedAddress: this.addrs.seed, shootAddress: this.addrs.shoot, prefixLength: this.addrs.prefixLength },
+        mapping: cfg.mapping.fingerprint(),
       });
+      // both ends must translate alike (issue 12): a vpn-shoot given other networks is refused, coded
+      const validatePeerHello = (peer: PeerHello) => cfg.mapping.assertSameAs(peer.mapping, `the shoot client ${peerText(peer.identity, 64)}`);
       const authorize = authorizeByIdentity({
         allowedCommonNames: cfg.clientAllowedCommonNames,
         requiredUri: shootIdentityUri(cfg.namespace),
@@ -229,6 +233,7 @@ export class SeedServer {
           tls: tlsMaterial,
           authorize,
           hello,
+          validatePeerHello,
           onSession: (s) => this.attach(s),
           onRefused: (code: string) => this.metrics.refusedTotal.inc({ code: knownCode(code) }),
           onAcceptError: (errno) => this.metrics.acceptErrorsTotal.inc({ listener: 'tunnel', errno }),
@@ -244,6 +249,7 @@ export class SeedServer {
           target,
           tls: () => ({ ...tlsMaterial(), servername: cfg.tunnelServerName }),
           hello,
+          validatePeerHello,
           authorizePeer: authorize,
           onSession: (s) => this.attach(s),
           backoff: { minMs: 100, maxMs: 5000 },

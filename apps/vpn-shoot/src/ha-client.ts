@@ -90,6 +90,7 @@ export class HaShootClient {
         address: addrs.v6,
         addresses: [addrs.v6, ...(addrs.v4 ? [addrs.v4] : [])],
         vpnNetwork: cfg.vpnNetwork.toString(),
+        mapping: cfg.mapping,
         keepaliveIntervalMs: cfg.keepaliveIntervalMs,
         keepaliveTimeoutMs: cfg.keepaliveTimeoutMs,
         mtu: cfg.mtu,

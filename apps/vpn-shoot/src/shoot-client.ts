@@ -26,7 +26,9 @@ import {
   shootMappingForwardRules,
   TunnelDataPath,
   TunnelDialer,
+  TunnelConfigMismatchError,
   TunnelListener,
+  peerText,
   type LocalHello,
   type PeerHello,
   type TunnelSession,
@@ -113,10 +115,12 @@ export class ShootClient {
         vpnNetwork: cfg.vpnNetwork.toString(),
         mtu: cfg.mtu,
         ...(this.datapath?.offloadCapable ? { features: [FEATURE_GSO] } : {}),
+        mapping: cfg.mapping.fingerprint(),
       });
       const validatePeerHello = (peer: PeerHello) => {
-        if (peer.role !== 'seed' || !peer.assignment) throw new Error('the peer is not a seed server (no address assignment)');
-        if (peer.vpnNetwork !== cfg.vpnNetwork.toString()) throw new Error(`VPN_NETWORK differs: seed ${peer.vpnNetwork}, shoot ${cfg.vpnNetwork}`);
+        if (peer.role !== 'seed' || !peer.assignment) throw new TunnelConfigMismatchError('the peer is not a seed server (no address assignment)');
+        if (peer.vpnNetwork !== cfg.vpnNetwork.toString()) throw new TunnelConfigMismatchError(`VPN_NETWORK differs: seed ${peerText(peer.vpnNetwork, 64)}, shoot ${cfg.vpnNetwork}`);
+        cfg.mapping.assertSameAs(peer.mapping, `the seed server ${peerText(peer.identity, 64)}`);
       };
       if (cfg.tunnelMode === 'dial') {
         const endpoint = { host: cfg.endpoint!, port: cfg.openvpnPort };

@@ -6,11 +6,13 @@
  * destination. The TAP's address and MAC never change while the endpoint runs, so flows survive a
  * server's death.
  */
-import { errorCode } from '@rvpn/config';
+import { errorCode, type NetworkMapping } from '@rvpn/config';
 import {
   FrameType,
   packBatch,
+  peerText,
   SessionSender,
+  TunnelConfigMismatchError,
   TunnelDialer,
   unpackBatch,
   type PacketDevice,
@@ -43,6 +45,8 @@ export interface BondEndpointOptions {
   /** Every bond address of this endpoint (announced by GARP/NA after a switch). */
   addresses: readonly string[];
   vpnNetwork: string;
+  /** The network mapping (issue 12): its fingerprint goes into the HELLO, and a server with another is refused. */
+  mapping?: NetworkMapping;
   keepaliveIntervalMs: number;
   keepaliveTimeoutMs: number;
   mtu: number;
@@ -149,10 +153,12 @@ export class BondEndpoint {
           vpnNetwork: o.vpnNetwork,
           mtu: o.mtu,
           bond: { address: o.address },
+          ...(o.mapping ? { mapping: o.mapping.fingerprint() } : {}),
         }),
         validatePeerHello: (peer) => {
-          if (peer.role !== 'seed' || peer.bond?.serverIndex === undefined) throw new Error(`${s.id} is not an HA seed server (no server index in its HELLO)`);
-          if (peer.vpnNetwork !== o.vpnNetwork) throw new Error(`VPN_NETWORK differs: ${s.id} ${peer.vpnNetwork}, here ${o.vpnNetwork}`);
+          if (peer.role !== 'seed' || peer.bond?.serverIndex === undefined) throw new TunnelConfigMismatchError(`${s.id} is not an HA seed server (no server index in its HELLO)`);
+          if (peer.vpnNetwork !== o.vpnNetwork) throw new TunnelConfigMismatchError(`VPN_NETWORK differs: ${s.id} ${peerText(peer.vpnNetwork, 64)}, here ${o.vpnNetwork}`);
+          o.mapping?.assertSameAs(peer.mapping, s.id);
         },
         onSession: (session) => this.attach(s.id, session),
         onDialError: (code, err) => o.onDialError?.(s.id, code, err),

@@ -13,7 +13,7 @@ export type { IpAddress, IpFamily } from './net.js';
 export {
   computeNetworkMapping, planNetworkMapping, findOverlaps, packCidrs, netmap, NetworkMapping,
   IPV4_MAPPING_REGION, IPV4_MAPPED_PREFIXES, DEFAULT_IPV6_MAPPED_PREFIXES, MAPPING_MODES, MAPPED_KINDS, SEED_KINDS, SHOOT_KINDS,
-  MappingNoFitError, MappingReservedRangeError, MappingOverlapNotAllowedError, MappingAmbiguousError, MappingPrefixConflictError,
+  MappingNoFitError, MappingReservedRangeError, MappingOverlapNotAllowedError, MappingAmbiguousError, MappingPrefixConflictError, MappingMismatchError,
 } from './mapping.js';
 export type {
   MappingMode, MappingNetworks, NetworkMappingOptions, NetworkOverlap, MappedNetwork, FamilyMapping, RealAddress,

@@ -241,6 +241,41 @@ describe('computeNetworkMapping', () => {
   });
 });
 
+describe('the mapping fingerprint both ends compare in HELLO', () => {
+  const mapped = (networks: MappingNetworks, mode: 'auto' | 'never' | 'always' = 'auto') => computeNetworkMapping({ mode, networks, families: [4] });
+
+  it('is the same for the same translation and changes with any mapped network', () => {
+    const a = mapped(gardenerDefaults);
+    expect(a.fingerprint()).toMatch(/^[0-9a-f]{16}$/);
+    expect(mapped({ ...gardenerDefaults }).fingerprint()).toBe(a.fingerprint());
+    // a node network more: 10.250.0.0/16 moves from 242.0.0.0/16 to 242.16.0.0/16
+    const moved = mapped({ ...gardenerDefaults, shootNodes: cs('172.16.0.0/12', '10.250.0.0/16') });
+    expect(moved.fingerprint()).not.toBe(a.fingerprint());
+    expect(() => moved.assertSameAs(a.fingerprint(), 'vpn-shoot/x')).toThrow(expect.objectContaining({
+      code: 'RVPN_ERR_MAPPING_MISMATCH',
+      message: expect.stringMatching(/^vpn-shoot\/x translates networks differently \(mapping [0-9a-f]{16}, this side [0-9a-f]{16}: IPv4: 100\.96\.0\.0\/11 -> 241\.0\.0\.0\/11, 172\.16\.0\.0\/12 -> 242\.0\.0\.0\/12, 10\.250/),
+    }));
+    expect(() => a.assertSameAs(a.fingerprint(), 'peer')).not.toThrow();
+  });
+
+  it('counts only translated families: networks each end knows apart do not matter when nothing is mapped', () => {
+    const apart = mapped({ seedPods: cs('10.1.0.0/16'), shootPods: cs('100.96.0.0/11') });
+    const more = mapped({ seedPods: cs('10.1.0.0/16'), seedNodes: cs('10.2.0.0/16'), shootPods: cs('100.96.0.0/11'), shootNodes: cs('10.250.0.0/16') });
+    expect(apart.isActive()).toBe(false);
+    expect(more.fingerprint()).toBe(apart.fingerprint());
+    // one end mapping and the other not is a mismatch
+    expect(() => mapped(gardenerDefaults).assertSameAs(apart.fingerprint(), 'p')).toThrow(expect.objectContaining({ code: 'RVPN_ERR_MAPPING_MISMATCH' }));
+    expect(() => apart.assertSameAs(mapped(gardenerDefaults).fingerprint(), 'p')).toThrow(/this side [0-9a-f]{16}: no family translated/);
+  });
+
+  it('accepts a peer without one (older than the fingerprint) and names a malformed one safely', () => {
+    const a = mapped(gardenerDefaults);
+    expect(() => a.assertSameAs(undefined, 'old peer')).not.toThrow();
+    expect(() => a.assertSameAs('zz\n' + 'f'.repeat(100), 'p')).toThrow(/mapping \?{3}f{13}, /);
+    expect(() => a.assertSameAs(42, 'p')).toThrow(/mapping number, /);
+  });
+});
+
 describe('validators accept the 240.0.0.0/4 region where mapped ranges are written', () => {
   it('parses mapped addresses and prefixes', () => {
     expect(String(c('240.0.0.0/4'))).toBe('240.0.0.0/4');

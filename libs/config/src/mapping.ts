@@ -32,6 +32,7 @@
  * family, `never` maps none and refuses overlaps. A family that is not mapped still appears, with each
  * network mapped onto itself, so the data path has one code path.
  */
+import { createHash } from 'node:crypto';
 import { defineError, type RvpnError } from './errors.js';
 import { Cidr, parseIp, type IpAddress, type IpFamily } from './net.js';
 
@@ -40,6 +41,7 @@ export const MappingReservedRangeError = defineError('RVPN_ERR_MAPPING_RESERVED_
 export const MappingOverlapNotAllowedError = defineError('RVPN_ERR_MAPPING_OVERLAP_NOT_ALLOWED', 'Seed and shoot networks overlap but NETWORK_MAPPING=never: set NETWORK_MAPPING=auto (or always), or give the shoot networks that do not overlap the seed. details.overlaps lists the pairs.');
 export const MappingAmbiguousError = defineError('RVPN_ERR_MAPPING_AMBIGUOUS', 'Two networks of the same side overlap each other, so a mapped address could not be traced back to one of them: make the shoot networks (and the seed pod networks) disjoint.');
 export const MappingPrefixConflictError = defineError('RVPN_ERR_MAPPING_PREFIX_CONFLICT', 'A mapped prefix is unusable: an IPv6 MAPPED_*_NETWORK_V6 that is not IPv6 or overlaps another mapped prefix, or a mapped range that overlaps VPN_NETWORK or the bond network. Choose disjoint prefixes.');
+export const MappingMismatchError = defineError('RVPN_ERR_MAPPING_MISMATCH', "The two ends of a tunnel computed different network mappings (their seed and shoot networks, NETWORK_MAPPING or MAPPED_*_NETWORK_V6 differ), so each would translate addresses its own way: give every tunnel container of the shoot the same networks. While a change of the networks rolls out, the old and the new pods refuse each other until both ends run the new settings.");
 
 export const MAPPING_MODES = ['auto', 'always', 'never'] as const;
 export type MappingMode = (typeof MAPPING_MODES)[number];
@@ -234,6 +236,26 @@ export class NetworkMapping {
   }
 
   /** For logs and status: `{ mode, families: [{ family, active, reason, networks: ['shootPods 100.96.0.0/11 -> 244.0.0.0/11', …] }] }`. */
+  /**
+   * A short digest of what the tunnel carries translated (per active family, every network and where
+   * it lands), sent in HELLO so both ends can check they agree. Networks of a family that is not
+   * translated do not count: each end may know a different subset of them without harm.
+   */
+  fingerprint(): string {
+    const active = this.families.filter((f) => f.active).map((f) => `${f.family}:${f.networks.map((n) => `${n.kind} ${n.real}>${n.mapped}`).join(',')}`);
+    return createHash('sha256').update(active.length ? active.join(';') : 'none').digest('hex').slice(0, 16);
+  }
+
+  /** Throws RVPN_ERR_MAPPING_MISMATCH when a peer's HELLO names another fingerprint (a peer without one is older: nothing to compare). */
+  assertSameAs(peerFingerprint: unknown, peer: string): void {
+    if (peerFingerprint === undefined) return;
+    const own = this.fingerprint();
+    if (peerFingerprint === own) return;
+    const theirs = typeof peerFingerprint === 'string' ? peerFingerprint.slice(0, 16).replace(/[^0-9a-f]/g, '?') : typeof peerFingerprint;
+    const described = this.families.filter((f) => f.active).map((f) => `IPv${f.family}: ${f.networks.map((n) => `${n.real} -> ${n.mapped}`).join(', ')}`).join('; ') || 'no family translated';
+    throw new MappingMismatchError(`${peer} translates networks differently (mapping ${theirs}, this side ${own}: ${described})`, { details: { peer: theirs, own } });
+  }
+
   toJSON(): { mode: MappingMode; families: Array<{ family: IpFamily; active: boolean; reason: FamilyMapping['reason']; networks: string[] }> } {
     return {
       mode: this.mode,

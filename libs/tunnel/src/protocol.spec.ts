@@ -47,6 +47,11 @@ describe('HELLO', () => {
     expect(decodeHello(Buffer.from('nope'))).toMatch(/magic/);
     expect(decodeHello(encodeHello({ ...hello, role: 'seed' }).subarray(4))).toMatch(/assignment/);
   });
+  it('carries the mapping fingerprint, a short string or nothing', () => {
+    expect(decodeHello(encodeHello({ ...hello, mapping: '0123456789abcdef' }).subarray(4))).toMatchObject({ mapping: '0123456789abcdef' });
+    expect(decodeHello(encodeHello({ ...hello, mapping: 'f'.repeat(65) }).subarray(4))).toMatch(/mapping must be a short string/);
+    expect(decodeHello(encodeHello({ ...hello, mapping: 7 } as never).subarray(4))).toMatch(/mapping must be a short string/);
+  });
   it('lets a foreign major through for the version check', () => {
     const d = decodeHello(encodeHello({ role: 'x' } as never, 2, 0).subarray(4));
     expect(d).toMatchObject({ major: 2, minor: 0 });

@@ -114,6 +114,11 @@ export interface HelloBody {
    * an HA seed server names its index. A seed-role HELLO carries either `assignment` or `bond`.
    */
   bond?: { address?: string; serverIndex?: number };
+  /**
+   * The sender's network mapping fingerprint (libs/config NetworkMapping.fingerprint, issue 12): the
+   * receiver refuses a different one (RVPN_ERR_MAPPING_MISMATCH). Absent from peers before it existed.
+   */
+  mapping?: string;
 }
 
 export interface Hello extends HelloBody {
@@ -167,6 +172,7 @@ export function decodeHello(payload: Buffer): Hello | string {
   if (!Number.isInteger(b.mtu)) return 'HELLO mtu missing';
   if (b.features !== undefined && (!Array.isArray(b.features) || b.features.length > 32 || !b.features.every((f) => typeof f === 'string' && f.length <= 32))) return 'HELLO features must be a short list of short strings';
   if (b.bond !== undefined && (typeof b.bond !== 'object' || b.bond === null)) return 'HELLO bond must be an object';
+  if (b.mapping !== undefined && (typeof b.mapping !== 'string' || b.mapping.length > 64)) return 'HELLO mapping must be a short string';
   if (b.role === 'seed' && !b.bond) {
     const a = b.assignment;
     if (!a || typeof a.seedAddress !== 'string' || typeof a.shootAddress !== 'string' || !Number.isInteger(a.prefixLength)) {
