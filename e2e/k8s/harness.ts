@@ -4,7 +4,7 @@
  */
 import { createHash } from 'node:crypto';
 import { spawn } from 'node:child_process';
-import { appendFileSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach } from 'vitest';
 import { deterministicSha256, REPO_ROOT, run, sleep, type RunResult } from '@rvpn/tools';
@@ -68,13 +68,48 @@ export async function check<T>(suite: string, name: string, fn: () => Promise<T>
   }
 }
 
-/** Records every test of the calling describe block as a row too (a failure outside a check() shows). */
+/**
+ * Records every test of the calling describe block as a row too (a failure outside a check() shows).
+ * A failed test also leaves the state of the VPN behind it (diagnose()), printed and in bench-out.
+ */
 export function recordTests(suite: string): void {
-  afterEach((ctx) => {
+  afterEach(async (ctx) => {
     const r = ctx.task.result;
     const failed = r?.state === 'fail';
     appendFileSync(RESULTS, `${JSON.stringify({ suite, check: `test: ${ctx.task.name}`, ok: !failed, ms: Math.round(r?.duration ?? 0), at: new Date().toISOString(), ...(failed ? { error: (r?.errors?.[0]?.message ?? 'failed').slice(0, 2000) } : {}) } satisfies CheckRecord)}\n`);
-  });
+    if (failed) {
+      const text = await diagnose();
+      const file = join(REPO_ROOT, 'bench-out', `k8s-diagnostics-${suite}-${Date.now()}.txt`);
+      writeFileSync(file, text);
+      console.error(`--- diagnostics after the failed test "${ctx.task.name}" (all of it in ${file}) ---\n${text.split('\n').slice(-150).join('\n')}`);
+    }
+  }, 120_000);
+}
+
+/**
+ * What a failed test leaves to read: the pods of the shoot's control plane and of the VPN on both
+ * sides, the recent events of the control-plane namespace, and the last log lines of every VPN
+ * container (path-controllers included) and of the kube-apiservers.
+ */
+export async function diagnose(): Promise<string> {
+  const NS = 'shoot--tb--demo';
+  const out: string[] = [];
+  const add = async (title: string, cluster: Cluster, args: string[]) => {
+    const r = await k(cluster, args, { allowFail: true, timeoutMs: 20_000 });
+    out.push(`## ${cluster}: ${title}`, (r.stdout + r.stderr).trim(), '');
+  };
+  await add('pods', 'seed', ['get', 'pods', '-n', NS, '-o', 'wide']);
+  await add('vpn-shoot pods', 'shoot', ['get', 'pods', '-n', 'kube-system', '-l', 'app.kubernetes.io/name=vpn-shoot', '-o', 'wide']);
+  await add('events', 'seed', ['get', 'events', '-n', NS, '--sort-by=.lastTimestamp']);
+  const names = async (cluster: Cluster, ns: string) => (await k(cluster, ['get', 'pods', '-n', ns, '-o', 'jsonpath={range .items[*]}{.metadata.name}{" "}{.spec.containers[*].name}{"\\n"}{end}'], { allowFail: true })).stdout.split('\n').filter(Boolean);
+  for (const [cluster, ns] of [['seed', NS], ['shoot', 'kube-system']] as const) {
+    for (const line of await names(cluster, ns)) {
+      const [pod, ...containers] = line.split(' ');
+      if (!/^(vpn-|kube-apiserver)/.test(pod!)) continue;
+      for (const c of containers) await add(`logs ${pod}/${c}`, cluster, ['logs', '-n', ns, pod!, '-c', c, '--tail=25']);
+    }
+  }
+  return out.join('\n');
 }
 
 export function readResults(): CheckRecord[] {
