@@ -47,6 +47,7 @@ import {
   TunnelDataPath,
   TunnelDialer,
   TunnelListener,
+  TUNNEL_TCP_SYSCTLS,
   type FilterRules,
   type LocalHello,
   type PeerHello,
@@ -128,19 +129,9 @@ export interface SeedServerDeps {
 
 /**
  * The seed server forwards nothing (the TUN may only answer) and must accept replies whose source is
- * routed elsewhere: set by the privileged init container (`--init`), checked again at start.
+ * routed elsewhere; with the tunnel's TCP buffer lines (TUNNEL_TCP_SYSCTLS, libs/tunnel). Set by the
+ * privileged init container (`--init`), checked again at start.
  */
-/**
- * The pod's own network namespace only (never the host's). The TCP buffer lines keep the queue of a
- * tunnel at its sender, where the flow-fair send queue can manage it (libs/tunnel fair-queue.ts), and
- * not in the kernel: socket receive buffers autotune to 6 MiB, and the receiving end of a saturated
- * tunnel (decrypt, TUN write) is its slowest stage, so a ping waited behind a megabyte of a bulk flow
- * in vpn-shoot's receive queue (measured: ping under one iperf3 stream 10-15 ms avg, 25-34 ms p99;
- * with these 6-7 ms and 14-18 ms, the same throughput). TCP_NOTSENT_LOWAT keeps unsent bytes out of
- * the kernel's send buffer for the same reason (docs/architecture.md, "The tunnel inside one process").
- */
-export const TUNNEL_TCP_SYSCTLS = { 'net.ipv4.tcp_rmem': '4096 131072 262144', 'net.ipv4.tcp_notsent_lowat': '32768' } as const;
-
 export const SEED_SERVER_SYSCTLS = { 'net.ipv4.ip_forward': '0', 'net.ipv6.conf.all.forwarding': '0', 'net.ipv4.conf.all.rp_filter': '0', ...TUNNEL_TCP_SYSCTLS } as const;
 
 export class SeedServer {

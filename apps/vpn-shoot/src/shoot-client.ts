@@ -28,6 +28,7 @@ import {
   TunnelDialer,
   TunnelConfigMismatchError,
   TunnelListener,
+  TUNNEL_TCP_SYSCTLS,
   peerText,
   type LocalHello,
   type PeerHello,
@@ -45,11 +46,13 @@ export interface ShootClientDeps {
   registry: Registry;
 }
 
-/** vpn-shoot routes between the tunnel and the shoot (both families); replies may come back on another interface. Set by `--init`. */
-/** The TCP buffer lines: see TUNNEL_TCP_SYSCTLS in vpn-seed-server (the pod's own network namespace only). */
+/**
+ * vpn-shoot routes between the tunnel and the shoot (both families); replies may come back on another
+ * interface; with the tunnel's TCP buffer lines (TUNNEL_TCP_SYSCTLS, libs/tunnel). Set by `--init`.
+ */
 export const SHOOT_SYSCTLS = {
   'net.ipv4.ip_forward': '1', 'net.ipv6.conf.all.forwarding': '1', 'net.ipv4.conf.all.rp_filter': '0',
-  'net.ipv4.tcp_rmem': '4096 131072 262144', 'net.ipv4.tcp_notsent_lowat': '32768',
+  ...TUNNEL_TCP_SYSCTLS,
 } as const;
 
 export class ShootClient {

@@ -82,3 +82,4 @@ export {
   TunnelOverloadedError,
   TunnelAcceptError,
 } from './errors.js';
+export { TUNNEL_TCP_SYSCTLS } from './sockopt.js';

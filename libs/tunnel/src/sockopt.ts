@@ -1,6 +1,7 @@
 /**
- * Socket buffer caps for a relay (sni-proxy): Node exposes neither SO_RCVBUF nor TCP_NOTSENT_LOWAT
- * on a TCP socket, so they are set on the fd libuv owns through the native addon.
+ * Socket buffer limits of the tunnel: caps per socket for a relay (sni-proxy), and the sysctls of the
+ * endpoints' pods (TUNNEL_TCP_SYSCTLS, at the end). Node exposes neither SO_RCVBUF nor
+ * TCP_NOTSENT_LOWAT on a TCP socket, so the caps are set on the fd libuv owns through the native addon.
  *
  * Why: a relay between two fast sockets otherwise lets the kernel autotune its receive buffer to
  * MiBs and fill its send buffer as far as the peer's window allows, so a tunnel's standing queue sits
@@ -44,3 +45,15 @@ export function capSocketBuffers(socket: Socket, caps: SocketBufferCaps): { rece
   if (caps.notSentLowatBytes > 0) set(IPPROTO_TCP, TCP_NOTSENT_LOWAT, caps.notSentLowatBytes, 'TCP_NOTSENT_LOWAT');
   return { receive: caps.receiveBytes > 0, notSentLowat: caps.notSentLowatBytes > 0 };
 }
+
+/**
+ * The TCP buffer lines of a tunnel endpoint's pod (vpn-seed-server, vpn-shoot), set by its privileged
+ * init container in the pod's own network namespace only (never the host's). They keep the queue of a
+ * tunnel at its sender, where the flow-fair send queue can manage it (fair-queue.ts), and
+ * not in the kernel: socket receive buffers autotune to 6 MiB, and the receiving end of a saturated
+ * tunnel (decrypt, TUN write) is its slowest stage, so a ping waited behind a megabyte of a bulk flow
+ * in vpn-shoot's receive queue (measured: ping under one iperf3 stream 10-15 ms avg, 25-34 ms p99;
+ * with these 6-7 ms and 14-18 ms, the same throughput). TCP_NOTSENT_LOWAT keeps unsent bytes out of
+ * the kernel's send buffer for the same reason (docs/architecture.md, "The tunnel inside one process").
+ */
+export const TUNNEL_TCP_SYSCTLS = { 'net.ipv4.tcp_rmem': '4096 131072 262144', 'net.ipv4.tcp_notsent_lowat': '32768' } as const;
