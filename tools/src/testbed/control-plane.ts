@@ -153,10 +153,6 @@ export function shootControlPlane(opts: { apiserverReplicas?: number } = {}): Ob
       resources: { requests: { cpu: '100m', memory: '256Mi' } },
     })],
     volumes,
-    // a replaced replica closes its listener at SIGTERM, while kube-proxy may still send it new
-    // connections for a moment: a short grace keeps that window short, and the e2e suites wait for the
-    // old replicas to be gone after each rollout (e2e/k8s/install.ts apiserverRolledOut)
-    terminationGracePeriodSeconds: 5,
   }, { 'app.kubernetes.io/name': 'kube-apiserver' });
   // kube-apiserver's /readyz needs anonymous access to health endpoints: the probes authenticate as nobody
   return [
