@@ -8,7 +8,7 @@ import { appendFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } fr
 import { join } from 'node:path';
 import { afterEach } from 'vitest';
 import { deterministicSha256, REPO_ROOT, run, sleep, type RunResult } from '@rvpn/tools';
-import { ensureHelm, kubeconfigPath, KUBECTL } from '@rvpn/tools/testbed';
+import { ensureHelm, kubeconfigPath, KUBECTL, SHOOT } from '@rvpn/tools/testbed';
 
 export type Cluster = 'seed' | 'shoot';
 export const RESULTS = join(REPO_ROOT, 'bench-out', 'k8s-e2e.jsonl');
@@ -92,7 +92,7 @@ export function recordTests(suite: string): void {
  * container (path-controllers included) and of the kube-apiservers.
  */
 export async function diagnose(): Promise<string> {
-  const NS = 'shoot--tb--demo';
+  const NS = SHOOT.namespace;
   const out: string[] = [];
   const add = async (title: string, cluster: Cluster, args: string[]) => {
     const r = await k(cluster, args, { allowFail: true, timeoutMs: 20_000 });
