@@ -44,6 +44,17 @@ const num = (name: string, def: number) => {
   return v;
 };
 
+/**
+ * sni-proxy's RELAY_MODE in the bench's labs: BENCH_SNI_RELAY_MODE=stream compares the Node stream
+ * pipes against the default (native); unset, sni-proxy runs with its shipped default.
+ */
+export function benchSniEnv(): Record<string, string> {
+  const mode = process.env.BENCH_SNI_RELAY_MODE;
+  if (mode === undefined || mode === '') return {};
+  if (mode !== 'native' && mode !== 'stream') throw new Error(`BENCH_SNI_RELAY_MODE must be native or stream, not ${JSON.stringify(mode)}`);
+  return { RELAY_MODE: mode };
+}
+
 /** The issue's targets. */
 export const SCALE_TARGETS = { keepalive_rtt_p99_ms_under_load: 10, upstream_lookups_per_connect: 0 } as const;
 
@@ -141,7 +152,8 @@ export async function runScaleBench(opts: { signal?: AbortSignal } = {}): Promis
 
   // the machine is shared: the load around the run says how much the figures can be trusted
   const loadStart = loadavg().map((x) => round(x, 2));
-  const stack = new Stack({ log, logLevel: 'warn' });
+  const sniEnv = benchSniEnv();
+  const stack = new Stack({ log, logLevel: 'warn', sniEnv });
   const lbNs = stack.topo.ns.lb;
   const hostsDir = `/etc/netns/${lbNs}`;
   const dir = mkdtempSync(join(stack.dir, 'scale-'));
@@ -274,6 +286,7 @@ export async function runScaleBench(opts: { signal?: AbortSignal } = {}): Promis
       machine: { cpus: cpus().length, cpu_model: cpus()[0]?.model, kernel: release(), node: process.version, loadavg_at_start: loadStart, loadavg_at_end: loadavg().map((x) => round(x, 2)) },
       setup: {
         sni_proxy: 'apps/sni-proxy/dist as the lab runs it (node --max-semi-space-size=1), default caps, in the lab\'s load-balancer namespace',
+        sni_proxy_relay_mode: sniEnv.RELAY_MODE ?? 'native (default)',
         real_tunnel: 'the lab\'s vpn-shoot → sni-proxy :8132 (Reversed-VPN) → vpn-seed-server; the data stream is one iperf3 TCP stream seed pod → shoot pod through it',
         light_tunnels: `one process in the shoot node's namespace (${ADDR.nodeWan}): CONNECT with the Reversed-VPN header to ${ADDR.lbWan}:8132, each with its own route, then TLS 1.3 and the tunnel's PING/PONG both ways every ${PING_MS} ms`,
         upstream: `one TLS fixture at ${stack.topo.seed.kapi}:${FIXTURE_PORT} behind ${N} names (vpn-seed-server.shoot--scale--NNNN.svc.cluster.local), resolved through the load balancer namespace's hosts file`,

@@ -12,7 +12,9 @@
  * process of the path (cpu_s_per_gb*: /proc/<pid>/stat utime + stime over the run, per GB received).
  * Then the same rounds on the HA lab (`ha` in tunnel.json; BENCH_HA=0 skips them).
  * Env: BENCH_DURATION (iperf3 seconds, default 10), BENCH_ROUNDS (alternating rounds, default 3),
- * FAILOVER_RUNS (runs of each failover scenario, default 5),
+ * FAILOVER_RUNS (runs of each failover scenario, default 5), BENCH_SNI_RELAY_MODE=native|stream (sni-proxy's
+ * RELAY_MODE in the tunnel, HA and scale labs, to compare the native relay with Node stream pipes;
+ * unset: the shipped default, native),
  * BENCH_ONLY=memory|tunnel|failover|scale (`pnpm bench:memory` is BENCH_ONLY=memory, `pnpm bench:scale`
  * BENCH_ONLY=scale: sni-proxy with 1,000 tunnels, bench-scale.ts → bench-out/sni-proxy-scale.json).
  * Ctrl-C (or SIGTERM/SIGHUP) during the tunnel, failover or scale part removes that part's lab and exits 130.
@@ -27,7 +29,7 @@ import { ADDR } from './lab/topology.js';
 import { missingTools, run, sleep, spawnLogged, waitFor, type Spawned } from './lab/sh.js';
 import { runFailoverBench } from './bench-failover.js';
 import { runIdleMemoryBench } from './bench-memory.js';
-import { runScaleBench } from './bench-scale.js';
+import { benchSniEnv, runScaleBench } from './bench-scale.js';
 
 const DURATION = Number(process.env.BENCH_DURATION ?? '10');
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? '3');
@@ -287,7 +289,7 @@ function teardownOnce(signal: AbortSignal, down: () => Promise<void>): { stop: (
  * two OpenVPN tunnels and kernel bonding, which this kernel lacks).
  */
 async function measureHa(signal: AbortSignal): Promise<Record<string, unknown>> {
-  const ha = new HaStack({ log, logLevel: 'warn' });
+  const ha = new HaStack({ log, logLevel: 'warn', env: { 'sni-proxy': benchSniEnv() } });
   const teardown = teardownOnce(signal, () => ha.down());
   try {
     await ha.start();
@@ -315,7 +317,7 @@ async function runTunnelBench(signal: AbortSignal): Promise<number> {
     console.error(`bench: missing tools: ${missing.join(', ')} (run: bash tools/setup.sh)`);
     return 2;
   }
-  const stack = new Stack({ log, logLevel: 'warn' });
+  const stack = new Stack({ log, logLevel: 'warn', sniEnv: benchSniEnv() });
   const teardown = teardownOnce(signal, () => stack.down());
   try {
     await stack.start();
@@ -361,6 +363,7 @@ async function runTunnelBench(signal: AbortSignal): Promise<number> {
       date: new Date().toISOString(),
       command: 'pnpm bench',
       machine: { cpus: cpus().length, cpu_model: cpus()[0]?.model, kernel: release(), node: process.version },
+      sni_proxy_relay_mode: benchSniEnv().RELAY_MODE ?? 'native (default)',
       path: 'iperf3 TCP single stream (and -R) and ping from the seed pod (vpn-seed-server namespace) to the shoot pod 100.96.1.10; the tunnel dialed by the shoot side through sni-proxy (CONNECT, Reversed-VPN header); shoot side forwards and masquerades',
       duration_s: DURATION,
       rounds: ROUNDS,

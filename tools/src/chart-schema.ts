@@ -157,6 +157,7 @@ export const CHART_SCHEMAS: Record<string, Schema> = {
     image: image(),
     proxyProtocol: { enum: ['off', 'optional', 'required'] },
     proxyProtocolTrustedNetworks: { type: 'array', items: anyCidr },
+    relayMode: { enum: ['native', 'stream'] },
     limits: obj({
       maxConnections: count,
       maxConnectionsPerSource: count,

@@ -95,7 +95,7 @@ function expected(user: Values, ns: string): K8sObject[] {
       operatorRoutesConfigMap: v.operatorRoutes.enabled ? v.operatorRoutes.configMap || `${RELEASE}-sni-proxy-operator-routes` : undefined,
       proxyProtocol: v.proxyProtocol, loadBalancerAnnotations: v.service.annotations, service: v.service,
       // the user's own: the values.yaml defaults must equal the render (and so the app) defaults
-      proxyProtocolTrustedNetworks: o.proxyProtocolTrustedNetworks, limits: o.limits,
+      proxyProtocolTrustedNetworks: o.proxyProtocolTrustedNetworks, limits: o.limits, relayMode: o.relayMode,
     }, { ...metaOf(v), pod: overrides(v, o) }));
     out.push(renderSniProxyRoutesConfigMap(v.routes.connect, ns, `${name}-routes`, { sni: v.routes.sni }, metaOf(v)));
   }

@@ -10,7 +10,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { loadSniProxyConfig } from '@rvpn/config';
 import { encodeProxyV1, encodeProxyV2 } from '@rvpn/proxy';
 import { createCa, issueCertificate } from '@rvpn/pki';
-import { cleanup, connectReq, exchange, onCleanup, server, startProxy, tagServer, VALUE, VALUE_B } from './harness.test-helper.js';
+import { cleanup, connectReq, exchange, metric, onCleanup, server, startProxy, tagServer, VALUE, VALUE_B, waitFor } from './harness.test-helper.js';
 import { SniProxy } from './sni-proxy.js';
 
 afterEach(cleanup);
@@ -183,4 +183,63 @@ describe('sni-proxy route reloads', () => {
   it('refuses an invalid route file at start with every problem listed', async () => {
     await expect(startProxy({ connect: { 'outbound|22||evil': 'nohost', x: 5 }, extra: 1 })).rejects.toMatchObject({ code: 'RVPN_ERR_SNI_ROUTES_INVALID' });
   });
+});
+
+describe('sni-proxy relay (RELAY_MODE native and stream)', () => {
+  /** An upstream that answers each connection with the sha256 of what it got, after the client's end, then closes. */
+  const hashServer = () => server((s) => {
+    const h = createHash('sha256');
+    s.on('data', (d) => h.update(d));
+    s.on('end', () => s.end(h.digest('hex')));
+  });
+
+  for (const mode of ['native', 'stream'] as const) {
+    it(`${mode}: relays a stream both ways with bytes pipelined behind the head, counts bytes, and holds the connection's admission until the end`, async () => {
+      const sink = await hashServer();
+      const { proxy, registry } = await startProxy({ connect: { [VALUE]: `127.0.0.1:${sink}` } }, { RELAY_MODE: mode });
+      const c = net.connect(proxy.ports.connect!, '127.0.0.1');
+      await new Promise((r) => c.once('connect', r));
+      const body = Buffer.alloc(3 * 1024 * 1024 + 17, 9);
+      const head = Buffer.from(connectReq('X-Gardener-Destination', VALUE));
+      // the head and the first bytes in one write: the proxy must forward what it read past the head
+      c.write(Buffer.concat([head, body.subarray(0, 1000)]));
+      let got = '';
+      c.on('data', (d) => (got += d.toString('latin1')));
+      c.write(body.subarray(1000));
+      await new Promise((r) => setTimeout(r, 100));
+      expect(proxy.connections).toBe(1);
+      c.end();
+      await new Promise((r) => c.once('close', r));
+      expect(got).toBe(`HTTP/1.1 200 Connection established\r\n\r\n${createHash('sha256').update(body).digest('hex')}`);
+      await waitFor('the admission released', () => proxy.connections === 0);
+      const m = await registry.metrics();
+      expect(metric(m, 'rvpn_sni_proxy_bytes_total', { direction: 'upstream' })).toBe(body.length);
+      expect(metric(m, 'rvpn_sni_proxy_bytes_total', { direction: 'downstream' })).toBe(64);
+      expect(metric(m, 'rvpn_sni_proxy_relay_ends_total', { reason: 'closed' })).toBe(mode === 'native' ? 1 : 0);
+      expect(metric(m, 'rvpn_sni_proxy_relay_fallbacks_total')).toBe(0);
+    });
+
+    it(`${mode}: closes a relayed connection after IDLE_TIMEOUT without a byte, and on stop()`, async () => {
+      const sink = await hashServer();
+      const { proxy, registry } = await startProxy({ connect: { [VALUE]: `127.0.0.1:${sink}` } }, { RELAY_MODE: mode, IDLE_TIMEOUT: '1s' });
+      const open = async () => {
+        const c = net.connect(proxy.ports.connect!, '127.0.0.1');
+        c.on('error', () => undefined);
+        c.write(connectReq('X-Gardener-Destination', VALUE));
+        await new Promise((r) => c.once('data', r));
+        return c;
+      };
+      const idle = await open();
+      const t0 = Date.now();
+      await new Promise((r) => { idle.once('close', r); idle.resume(); });
+      expect(Date.now() - t0).toBeGreaterThanOrEqual(900);
+      await waitFor('the admission released', () => proxy.connections === 0);
+      if (mode === 'native') expect(metric(await registry.metrics(), 'rvpn_sni_proxy_relay_ends_total', { reason: 'idle' })).toBe(1);
+      const busy = await open();
+      const closed = new Promise((r) => { busy.once('end', r); busy.once('close', r); busy.resume(); });
+      await proxy.stop();
+      await closed;
+      expect(proxy.connections).toBe(0);
+    });
+  }
 });

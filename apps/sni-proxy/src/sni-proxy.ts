@@ -22,6 +22,7 @@ import { createIntervalLog, createStatusServer, watchDescriptors, type Descripto
 import {
   ConnectionLimits, readClientHello, readProxyHeader, readRequestHead, sourceKey, statusForHeadError, writeStatus, type Admission, type ProxyHeader,
 } from '@rvpn/proxy';
+import { relaySockets, type SocketRelay } from '@rvpn/tunnel/relay';
 import { capSocketBuffers } from '@rvpn/tunnel/sockopt';
 import type { Registry } from 'prom-client';
 import { createSniProxyMetrics } from './metrics.js';
@@ -73,6 +74,15 @@ export class SniProxy {
   private readonly resolver: UpstreamResolver;
   private readonly resolveErrors: IntervalLog;
   private capWarned = false;
+  private relayWarned = false;
+  /** Running native relays (RELAY_MODE=native), for stop() and the byte counter. */
+  private readonly relays = new Set<SocketRelay>();
+  /** Bytes of the native relays that ended, by direction. */
+  private readonly relayedBytes = { upstream: 0, downstream: 0 };
+  /** A client connection's release of its admission; deferred to the relay's end once handed over. */
+  private readonly releases = new WeakMap<net.Socket, () => void>();
+  /** Client sockets handed to a native relay: their 'close' is the handover, not the connection's end. */
+  private readonly handedOver = new WeakSet<net.Socket>();
   /** Bound ports after start (useful when configured with port 0). */
   readonly ports: Record<string, number> = {};
 
@@ -81,7 +91,7 @@ export class SniProxy {
     this.cfg = cfg;
     this.log = deps.logger;
     this.registry = deps.registry;
-    this.metrics = createSniProxyMetrics(deps.registry);
+    this.metrics = createSniProxyMetrics(deps.registry, () => this.relayBytes());
     this.limits = new ConnectionLimits({
       maxConnections: cfg.maxConnections,
       maxPerSource: cfg.maxConnectionsPerSource,
@@ -257,10 +267,18 @@ export class SniProxy {
       return;
     }
     this.sockets.add(sock);
-    sock.once('close', () => {
-      this.sockets.delete(sock);
+    let released = false;
+    const release = () => {
+      if (released) return;
+      released = true;
       admission.release();
       this.updateGauges();
+    };
+    this.releases.set(sock, release);
+    sock.once('close', () => {
+      this.sockets.delete(sock);
+      // a relay now holds the connection: it releases the admission when it ends
+      if (!this.handedOver.has(sock)) release();
     });
     this.updateGauges();
     sock.setNoDelay(true);
@@ -437,6 +455,8 @@ export class SniProxy {
       // one address (a Service's ClusterIP): dial it as a literal; several: Node's happy eyeballs over them
       const target = addresses?.length === 1 ? { host: addresses[0]!.address } : { host: to.host, ...(addresses ? { lookup: fixedLookup(addresses) } : {}) };
       const up = net.connect({ ...target, port: to.port, allowHalfOpen: true, noDelay: true, keepAlive: true, keepAliveInitialDelay: 55_000 });
+      // nothing is read into JS before the pipe or the native relay takes over
+      up.pause();
       this.sockets.add(up);
       up.once('close', () => this.sockets.delete(up));
       // a client gone while dialing takes the dial with it
@@ -467,13 +487,19 @@ export class SniProxy {
         clearTimeout(timer);
         down.off('close', onDownClose);
         this.metrics.routedTotal.inc({ listener: kind.name });
+        this.capBuffers(down, up);
+        // bytes read past the head or ClientHello go upstream first, in either mode
+        this.metrics.bytesTotal.inc({ direction: 'upstream' }, first.length);
+        if (this.cfg.relayMode === 'native' && this.relayNative(down, up, okLine, first)) {
+          resolve();
+          return;
+        }
         if (okLine) down.write(okLine);
         if (first.length > 0) up.write(first);
         const idle = this.cfg.idleTimeoutMs;
         down.setTimeout(idle, () => { down.destroy(); up.destroy(); });
         up.on('data', (d: Buffer) => this.metrics.bytesTotal.inc({ direction: 'downstream' }, d.length));
         down.on('data', (d: Buffer) => this.metrics.bytesTotal.inc({ direction: 'upstream' }, d.length));
-        this.capBuffers(down, up);
         down.pipe(up);
         up.pipe(down);
         down.once('close', () => up.destroy());
@@ -483,6 +509,51 @@ export class SniProxy {
         resolve();
       });
     });
+  }
+
+  /**
+   * Hands a routed connection to a native relay (@rvpn/tunnel/relay): the 200 and the first bytes go out
+   * first, then bytes are copied without JS per chunk until both sides end, one fails, or IDLE_TIMEOUT.
+   * False when the relay cannot take the sockets (they are untouched; the caller pipes them).
+   */
+  private relayNative(down: net.Socket, up: net.Socket, okLine: string | undefined, first: Buffer): boolean {
+    const release = this.releases.get(down);
+    this.handedOver.add(down);
+    try {
+      const relay = relaySockets(down, up, {
+        toA: okLine ? Buffer.from(okLine, 'latin1') : undefined,
+        toB: first,
+        idleMs: this.cfg.idleTimeoutMs,
+        onEnd: (end) => {
+          this.relays.delete(relay);
+          this.relayedBytes.upstream += end.bytesAtoB;
+          this.relayedBytes.downstream += end.bytesBtoA;
+          this.metrics.relayEndsTotal.inc({ reason: end.reason });
+          release?.();
+        },
+      });
+      this.relays.add(relay);
+      return true;
+    } catch (err) {
+      this.handedOver.delete(down);
+      this.metrics.relayFallbacksTotal.inc();
+      if (!this.relayWarned) {
+        this.relayWarned = true;
+        this.log.warn({ err: (err as Error).message, code: errorCode(err) }, 'the native relay cannot take a connection (RELAY_MODE=native); piping it through Node streams (logged once, counted in rvpn_sni_proxy_relay_fallbacks_total)');
+      }
+      return false;
+    }
+  }
+
+  /** Bytes the native relays copied: those that ended plus the running ones. */
+  private relayBytes(): { upstream: number; downstream: number } {
+    let { upstream, downstream } = this.relayedBytes;
+    for (const r of this.relays) {
+      const s = r.stats();
+      upstream += s.bytesAtoB ?? 0;
+      downstream += s.bytesBtoA ?? 0;
+    }
+    return { upstream, downstream };
   }
 
   async stop(): Promise<void> {
@@ -495,6 +566,7 @@ export class SniProxy {
     this.refusals.stop();
     this.acceptErrors.stop();
     await this.status?.stop().catch(() => undefined);
+    for (const r of [...this.relays]) r.stop();
     for (const s of this.sockets) s.destroy();
     await Promise.all(this.servers.map((s) => new Promise<void>((r) => s.close(() => r()))));
     this.servers.length = 0;

@@ -23,7 +23,9 @@ describe('renderSniProxy: caps and client addresses', () => {
     expect(cfg).toMatchObject({
       maxConnections: 10000, maxConnectionsPerSource: 2000, maxConnectionsPerRoute: 5000, maxPendingConnections: 1000, maxPendingConnectionsPerSource: 100,
       headerTimeoutMs: 5000, upstreamDialTimeoutMs: 10_000, refusalLogIntervalMs: 10_000, proxyProtocolTrustedNetworks: [],
+      relayMode: 'native',
     });
+    expect(loadSniProxyConfig({ ...envOf(renderSniProxy({ ...base, relayMode: 'stream' })), ROUTES_FILE: join(dir, 'routes.json') }).relayMode).toBe('stream');
     expect(SNI_PROXY_LIMIT_DEFAULTS.maxConnectionsPerSource).toBe(2000);
   });
 

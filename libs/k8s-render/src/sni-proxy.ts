@@ -60,6 +60,8 @@ export interface SniProxyInput {
   proxyProtocol: 'off' | 'optional' | 'required';
   /** PROXY_PROTOCOL_TRUSTED_NETWORKS: the load balancer's networks (default none). */
   proxyProtocolTrustedNetworks?: readonly string[];
+  /** RELAY_MODE: native (default: bytes copied in the addon) or stream (Node stream pipes). */
+  relayMode?: 'native' | 'stream';
   /** Caps; each unset one is sni-proxy's default. */
   limits?: Partial<SniProxyLimits>;
   loadBalancerAnnotations: Record<string, string>;
@@ -92,6 +94,7 @@ export function renderSniProxy(input: SniProxyInput, options: RenderOptions = {}
         { name: 'LISTEN_CONNECT_LEGACY', value: '0.0.0.0:8132' },
         { name: 'PROXY_PROTOCOL', value: input.proxyProtocol },
         { name: 'PROXY_PROTOCOL_TRUSTED_NETWORKS', value: (input.proxyProtocolTrustedNetworks ?? []).join(',') },
+        { name: 'RELAY_MODE', value: input.relayMode ?? 'native' },
         // the caps (every refusal counted in rvpn_sni_proxy_refused_total and logged once per interval)
         { name: 'MAX_CONNECTIONS', value: String(limits.maxConnections) },
         { name: 'MAX_CONNECTIONS_PER_SOURCE', value: String(limits.maxConnectionsPerSource) },

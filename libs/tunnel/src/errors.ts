@@ -6,6 +6,7 @@ export const TunClosedError = defineError('RVPN_ERR_TUN_CLOSED', 'A packet was w
 export const TunCarrierError = defineError('RVPN_ERR_TUN_CARRIER', 'Setting the carrier failed (TUNSETCARRIER needs Linux 5.0 or newer).');
 export const TunOffloadError = defineError('RVPN_ERR_TUN_OFFLOAD', 'Switching checksum offload and TSO on the TUN device failed (TUNSETOFFLOAD); set TUNNEL_OFFLOAD=false to run without it.');
 export const SocketOptionError = defineError('RVPN_ERR_SOCKET_OPTION', 'A socket option could not be set (setsockopt failed; errno in the details): the relay runs on with the kernel defaults for that socket.');
+export const RelayError = defineError('RVPN_ERR_RELAY_HANDOVER', 'Two sockets could not be handed to the native relay (no descriptor, bytes still queued for writing, or dup failed; errno in the details): sni-proxy pipes that connection through Node streams instead.');
 export const TunAddonError = defineError('RVPN_ERR_TUN_ADDON', 'The native TUN addon is not built or does not load: run the build (pnpm build) on the target machine.');
 // Host network configuration
 export const NetCommandError = defineError('RVPN_ERR_NET_COMMAND', 'An ip or nft command failed: the command, exit code and stderr are in the log; usually a missing capability or a conflicting route.');

@@ -81,5 +81,7 @@ export {
   TunnelListenError,
   TunnelOverloadedError,
   TunnelAcceptError,
+  RelayError,
 } from './errors.js';
 export { TUNNEL_TCP_SYSCTLS } from './sockopt.js';
+export { relaySockets, relayTotals, type RelayEnd, type RelayEndReason, type RelayOptions, type RelayTotals, type SocketRelay } from './relay.js';

@@ -1,4 +1,4 @@
-// rvpn_tun: TUN/TAP file descriptors for Node.js with batched, non-blocking I/O.
+// rvpn_tun: TUN/TAP file descriptors for Node.js with batched, non-blocking I/O (and, in relay.cc, a socket-to-socket relay).
 //
 // Reading: the fd is non-blocking and watched by a uv_poll handle on the main loop (no threadpool).
 // On readiness we read() packets until EAGAIN, maxBatch packets or 256 KiB, into one scratch buffer, in
@@ -433,8 +433,17 @@ Napi::Value SetSocketInt(const Napi::CallbackInfo& info) {
   return Napi::Boolean::New(env, true);
 }
 
+}  // namespace
+
+namespace rvpn {
+Napi::Object InitRelay(Napi::Env env, Napi::Object exports);  // relay.cc
+}
+
+namespace {
+
 Napi::Object InitAll(Napi::Env env, Napi::Object exports) {
   exports.Set("setSocketInt", Napi::Function::New(env, SetSocketInt));
+  rvpn::InitRelay(env, exports);
   return TunDevice::Init(env, exports);
 }
 
