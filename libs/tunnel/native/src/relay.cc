@@ -252,19 +252,36 @@ class SocketRelay : public Napi::ObjectWrap<SocketRelay> {
     }
     uv_loop_t* loop = nullptr;
     napi_get_uv_event_loop(env, &loop);
-    r_ = new Relay();
-    r_->loop = loop;
-    r_->env = env;
-    r_->owner = this;
+    Relay* r = new Relay();
+    r->loop = loop;
+    r->env = env;
     for (int i = 0; i < 2; i++) {
-      Side& s = r_->side[i];
+      Side& s = r->side[i];
       s.fd = dups[i];
+      int rc = uv_poll_init_socket(loop, &s.poll, s.fd);
+      if (rc < 0) {
+        // the first poll (if any) is closed through the loop, which then frees r; the dups go now
+        if (i == 1) {
+          r->open_handles = 1;
+          uv_close(reinterpret_cast<uv_handle_t*>(&r->side[0].poll), OnHandleClosed);
+        } else {
+          delete r;
+        }
+        close(dups[0]);
+        close(dups[1]);
+        Napi::Error err = Napi::Error::New(env, std::string("SocketRelay: uv_poll_init: ") + uv_strerror(rc));
+        err.Set("code", Napi::String::New(env, "RVPN_ERR_RELAY_HANDOVER"));
+        err.Set("errno", Napi::Number::New(env, -rc));
+        err.ThrowAsJavaScriptException();
+        return;
+      }
+      s.poll.data = r;
       Napi::Buffer<uint8_t> b = info[2 + i].As<Napi::Buffer<uint8_t>>();
       s.out.assign(b.Data(), b.Data() + b.Length());
-      uv_poll_init_socket(loop, &s.poll, s.fd);
-      s.poll.data = r_;
-      r_->open_handles++;
     }
+    r_ = r;
+    r_->owner = this;
+    r_->open_handles = 2;
     r_->idle_ms = static_cast<uint64_t>(idle);
     if (r_->idle_ms > 0) {
       uv_timer_init(loop, &r_->timer);
