@@ -79,10 +79,11 @@ export class SniProxy {
   private readonly relays = new Set<SocketRelay>();
   /** Bytes of the native relays that ended, by direction. */
   private readonly relayedBytes = { upstream: 0, downstream: 0 };
-  /** A client connection's release of its admission; deferred to the relay's end once handed over. */
+  /**
+   * A client connection's release of its admission, called when its socket closes. A native relay takes
+   * it out at handover (that close is not the connection's end) and calls it when the relay ends.
+   */
   private readonly releases = new WeakMap<net.Socket, () => void>();
-  /** Client sockets handed to a native relay: their 'close' is the handover, not the connection's end. */
-  private readonly handedOver = new WeakSet<net.Socket>();
   /** Bound ports after start (useful when configured with port 0). */
   readonly ports: Record<string, number> = {};
 
@@ -267,18 +268,14 @@ export class SniProxy {
       return;
     }
     this.sockets.add(sock);
-    let released = false;
-    const release = () => {
-      if (released) return;
-      released = true;
+    this.releases.set(sock, () => {
       admission.release();
       this.updateGauges();
-    };
-    this.releases.set(sock, release);
+    });
     sock.once('close', () => {
       this.sockets.delete(sock);
-      // a relay now holds the connection: it releases the admission when it ends
-      if (!this.handedOver.has(sock)) release();
+      this.releases.get(sock)?.();
+      this.releases.delete(sock);
     });
     this.updateGauges();
     sock.setNoDelay(true);
@@ -518,7 +515,8 @@ export class SniProxy {
    */
   private relayNative(down: net.Socket, up: net.Socket, okLine: string | undefined, first: Buffer): boolean {
     const release = this.releases.get(down);
-    this.handedOver.add(down);
+    // the relay holds the connection now: down's 'close' at handover must not release the admission
+    this.releases.delete(down);
     try {
       const relay = relaySockets(down, up, {
         toA: okLine ? Buffer.from(okLine, 'latin1') : undefined,
@@ -535,7 +533,7 @@ export class SniProxy {
       this.relays.add(relay);
       return true;
     } catch (err) {
-      this.handedOver.delete(down);
+      if (release) this.releases.set(down, release);
       this.metrics.relayFallbacksTotal.inc();
       if (!this.relayWarned) {
         this.relayWarned = true;

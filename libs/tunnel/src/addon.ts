@@ -3,6 +3,7 @@
  * not expose. Loaded once, on first use.
  */
 import { createRequire } from 'node:module';
+import type { Socket } from 'node:net';
 import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -22,4 +23,10 @@ export function loadNativeAddon(): unknown {
     throw new TunAddonError(`cannot load ${path}: ${(err as Error).message}`, { cause: err });
   }
   return addon;
+}
+
+/** The descriptor libuv holds for a connected net.Socket (undefined before connect and after close). */
+export function socketFd(socket: Socket): number | undefined {
+  const fd = (socket as unknown as { _handle?: { fd?: number } })._handle?.fd;
+  return typeof fd === 'number' && fd >= 0 ? fd : undefined;
 }

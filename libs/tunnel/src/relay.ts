@@ -10,7 +10,7 @@
  * writes, half-closes and closes them, and reports once through onEnd.
  */
 import type { Socket } from 'node:net';
-import { loadNativeAddon } from './addon.js';
+import { loadNativeAddon, socketFd } from './addon.js';
 import { RelayError } from './errors.js';
 
 export type RelayEndReason = 'closed' | 'error' | 'idle' | 'stopped';
@@ -62,8 +62,8 @@ export interface RelayTotals {
 }
 
 function fdOf(sock: Socket, which: string): number {
-  const fd = (sock as unknown as { _handle?: { fd?: number } })._handle?.fd;
-  if (typeof fd !== 'number' || fd < 0) throw new RelayError(`relay: socket ${which} has no descriptor (not connected, or already closed)`);
+  const fd = socketFd(sock);
+  if (fd === undefined) throw new RelayError(`relay: socket ${which} has no descriptor (not connected, or already closed)`);
   return fd;
 }
 

@@ -10,7 +10,7 @@
  * endpoint's own flow-fair queue (fair-queue.ts).
  */
 import type { Socket } from 'node:net';
-import { loadNativeAddon } from './addon.js';
+import { loadNativeAddon, socketFd } from './addon.js';
 import { SocketOptionError } from './errors.js';
 
 // Linux constants (asm-generic/socket.h, netinet/tcp.h)
@@ -31,8 +31,8 @@ export interface SocketBufferCaps {
  * (RVPN_ERR_TUN_ADDON when the addon is missing, RVPN_ERR_SOCKET_OPTION with the errno) when it cannot.
  */
 export function capSocketBuffers(socket: Socket, caps: SocketBufferCaps): { receive: boolean; notSentLowat: boolean } {
-  const fd = (socket as unknown as { _handle?: { fd?: number } })._handle?.fd;
-  if (typeof fd !== 'number' || fd < 0) return { receive: false, notSentLowat: false };
+  const fd = socketFd(socket);
+  if (fd === undefined) return { receive: false, notSentLowat: false };
   const { setSocketInt } = loadNativeAddon() as { setSocketInt(fd: number, level: number, name: number, value: number): boolean };
   const set = (level: number, name: number, value: number, what: string) => {
     try {

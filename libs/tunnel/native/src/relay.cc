@@ -31,6 +31,7 @@
 #include <unistd.h>
 
 #include <cstdint>
+#include <string>
 #include <vector>
 
 namespace rvpn {
@@ -68,7 +69,6 @@ struct Relay {
   bool ended = false;
   int open_handles = 0;
   uv_loop_t* loop = nullptr;
-  napi_env env = nullptr;
   SocketRelay* owner = nullptr;
 };
 
@@ -197,6 +197,14 @@ void OnPoll(uv_poll_t* h, int status, int events) {
   Update(r);
 }
 
+// A handover the relay cannot take: the JS side wraps it as RelayError (RVPN_ERR_RELAY_HANDOVER).
+void ThrowHandover(Napi::Env env, const std::string& what, int err) {
+  Napi::Error e = Napi::Error::New(env, "SocketRelay: " + what + ": " + strerror(err));
+  e.Set("code", Napi::String::New(env, "RVPN_ERR_RELAY_HANDOVER"));
+  e.Set("errno", Napi::Number::New(env, err));
+  e.ThrowAsJavaScriptException();
+}
+
 void OnTimer(uv_timer_t* t) {
   Relay* r = static_cast<Relay*>(t->data);
   if (r->ended) return;
@@ -241,10 +249,7 @@ class SocketRelay : public Napi::ObjectWrap<SocketRelay> {
           (dups[i] = fcntl(fds[i], F_DUPFD_CLOEXEC, 0)) < 0) {
         int e = errno ? errno : ENOTSOCK;
         if (dups[0] >= 0) close(dups[0]);
-        Napi::Error err = Napi::Error::New(env, std::string("SocketRelay: descriptor ") + std::to_string(fds[i]) + ": " + strerror(e));
-        err.Set("code", Napi::String::New(env, "RVPN_ERR_RELAY_HANDOVER"));
-        err.Set("errno", Napi::Number::New(env, e));
-        err.ThrowAsJavaScriptException();
+        ThrowHandover(env, "descriptor " + std::to_string(fds[i]), e);
         return;
       }
       int fl = fcntl(dups[i], F_GETFL);
@@ -254,7 +259,6 @@ class SocketRelay : public Napi::ObjectWrap<SocketRelay> {
     napi_get_uv_event_loop(env, &loop);
     Relay* r = new Relay();
     r->loop = loop;
-    r->env = env;
     for (int i = 0; i < 2; i++) {
       Side& s = r->side[i];
       s.fd = dups[i];
@@ -269,10 +273,7 @@ class SocketRelay : public Napi::ObjectWrap<SocketRelay> {
         }
         close(dups[0]);
         close(dups[1]);
-        Napi::Error err = Napi::Error::New(env, std::string("SocketRelay: uv_poll_init: ") + uv_strerror(rc));
-        err.Set("code", Napi::String::New(env, "RVPN_ERR_RELAY_HANDOVER"));
-        err.Set("errno", Napi::Number::New(env, -rc));
-        err.ThrowAsJavaScriptException();
+        ThrowHandover(env, "uv_poll_init", -rc);
         return;
       }
       s.poll.data = r;
