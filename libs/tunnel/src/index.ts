@@ -85,3 +85,4 @@ export {
 } from './errors.js';
 export { TUNNEL_TCP_SYSCTLS } from './sockopt.js';
 export { relaySockets, relayTotals, type RelayEnd, type RelayEndReason, type RelayOptions, type RelayTotals, type SocketRelay } from './relay.js';
+export { tcpProbe, tcpProbesActive, type TcpProbeOptions, type TcpProbeResult } from './probe.js';

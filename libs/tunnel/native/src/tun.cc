@@ -437,6 +437,7 @@ Napi::Value SetSocketInt(const Napi::CallbackInfo& info) {
 
 namespace rvpn {
 Napi::Object InitRelay(Napi::Env env, Napi::Object exports);  // relay.cc
+Napi::Object InitProbe(Napi::Env env, Napi::Object exports);  // probe.cc
 }
 
 namespace {
@@ -444,6 +445,7 @@ namespace {
 Napi::Object InitAll(Napi::Env env, Napi::Object exports) {
   exports.Set("setSocketInt", Napi::Function::New(env, SetSocketInt));
   rvpn::InitRelay(env, exports);
+  rvpn::InitProbe(env, exports);
   return TunDevice::Init(env, exports);
 }
 
