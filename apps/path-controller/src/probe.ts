@@ -1,10 +1,12 @@
 /**
  * A TCP probe THROUGH one shoot pod: connect from a local port in that path's range (the firewall
  * marks those ports and policy routing sends them via that pod). An accept or a refusal (RST) both
- * prove the pod forwards; a timeout or an ICMP error is a miss. The socket is reset, not closed, so
- * no TIME_WAIT blocks the port when it comes round again.
+ * prove the pod forwards; a timeout or an ICMP error is a miss. The probe runs in the native addon
+ * (@rvpn/tunnel tcpProbe): no net.Socket and no Error per probe, which kept an idle path-controller's
+ * heap growing between collections; it closes with an RST, so no TIME_WAIT blocks the port when it
+ * comes round again.
  */
-import net from 'node:net';
+import { tcpProbe } from '@rvpn/tunnel';
 
 export interface ProbeResult {
   ok: boolean;
@@ -12,29 +14,18 @@ export interface ProbeResult {
   detail: string;
 }
 
-export function probeThrough(opts: { host: string; port: number; localPort: number; timeoutMs: number }): Promise<ProbeResult> {
+export async function probeThrough(opts: { host: string; port: number; localPort: number; timeoutMs: number }): Promise<ProbeResult> {
   const t0 = performance.now();
-  return new Promise((resolve) => {
-    let done = false;
-    const s = net.connect({ host: opts.host, port: opts.port, localPort: opts.localPort });
-    const finish = (ok: boolean, detail: string) => {
-      if (done) return;
-      done = true;
-      clearTimeout(timer);
-      if (!s.destroyed) {
-        try {
-          s.resetAndDestroy();
-        } catch {
-          s.destroy();
-        }
-      }
-      resolve({ ok, rttMs: performance.now() - t0, detail });
-    };
-    const timer = setTimeout(() => finish(false, `no answer within ${opts.timeoutMs} ms`), opts.timeoutMs);
-    s.once('connect', () => finish(true, 'accepted'));
-    s.once('error', (err: NodeJS.ErrnoException) => {
-      if (err.code === 'ECONNREFUSED') finish(true, 'refused (the shoot answered)');
-      else finish(false, err.code ?? err.message);
-    });
-  });
+  try {
+    const r = await tcpProbe(opts);
+    switch (r.outcome) {
+      case 'connected': return { ok: true, rttMs: r.rttMs, detail: 'accepted' };
+      case 'refused': return { ok: true, rttMs: r.rttMs, detail: 'refused (the shoot answered)' };
+      case 'timeout': return { ok: false, rttMs: r.rttMs, detail: `no answer within ${opts.timeoutMs} ms` };
+      default: return { ok: false, rttMs: r.rttMs, detail: r.code ?? 'error' };
+    }
+  } catch (err) {
+    // no socket could be made (EMFILE, ENFILE): a miss, as net.connect's 'error' was
+    return { ok: false, rttMs: performance.now() - t0, detail: (err as NodeJS.ErrnoException).code ?? (err as Error).message };
+  }
 }

@@ -217,6 +217,12 @@ describe('overlapping seed and shoot networks (issue 12)', () => {
     expect(loadPathControllerConfig({ ...common, PROBE_TARGET: '100.64.0.1:443' }).probeTarget.host).toBe('100.64.0.1');
   });
 
+  it('path-controller: PROBE_TARGET must be an IP address (probes are routed by address, nothing is resolved)', () => {
+    const common = { ...seedEnv, ...gardener, POD_NAME: 'p', PROXY_TLS_CERT_FILE: tls.TLS_CERT_FILE, PROXY_TLS_KEY_FILE: tls.TLS_KEY_FILE };
+    expect(byEnv(configProblems(() => loadPathControllerConfig({ ...common, PROBE_TARGET: 'kubernetes.default:443' })))).toEqual({ PROBE_TARGET: expect.stringMatching(/kubernetes\.default is not an IP address/) });
+    expect(loadPathControllerConfig({ ...common, PROBE_TARGET: '[fd10:96::1]:443' }).probeTarget.host).toBe('fd10:96::1');
+  });
+
   it("maps Gardener's default ranges once the data path applies the mapping", () => {
     const c = loadMapped(gardener);
     expect(c.mapping.family(4)).toMatchObject({ active: true, reason: 'overlap' });

@@ -15,7 +15,7 @@ export const pathControllerSchema = {
   ...tlsFields,
   seedServers: t.hostPortList({ env: 'SEED_SERVERS', default: 'vpn-seed-server-0:1194,vpn-seed-server-1:1194', defaultPort: 1194, doc: 'The HA vpn-seed-server replicas, in index order (host:port list).' }),
   haVpnClients: t.int({ env: 'HA_VPN_CLIENTS', default: '2', min: 1, max: 16, doc: 'Number of vpn-shoot replicas, i.e. paths into the shoot (vpn2 name).' }),
-  probeTarget: t.hostPort({ env: 'PROBE_TARGET', default: '100.64.0.1:443', doc: 'A shoot address probed THROUGH each shoot pod (TCP: an accept or a refusal both prove the path); e.g. the kubernetes service ClusterIP.' }),
+  probeTarget: t.hostPort({ env: 'PROBE_TARGET', default: '100.64.0.1:443', doc: 'A shoot IP address probed THROUGH each shoot pod (TCP: an accept or a refusal both prove the path); e.g. the kubernetes service ClusterIP.' }),
   probeIntervalMs: t.duration({ env: 'PROBE_INTERVAL', default: '200ms', min: 20, doc: 'How often each path is probed.' }),
   probeTimeoutMs: t.duration({ env: 'PROBE_TIMEOUT', default: '400ms', min: 10, doc: 'A probe without an answer this long is a miss.' }),
   probeMisses: t.int({ env: 'PROBE_MISSES', default: '3', min: 1, max: 100, doc: 'Consecutive misses after which a path is declared down.' }),
@@ -49,6 +49,7 @@ export function loadPathControllerConfig(env: Record<string, string | undefined>
       checkNetworks(c, add);
       const mapping = deriveNetworkMapping(c) as NetworkMapping | undefined; // undefined when checkNetworks found why
       const probe = parseIp(c.probeTarget.host);
+      if (!probe) add('PROBE_TARGET', `${c.probeTarget.host} is not an IP address: probes are routed through the bond by address and no name is resolved; name a real shoot address (e.g. the kubernetes service ClusterIP)`);
       if (mapping && probe && mapping.isActive(probe.family) && !mapping.toMapped(probe, 'shoot')) {
         add('PROBE_TARGET', `${c.probeTarget.host} is in no shoot network, but IPv${probe.family} is mapped: only the mapped shoot ranges are routed via the bond, so name a real shoot address (e.g. the kubernetes service ClusterIP)`);
       }
