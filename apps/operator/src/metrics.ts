@@ -1,5 +1,5 @@
 /** Every metric the operator exports, in one place. Prefix `rvpn_operator_`. */
-import { Counter, Gauge, type Registry } from 'prom-client';
+import { Counter, Gauge, type Registry } from '@rvpn/observability';
 
 export function createOperatorMetrics(registry: Registry) {
   const p = 'rvpn_operator_';

@@ -27,9 +27,8 @@
 import { CidrSet, errorCode, readTlsFiles, type Cidr, type PathControllerConfig } from '@rvpn/config';
 import { BOND_DEFAULT_SYSCTLS, BondEndpoint, endpointBondAddresses, hardenBondDevice, formatMac, macFromAddress, randomEndpointSlot, shootBondAddresses, type BondAddresses } from '@rvpn/bonding';
 import { createEgressProxy, PathGate, proxyDestinationMapper, type EgressProxy } from '@rvpn/egress';
-import { createIntervalLog, createStatusServer, watchCertificates, watchDescriptors, type DescriptorWatch, type FileWatch, type Logger } from '@rvpn/observability';
+import { Counter, createIntervalLog, createStatusServer, Gauge, watchCertificates, watchDescriptors, type DescriptorWatch, type FileWatch, type Logger, type Registry } from '@rvpn/observability';
 import { NetConfig, openTunDevice, type TunDevice } from '@rvpn/tunnel';
-import { Counter, Gauge, type Registry } from 'prom-client';
 import { PathSelector } from './path-selector.js';
 import { probeThrough } from './probe.js';
 

@@ -1,5 +1,5 @@
 /** Every metric sni-proxy exports, in one place. Prefix `rvpn_sni_proxy_`, units in names. */
-import { Counter, Gauge, type Registry } from 'prom-client';
+import { Counter, Gauge, type Registry } from '@rvpn/observability';
 
 /** `relayBytes`: bytes the native relays copied so far (the stream pipes count per chunk instead). */
 export function createSniProxyMetrics(registry: Registry, relayBytes?: () => { upstream: number; downstream: number }) {

@@ -36,7 +36,7 @@ import {
   shootIndexOf,
   SwitchFullError,
 } from '@rvpn/bonding';
-import { createIntervalLog, createStatusServer, watchCertificates, type DescriptorWatch, type FileWatch, type IntervalLog, type Logger } from '@rvpn/observability';
+import { Counter, createIntervalLog, createStatusServer, Gauge, watchCertificates, type DescriptorWatch, type FileWatch, type IntervalLog, type Logger, type Registry } from '@rvpn/observability';
 import {
   authorizeByIdentity,
   FrameType,
@@ -51,7 +51,6 @@ import {
   type PeerHello,
   type TunnelSession,
 } from '@rvpn/tunnel';
-import { Counter, Gauge, type Registry } from 'prom-client';
 import { seedServerLimits, shootIdentityUri, watchSeedDescriptors } from './seed-server.js';
 import { exportSeedServerLimits } from './metrics.js';
 

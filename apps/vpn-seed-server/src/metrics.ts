@@ -1,8 +1,7 @@
 /**
  * Every metric vpn-seed-server exports, in one place. Prefix `rvpn_seed_server_`, units in names.
  */
-import { dataPathGauges, type OffloadSource, type SendQueueSource } from '@rvpn/observability';
-import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
+import { Counter, dataPathGauges, Gauge, Histogram, type OffloadSource, type Registry, type SendQueueSource } from '@rvpn/observability';
 
 export function createSeedServerMetrics(registry: Registry, sendQueue: SendQueueSource = () => undefined, offloadActive: OffloadSource = () => false) {
   const p = 'rvpn_seed_server_';

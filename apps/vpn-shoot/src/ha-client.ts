@@ -16,9 +16,8 @@
  */
 import { haIndexOf, readTlsFiles, type ShootConfig } from '@rvpn/config';
 import { BOND_DEFAULT_SYSCTLS, BondEndpoint, formatMac, hardenBondDevice, macFromAddress, shootBondAddresses } from '@rvpn/bonding';
-import { createStatusServer, type Logger } from '@rvpn/observability';
+import { Counter, createStatusServer, Gauge, type Logger, type Registry } from '@rvpn/observability';
 import { flushMappedConntrack, NetConfig, openTunDevice, shootMappingChain, shootMappingForwardRules, type TunDevice } from '@rvpn/tunnel';
-import { Counter, Gauge, type Registry } from 'prom-client';
 import { SHOOT_SYSCTLS, shootFirewall } from './shoot-client.js';
 
 /** vpn-shoot's sysctls in HA mode: the bond's defaults too (written by --init, see main.ts). */

@@ -1,8 +1,7 @@
 /**
  * Every metric vpn-shoot exports, in one place. Prefix `rvpn_vpn_shoot_`, units in names.
  */
-import { dataPathGauges, type OffloadSource, type SendQueueSource } from '@rvpn/observability';
-import { Counter, Gauge, type Registry } from 'prom-client';
+import { Counter, dataPathGauges, Gauge, type OffloadSource, type Registry, type SendQueueSource } from '@rvpn/observability';
 
 export function createShootMetrics(registry: Registry, sendQueue: SendQueueSource = () => undefined, offloadActive: OffloadSource = () => false) {
   const p = 'rvpn_vpn_shoot_';

@@ -17,4 +17,5 @@ export { watchDescriptors } from './descriptor-watch.js';
 export type { DescriptorWatch, DescriptorWatchOptions } from './descriptor-watch.js';
 export type { IntervalLog, IntervalLogOptions, LevelLogger } from './interval-log.js';
 export type { FileWatch } from './watch-files.js';
+export { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from './metrics.js';
 export { dataPathGauges, type SendQueueSource, type OffloadSource } from './send-queue-metrics.js';

@@ -5,7 +5,7 @@
  * the process exits. A second signal, or a stop that takes longer than `stopTimeoutMs`, exits at once.
  */
 import { pino, type Logger } from 'pino';
-import { collectDefaultMetrics, Registry } from 'prom-client';
+import { collectDefaultMetrics, Registry } from './metrics.js';
 import { applySysctls, INIT_ARG, type SysctlTable } from './init-mode.js';
 
 export interface Component {

@@ -4,7 +4,7 @@
  * and `<prefix>tunnel_offload_active` (1 while the session runs with TUN offload, GSO). One definition
  * for every app with a tunnel data path.
  */
-import { Gauge, type Registry } from 'prom-client';
+import { Gauge, type Registry } from './metrics.js';
 
 /** The send queue right now (undefined until the data path exists). */
 export type SendQueueSource = () => { stats: { backlogBytes: number }; readAndResetMaxSojourn(): number } | undefined;

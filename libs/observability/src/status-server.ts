@@ -17,7 +17,7 @@
  * connection is closed, so a body is never parsed as the next request.
  */
 import { createServer, type Socket } from 'node:net';
-import type { Registry } from 'prom-client';
+import type { Registry } from './metrics.js';
 
 export interface CheckResult {
   ok: boolean;
