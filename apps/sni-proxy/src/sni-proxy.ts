@@ -18,13 +18,12 @@
 import { randomBytes } from 'node:crypto';
 import net from 'node:net';
 import { CidrSet, errorCode, type SniProxyConfig } from '@rvpn/config';
-import { createIntervalLog, createStatusServer, watchDescriptors, type DescriptorWatch, type IntervalLog, type Logger } from '@rvpn/observability';
+import { createIntervalLog, createStatusServer, watchDescriptors, type DescriptorWatch, type IntervalLog, type Logger, type Registry } from '@rvpn/observability';
 import {
   ConnectionLimits, readClientHello, readProxyHeader, readRequestHead, sourceKey, statusForHeadError, writeStatus, type Admission, type ProxyHeader,
 } from '@rvpn/proxy';
 import { relaySockets, type SocketRelay } from '@rvpn/tunnel/relay';
 import { capSocketBuffers } from '@rvpn/tunnel/sockopt';
-import type { Registry } from 'prom-client';
 import { createSniProxyMetrics } from './metrics.js';
 import { RouteFileSource, type RouteTable, type Upstream } from './routes.js';
 import { UpstreamResolver, fixedLookup, type LookupAll, type ResolvedAddress } from './upstreams.js';

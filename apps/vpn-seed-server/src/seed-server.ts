@@ -29,7 +29,7 @@ import { networkInterfaces } from 'node:os';
 import { Cidr, CidrSet, formatIp, errorCode, parseIp, readTlsFiles, seedTunnelNetworks, shootNetworksOf } from '@rvpn/config';
 import type { SeedServerConfig } from '@rvpn/config';
 import { createEgressProxy, PathGate, proxyDestinationMapper, type EgressProxy } from '@rvpn/egress';
-import { createIntervalLog, createStatusServer, watchCertificates, watchDescriptors, type DescriptorWatch, type FileWatch, type Logger } from '@rvpn/observability';
+import { createIntervalLog, createStatusServer, watchCertificates, watchDescriptors, type DescriptorWatch, type FileWatch, type Logger, type Registry } from '@rvpn/observability';
 import {
   acceptErrorLabel,
   authorizeByIdentity,
@@ -54,7 +54,6 @@ import {
   type TunnelSession,
   type TunDevice,
 } from '@rvpn/tunnel';
-import type { Registry } from 'prom-client';
 import { createSeedServerMetrics, exportSeedServerLimits, type SeedServerMetrics } from './metrics.js';
 import { probeTcpPath } from './probe.js';
 

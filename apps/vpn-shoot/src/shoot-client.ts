@@ -13,7 +13,7 @@
  */
 import { CidrSet, errorCode, readTlsFiles, type Cidr } from '@rvpn/config';
 import type { ShootConfig } from '@rvpn/config';
-import { createStatusServer, watchCertificates, type FileWatch, type Logger } from '@rvpn/observability';
+import { createStatusServer, watchCertificates, type FileWatch, type Logger, type Registry } from '@rvpn/observability';
 import {
   authorizeByIdentity,
   flushMappedConntrack,
@@ -35,7 +35,6 @@ import {
   type TunnelSession,
   type TunDevice,
 } from '@rvpn/tunnel';
-import type { Registry } from 'prom-client';
 import { createShootMetrics } from './metrics.js';
 
 /** Connection mark given to flows that entered from the tunnel, so only they are masqueraded. */
