@@ -174,6 +174,10 @@ Napi::Value TcpProbe(const Napi::CallbackInfo& info) {
     p->result = settled;
     uv_timer_start(&p->timer, OnTimer, 0, 0);
   } else {
+    // the loop's clock is cached at the start of each iteration: after a long stretch of JavaScript
+    // in this one, a timeout counted from it would fire that much early (a probe missed while the
+    // path was fine). Node's own timers refresh it the same way before they start.
+    uv_update_time(loop);
     uv_timer_start(&p->timer, OnTimer, static_cast<uint64_t>(timeout), 0);
   }
   return env.Undefined();
