@@ -21,7 +21,7 @@ import { createCa, createShootPki, issueCertificate, writePkiFiles } from '@rvpn
 import { HA_ADDR, Topology, type Role } from './lab/topology.js';
 import { appArgv, REPO_ROOT } from './lab/paths.js';
 import { sleep, spawnLogged, waitFor, type Spawned } from './lab/sh.js';
-import { stopProcess } from './lab/procs.js';
+import { cpuSeconds, stopProcess } from './lab/procs.js';
 
 export const MEMORY_APPS = ['vpn-seed-server', 'vpn-shoot', 'sni-proxy', 'path-controller'] as const;
 export type MemoryApp = (typeof MEMORY_APPS)[number];
@@ -102,6 +102,11 @@ export interface IdleMemoryResult {
   startup_baseline_node: ProcMemory;
   startup_rss_anon_mib: Record<MemoryApp, number>;
   startup_pss_mib: Record<MemoryApp, number>;
+  /**
+   * CPU each process used while idle, from STARTUP_S to settle_s (utime + stime from /proc), in percent
+   * of one CPU: what its timers cost (keepalive, metrics' event-loop monitor, back-off, probes).
+   */
+  idle_cpu_pct: Record<'baseline_node' | MemoryApp, number>;
 }
 
 export async function runIdleMemoryBench(opts: { log?: (l: string) => void; settleS?: number } = {}): Promise<{ file: string; result: IdleMemoryResult }> {
@@ -158,7 +163,13 @@ export async function runIdleMemoryBench(opts: { log?: (l: string) => void; sett
     log(`all started; sampling at ${STARTUP_S} s and ${settleS} s`);
     await sleep(STARTUP_S * 1000);
     const early = await sampleAll();
+    const cpuOf = () => Object.fromEntries(['baseline', ...MEMORY_APPS].map((n) => [n, cpuSeconds(procs.get(n)!.pid)] as const));
+    const cpu0 = cpuOf();
+    const tCpu0 = performance.now();
     await sleep(Math.max(0, t0 + settleS * 1000 - Date.now()));
+    const cpu1 = cpuOf();
+    const cpuWindowS = (performance.now() - tCpu0) / 1000;
+    const idleCpu = (n: string) => Math.round(((cpu1[n]! - cpu0[n]!) / cpuWindowS) * 10000) / 100;
     const m = await sampleAll();
     for (const app of MEMORY_APPS) {
       if (procs.get(app)!.child.exitCode !== null) throw new Error(`${app} exited while idle:\n${readFileSync(file(`${app}.log`), 'utf8').split('\n').slice(-20).join('\n')}`);
@@ -183,8 +194,9 @@ export async function runIdleMemoryBench(opts: { log?: (l: string) => void; sett
       startup_baseline_node: early.baseline,
       startup_rss_anon_mib: Object.fromEntries(MEMORY_APPS.map((a) => [a, early[a].rss_anon_mib])) as Record<MemoryApp, number>,
       startup_pss_mib: Object.fromEntries(MEMORY_APPS.map((a) => [a, early[a].pss_mib])) as Record<MemoryApp, number>,
+      idle_cpu_pct: { baseline_node: idleCpu('baseline'), ...(Object.fromEntries(MEMORY_APPS.map((a) => [a, idleCpu(a)])) as Record<MemoryApp, number>) },
     };
-    for (const a of MEMORY_APPS) log(`${a}: RssAnon ${m[a].rss_anon_mib} MiB (${early[a].rss_anon_mib} at ${STARTUP_S} s), RssFile ${m[a].rss_file_mib} MiB, Pss ${m[a].pss_mib} MiB`);
+    for (const a of MEMORY_APPS) log(`${a}: RssAnon ${m[a].rss_anon_mib} MiB (${early[a].rss_anon_mib} at ${STARTUP_S} s), RssFile ${m[a].rss_file_mib} MiB, Pss ${m[a].pss_mib} MiB, idle CPU ${result.idle_cpu_pct[a]}%`);
     log(`bare node: RssAnon ${m.baseline.rss_anon_mib} MiB, RssFile ${m.baseline.rss_file_mib} MiB, Pss ${m.baseline.pss_mib} MiB`);
     const outDir = join(REPO_ROOT, 'bench-out');
     mkdirSync(outDir, { recursive: true });

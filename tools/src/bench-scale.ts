@@ -35,6 +35,7 @@ import { Stack, REPO_ROOT } from './lab/stack.js';
 import { ADDR } from './lab/topology.js';
 import { inNs, missingTools, run, sleep, spawnLogged, waitFor } from './lab/sh.js';
 import { metric } from './lab/metrics.js';
+import { cpuSeconds } from './lab/procs.js';
 import { readProcMemory } from './bench-memory.js';
 
 const log = (l: string) => console.log(`[scale ${new Date().toISOString().slice(11, 19)}] ${l}`);
@@ -65,13 +66,6 @@ export const scaleHeaderValue = (i: number) => `outbound|1194||${scaleUpstreamNa
 
 const round = (x: number, d = 3) => Math.round(x * 10 ** d) / 10 ** d;
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
-const CLK_TCK = 100; // USER_HZ on Linux
-/** utime + stime of a process in seconds (/proc/<pid>/stat fields 14 and 15). */
-export function cpuSeconds(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return (Number(f[11]) + Number(f[12])) / CLK_TCK;
-}
 
 /** The client process: one command a line in, one JSON event a line out. */
 class Clients {

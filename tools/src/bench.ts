@@ -27,6 +27,7 @@ import { Stack, REPO_ROOT, connectHeaderValue } from './lab/stack.js';
 import { HaStack } from './lab/ha-stack.js';
 import { ADDR } from './lab/topology.js';
 import { missingTools, run, sleep, spawnLogged, waitFor, type Spawned } from './lab/sh.js';
+import { cpuSeconds } from './lab/procs.js';
 import { runFailoverBench } from './bench-failover.js';
 import { runIdleMemoryBench } from './bench-memory.js';
 import { benchSniEnv, runScaleBench } from './bench-scale.js';
@@ -67,15 +68,6 @@ const emptyPath = (): PathResult => ({
   cpu_s_per_gb: {}, cpu_s_per_gb_reverse: {},
 });
 
-/** USER_HZ: the unit of utime/stime in /proc/<pid>/stat (100 on every Linux this runs on). */
-const CLK_TCK = 100;
-
-/** CPU seconds (user + system, the process's own threads) a process has used so far. */
-function cpuSeconds(pid: number): number {
-  const s = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const f = s.slice(s.lastIndexOf(')') + 2).split(' ');
-  return (Number(f[11]) + Number(f[12])) / CLK_TCK;
-}
 
 /**
  * Where a measurement runs: the client's namespace (the seed pod, or a kube-apiserver pod in HA), the

@@ -1,4 +1,5 @@
 /** The process pieces both lab stacks (non-HA and HA) share: health waits, stops, status reads, fixtures. */
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { REPO_ROOT } from './paths.js';
 import { run, sleep, spawnLogged, waitFor, type Spawned } from './sh.js';
@@ -6,6 +7,15 @@ import type { Topology, Role } from './topology.js';
 
 /** The fixture always runs from the build (the tests load the lab from source). */
 const FIXTURE = join(REPO_ROOT, 'tools', 'dist', 'fixtures', 'http-fixture.js');
+
+const CLK_TCK = 100; // USER_HZ on Linux
+
+/** utime + stime of a process in seconds (/proc/<pid>/stat fields 14 and 15). */
+export function cpuSeconds(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(f[11]) + Number(f[12])) / CLK_TCK;
+}
 
 export type StatusPath = 'healthz' | 'readyz' | 'metrics';
 
