@@ -147,7 +147,7 @@ export async function runIdleMemoryBench(opts: { log?: (l: string) => void; sett
     procs.set('baseline', base);
     topo.trackPid(base.pid);
     for (const app of MEMORY_APPS) {
-      const argv = withExtra(appArgv(join(REPO_ROOT, 'apps', app, 'dist', 'main.js')));
+      const argv = withExtra(appArgv(app));
       const p = spawnLogged(argv, { ns: topo.ns[WHERE[app]], env: { PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin', ...env[app] }, logFile: file(`${app}.log`) });
       procs.set(app, p);
       topo.trackPid(p.pid);
@@ -181,7 +181,7 @@ export async function runIdleMemoryBench(opts: { log?: (l: string) => void; sett
       command: 'pnpm bench:memory',
       machine: { cpus: cpus().length, cpu_model: cpus()[0]?.model, kernel: release(), node: process.version },
       settle_s: settleS,
-      node_args: Object.fromEntries(MEMORY_APPS.map((a) => [a, withExtra(appArgv('main.js')).slice(1, -1)])) as Record<MemoryApp, string[]>,
+      node_args: Object.fromEntries(MEMORY_APPS.map((a) => [a, withExtra(appArgv(a)).slice(1, -1)])) as Record<MemoryApp, string[]>,
       configuration: MEMORY_CONFIGURATION,
       target_idle_rss_anon_mib: IDLE_RSS_ANON_TARGET_MIB,
       baseline_node: m.baseline,

@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { REPO_ROOT } from './lab/stack.js';
-import { APP_NODE_ARGS } from './lab/paths.js';
+import { APP_ENTRY, APP_NODE_ARGS, BUNDLED_APPS } from './lab/paths.js';
 import { run } from './lab/sh.js';
 
 // What `nx run <app>:image` checks where no container engine runs (--tree-only): the deployed runtime
@@ -21,9 +21,11 @@ describe('image build contexts (--tree-only)', () => {
 });
 
 describe('Dockerfile', () => {
-  it('starts every app with the node options the lab starts it with (APP_NODE_ARGS), so the lab measures what ships', () => {
-    const entrypoints = [...readFileSync(join(REPO_ROOT, 'Dockerfile'), 'utf8').matchAll(/^ENTRYPOINT (.*)$/gm)].map((m) => JSON.parse(m[1]!) as string[]);
-    expect(entrypoints).toHaveLength(5);
-    for (const e of entrypoints) expect(e).toEqual(['node', ...APP_NODE_ARGS, '/app/dist/main.js']);
+  it('starts every app with the node options and the file the lab starts it with (APP_NODE_ARGS, the bundle), so the lab measures what ships', () => {
+    const dockerfile = readFileSync(join(REPO_ROOT, 'Dockerfile'), 'utf8');
+    const entrypoints = Object.fromEntries([...dockerfile.matchAll(/^FROM \S+ AS (\S+)\n(?:(?!FROM ).*\n)*?ENTRYPOINT (.*)$/gm)].map((m) => [m[1]!, JSON.parse(m[2]!) as string[]]));
+    expect(Object.keys(entrypoints).sort()).toEqual([...BUNDLED_APPS, 'operator'].sort());
+    for (const app of BUNDLED_APPS) expect(entrypoints[app], app).toEqual(['node', ...APP_NODE_ARGS, `/app/${APP_ENTRY}`]);
+    expect(entrypoints.operator).toEqual(['node', ...APP_NODE_ARGS, '/app/dist/main.js']);
   });
 });

@@ -13,12 +13,13 @@ import { existsSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { APPS, buildAppImage, ensureDebianBase, ensureNodeImage, imageRef, type ImageApp } from './images/build.js';
 import { podman, podmanAvailable } from './images/podman.js';
-import { REPO_ROOT } from './lab/paths.js';
+import { APP_ENTRY, BUNDLED_APPS, REPO_ROOT } from './lab/paths.js';
 import { run, type RunResult } from './lab/sh.js';
 
-const ADDON = 'node_modules/@rvpn/tunnel/native/build/Release/rvpn_tun.node';
 /** Apps that load the native addon: the TUN (tunnel apps) or its setsockopt (sni-proxy's relay buffer caps). */
 const usesTun = (app: ImageApp) => app !== 'operator';
+/** The file the image's ENTRYPOINT starts (relative to /app): the bundle, or the operator's main.js. */
+const entryOf = (app: ImageApp) => ((BUNDLED_APPS as readonly string[]).includes(app) ? APP_ENTRY : 'dist/main.js');
 
 function checkEntrypoint(app: ImageApp, r: RunResult, where: string): void {
   if (r.code !== 2 || !r.stderr.includes('RVPN_ERR_CONFIG_INVALID')) {
@@ -27,7 +28,9 @@ function checkEntrypoint(app: ImageApp, r: RunResult, where: string): void {
   console.log(`image ${app}: ${where}: entrypoint starts and refuses an empty configuration (exit 2, RVPN_ERR_CONFIG_INVALID)`);
 }
 
-const addonCheck = (path: string) => `const m = require(${JSON.stringify(path)}); if (typeof m.TunDevice !== 'function') process.exit(3)`;
+/** Loads the addon as the app's bundle finds it (libs/tunnel addon.ts): @rvpn/tunnel's export, resolved from the entry file. */
+const addonCheck = (entry: string) =>
+  `const r = require('node:module').createRequire(${JSON.stringify(entry)}); const m = r(r.resolve('@rvpn/tunnel/native/rvpn_tun.node')); if (typeof m.TunDevice !== 'function') process.exit(3)`;
 
 async function inImage(app: ImageApp): Promise<void> {
   const log = (l: string) => console.log(`image ${app}: ${l}`);
@@ -37,7 +40,7 @@ async function inImage(app: ImageApp): Promise<void> {
   const ref = imageRef(app);
   checkEntrypoint(app, await podman(['run', '--rm', '--network', 'none', ref], { allowFail: true }), ref);
   if (usesTun(app)) {
-    const a = await podman(['run', '--rm', '--network', 'none', '--entrypoint', 'node', ref, '-e', addonCheck(`/app/${ADDON}`)], { allowFail: true });
+    const a = await podman(['run', '--rm', '--network', 'none', '--entrypoint', 'node', ref, '-e', addonCheck(`/app/${entryOf(app)}`)], { allowFail: true });
     if (a.code !== 0) throw new Error(`the native TUN addon does not load in ${ref}: ${a.stderr}`);
     log('native TUN addon loads in the image');
   }
@@ -49,11 +52,11 @@ async function treeOnly(app: ImageApp, why: string): Promise<void> {
   rmSync(join(REPO_ROOT, 'dist', 'image', app), { recursive: true, force: true });
   console.log(`image ${app}: ${why}: checking the runtime tree only (pnpm deploy --prod → ${tree})`);
   await run(['pnpm', '--filter', `@rvpn/${app}`, 'deploy', '--prod', '--legacy', tree], { timeoutMs: 300_000, env: { ...process.env, CI: 'true' } });
-  const main = join(tree, 'dist', 'main.js');
+  const main = join(tree, entryOf(app));
   if (!existsSync(main)) throw new Error(`${main} is missing from the deployed tree`);
   checkEntrypoint(app, await run([process.execPath, main], { allowFail: true, env: { PATH: process.env.PATH ?? '/usr/bin:/bin' } }), 'deployed tree');
   if (usesTun(app)) {
-    const a = await run([process.execPath, '-e', addonCheck(join(tree, ADDON))], { allowFail: true });
+    const a = await run([process.execPath, '-e', addonCheck(join(tree, entryOf(app)))], { allowFail: true });
     if (a.code !== 0) throw new Error(`the native TUN addon in the deployed tree does not load: ${a.stderr}`);
     console.log(`image ${app}: native TUN addon loads from the deployed tree`);
   }

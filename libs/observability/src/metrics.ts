@@ -6,37 +6,49 @@
  * @opentelemetry/api (51 files, for exemplars we never enable). On Node 24 that import costs each
  * process 3.1 MiB of anonymous memory over the node:tls every app loads anyway, 2.5 MiB of it for
  * @opentelemetry/api alone (`pnpm bench:memory`; the issue's target is 20 MiB per app). Here the
- * classes come from prom-client's own lib/ files (the same modules, so a metric made here and one made
- * through 'prom-client' are alike and share nothing but the code), and `collectDefaultMetrics` registers
+ * classes come from prom-client's own lib/ files, imported one by one and statically, so that the apps'
+ * bundles (esbuild.apps.mjs) take them in: the same modules, so a metric made here and one made
+ * through 'prom-client' are alike and share nothing but the code. `collectDefaultMetrics` registers
  * prom-client's default metrics one by one, with `process_cpu_user_seconds_total`,
  * `process_cpu_system_seconds_total` and `process_cpu_seconds_total` computed here as prom-client computes
  * them without exemplars. Same names, help, types and labels (metrics.spec.ts compares the two).
  *
  * Runtime code imports metric classes from here; tests may use 'prom-client' itself.
  */
-import { createRequire } from 'node:module';
 import type * as Prom from 'prom-client';
+// prom-client's lib files, statically (the apps' bundles take them in; types: prom-client-lib.d.ts)
+import RegistryClass from 'prom-client/lib/registry.js';
+import CounterClass from 'prom-client/lib/counter.js';
+import GaugeClass from 'prom-client/lib/gauge.js';
+import HistogramClass from 'prom-client/lib/histogram.js';
+import processStartTime from 'prom-client/lib/metrics/processStartTime.js';
+import osMemoryHeap from 'prom-client/lib/metrics/osMemoryHeap.js';
+import processOpenFileDescriptors from 'prom-client/lib/metrics/processOpenFileDescriptors.js';
+import processMaxFileDescriptors from 'prom-client/lib/metrics/processMaxFileDescriptors.js';
+import eventLoopLag from 'prom-client/lib/metrics/eventLoopLag.js';
+import processResources from 'prom-client/lib/metrics/processResources.js';
+import processHandles from 'prom-client/lib/metrics/processHandles.js';
+import processRequests from 'prom-client/lib/metrics/processRequests.js';
+import heapSizeAndUsed from 'prom-client/lib/metrics/heapSizeAndUsed.js';
+import heapSpacesSizeAndUsed from 'prom-client/lib/metrics/heapSpacesSizeAndUsed.js';
+import version from 'prom-client/lib/metrics/version.js';
+import gc from 'prom-client/lib/metrics/gc.js';
 
-const requireLib = createRequire(import.meta.url);
-const lib = <T>(path: string): T => requireLib(`prom-client/lib/${path}`) as T;
-
-export const Registry = lib<typeof Prom.Registry>('registry');
+export const Registry: typeof Prom.Registry = RegistryClass;
 export type Registry = Prom.Registry;
-export const Counter = lib<typeof Prom.Counter>('counter');
+export const Counter: typeof Prom.Counter = CounterClass;
 export type Counter<T extends string = string> = Prom.Counter<T>;
-export const Gauge = lib<typeof Prom.Gauge>('gauge');
+export const Gauge: typeof Prom.Gauge = GaugeClass;
 export type Gauge<T extends string = string> = Prom.Gauge<T>;
-export const Histogram = lib<typeof Prom.Histogram>('histogram');
+export const Histogram: typeof Prom.Histogram = HistogramClass;
 export type Histogram<T extends string = string> = Prom.Histogram<T>;
-
-type DefaultMetric = (registry: Registry, config: { prefix?: string; eventLoopMonitoringPrecision?: number }) => void;
 
 /** prom-client's default metrics but process_cpu_* (made by processCpu below), in its order. */
 const PROM_DEFAULT_METRICS = [
-  'processStartTime', 'osMemoryHeap', 'processOpenFileDescriptors', 'processMaxFileDescriptors', 'eventLoopLag',
-  ...(typeof process.getActiveResourcesInfo === 'function' ? ['processResources'] : []),
-  'processHandles', 'processRequests', 'heapSizeAndUsed', 'heapSpacesSizeAndUsed', 'version', 'gc',
-] as const;
+  processStartTime, osMemoryHeap, processOpenFileDescriptors, processMaxFileDescriptors, eventLoopLag,
+  ...(typeof process.getActiveResourcesInfo === 'function' ? [processResources] : []),
+  processHandles, processRequests, heapSizeAndUsed, heapSpacesSizeAndUsed, version, gc,
+];
 
 /** process_cpu_*: user, system and both, counted from process.cpuUsage() at each scrape. */
 function processCpu(registry: Registry, prefix: string): void {
@@ -65,5 +77,5 @@ function processCpu(registry: Registry, prefix: string): void {
 export function collectDefaultMetrics(config: { register: Registry; prefix?: string }): void {
   const prefix = config.prefix ?? '';
   processCpu(config.register, prefix);
-  for (const name of PROM_DEFAULT_METRICS) lib<DefaultMetric>(`metrics/${name}`)(config.register, { prefix, eventLoopMonitoringPrecision: 10 });
+  for (const metric of PROM_DEFAULT_METRICS) metric(config.register, { prefix, eventLoopMonitoringPrecision: 10 });
 }

@@ -11,11 +11,26 @@ import { TunAddonError } from './errors.js';
 
 let addon: unknown;
 
+/**
+ * Where the addon is: beside this module in the package (src/ for the tests and dist/ both sit one
+ * level below the package root), or, when this module is part of an app's bundle (esbuild.apps.mjs:
+ * apps/<app>/dist/main.bundle.js, /app/dist/main.bundle.js in the images), in the @rvpn/tunnel package
+ * the app depends on, resolved from the bundle through its exports ("./native/rvpn_tun.node").
+ */
+function addonPath(): string {
+  const here = dirname(fileURLToPath(import.meta.url));
+  const inPackage = join(here, '..', 'native', 'build', 'Release', 'rvpn_tun.node');
+  if (existsSync(inPackage)) return inPackage;
+  try {
+    return createRequire(import.meta.url).resolve('@rvpn/tunnel/native/rvpn_tun.node');
+  } catch {
+    return inPackage;
+  }
+}
+
 export function loadNativeAddon(): unknown {
   if (addon) return addon;
-  // src/ (tests) and dist/ (runtime) both sit one level below the package root.
-  const here = dirname(fileURLToPath(import.meta.url));
-  const path = join(here, '..', 'native', 'build', 'Release', 'rvpn_tun.node');
+  const path = addonPath();
   if (!existsSync(path)) throw new TunAddonError(`native addon missing at ${path}; build it with: pnpm --filter @rvpn/tunnel build`);
   try {
     addon = createRequire(import.meta.url)(path);

@@ -231,7 +231,7 @@ export async function startSecondShoot(stack: Stack): Promise<SecondShoot> {
     TUN_DEVICE: 'tun1', NFT_TABLE: 'rvpn_seed_b', TUNNEL_LISTEN: '0.0.0.0:1195', PROXY_LISTEN: '0.0.0.0:9444', STATUS_LISTEN: '0.0.0.0:15001',
     PROBE_INTERVAL: '10s',
   };
-  const proc = spawnLogged(appArgv(join(REPO_ROOT, 'apps', 'vpn-seed-server', 'dist', 'main.js')), { ns: stack.topo.ns.srv, env, logFile: stack.logFile('vpn-seed-server-b') });
+  const proc = spawnLogged(appArgv('vpn-seed-server'), { ns: stack.topo.ns.srv, env, logFile: stack.logFile('vpn-seed-server-b') });
   stack.topo.trackPid(proc.pid);
   await waitFor('the second shoot\'s seed server', async () => (await run(['curl', '-s', '-o', '/dev/null', '-w', '%{http_code}', '-m', '2', 'http://127.0.0.1:15001/healthz'], { ns: stack.topo.ns.srv, allowFail: true })).stdout === '200', 20_000, 100);
   const value = connectHeaderValue(SECOND_SHOOT);

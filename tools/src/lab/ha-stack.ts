@@ -16,13 +16,13 @@ import { ADDR, Topology, type Role } from './topology.js';
 import { run, spawnLogged, waitFor, type RunResult, type Spawned } from './sh.js';
 import { awaitHealthy, killAll, spawnFixture, statusCode, statusText, stopProcess, type AppHandle, type StatusPath } from './procs.js';
 import { PodRuntime, type ContainerHandle } from './containers.js';
-import { OVERLAP_NET_ENV, REPO_ROOT, SHOOT_NAMESPACE, connectHeaderValue } from './stack.js';
-import { appArgv } from './paths.js';
+import { OVERLAP_NET_ENV, SHOOT_NAMESPACE, connectHeaderValue } from './stack.js';
+import { appArgv, type BundledApp } from './paths.js';
 
 export type HaApp = 'sni-proxy' | 'vpn-seed-server-0' | 'vpn-seed-server-1' | 'vpn-shoot-0' | 'vpn-shoot-1' | 'path-controller-0' | 'path-controller-1';
 export const HA_APPS: HaApp[] = ['sni-proxy', 'vpn-seed-server-0', 'vpn-seed-server-1', 'vpn-shoot-0', 'vpn-shoot-1', 'path-controller-0', 'path-controller-1'];
 
-const where: Record<HaApp, { role: Role; bin: string; status: number }> = {
+const where: Record<HaApp, { role: Role; bin: BundledApp; status: number }> = {
   'sni-proxy': { role: 'lb', bin: 'sni-proxy', status: 15021 },
   'vpn-seed-server-0': { role: 'srv0', bin: 'vpn-seed-server', status: 15000 },
   'vpn-seed-server-1': { role: 'srv1', bin: 'vpn-seed-server', status: 15000 },
@@ -161,9 +161,8 @@ export class HaStack {
       await awaitHealthy(app, h, () => this.status(app, 'healthz'));
       return h;
     }
-    const main = join(REPO_ROOT, 'apps', where[app].bin, 'dist', 'main.js');
     this.log(`starting ${app} in ${this.ns(app)}`);
-    const p = spawnLogged(appArgv(main), { ns: this.ns(app), env: { PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin', ...this.env(app), ...extra }, logFile: this.logFile(app) });
+    const p = spawnLogged(appArgv(where[app].bin), { ns: this.ns(app), env: { PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin', ...this.env(app), ...extra }, logFile: this.logFile(app) });
     this.procs.set(app, p);
     this.topo.trackPid(p.pid);
     await awaitHealthy(app, p, () => this.status(app, 'healthz'));

@@ -1,3 +1,4 @@
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 /** The repository root (this file is tools/src/lab or tools/dist/lab). */
@@ -15,7 +16,14 @@ export const REPO_ROOT = fileURLToPath(new URL('../../../', import.meta.url));
  */
 export const APP_NODE_ARGS: readonly string[] = ['--max-semi-space-size=1'];
 
-/** argv that starts an app's main.js the way its image does. */
-export function appArgv(main: string): string[] {
-  return [process.execPath, ...APP_NODE_ARGS, main];
+/** The apps that run as one bundled module (esbuild.apps.mjs); the operator runs its dist/main.js. */
+export const BUNDLED_APPS = ['vpn-seed-server', 'vpn-shoot', 'sni-proxy', 'path-controller'] as const;
+export type BundledApp = (typeof BUNDLED_APPS)[number];
+
+/** The file an app's image starts, relative to the app's directory (/app in the image). */
+export const APP_ENTRY = 'dist/main.bundle.js';
+
+/** argv that starts an app the way its image does: its bundle, with APP_NODE_ARGS. */
+export function appArgv(app: BundledApp): string[] {
+  return [process.execPath, ...APP_NODE_ARGS, join(REPO_ROOT, 'apps', app, APP_ENTRY)];
 }

@@ -330,10 +330,9 @@ export class Stack {
       this.log(`starting ${name} in ${this.topo.ns[APP_NS[name]]} (container from ${this.pods.pod(name).spec.containers[0]!.image})`);
       p = await this.pods.start(name, { ...this.containerEnv(name), ...extraEnv });
     } else {
-      const main = join(REPO_ROOT, 'apps', name, 'dist', 'main.js');
       const env = { PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin', ...this.appEnv(name), ...extraEnv };
       this.log(`starting ${name} in ${this.topo.ns[APP_NS[name]]}`);
-      const s = spawnLogged(appArgv(main), { ns: this.topo.ns[APP_NS[name]], env, logFile: this.logFile(name) });
+      const s = spawnLogged(appArgv(name), { ns: this.topo.ns[APP_NS[name]], env, logFile: this.logFile(name) });
       this.procs.set(name, s);
       this.topo.trackPid(s.pid);
       p = s;
