@@ -57,7 +57,7 @@ LABEL org.opencontainers.image.source="${SOURCE}" org.opencontainers.image.versi
 
 # --- the apps, each started with tools/src/lab/paths.ts APP_NODE_ARGS (the lab starts them the same way;
 # tools/src/image.spec.ts keeps the two equal). The four long-running apps start their bundle,
-# dist/main.bundle.js (esbuild.apps.mjs: one module, 1.2-1.9 MiB less memory per process); /app's
+# dist/main.bundle.js (esbuild.apps.mjs: one module, 1.1-1.9 MiB less memory per process); /app's
 # node_modules stays for the native addon (@rvpn/tunnel) and vpn-seed-server's dist/connect-probe.js. NET_ADMIN only takes effect for UID 0 in a pod (every other capability is dropped by
 # the manifests); the others run as 65532 with no capability at all.
 FROM labelled-net AS vpn-seed-server

@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { builtinModules } from 'node:module';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { REPO_ROOT } from './lab/stack.js';
@@ -17,6 +18,18 @@ describe('image build contexts (--tree-only)', () => {
       expect(r.stdout).toContain('the image itself was NOT built (--tree-only)');
       if (app !== 'operator') expect(r.stdout).toContain('native TUN addon loads');
     }, 300_000);
+  }
+});
+
+describe('app bundles (esbuild.apps.mjs)', () => {
+  for (const app of BUNDLED_APPS) {
+    it(`${app}: ASCII only (V8 keeps a source with one wider character at two bytes per character), and nothing but Node's builtins left to require at run time`, () => {
+      const text = readFileSync(join(REPO_ROOT, 'apps', app, APP_ENTRY), 'latin1');
+      expect(text.match(/[^\x00-\x7f]/g) ?? []).toEqual([]);
+      const required = new Set([...text.matchAll(/\brequire\("([^"]+)"\)/g)].map((m) => m[1]!));
+      expect([...required].filter((m) => !builtinModules.includes(m.replace(/^node:/, '')))).toEqual([]);
+      expect(text).not.toMatch(/from ['"](?!node:)[^'"]+['"]/);
+    });
   }
 });
 
