@@ -33,7 +33,9 @@ FROM ${NODE_IMAGE} AS node
 # --- runtime bases: Debian + the node binary; the network apps add ip and nft (nothing else runs a command)
 FROM ${BASE_IMAGE} AS runtime
 COPY --from=node /usr/local/bin/node /usr/local/bin/node
-ENV NODE_ENV=production
+# MALLOC_ARENA_MAX=2: at most two malloc arenas per process (tools/src/lab/paths.ts APP_ENV says why; the
+# lab runs the apps with the same environment, image.spec keeps the two equal)
+ENV NODE_ENV=production MALLOC_ARENA_MAX=2
 
 FROM runtime AS runtime-net
 RUN apt-get update \

@@ -19,7 +19,7 @@ import { join } from 'node:path';
 import { cpus, release, tmpdir } from 'node:os';
 import { createCa, createShootPki, issueCertificate, writePkiFiles } from '@rvpn/pki';
 import { HA_ADDR, Topology, type Role } from './lab/topology.js';
-import { appArgv, REPO_ROOT } from './lab/paths.js';
+import { APP_ENV, appArgv, REPO_ROOT } from './lab/paths.js';
 import { sleep, spawnLogged, waitFor, type Spawned } from './lab/sh.js';
 import { cpuSeconds, stopProcess } from './lab/procs.js';
 
@@ -88,6 +88,8 @@ export interface IdleMemoryResult {
   machine: { cpus: number; cpu_model: string | undefined; kernel: string; node: string };
   settle_s: number;
   node_args: Record<MemoryApp, string[]>;
+  /** The environment every app runs with besides its configuration (lab/paths.ts APP_ENV, the images' ENV). */
+  app_env: Readonly<Record<string, string>>;
   configuration: Record<MemoryApp, string>;
   target_idle_rss_anon_mib: number;
   baseline_node: ProcMemory;
@@ -148,7 +150,7 @@ export async function runIdleMemoryBench(opts: { log?: (l: string) => void; sett
     topo.trackPid(base.pid);
     for (const app of MEMORY_APPS) {
       const argv = withExtra(appArgv(app));
-      const p = spawnLogged(argv, { ns: topo.ns[WHERE[app]], env: { PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin', ...env[app] }, logFile: file(`${app}.log`) });
+      const p = spawnLogged(argv, { ns: topo.ns[WHERE[app]], env: { PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin', ...APP_ENV, ...env[app] }, logFile: file(`${app}.log`) });
       procs.set(app, p);
       topo.trackPid(p.pid);
     }
@@ -182,6 +184,7 @@ export async function runIdleMemoryBench(opts: { log?: (l: string) => void; sett
       machine: { cpus: cpus().length, cpu_model: cpus()[0]?.model, kernel: release(), node: process.version },
       settle_s: settleS,
       node_args: Object.fromEntries(MEMORY_APPS.map((a) => [a, withExtra(appArgv(a)).slice(1, -1)])) as Record<MemoryApp, string[]>,
+      app_env: APP_ENV,
       configuration: MEMORY_CONFIGURATION,
       target_idle_rss_anon_mib: IDLE_RSS_ANON_TARGET_MIB,
       baseline_node: m.baseline,

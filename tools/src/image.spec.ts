@@ -3,7 +3,7 @@ import { builtinModules } from 'node:module';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { REPO_ROOT } from './lab/stack.js';
-import { APP_ENTRY, APP_NODE_ARGS, BUNDLED_APPS } from './lab/paths.js';
+import { APP_ENTRY, APP_ENV, APP_NODE_ARGS, BUNDLED_APPS } from './lab/paths.js';
 import { run } from './lab/sh.js';
 
 // What `nx run <app>:image` checks where no container engine runs (--tree-only): the deployed runtime
@@ -40,5 +40,13 @@ describe('Dockerfile', () => {
     expect(Object.keys(entrypoints).sort()).toEqual([...BUNDLED_APPS, 'operator'].sort());
     for (const app of BUNDLED_APPS) expect(entrypoints[app], app).toEqual(['node', ...APP_NODE_ARGS, `/app/${APP_ENTRY}`]);
     expect(entrypoints.operator).toEqual(['node', ...APP_NODE_ARGS, '/app/dist/main.js']);
+  });
+
+  it('gives every app the environment the lab gives it (APP_ENV), in the runtime stage all app images start from', () => {
+    const dockerfile = readFileSync(join(REPO_ROOT, 'Dockerfile'), 'utf8');
+    const runtime = /^FROM \S+ AS runtime\n((?:(?!FROM ).*\n)*)/m.exec(dockerfile)?.[1] ?? '';
+    const env = Object.fromEntries([...runtime.matchAll(/^ENV (.*)$/gm)].flatMap((m) => m[1]!.trim().split(/\s+/).map((kv) => kv.split('=') as [string, string])));
+    for (const [k, v] of Object.entries(APP_ENV)) expect(env[k], k).toBe(v);
+    for (const stage of [...BUNDLED_APPS, 'operator']) expect(dockerfile).toMatch(new RegExp(`^FROM labelled(-net)? AS ${stage}$`, 'm'));
   });
 });

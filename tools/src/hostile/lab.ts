@@ -9,7 +9,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createShootPki } from '@rvpn/pki';
-import { appArgv, REPO_ROOT } from '../lab/paths.js';
+import { APP_ENV, appArgv, REPO_ROOT } from '../lab/paths.js';
 import { inNs, run, spawnLogged, waitFor, type Spawned } from '../lab/sh.js';
 import { ADDR } from '../lab/topology.js';
 import { connectHeaderValue, type Stack } from '../lab/stack.js';
@@ -223,6 +223,7 @@ export async function startSecondShoot(stack: Stack): Promise<SecondShoot> {
   const ca = w('ca.crt', pki.ca.certPem);
   const files = { ca, cert: w('client.crt', pki.shootClient.certPem), key: w('client.key', pki.shootClient.keyPem) };
   const env = {
+    ...APP_ENV,
     PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin',
     NAMESPACE: SECOND_SHOOT, POD_NAME: 'vpn-seed-server-b', LOG_LEVEL: 'warn', IP_FAMILIES: 'IPv4',
     SHOOT_SERVICE_NETWORKS: '172.30.0.0/16', SHOOT_POD_NETWORKS: '172.31.0.0/16', SHOOT_NODE_NETWORKS: '172.29.0.0/16',

@@ -16,6 +16,22 @@ export const REPO_ROOT = fileURLToPath(new URL('../../../', import.meta.url));
  */
 export const APP_NODE_ARGS: readonly string[] = ['--max-semi-space-size=1'];
 
+/**
+ * The environment every app runs with, besides its configuration. The images set the same (Dockerfile,
+ * stage `runtime`; image.spec keeps them equal).
+ *
+ * MALLOC_ARENA_MAX=2: at most two glibc malloc arenas per process. By default every thread that
+ * mallocs (V8's compiler and GC workers, libuv's pool) may get an arena of its own, up to 8 per core,
+ * and what they free stays mapped there: on Node 24 a connected, idle HA lab's processes grew 2-5 MiB of
+ * RssAnon in their first 200 s, in up to three thread arenas and the main heap, while V8's old space
+ * stayed at 5.5-6 MiB (a full GC freed 0.3-0.7 MiB of it and no RSS). At 205 s in that lab (MiB,
+ * default / 2 / 1): vpn-seed-server-0 26.3-26.6 / 22.3 / 21.9, vpn-shoot 22.6-23.2 / 20.7-21.2 /
+ * 19.4-19.8, path-controller 22.0-23.9 / 21.5 / 20.1-20.4. One arena cost the HA path CPU in the tunnel
+ * bench of the same hour (seed server 7.9-9.5 s/GB against 6.7-7.6); two did not stand out from the
+ * noise (6.5-9.2). README "Idle memory" has the runs.
+ */
+export const APP_ENV: Readonly<Record<string, string>> = { MALLOC_ARENA_MAX: '2' };
+
 /** The apps that run as one bundled module (esbuild.apps.mjs); the operator runs its dist/main.js. */
 export const BUNDLED_APPS = ['vpn-seed-server', 'vpn-shoot', 'sni-proxy', 'path-controller'] as const;
 export type BundledApp = (typeof BUNDLED_APPS)[number];
