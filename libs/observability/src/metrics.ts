@@ -15,6 +15,10 @@
  *
  * Runtime code imports metric classes from here; tests may use 'prom-client' itself.
  */
+// the lib files' types must reach every program that compiles this file from source (the other projects'
+// spec tsconfigs include only their own src): an import cannot carry ambient module declarations
+// eslint-disable-next-line @typescript-eslint/triple-slash-reference
+/// <reference path="./prom-client-lib.d.ts" />
 import type * as Prom from 'prom-client';
 // prom-client's lib files, statically (the apps' bundles take them in; types: prom-client-lib.d.ts)
 import RegistryClass from 'prom-client/lib/registry.js';
