@@ -1,20 +1,9 @@
-// Types of the prom-client lib/ files that metrics.ts imports one by one (prom-client types its index only).
-declare module 'prom-client/lib/registry.js' {
-  const Registry: typeof import('prom-client').Registry;
-  export default Registry;
-}
-declare module 'prom-client/lib/counter.js' {
-  const Counter: typeof import('prom-client').Counter;
-  export default Counter;
-}
-declare module 'prom-client/lib/gauge.js' {
-  const Gauge: typeof import('prom-client').Gauge;
-  export default Gauge;
-}
-declare module 'prom-client/lib/histogram.js' {
-  const Histogram: typeof import('prom-client').Histogram;
-  export default Histogram;
-}
+// Types of the prom-client lib/ files that metrics.ts imports one by one (prom-client types its index
+// only): each class file exports the class its index exports, each default-metric file one function.
+declare module 'prom-client/lib/registry.js' { export { Registry as default } from 'prom-client'; }
+declare module 'prom-client/lib/counter.js' { export { Counter as default } from 'prom-client'; }
+declare module 'prom-client/lib/gauge.js' { export { Gauge as default } from 'prom-client'; }
+declare module 'prom-client/lib/histogram.js' { export { Histogram as default } from 'prom-client'; }
 /** One default metric: registers its metrics in `registry`. */
 declare module 'prom-client/lib/metrics/*.js' {
   const register: (registry: import('prom-client').Registry, config: { prefix?: string; eventLoopMonitoringPrecision?: number }) => void;
