@@ -26,9 +26,10 @@ export const APP_NODE_ARGS: readonly string[] = ['--max-semi-space-size=1'];
  * RssAnon in their first 200 s, in up to three thread arenas and the main heap, while V8's old space
  * stayed at 5.5-6 MiB (a full GC freed 0.3-0.7 MiB of it and no RSS). At 205 s in that lab (MiB,
  * default / 2 / 1): vpn-seed-server-0 26.3-26.6 / 22.3 / 21.9, vpn-shoot 22.6-23.2 / 20.7-21.2 /
- * 19.4-19.8, path-controller 22.0-23.9 / 21.5 / 20.1-20.4. One arena cost the HA path CPU in the tunnel
- * bench of the same hour (seed server 7.9-9.5 s/GB against 6.7-7.6); two did not stand out from the
- * noise (6.5-9.2). README "Idle memory" has the runs.
+ * 19.4-19.8, path-controller 22.0-23.9 / 21.5 / 20.1-20.4. The tunnel bench could not tell the three
+ * apart (HA seed server, s/GB: no cap 6.7-9.8 over two runs, 2 arenas 6.5-9.2, 1 arena 7.9-9.5). Two,
+ * not one: one arena puts every thread's malloc behind one lock, and two keep most of the saving.
+ * README "Idle memory" has the runs.
  */
 export const APP_ENV: Readonly<Record<string, string>> = { MALLOC_ARENA_MAX: '2' };
 
