@@ -19,11 +19,12 @@ import { join } from 'node:path';
 import { cpus, release, tmpdir } from 'node:os';
 import { createCa, createShootPki, issueCertificate, writePkiFiles } from '@rvpn/pki';
 import { HA_ADDR, Topology, type Role } from './lab/topology.js';
-import { APP_ENV, appArgv, REPO_ROOT } from './lab/paths.js';
+import { APP_ENV, appArgv, appProcessEnv, BUNDLED_APPS, REPO_ROOT } from './lab/paths.js';
 import { sleep, spawnLogged, waitFor, type Spawned } from './lab/sh.js';
 import { cpuSeconds, stopProcess } from './lab/procs.js';
 
-export const MEMORY_APPS = ['vpn-seed-server', 'vpn-shoot', 'sni-proxy', 'path-controller'] as const;
+/** The apps the target is for: the four long-running ones, each started from its bundle. */
+export const MEMORY_APPS = BUNDLED_APPS;
 export type MemoryApp = (typeof MEMORY_APPS)[number];
 
 /** The issue's target: what each process adds over a bare node, in anonymous memory. */
@@ -150,7 +151,7 @@ export async function runIdleMemoryBench(opts: { log?: (l: string) => void; sett
     topo.trackPid(base.pid);
     for (const app of MEMORY_APPS) {
       const argv = withExtra(appArgv(app));
-      const p = spawnLogged(argv, { ns: topo.ns[WHERE[app]], env: { PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin', ...APP_ENV, ...env[app] }, logFile: file(`${app}.log`) });
+      const p = spawnLogged(argv, { ns: topo.ns[WHERE[app]], env: appProcessEnv(env[app]), logFile: file(`${app}.log`) });
       procs.set(app, p);
       topo.trackPid(p.pid);
     }

@@ -9,7 +9,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createShootPki } from '@rvpn/pki';
-import { APP_ENV, appArgv, REPO_ROOT } from '../lab/paths.js';
+import { appArgv, appProcessEnv, REPO_ROOT } from '../lab/paths.js';
 import { inNs, run, spawnLogged, waitFor, type Spawned } from '../lab/sh.js';
 import { ADDR } from '../lab/topology.js';
 import { connectHeaderValue, type Stack } from '../lab/stack.js';
@@ -222,16 +222,14 @@ export async function startSecondShoot(stack: Stack): Promise<SecondShoot> {
   };
   const ca = w('ca.crt', pki.ca.certPem);
   const files = { ca, cert: w('client.crt', pki.shootClient.certPem), key: w('client.key', pki.shootClient.keyPem) };
-  const env = {
-    ...APP_ENV,
-    PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin',
+  const env = appProcessEnv({
     NAMESPACE: SECOND_SHOOT, POD_NAME: 'vpn-seed-server-b', LOG_LEVEL: 'warn', IP_FAMILIES: 'IPv4',
     SHOOT_SERVICE_NETWORKS: '172.30.0.0/16', SHOOT_POD_NETWORKS: '172.31.0.0/16', SHOOT_NODE_NETWORKS: '172.29.0.0/16',
     SEED_POD_NETWORK: ADDR.seedPodNetwork, VPN_NETWORK: 'fd8f:6d53:b97a:2::/96',
     TLS_CA_FILE: ca, TLS_CERT_FILE: w('server.crt', pki.server.certPem), TLS_KEY_FILE: w('server.key', pki.server.keyPem),
     TUN_DEVICE: 'tun1', NFT_TABLE: 'rvpn_seed_b', TUNNEL_LISTEN: '0.0.0.0:1195', PROXY_LISTEN: '0.0.0.0:9444', STATUS_LISTEN: '0.0.0.0:15001',
     PROBE_INTERVAL: '10s',
-  };
+  });
   const proc = spawnLogged(appArgv('vpn-seed-server'), { ns: stack.topo.ns.srv, env, logFile: stack.logFile('vpn-seed-server-b') });
   stack.topo.trackPid(proc.pid);
   await waitFor('the second shoot\'s seed server', async () => (await run(['curl', '-s', '-o', '/dev/null', '-w', '%{http_code}', '-m', '2', 'http://127.0.0.1:15001/healthz'], { ns: stack.topo.ns.srv, allowFail: true })).stdout === '200', 20_000, 100);

@@ -17,7 +17,7 @@ import { run, spawnLogged, waitFor, type RunResult, type Spawned } from './sh.js
 import { awaitHealthy, killAll, spawnFixture, statusCode, statusText, stopProcess, type AppHandle, type StatusPath } from './procs.js';
 import { PodRuntime, type ContainerHandle } from './containers.js';
 import { OVERLAP_NET_ENV, SHOOT_NAMESPACE, connectHeaderValue } from './stack.js';
-import { APP_ENV, appArgv, type BundledApp } from './paths.js';
+import { appArgv, appProcessEnv, type BundledApp } from './paths.js';
 
 export type HaApp = 'sni-proxy' | 'vpn-seed-server-0' | 'vpn-seed-server-1' | 'vpn-shoot-0' | 'vpn-shoot-1' | 'path-controller-0' | 'path-controller-1';
 export const HA_APPS: HaApp[] = ['sni-proxy', 'vpn-seed-server-0', 'vpn-seed-server-1', 'vpn-shoot-0', 'vpn-shoot-1', 'path-controller-0', 'path-controller-1'];
@@ -162,7 +162,7 @@ export class HaStack {
       return h;
     }
     this.log(`starting ${app} in ${this.ns(app)}`);
-    const p = spawnLogged(appArgv(where[app].bin), { ns: this.ns(app), env: { PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin', ...APP_ENV, ...this.env(app), ...extra }, logFile: this.logFile(app) });
+    const p = spawnLogged(appArgv(where[app].bin), { ns: this.ns(app), env: appProcessEnv({ ...this.env(app), ...extra }), logFile: this.logFile(app) });
     this.procs.set(app, p);
     this.topo.trackPid(p.pid);
     await awaitHealthy(app, p, () => this.status(app, 'healthz'));

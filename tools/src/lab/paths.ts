@@ -33,6 +33,11 @@ export const APP_NODE_ARGS: readonly string[] = ['--max-semi-space-size=1'];
  */
 export const APP_ENV: Readonly<Record<string, string>> = { MALLOC_ARENA_MAX: '2' };
 
+/** The environment of an app's process in the lab: PATH (for the ip and nft it runs), APP_ENV, then its own. */
+export function appProcessEnv(own: Readonly<Record<string, string>>): Record<string, string> {
+  return { PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin', ...APP_ENV, ...own };
+}
+
 /** The apps that run as one bundled module (esbuild.apps.mjs); the operator runs its dist/main.js. */
 export const BUNDLED_APPS = ['vpn-seed-server', 'vpn-shoot', 'sni-proxy', 'path-controller'] as const;
 export type BundledApp = (typeof BUNDLED_APPS)[number];

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { createCa, createShootPki, issueCertificate, seedServerDnsNames, writeSecretVolume } from '@rvpn/pki';
 import { ADDR, OVERLAP_ADDR, Topology } from './topology.js';
 import { run, spawnLogged, waitFor, type RunResult, type Spawned } from './sh.js';
-import { APP_ENV, appArgv, REPO_ROOT } from './paths.js';
+import { appArgv, appProcessEnv, REPO_ROOT } from './paths.js';
 import { awaitHealthy, killAll, spawnFixture, statusCode, statusText, stopProcess, type AppHandle, type StatusPath } from './procs.js';
 import { PodRuntime, type ContainerHandle } from './containers.js';
 
@@ -330,7 +330,7 @@ export class Stack {
       this.log(`starting ${name} in ${this.topo.ns[APP_NS[name]]} (container from ${this.pods.pod(name).spec.containers[0]!.image})`);
       p = await this.pods.start(name, { ...this.containerEnv(name), ...extraEnv });
     } else {
-      const env = { PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin', ...APP_ENV, ...this.appEnv(name), ...extraEnv };
+      const env = appProcessEnv({ ...this.appEnv(name), ...extraEnv });
       this.log(`starting ${name} in ${this.topo.ns[APP_NS[name]]}`);
       const s = spawnLogged(appArgv(name), { ns: this.topo.ns[APP_NS[name]], env, logFile: this.logFile(name) });
       this.procs.set(name, s);
