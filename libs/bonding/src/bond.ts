@@ -17,7 +17,7 @@
  * - Optional primary with fail-back after it stayed healthy for failbackDelayMs (hysteresis).
  * balance-rr: unicast frames rotate over the healthy links that reach the destination.
  */
-import { announcements, formatMac, isGroup } from './ethernet.js';
+import { announcements, formatMac, isGroup, macAt, sameMac } from './ethernet.js';
 
 export type BondMode = 'active-backup' | 'balance-rr';
 
@@ -143,14 +143,21 @@ export class Bond {
       if (q) q.push(f);
       else out.set(id, [f]);
     };
+    // consecutive frames to the same MAC (most of a batch) share its key and the links reaching it
+    let prev: Buffer | undefined;
+    let reaching: LinkState[] = [];
+    let dst = '';
     for (const f of frames) {
       if (f.length < 14) continue;
       if (isGroup(f)) {
         for (const l of healthy) push(l.id, f);
         continue;
       }
-      const dst = formatMac(f.subarray(0, 6));
-      const reaching = healthy.filter((l) => l.macs.has(dst));
+      if (prev === undefined || !sameMac(prev, 0, f, 0)) {
+        dst = macAt(f, 0);
+        reaching = healthy.filter((l) => l.macs.has(dst));
+        prev = f;
+      }
       if (this.mode === 'balance-rr') {
         const pool = reaching.length > 0 ? reaching : healthy;
         push(pool[this.rr++ % pool.length]!.id, f);

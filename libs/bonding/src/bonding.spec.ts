@@ -110,6 +110,24 @@ describe('L2Switch', () => {
     expect(changes.at(-1)).toEqual([]);
   });
 
+  it('switches a mixed batch frame by frame: runs of one conversation, a change of source or destination, a spoofed frame inside a run', () => {
+    const { sw, sent } = setup();
+    sw.addPort('pd', { allowedMacs: [A] });
+    sw.receive('pb', [frame(BCAST, B, 'x')]);
+    sw.receive('pc', [frame(BCAST, C, 'x')]);
+    sent.length = 0;
+    sw.receive('pd', [
+      frame(B, A, 'b1'), frame(B, A, 'b2'), frame(C, A, 'c1'), frame(B, A, 'b3'),
+      frame(B, '02:00:00:00:00:ee', 'spoofed'), frame(B, A, 'b4'), frame(BCAST, A, 'bc'), frame(C, A, 'c2'),
+    ]);
+    const to = (p: string) => sent.filter(([q]) => q === p).map(([, t]) => t);
+    expect(to('pb')).toEqual(['b1', 'b2', 'b3', 'b4', 'bc']);
+    expect(to('pc')).toEqual(['c1', 'bc', 'c2']);
+    expect(to('pa')).toEqual(['bc']);
+    expect(sw.stats.dropped.spoofed).toBe(1);
+    expect(sw.portOf(A)).toBe('pd');
+  });
+
   it('caps the MACs an (untrusted) port may claim', () => {
     const { sw } = setup({ maxMacsPerPort: 2 });
     for (let i = 0; i < 5; i++) sw.receive('pa', [frame(BCAST, `02:00:00:00:01:0${i}`, 'flood')]);
@@ -199,6 +217,19 @@ describe('Bond (active-backup)', () => {
     ]);
     expect(sent.sort()).toEqual([['s0', 'arp'], ['s0', 'on-both'], ['s0', 'unknown'], ['s1', 'arp'], ['s1', 'only-on-s1']].sort());
     expect(bond.stats.perDestinationDetours).toBe(1);
+  });
+
+  it('chooses the link per destination in a batch that changes destination between runs', () => {
+    const { bond, sent } = setup();
+    bond.setLinkState('s0', true);
+    bond.setLinkState('s1', true);
+    bond.setAnnouncedMacs('s0', ['02:00:00:00:00:01']);
+    bond.setAnnouncedMacs('s1', [PEER]);
+    sent.length = 0;
+    const me = formatMac(ME);
+    bond.sendFromDevice([frame(PEER, me, 'p1'), frame(PEER, me, 'p2'), frame('02:00:00:00:00:01', me, 'o1'), frame(PEER, me, 'p3'), frame(BCAST, me, 'g'), frame(PEER, me, 'p4')]);
+    expect(sent.filter(([id]) => id === 's1').map(([, t]) => t)).toEqual(['p1', 'p2', 'p3', 'g', 'p4']);
+    expect(sent.filter(([id]) => id === 's0').map(([, t]) => t)).toEqual(['o1', 'g']);
   });
 
   it('balance-rr rotates unicast over the healthy links', () => {

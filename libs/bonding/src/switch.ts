@@ -19,7 +19,7 @@
  */
 import { defineError } from '@rvpn/config';
 import { MAX_ANNOUNCED_MACS } from './announce.js';
-import { formatMac, isGroup } from './ethernet.js';
+import { isGroup, macAt, sameMac } from './ethernet.js';
 import type { GuardDropReason, PortGuard } from './guard.js';
 
 export const SwitchFullError = defineError('RVPN_ERR_SWITCH_FULL', 'The HA seed server has HA_MAX_PORTS endpoints attached already; the new one was refused. Raise HA_MAX_PORTS only if this many endpoints are legitimate.');
@@ -184,6 +184,10 @@ export class L2Switch {
       if (q) q.push(f);
       else out.set(p, [f]);
     };
+    // A batch is mostly one conversation: the previous frame's MAC strings are reused when its bytes match.
+    let prev: Buffer | undefined;
+    let src = '';
+    let dstMac = '';
     for (const f of frames) {
       this.stats.framesIn++;
       if (f.length < 14) {
@@ -195,7 +199,11 @@ export class L2Switch {
         this.stats.dropped.runt++;
         continue;
       }
-      const src = formatMac(f.subarray(6, 12));
+      const sameSrc = prev !== undefined && sameMac(prev, 6, f, 6);
+      const sameDst = prev !== undefined && sameMac(prev, 0, f, 0);
+      if (!sameSrc) src = macAt(f, 6);
+      if (!sameDst) dstMac = macAt(f, 0);
+      prev = f;
       if (allowed && !allowed.has(src)) {
         this.stats.dropped.spoofed++;
         continue;
@@ -212,7 +220,7 @@ export class L2Switch {
         continue;
       }
       if (!isGroup(f)) {
-        const dst = this.table.get(formatMac(f.subarray(0, 6)));
+        const dst = this.table.get(dstMac);
         if (dst) {
           if (dst.port === port) this.stats.dropped.hairpin++;
           else {
