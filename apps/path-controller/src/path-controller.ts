@@ -28,7 +28,7 @@ import { CidrSet, errorCode, readTlsFiles, type Cidr, type PathControllerConfig 
 import { BOND_DEFAULT_SYSCTLS, BondEndpoint, endpointBondAddresses, hardenBondDevice, formatMac, macFromAddress, randomEndpointSlot, shootBondAddresses, type BondAddresses } from '@rvpn/bonding';
 import { createEgressProxy, PathGate, proxyDestinationMapper, type EgressProxy } from '@rvpn/egress';
 import { Counter, createIntervalLog, createStatusServer, Gauge, watchCertificates, watchDescriptors, type DescriptorWatch, type FileWatch, type Logger, type Registry } from '@rvpn/observability';
-import { NetConfig, openTunDevice, type TunDevice } from '@rvpn/tunnel';
+import { NetConfig, openTunDevice, TUNNEL_SOCKET_CAPS, type TunDevice } from '@rvpn/tunnel';
 import { PathSelector } from './path-selector.js';
 import { probeThrough } from './probe.js';
 
@@ -150,6 +150,8 @@ export class PathController {
       device: this.device!,
       servers: cfg.seedServers.map((s, i) => ({ id: `vpn-seed-server-${i}`, target: s, servername: `vpn-seed-server-${i}` })),
       tls: () => readTlsFiles(cfg.tls),
+      // per socket: the kube-apiserver's network namespace keeps its kernel defaults (no pod sysctl)
+      socketBuffers: TUNNEL_SOCKET_CAPS,
       role: 'seed',
       identity: `path-controller/${cfg.namespace}/${cfg.podName}`,
       address: this.addrs.v6,

@@ -46,6 +46,7 @@ import {
   SessionSender,
   TunnelConfigMismatchError,
   TunnelListener,
+  TUNNEL_SOCKET_CAPS,
   unpackBatch,
   type LocalHello,
   type PeerHello,
@@ -219,6 +220,8 @@ export class HaSeedServer {
         onRefused: (code) => this.refused.inc({ code: knownCode(code) }),
         onAcceptError: (errno) => this.acceptErrors.inc({ errno }),
         maxPendingHandshakes: cfg.tunnelMaxPendingHandshakes,
+        // per socket: the HA seed server has no privilege to set its pod's TCP sysctls
+        socketBuffers: TUNNEL_SOCKET_CAPS,
         tlsHandshakeTimeoutMs: cfg.tunnelTlsHandshakeTimeoutMs,
         handshakeTimeoutMs: cfg.tunnelHandshakeTimeoutMs,
         logger: this.log,

@@ -17,7 +17,7 @@
 import { haIndexOf, readTlsFiles, type ShootConfig } from '@rvpn/config';
 import { BOND_DEFAULT_SYSCTLS, BondEndpoint, formatMac, hardenBondDevice, macFromAddress, shootBondAddresses } from '@rvpn/bonding';
 import { Counter, createStatusServer, Gauge, type Logger, type Registry } from '@rvpn/observability';
-import { flushMappedConntrack, NetConfig, openTunDevice, shootMappingChain, shootMappingForwardRules, type TunDevice } from '@rvpn/tunnel';
+import { flushMappedConntrack, NetConfig, openTunDevice, shootMappingChain, shootMappingForwardRules, TUNNEL_SOCKET_CAPS, type TunDevice } from '@rvpn/tunnel';
 import { SHOOT_SYSCTLS, shootFirewall } from './shoot-client.js';
 
 /** vpn-shoot's sysctls in HA mode: the bond's defaults too (written by --init, see main.ts). */
@@ -98,6 +98,7 @@ export class HaShootClient {
         failbackDelayMs: cfg.bondFailbackDelayMs,
         backoff: { minMs: cfg.reconnectMinMs, maxMs: cfg.reconnectMaxMs },
         protocolMinor: cfg.protocolMinor,
+        socketBuffers: TUNNEL_SOCKET_CAPS,
         logger: this.log,
         onSwitch: (e) => {
           this.switches.inc();

@@ -17,6 +17,7 @@ import {
   unpackBatch,
   type PacketDevice,
   type TlsMaterial,
+  type SocketBufferCaps,
   type TunnelLogger,
   type TunnelSession,
 } from '@rvpn/tunnel';
@@ -55,6 +56,8 @@ export interface BondEndpointOptions {
   failbackDelayMs?: number;
   backoff?: { minMs: number; maxMs: number };
   protocolMinor?: number;
+  /** Kernel buffer caps of each link's socket (TUNNEL_SOCKET_CAPS of @rvpn/tunnel); default the kernel's. */
+  socketBuffers?: SocketBufferCaps;
   logger?: TunnelLogger;
   onSwitch?: (e: { from: string | undefined; to: string | undefined; reason: string }) => void;
   onLinkChange?: (id: string, up: boolean) => void;
@@ -164,6 +167,7 @@ export class BondEndpoint {
         onDialError: (code, err) => o.onDialError?.(s.id, code, err),
         backoff: o.backoff ?? { minMs: 100, maxMs: 2000 },
         ...(o.protocolMinor !== undefined ? { protocolMinor: o.protocolMinor } : {}),
+        ...(o.socketBuffers ? { socketBuffers: o.socketBuffers } : {}),
         ...(o.logger ? { logger: o.logger } : {}),
       });
       this.dialers.set(s.id, d);

@@ -11,6 +11,7 @@ import { dialViaConnect } from '@rvpn/proxy';
 import { backoffDelay } from './backoff.js';
 import { establishSession, type LocalHello, type PeerHello, type TunnelSession } from './session.js';
 import { TunnelTlsError, TunnelUnauthorizedError } from './errors.js';
+import { capTunnelSocket, type SocketBufferCaps } from './sockopt.js';
 import type { AuthorizeResult, TlsMaterial, TunnelLogger } from './listener.js';
 
 export type DialerState = 'idle' | 'connecting' | 'connected' | 'backoff' | 'stopped';
@@ -30,6 +31,8 @@ export interface TunnelDialerOptions {
   backoff?: { minMs: number; maxMs: number };
   dialTimeoutMs?: number;
   protocolMinor?: number;
+  /** Kernel buffer caps of the dialed socket (sockopt.ts TUNNEL_SOCKET_CAPS). Default: the kernel's. */
+  socketBuffers?: SocketBufferCaps;
   logger?: TunnelLogger;
 }
 
@@ -42,6 +45,8 @@ export class TunnelDialer {
   lastError: RvpnError | undefined;
   /** Sessions established so far. */
   sessions = 0;
+  /** Dialed sockets whose buffer caps could not be set (logged once). */
+  capFailures = 0;
 
   constructor(opts: TunnelDialerOptions) {
     this.opts = opts;
@@ -103,6 +108,9 @@ export class TunnelDialer {
       raw = await tcpConnect(this.opts.target.host, this.opts.target.port, timeoutMs, signal);
     }
     raw.setNoDelay(true);
+    capTunnelSocket(raw, this.opts.socketBuffers, (err) => {
+      if (this.capFailures++ === 0) this.opts.logger?.warn({ err: err.message, code: (err as { code?: string }).code }, 'cannot cap tunnel socket buffers; running with kernel defaults');
+    });
     const sock = await new Promise<tls.TLSSocket>((resolve, reject) => {
       const s = tls.connect({
         socket: raw,

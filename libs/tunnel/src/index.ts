@@ -83,6 +83,7 @@ export {
   TunnelAcceptError,
   RelayError,
 } from './errors.js';
-export { TUNNEL_TCP_SYSCTLS } from './sockopt.js';
+export { TUNNEL_TCP_SYSCTLS, TUNNEL_SOCKET_CAPS } from './sockopt.js';
+export type { SocketBufferCaps } from './sockopt.js';
 export { relaySockets, relayTotals, type RelayEnd, type RelayEndReason, type RelayOptions, type RelayTotals, type SocketRelay } from './relay.js';
 export { tcpProbe, tcpProbesActive, type TcpProbeOptions, type TcpProbeResult } from './probe.js';

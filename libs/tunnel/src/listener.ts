@@ -18,6 +18,7 @@ import { errorCode } from '@rvpn/config';
 import { createIntervalLog, type IntervalLog } from '@rvpn/observability';
 import { establishSession, type LocalHello, type PeerHello, type TunnelSession } from './session.js';
 import { encodeError, knownCode, peerText } from './protocol.js';
+import { capTunnelSocket, type SocketBufferCaps } from './sockopt.js';
 import { TunnelAcceptError, TunnelListenError, TunnelOverloadedError, TunnelTlsError, TunnelUnauthorizedError } from './errors.js';
 
 export interface TlsMaterial {
@@ -65,6 +66,8 @@ export interface TunnelListenerOptions {
   tlsHandshakeTimeoutMs?: number;
   /** Connections in their handshake (TLS or HELLO) at once. Default 32. */
   maxPendingHandshakes?: number;
+  /** Kernel buffer caps of every accepted socket (sockopt.ts TUNNEL_SOCKET_CAPS). Default: the kernel's. */
+  socketBuffers?: SocketBufferCaps;
   logger?: TunnelLogger;
 }
 
@@ -99,7 +102,7 @@ export class TunnelListener {
   /** Connections in their handshake, oldest first; `tls` while not authenticated yet. */
   private readonly pending = new Map<net.Socket, { phase: 'tls' | 'hello'; drop: () => void }>();
   private readonly intervalLog: IntervalLog | undefined;
-  readonly stats = { refused: 0, evicted: 0, acceptErrors: 0 };
+  readonly stats = { refused: 0, evicted: 0, acceptErrors: 0, capFailures: 0 };
 
   constructor(opts: TunnelListenerOptions) {
     this.opts = opts;
@@ -114,6 +117,11 @@ export class TunnelListener {
   /** Handshakes in progress right now. */
   get pendingHandshakes(): number {
     return this.pending.size;
+  }
+
+  /** A socket's buffer caps could not be set: counted, logged once; the tunnel runs with the kernel's. */
+  private capFailed(err: Error) {
+    if (this.stats.capFailures++ === 0) this.opts.logger?.warn({ err: err.message, code: (err as { code?: string }).code }, 'cannot cap tunnel socket buffers; running with kernel defaults');
   }
 
   private refuse(code: string, detail: string, remote: string) {
@@ -184,6 +192,7 @@ export class TunnelListener {
       this.pending.delete(raw);
     });
     raw.setNoDelay(true);
+    capTunnelSocket(raw, this.opts.socketBuffers, (err) => this.capFailed(err));
     const sock = new tls.TLSSocket(raw, {
       isServer: true,
       secureContext: this.context!,

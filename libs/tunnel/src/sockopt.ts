@@ -57,3 +57,29 @@ export function capSocketBuffers(socket: Socket, caps: SocketBufferCaps): { rece
  * the kernel's send buffer for the same reason (docs/architecture.md, "The tunnel inside one process").
  */
 export const TUNNEL_TCP_SYSCTLS = { 'net.ipv4.tcp_rmem': '4096 131072 262144', 'net.ipv4.tcp_notsent_lowat': '32768' } as const;
+
+/**
+ * Per-socket caps for the tunnel endpoints of the HA path, which cannot rely on pod sysctls: the HA
+ * seed server (no privilege, no init step), path-controller (it shares the kube-apiserver's network
+ * namespace, whose own connections keep the kernel defaults) and vpn-shoot in HA (its sysctls are
+ * TUNNEL_TCP_SYSCTLS; SO_RCVBUF overrides them for its tunnel sockets only). Smaller than the sysctls:
+ * the HA path moves Ethernet frames one by one (no offload) at a third of the plain path's rate, so
+ * the same bytes of buffer are three times the delay. Measured on the HA lab, one iperf3 stream
+ * kube-apiserver-0 → shoot pod and a ping every 50 ms beside it, three rounds each (2026-12-01):
+ * uncapped 8.2-9.5 ms ping avg, 128 KiB 7.9-9.0, 64 KiB 7.4-7.5, 32 KiB 4.7-6.2 at the same 0.6-0.8
+ * Gbit/s, 16 KiB 6.6-8.2 at 0.42-0.48 Gbit/s. SO_RCVBUF 32 KiB becomes a 64 KiB buffer.
+ */
+export const TUNNEL_SOCKET_CAPS: SocketBufferCaps = { receiveBytes: 32_768, notSentLowatBytes: 16_384 };
+
+/**
+ * capSocketBuffers for a tunnel's own socket: a failure (no addon, a refused option) is reported to
+ * `onError` and the tunnel runs on with the kernel's defaults.
+ */
+export function capTunnelSocket(socket: Socket, caps: SocketBufferCaps | undefined, onError: (err: Error) => void): void {
+  if (!caps) return;
+  try {
+    capSocketBuffers(socket, caps);
+  } catch (err) {
+    onError(err as Error);
+  }
+}

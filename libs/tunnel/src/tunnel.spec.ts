@@ -2,6 +2,7 @@
  * Listener and dialer over real TLS on loopback with certificates made here, fake devices and a
  * TunnelDataPath on each side: the whole library minus the kernel.
  */
+import { execFileSync } from 'node:child_process';
 import net from 'node:net';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { Cidr, CidrSet } from '@rvpn/config';
@@ -10,6 +11,7 @@ import { TunnelDataPath } from './datapath.js';
 import { TunnelDialer } from './dialer.js';
 import { authorizeByIdentity, TunnelListener } from './listener.js';
 import type { LocalHello, TunnelSession } from './session.js';
+import { TUNNEL_SOCKET_CAPS, type SocketBufferCaps } from './sockopt.js';
 import { createFakeDevice, type FakeDevice } from './testing/fake-device.js';
 import { icmpEcho, parseIcmpEcho } from './testing/packets.js';
 
@@ -36,7 +38,7 @@ const until = async (cond: () => boolean, ms = 8000) => {
   }
 };
 
-async function seedSide(opts: { port?: number; maxPendingHandshakes?: number; tlsHandshakeTimeoutMs?: number; handshakeTimeoutMs?: number } = {}) {
+async function seedSide(opts: { port?: number; maxPendingHandshakes?: number; tlsHandshakeTimeoutMs?: number; handshakeTimeoutMs?: number; socketBuffers?: SocketBufferCaps } = {}) {
   const device = createFakeDevice();
   const datapath = new TunnelDataPath({ device, inboundFilter: { allowSource: new CidrSet([Cidr.parse('100.96.0.0/11')]) } });
   datapath.start();
@@ -53,13 +55,14 @@ async function seedSide(opts: { port?: number; maxPendingHandshakes?: number; tl
     ...(opts.maxPendingHandshakes !== undefined ? { maxPendingHandshakes: opts.maxPendingHandshakes } : {}),
     ...(opts.tlsHandshakeTimeoutMs !== undefined ? { tlsHandshakeTimeoutMs: opts.tlsHandshakeTimeoutMs } : {}),
     ...(opts.handshakeTimeoutMs !== undefined ? { handshakeTimeoutMs: opts.handshakeTimeoutMs } : {}),
+    ...(opts.socketBuffers ? { socketBuffers: opts.socketBuffers } : {}),
   });
   const { port } = await listener.start();
   cleanups.push(() => listener.stop());
   return { device, datapath, listener, port, refused, sessions };
 }
 
-function shootSide(port: number, opts: { client?: { certPem: string; keyPem: string }; ca?: string; via?: { proxyHost: string; proxyPort: number; target: string; headers?: Record<string, string> }; protocolMinor?: number } = {}) {
+function shootSide(port: number, opts: { client?: { certPem: string; keyPem: string }; ca?: string; via?: { proxyHost: string; proxyPort: number; target: string; headers?: Record<string, string> }; protocolMinor?: number; socketBuffers?: SocketBufferCaps } = {}) {
   const device: FakeDevice = createFakeDevice();
   const datapath = new TunnelDataPath({ device });
   datapath.start();
@@ -74,6 +77,7 @@ function shootSide(port: number, opts: { client?: { certPem: string; keyPem: str
     onDialError: (code) => errors.push(code),
     backoff: { minMs: 20, maxMs: 200 },
     ...(opts.protocolMinor !== undefined ? { protocolMinor: opts.protocolMinor } : {}),
+    ...(opts.socketBuffers ? { socketBuffers: opts.socketBuffers } : {}),
   });
   dialer.start();
   cleanups.push(() => dialer.stop());
@@ -93,6 +97,23 @@ describe('tunnel over TLS', () => {
     shoot.device.inject([icmpEcho('100.96.1.10', '10.1.0.20', 7, 1, { reply: true }), icmpEcho('10.1.0.30', '10.1.0.20', 7, 2)]);
     await until(() => seed.device.written.length === 1 && seed.datapath.drops.spoofed_source === 1);
     expect(parseIcmpEcho(seed.device.written[0]!)).toMatchObject({ src: '100.96.1.10', type: 0 });
+  });
+
+  it('caps the kernel buffers of both ends when asked (socketBuffers), and leaves them to the kernel otherwise', async () => {
+    // ss reports the receive buffer of each end of the connection (the kernel doubles SO_RCVBUF)
+    const rb = (port: number, side: 'sport' | 'dport') =>
+      Number(/rb(\d+)/.exec(execFileSync('ss', ['-tmnH', 'state', 'established', `${side} = :${port}`], { encoding: 'utf8' }))?.[1] ?? NaN);
+    const capped = await seedSide({ socketBuffers: TUNNEL_SOCKET_CAPS });
+    const cappedShoot = shootSide(capped.port, { socketBuffers: TUNNEL_SOCKET_CAPS });
+    await until(() => cappedShoot.dialer.state === 'connected' && capped.sessions.length === 1);
+    expect(rb(capped.port, 'sport')).toBe(2 * TUNNEL_SOCKET_CAPS.receiveBytes);
+    expect(rb(capped.port, 'dport')).toBe(2 * TUNNEL_SOCKET_CAPS.receiveBytes);
+    expect(capped.listener.stats.capFailures + cappedShoot.dialer.capFailures).toBe(0);
+    const plain = await seedSide();
+    const plainShoot = shootSide(plain.port);
+    await until(() => plainShoot.dialer.state === 'connected' && plain.sessions.length === 1);
+    expect(rb(plain.port, 'sport')).not.toBe(2 * TUNNEL_SOCKET_CAPS.receiveBytes);
+    expect(rb(plain.port, 'dport')).not.toBe(2 * TUNNEL_SOCKET_CAPS.receiveBytes);
   });
 
   it('refuses a client from another CA at TLS, and keeps serving', async () => {
