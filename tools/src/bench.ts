@@ -56,8 +56,8 @@ interface PathResult {
   ping_loss_pct: number;
   /**
    * The same idle ping after the last round, on the processes that just carried its traffic (1 s quiet
-   * first): a fresh Node process runs the per-packet path in V8's lower tiers until enough packets have
-   * gone through it to optimize it, so ping_* (a fresh tunnel, after a 20-ping warm-up) is its cold figure.
+   * first). A tunnel that has carried traffic answers faster than a fresh one (ping_*, after a 20-ping
+   * warm-up); README "Benchmark" has the figures and what was ruled out as the cause.
    */
   ping_warm_avg_ms: number;
   ping_warm_p99_ms: number;
