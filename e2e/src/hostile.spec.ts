@@ -505,7 +505,8 @@ describe('hostile peers: HA (two switch seed servers, bonded shoot pods and apis
   it('a peer that floods 1 MiB PINGs (30/s for 4 s) and never reads: the seed server does not buffer the echoes', async () => {
     const rec = await underAttack(lab, 'never-read', '30 PINGs/s of 1 MiB for 4 s, never reading', () =>
       runAttack(s.topo.ns.kapi1, ['never-read', '--target', srv0, ...endpointTls(), '--address', slot(122), '--ping-bytes', String(1 << 20), '--rate', '30', '--duration', '4s']));
-    expect.soft((rec.result as { sent: number }).sent, 'PINGs sent').toBeGreaterThan(0);
+    const r = rec.result as { sent?: number; handshakeRefusals?: string[] };
+    expect.soft(r.sent ?? 0, `PINGs sent (handshakes refused: ${JSON.stringify(r.handshakeRefusals ?? [])})`).toBeGreaterThan(0);
   });
 
   it('frames of every type with bad lengths after a complete HELLO (20 sessions/s for 3 s): an over-limit frame ends the session at once with an ERROR', async () => {
