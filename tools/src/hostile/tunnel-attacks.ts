@@ -9,7 +9,7 @@ import type net from 'node:net';
 import type tls from 'node:tls';
 import { parseIp } from '@rvpn/config';
 import { encodeMacAnnouncement, formatMac, macFromAddress } from '@rvpn/bonding';
-import { FrameParser, FrameType, MAX_FRAME_PAYLOAD, TunnelOverloadedError, decodeError, encodeHello, packBatch, type HelloBody } from '@rvpn/tunnel';
+import { FrameParser, FrameType, MAX_FRAME_PAYLOAD, decodeError, encodeHello, packBatch, type HelloBody } from '@rvpn/tunnel';
 import { paced, percentile, round, sleep, sourcePicker, type AttackResult, type HostPort } from './common.js';
 import { dialRaw, dialTls, endpointHello, frame, handshake, pingFrame, rawFrame, shootHello, type HandSession, type TlsFiles } from './tunnel-client.js';
 
@@ -164,19 +164,9 @@ export async function badFrameAttack(opts: TunnelTarget & { stage: FrameStage; r
  * much was sent and whether (and when) the server cut the connection.
  */
 export async function neverRead(opts: TunnelTarget & { hello: HelloBody; pingBytes: number; rate: number; durationMs: number }): Promise<AttackResult> {
-  // The attack needs a session: a handshake refused for a passing reason (the server still busy with the
-  // previous attack: no HELLO in time, closed, overloaded) is tried again, up to three times, and reported.
-  const refusals: string[] = [];
-  let h: Awaited<ReturnType<typeof handshake>> | undefined;
-  for (let attempt = 1; attempt <= 3; attempt++) {
-    const t = await dialTls({ target: opts.target, viaHeader: opts.viaHeader, localAddress: sourcePicker(opts.sources)(), servername: opts.servername, tls: opts.tls! });
-    h = await handshake(t, opts.hello);
-    if (h.ok) break;
-    refusals.push(`${h.code}: ${h.message}`);
-    if (!['TIMEOUT', 'CLOSED', TunnelOverloadedError.code].includes(h.code)) break;
-    await sleep(1000);
-  }
-  if (!h?.ok) return { attack: 'never-read', target: `${opts.target.host}:${opts.target.port}`, rate: opts.rate, rateUnit: 'PINGs/s', durationMs: opts.durationMs, refused: h?.code, handshakeRefusals: refusals };
+  const t = await dialTls({ target: opts.target, viaHeader: opts.viaHeader, localAddress: sourcePicker(opts.sources)(), servername: opts.servername, tls: opts.tls! });
+  const h = await handshake(t, opts.hello);
+  if (!h.ok) return { attack: 'never-read', target: `${opts.target.host}:${opts.target.port}`, rate: opts.rate, rateUnit: 'PINGs/s', durationMs: opts.durationMs, refused: h.code };
   const s: tls.TLSSocket = h.session.sock;
   s.removeAllListeners('data');
   s.pause();
@@ -206,7 +196,6 @@ export async function neverRead(opts: TunnelTarget & { hello: HelloBody; pingByt
   return {
     attack: 'never-read', target: `${opts.target.host}:${opts.target.port}`, rate: opts.rate, rateUnit: 'PINGs/s', durationMs: opts.durationMs,
     pingBytes: payload, sent, bytesSent: bytes, attackerBacklogBytes: writeBacklog, cutByServer: cutAfterMs !== undefined && cutAfterMs < opts.durationMs + 400, cutAfterMs, cutBy,
-    handshakeRefusals: refusals,
   };
 }
 
