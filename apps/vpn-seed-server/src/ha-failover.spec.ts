@@ -12,7 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Cidr, loadSeedServerConfig } from '@rvpn/config';
 import { BondEndpoint, endpointBondAddresses, formatMac, macFromAddress, shootBondAddresses } from '@rvpn/bonding';
 import { createShootPki } from '@rvpn/pki';
-import { createFakeDevice, v6Bytes, type FakeDevice } from '@rvpn/tunnel/testing';
+import { createFakeDevice, tcpFrame, v6Bytes, type FakeDevice } from '@rvpn/tunnel/testing';
 import { HaSeedServer } from './ha-server.js';
 
 const NS = 'shoot--ha--failover';
@@ -50,7 +50,7 @@ describe('HA: two servers, bonded endpoints', () => {
   let dir: string;
   const servers: HaSeedServer[] = [];
   const endpoints: BondEndpoint[] = [];
-  const dev: Record<'api' | 'shoot', FakeDevice> = { api: createFakeDevice({ mode: 'tap', name: 'bond-api' }), shoot: createFakeDevice({ mode: 'tap', name: 'bond-shoot' }) };
+  const dev: Record<'api' | 'shoot', FakeDevice> = { api: createFakeDevice({ mode: 'tap', name: 'bond-api' }), shoot: createFakeDevice({ mode: 'tap', name: 'bond-shoot', offload: true }) };
   const addr = { api: endpointBondAddresses(nets, 7).v6, shoot: shootBondAddresses(nets, 0).v6 };
   const mac = { api: macFromAddress(addr.api), shoot: macFromAddress(addr.shoot) };
 
@@ -134,6 +134,33 @@ describe('HA: two servers, bonded endpoints', () => {
     };
     return { sent: seq - 1, atShoot: summary(got.shoot), atApi: summary(got.api) };
   }
+
+  it('writes a TCP run from the bond as super-frames on a TAP opened for it, and plain frames on one that is not', async () => {
+    const send = (from: 'api' | 'shoot', to: 'api' | 'shoot', n: number) =>
+      Array.from({ length: n }, (_, i) => tcpFrame({ dstMac: mac[to], srcMac: mac[from], src: v6Bytes(addr[from]), dst: v6Bytes(addr[to]), seq: 1 + i * 1400, payload: 1400 }));
+    const payloadOf = (frames: Buffer[]) => Buffer.concat(frames.map((f) => f.subarray(14 + 40 + 20)));
+    for (const d of Object.values(dev)) {
+      d.written.length = 0;
+      d.writtenHeaders.length = 0;
+      d.onWrite = undefined;
+    }
+    const [api, shoot] = endpoints as [BondEndpoint, BondEndpoint];
+    const merged = { api: api.coalesce.merged, shoot: shoot.coalesce.merged };
+    const runs = { toShoot: send('api', 'shoot', 20), toApi: send('shoot', 'api', 20) };
+    dev.api.inject(runs.toShoot);
+    dev.shoot.inject(runs.toApi);
+    const bytes = (d: FakeDevice) => d.written.reduce((n, f) => n + (f.length > 100 ? f.length - 74 : 0), 0);
+    await until('both runs delivered', () => bytes(dev.shoot) >= 20 * 1400 && bytes(dev.api) >= 20 * 1400);
+    // the shoot's TAP (offload) got fewer, larger frames with GSO headers, the same bytes in order
+    const tcpAtShoot = dev.shoot.written.filter((f) => f.length > 100);
+    expect(tcpAtShoot.length).toBeLessThan(20);
+    expect(shoot.coalesce.merged - merged.shoot).toBe(20 - tcpAtShoot.length);
+    expect(dev.shoot.writtenHeaders.filter((h) => h[1] === 4).length).toBe(tcpAtShoot.filter((f) => f.length > 1500).length);
+    expect(payloadOf(tcpAtShoot)).toEqual(payloadOf(runs.toShoot));
+    // the api side's TAP (no offload) got every frame as it was sent
+    expect(dev.api.written.filter((f) => f.length > 100)).toEqual(runs.toApi);
+    expect(api.coalesce.merged).toBe(merged.api);
+  });
 
   it('keeps traffic flowing both ways when ONE endpoint loses its link to ONE server', async () => {
     const r = await stream(async () => {

@@ -49,6 +49,11 @@ export class HaShootClient {
     this.sendDrops = new Counter({ name: 'rvpn_vpn_shoot_bond_send_dropped_frames_total', help: 'Frames the per-link send queues dropped, by server and reason (queue_full: over the byte cap; codel: a standing queue)', labelNames: ['server', 'reason'], registers: r });
     this.linkUp = new Gauge({ name: 'rvpn_vpn_shoot_bond_link_up', help: '1 while the link to a server is up', labelNames: ['server'], registers: r });
     this.activeLink = new Gauge({ name: 'rvpn_vpn_shoot_bond_active_link', help: '1 for the server the bond currently sends through', labelNames: ['server'], registers: r });
+    const coalesce = () => this.endpoint?.coalesce;
+    new Gauge({ name: 'rvpn_vpn_shoot_bond_coalesce', help: 'Frames from the links to the bond TAP since start (BOND_COALESCE): frames in, writes (super-frames and frames as they came), segments merged into a super-frame', labelNames: ['count'], registers: r, collect() {
+      const c = coalesce();
+      if (c) for (const [k, v] of [['frames', c.packets], ['writes', c.entries], ['merged', c.merged]] as const) this.set({ count: k }, v);
+    } });
   }
 
   async start(): Promise<void> {
@@ -56,7 +61,7 @@ export class HaShootClient {
     try {
       const addrs = shootBondAddresses({ v6: cfg.vpnNetwork, v4: cfg.ipFamilies.includes(4) ? cfg.bondNetworkV4 : undefined }, this.index);
       for (const [name, value] of Object.entries(SHOOT_HA_SYSCTLS)) await this.net.setSysctl(name, value);
-      this.device = openTunDevice({ name: cfg.bondDevice, mode: 'tap' });
+      this.device = openTunDevice({ name: cfg.bondDevice, mode: 'tap', offload: cfg.bondCoalesce });
       const dev = this.device.name;
       const mac = formatMac(macFromAddress(addrs.v6));
       await this.net.setLinkAddress(dev, mac);

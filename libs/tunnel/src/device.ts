@@ -46,6 +46,8 @@ export interface PacketDevice {
   writeBatch(batch: Buffer, gso?: boolean): number;
   /** True when the device was opened for offload (setOffload may switch it on). */
   readonly offloadCapable?: boolean;
+  /** writeBatch takes batches in the GSO layout (opened with a virtio-net header; gro.ts fills them). */
+  readonly gsoWrites?: boolean;
   /** Checksum offload and TSO on or off: reads then come in the GSO layout, or the plain one. */
   setOffload?(on: boolean): void;
   /** Stops reading (backpressure); packets then queue in, and are dropped by, the kernel. */

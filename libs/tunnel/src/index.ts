@@ -12,6 +12,8 @@
  */
 export { packBatch, packGsoBatch, unpackBatch, countPackets, VNET_HDR_BYTES } from './device.js';
 export type { PacketDevice, DeviceMode } from './device.js';
+export { coalesceTcp, MAX_COALESCED_BYTES } from './gro.js';
+export type { CoalesceStats } from './gro.js';
 export { openTunDevice } from './tun.js';
 export type { TunDevice, TunStats, OpenTunOptions } from './tun.js';
 export { NetConfig, routeArgs } from './netconfig.js';

@@ -46,8 +46,9 @@ export interface OpenTunOptions {
   /** Most packets per JS call. Default 64. */
   maxBatchPackets?: number;
   /**
-   * Open with a virtio-net header (IFF_VNET_HDR) so that checksum offload and TSO can be switched on
-   * per session (setOffload). TUN only. Default false.
+   * Open with a virtio-net header (IFF_VNET_HDR). A TUN can then switch checksum offload and TSO on
+   * per session (setOffload); a TAP keeps plain reads and takes writes in the GSO layout (coalesced
+   * TCP super-frames, gro.ts). Default false.
    */
   offload?: boolean;
 }
@@ -55,7 +56,7 @@ export interface OpenTunOptions {
 export interface TunDevice extends PacketDevice {
   stats(): TunStats;
   readonly offloadCapable: boolean;
-  /** Checksum offload and TSO on or off (throws TypeError on a device not opened with `offload`). */
+  /** Checksum offload and TSO on or off (throws TypeError on a TAP, or on a device not opened with `offload`). */
   setOffload(on: boolean): void;
 }
 
@@ -76,7 +77,6 @@ export function openTunDevice(opts: OpenTunOptions = {}): TunDevice {
   const { TunDevice: Native } = loadAddon();
   let native: NativeTun;
   try {
-    if (opts.offload && mode === 'tap') throw new TypeError('offload is for TUN devices only');
     native = new Native(opts.name ?? '', mode === 'tap', opts.maxBatchPackets ?? 64, opts.offload ?? false);
   } catch (err) {
     rethrow(err);
@@ -94,8 +94,11 @@ export function openTunDevice(opts: OpenTunOptions = {}): TunDevice {
     writeBatch(batch, gso) {
       try { return native.writeBatch(batch, gso ?? false); } catch (err) { rethrow(err); }
     },
-    offloadCapable: opts.offload ?? false,
+    // a TAP carries Ethernet frames through the bond and the switch one by one: its reads stay plain
+    offloadCapable: (opts.offload ?? false) && mode === 'tun',
+    gsoWrites: opts.offload ?? false,
     setOffload(on) {
+      if (mode === 'tap') throw new TypeError('a TAP device reads plain frames; its offload is for writes only');
       try { native.setOffload(on); } catch (err) { rethrow(err); }
     },
     pause() {

@@ -57,6 +57,7 @@ export const offloadFields = {
 /** Fields of the HA bond (vpn-shoot in HA mode, path-controller). */
 export const bondFields = {
   bondDevice: t.string({ env: 'BOND_DEVICE', default: 'bond0', doc: 'HA: name of the TAP device that presents the bonded links (at most 15 characters).' }),
+  bondCoalesce: t.bool({ env: 'BOND_COALESCE', default: 'true', doc: 'HA: open the bond TAP with a virtio-net header and coalesce consecutive TCP segments that arrive from the links into super-frames of up to 64 KiB before writing them (one write and one trip through the kernel per super-frame instead of per 1.5 KiB frame; every merged segment\'s checksums are verified first). false: one write per frame.' }),
   bondNetworkV4: t.cidr({ env: 'BOND_NETWORK_V4', default: '192.168.123.0/24', doc: 'HA: IPv4 bond network (a /24 or larger) so IPv4 flows keep their source on the bond; shoot j takes .16+j, apiserver endpoints .64-.254.' }),
   bondingMode: t.enumOf(['active-backup', 'balance-rr'] as const, { env: 'BONDING_MODE', default: 'active-backup', doc: 'HA: how the bond uses its links (vpn2 name).' }),
   bondFailbackDelayMs: t.duration({ env: 'BOND_FAILBACK_DELAY', default: '2s', min: 0, doc: 'HA: the bond returns to the link of server 0 only after it stayed healthy this long.' }),

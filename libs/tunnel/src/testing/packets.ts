@@ -169,3 +169,46 @@ export function tcpSuperPacket(src: string, dst: string, payload: number, mss = 
   const l4 = v6 ? 40 : 20;
   return Buffer.concat([vnetHeader({ flags: 1, gsoType: v6 ? 4 : 1, hdrLen: l4 + 20, gsoSize: mss, csumStart: l4, csumOffset: 16 }), pkt]);
 }
+
+/** One's-complement sum (folded) of the concatenated parts, for the checksums below. */
+function onesSum(...parts: Uint8Array[]): number {
+  let sum = 0;
+  const all = Buffer.concat(parts);
+  for (let i = 0; i < all.length; i += 2) sum += (all[i]! << 8) + (i + 1 < all.length ? all[i + 1]! : 0);
+  while (sum > 0xffff) sum = (sum & 0xffff) + (sum >>> 16);
+  return sum;
+}
+
+/**
+ * An Ethernet frame with one TCP data segment as a kernel sends it (ACK, checksums complete), over
+ * IPv6 when the addresses have 16 bytes and IPv4 when they have 4 (DF set, ID `id`).
+ */
+export function tcpFrame(o: { dstMac: Uint8Array; srcMac: Uint8Array; src: Uint8Array; dst: Uint8Array; sport?: number; dport?: number; seq: number; payload: number; id?: number; flags?: number }): Buffer {
+  const v6 = o.src.length === 16;
+  const payload = Buffer.alloc(o.payload, o.seq & 0xff);
+  const tcp = Buffer.alloc(20);
+  tcp.writeUInt16BE(o.sport ?? 40000, 0);
+  tcp.writeUInt16BE(o.dport ?? 5201, 2);
+  tcp.writeUInt32BE(o.seq >>> 0, 4);
+  tcp.writeUInt32BE(1, 8);
+  tcp[12] = 5 << 4;
+  tcp[13] = o.flags ?? 0x10;
+  tcp.writeUInt16BE(1000, 14);
+  const len = tcp.length + payload.length;
+  const ip = v6 ? ipv6Packet(o.src, o.dst, Buffer.concat([tcp, payload]), 6) : ipv4Packet(`${o.src.join('.')}`, `${o.dst.join('.')}`, 6, Buffer.concat([tcp, payload]));
+  if (!v6) {
+    ip.writeUInt16BE(o.id ?? 1, 4);
+    ip.writeUInt16BE(0x4000, 6);
+    ip.writeUInt16BE(0, 10);
+    ip.writeUInt16BE(0xffff - onesSum(ip.subarray(0, 20)), 10);
+  }
+  const l4 = v6 ? 40 : 20;
+  const pseudo = Buffer.concat([Buffer.from(o.src), Buffer.from(o.dst), Buffer.from([0, 0, len >> 8, len & 0xff, 0, 0, 0, 6])]);
+  ip.writeUInt16BE(0, l4 + 16);
+  ip.writeUInt16BE(0xffff - onesSum(pseudo, ip.subarray(l4)), l4 + 16);
+  const eth = Buffer.alloc(14);
+  Buffer.from(o.dstMac).copy(eth, 0);
+  Buffer.from(o.srcMac).copy(eth, 6);
+  eth.writeUInt16BE(v6 ? 0x86dd : 0x0800, 12);
+  return Buffer.concat([eth, ip]);
+}
