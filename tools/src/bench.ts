@@ -135,12 +135,16 @@ async function ping(stack: Place): Promise<{ avg: number; p99: number; max: numb
   return { avg: round(mean(times)), p99: round(percentile(times, 99)), max: round(Math.max(...times)), loss: round((100 * lost) / (times.length + lost), 1) };
 }
 
-/** ping_warm_*: the idle ping again on processes that just carried a round's traffic. */
-async function warmPing(stack: Place, label: string, r: PathResult): Promise<void> {
-  await sleep(1000);
-  const w = await ping(stack);
-  Object.assign(r, { ping_warm_avg_ms: w.avg, ping_warm_p99_ms: w.p99, ping_warm_max_ms: w.max });
-  log(`${label}: ping after the traffic avg ${w.avg} ms, p99 ${w.p99} ms, max ${w.max} ms`);
+/**
+ * The idle ping into `r`: `cold` on a tunnel that has carried nothing yet (ping_avg_ms, _p99_ms,
+ * _max_ms, _loss_pct), `warm` again on processes that just carried a round's traffic (ping_warm_*).
+ */
+async function idlePing(stack: Place, label: string, r: PathResult, when: 'cold' | 'warm'): Promise<void> {
+  if (when === 'warm') await sleep(1000);
+  const p = await ping(stack);
+  if (when === 'cold') Object.assign(r, { ping_avg_ms: p.avg, ping_p99_ms: p.p99, ping_max_ms: p.max, ping_loss_pct: p.loss });
+  else Object.assign(r, { ping_warm_avg_ms: p.avg, ping_warm_p99_ms: p.p99, ping_warm_max_ms: p.max });
+  log(`${label}: ${when === 'cold' ? 'ping' : 'ping after the traffic'} avg ${p.avg} ms, p99 ${p.p99} ms, max ${p.max} ms, loss ${p.loss}%`);
 }
 
 const mean = (xs: number[]) => (xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : NaN);
@@ -305,11 +309,9 @@ async function measureHa(signal: AbortSignal): Promise<Record<string, unknown>> 
     await sleep(3000);
     const place = haPlaceOf(ha);
     const r = emptyPath();
-    const idle = await ping(place);
-    Object.assign(r, { ping_avg_ms: idle.avg, ping_p99_ms: idle.p99, ping_max_ms: idle.max, ping_loss_pct: idle.loss });
-    log(`ha: ping avg ${idle.avg} ms, p99 ${idle.p99} ms, max ${idle.max} ms, loss ${idle.loss}%`);
+    await idlePing(place, 'ha', r, 'cold');
     for (let i = 0; i < ROUNDS; i++) await measure(place, `ha (round ${i + 1}/${ROUNDS})`, r);
-    await warmPing(place, 'ha', r);
+    await idlePing(place, 'ha', r, 'warm');
     return { path: 'kube-apiserver-0 → path-controller bond (TAP) → vpn-seed-server-0 switch → vpn-shoot-0 → shoot pod', ...summary(r) };
   } finally {
     teardown.release();
@@ -341,9 +343,7 @@ async function runTunnelBench(signal: AbortSignal): Promise<number> {
     const ours = emptyPath();
     const ovpn = emptyPath();
     const place = placeOf(stack);
-    const pOurs = await ping(place);
-    Object.assign(ours, { ping_avg_ms: pOurs.avg, ping_p99_ms: pOurs.p99, ping_max_ms: pOurs.max, ping_loss_pct: pOurs.loss });
-    log(`ours: ping avg ${pOurs.avg} ms, p99 ${pOurs.p99} ms, max ${pOurs.max} ms, loss ${pOurs.loss}%`);
+    await idlePing(place, 'ours', ours, 'cold');
     const curl = await run(['curl', '-s', '-o', '/dev/null', '-w', '%{speed_download}', ...stack.proxyArgs(), `http://${ADDR.pod}:${ADDR.podPort}/bytes?n=500000000`], { ns: stack.topo.ns.kapi, timeoutMs: 120_000 });
     const proxyGbps = (Number(curl.stdout) * 8) / 1e9;
     log(`ours: 500 MB through the CONNECT proxy: ${proxyGbps.toFixed(3)} Gbit/s`);
@@ -352,18 +352,16 @@ async function runTunnelBench(signal: AbortSignal): Promise<number> {
     // alternate rounds so that machine noise hits both alike; OpenVPN's route to the pod is more
     // specific than ours, so it is added only while OpenVPN is measured
     await peer.start();
-    const pOvpn = await ping(place);
-    Object.assign(ovpn, { ping_avg_ms: pOvpn.avg, ping_p99_ms: pOvpn.p99, ping_max_ms: pOvpn.max, ping_loss_pct: pOvpn.loss });
-    log(`openvpn: ping avg ${pOvpn.avg} ms, p99 ${pOvpn.p99} ms, max ${pOvpn.max} ms, loss ${pOvpn.loss}%`);
+    await idlePing(place, 'openvpn', ovpn, 'cold');
     await peer.stop();
     for (let i = 0; i < ROUNDS; i++) {
       const last = i === ROUNDS - 1;
       await measure(place, `ours (round ${i + 1}/${ROUNDS})`, ours);
-      if (last) await warmPing(place, 'ours', ours);
+      if (last) await idlePing(place, 'ours', ours, 'warm');
       const p = new OpenVpnPeer(stack);
       await p.start();
       await measure({ ...place, pathPids: () => p.pathPids() }, `openvpn (round ${i + 1}/${ROUNDS})`, ovpn);
-      if (last) await warmPing(place, 'openvpn', ovpn);
+      if (last) await idlePing(place, 'openvpn', ovpn, 'warm');
       await p.stop();
     }
 
