@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { unpackBatch, VNET_HDR_BYTES } from './device.js';
-import { coalesceTcp, MAX_COALESCED_BYTES, type CoalesceStats } from './gro.js';
+import { coalesceTcp, MAX_COALESCED_BYTES, onesSum, onesSumJs, type CoalesceStats } from './gro.js';
+import { loadNativeAddon } from './addon.js';
 
 // An independent checksum for the test (not gro.ts's).
 function csum(...parts: Uint8Array[]): number {
@@ -238,5 +239,18 @@ describe('coalesceTcp', () => {
     const out = entries(coalesceTcp(segs, 0));
     expect(out).toHaveLength(1);
     expect(out[0]).toMatchObject({ gsoType: 1, csumStart: 20, hdrLen: 52, gsoSize: 1448 });
+  });
+
+  it('sums in the addon as in JS (odd and even lengths and offsets)', () => {
+    expect((loadNativeAddon() as { onesSum?: unknown }).onesSum).toBeTypeOf('function');
+    const b = Buffer.alloc(1600);
+    for (let i = 0; i < b.length; i++) b[i] = (i * 131 + 7) & 0xff;
+    for (const [start, end] of [[0, 0], [0, 1], [1, 2], [3, 1514], [14, 1515], [7, 1600], [0, 1600], [33, 41]] as const) {
+      const want = start === end ? 0 : csum(b.subarray(start, end));
+      expect([start, end, onesSum(b, start, end)]).toEqual([start, end, want]);
+      expect(onesSumJs(b, start, end)).toBe(want);
+    }
+    expect(onesSum(Buffer.alloc(64, 0xff), 0, 64)).toBe(0xffff);
+    expect(() => onesSum(b, 10, 1601)).toThrow(RangeError);
   });
 });

@@ -16,6 +16,7 @@
  * into a valid one. Anything else is written as it came (a zero header), in its place; a group is
  * written where its first segment was, so no flow's order changes.
  */
+import { loadNativeAddon } from './addon.js';
 import { VNET_HDR_BYTES } from './device.js';
 
 const VNET_F_NEEDS_CSUM = 1;
@@ -73,6 +74,26 @@ function fold(sum: number): number {
   return sum;
 }
 
+/** The same sum in JS, folded (the fallback without the addon; the tests compare both). */
+export const onesSumJs = (b: Uint8Array, start: number, end: number): number => fold(sum16(b, start, end));
+
+let nativeSum: ((b: Uint8Array, start: number, end: number) => number) | null | undefined;
+
+/**
+ * The folded one's-complement sum of b[start, end): in the addon when it is there (a 1.4 KiB segment
+ * costs about 2 µs in JS, a tenth of that natively), else in JS.
+ */
+export function onesSum(b: Uint8Array, start: number, end: number): number {
+  if (nativeSum === undefined) {
+    try {
+      nativeSum = (loadNativeAddon() as { onesSum?: typeof onesSumJs }).onesSum ?? null;
+    } catch {
+      nativeSum = null;
+    }
+  }
+  return nativeSum ? nativeSum(b, start, end) : onesSumJs(b, start, end);
+}
+
 /** The pseudo-header's sum (addresses, protocol TCP, the TCP length), not folded. */
 function pseudoSum(f: Uint8Array, s: { v6: boolean; l3: number }, tcpLength: number): number {
   const a = s.v6 ? s.l3 + 8 : s.l3 + 12;
@@ -116,7 +137,7 @@ function parseSegment(f: Buffer, l2: number): Segment | undefined {
 function checksumsValid(s: Segment): boolean {
   const f = s.frame;
   if (!s.v6 && fold(sum16(f, s.l3, s.l3 + 20)) !== 0xffff) return false;
-  return fold(sum16(f, s.l4, f.length, pseudoSum(f, s, f.length - s.l4))) === 0xffff;
+  return fold(onesSum(f, s.l4, f.length) + pseudoSum(f, s, f.length - s.l4)) === 0xffff;
 }
 
 const sameBytes = (a: Buffer, b: Buffer, start: number, end: number): boolean => {
