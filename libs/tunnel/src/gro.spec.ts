@@ -204,6 +204,9 @@ describe('coalesceTcp', () => {
     expect(count([segment({ seq: 1, payload: 1448, id: 100, flags: 0x18 }), base[1]!])).toBe(2);
     expect(count([base[0]!, segment({ seq: 1 + 1448, payload: 500, id: 101 }), segment({ seq: 1 + 1948, payload: 1448, id: 102 })])).toBe(2);
     expect(count([segment({ seq: 1, payload: 1000, id: 100 }), segment({ seq: 1001, payload: 1448, id: 101 })])).toBe(2);
+    // segments under MIN_GSO_SIZE start no group (a tiny gso_size would be cut into as many segments)
+    expect(count([segment({ seq: 1, payload: 100, id: 100 }), segment({ seq: 101, payload: 100, id: 101 })])).toBe(2);
+    expect(count([segment({ seq: 1, payload: 512, id: 100 }), segment({ seq: 513, payload: 512, id: 101 })])).toBe(1);
     // FIN, RST, URG, ECE/CWR: never merged
     expect(count([base[0]!, segment({ seq: 1 + 1448, payload: 1448, id: 101, flags: 0x11 })])).toBe(2);
     expect(count([base[0]!, segment({ seq: 1 + 1448, payload: 1448, id: 101, flags: 0x90 })])).toBe(2);

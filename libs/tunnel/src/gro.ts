@@ -11,10 +11,11 @@
  * an ID one higher; IPv6: the same first word and hop limit, TCP right after the fixed header), the
  * same TCP header up to the sequence number (ACK, window, options byte for byte, flags ACK with PSH
  * only on the last), the next sequence number, and a payload no longer than the first's (a shorter
- * one ends the group). Every merged segment's IP and TCP checksums are verified first: the
- * super-packet's checksum is left to the kernel (NEEDS_CSUM), which must not turn a corrupt segment
- * into a valid one. Anything else is written as it came (a zero header), in its place; a group is
- * written where its first segment was, so no flow's order changes.
+ * one ends the group; a first one under MIN_GSO_SIZE starts none). Every merged segment's IP and
+ * TCP checksums are verified first: the super-packet's checksum is left to the kernel (NEEDS_CSUM),
+ * which must not turn a corrupt segment into a valid one. Anything else is written as it came (a
+ * zero header), in its place; a group is written where its first segment was, so no flow's order
+ * changes.
  */
 import { loadNativeAddon } from './addon.js';
 import { VNET_HDR_BYTES } from './device.js';
@@ -26,6 +27,11 @@ const TCP_ACK = 0x10;
 const TCP_PSH = 0x08;
 /** The largest entry of a batch (its length is a u16): a super-frame, Ethernet header included. */
 export const MAX_COALESCED_BYTES = 0xffff;
+/**
+ * The smallest segment that starts a group: the kernel would cut a super-frame back into segments
+ * of that size wherever it must segment, and a flow of tiny segments gains nothing from merging.
+ */
+export const MIN_GSO_SIZE = 512;
 /** Flows with an open group at once; the oldest is closed when a new one needs a place. */
 const MAX_OPEN_GROUPS = 8;
 
@@ -193,8 +199,8 @@ function newGroup(s: Segment): Group {
     nextSeq: (s.seq + payload) >>> 0,
     nextId: s.v6 ? 0 : (((s.frame[s.l3 + 4]! << 8) | s.frame[s.l3 + 5]!) + 1) & 0xffff,
     psh: (s.flags & TCP_PSH) !== 0,
-    // a first segment with PSH, or one that fails its checksums, takes no followers
-    open: (s.flags & TCP_PSH) === 0 && checksumsValid(s),
+    // a first segment with PSH, a small one, or one that fails its checksums takes no followers
+    open: (s.flags & TCP_PSH) === 0 && payload >= MIN_GSO_SIZE && checksumsValid(s),
   };
 }
 
