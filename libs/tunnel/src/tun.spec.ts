@@ -55,6 +55,29 @@ function pyIn(ns: string, code: string): Promise<string> {
   });
 }
 
+/**
+ * Sends `size` bytes over TCP from a client in `from` to a server in `to` listening on addr:port;
+ * resolves with what each side printed ("<bytes> <sha256>"), so the two must be equal.
+ */
+async function streamSha256(from: string, to: string, addr: string, port: number, size: number, family: 'AF_INET' | 'AF_INET6' = 'AF_INET'): Promise<[string, string]> {
+  const server = pyIn(to, `
+import socket, hashlib
+s = socket.socket(socket.${family}); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind(('${addr}', ${port})); s.listen(1)
+s.settimeout(20); c, _ = s.accept(); c.settimeout(10); h = hashlib.sha256(); n = 0
+while True:
+    d = c.recv(1 << 20)
+    if not d: break
+    h.update(d); n += len(d)
+print(n, h.hexdigest())`);
+  await new Promise((r) => setTimeout(r, 300));
+  const client = await pyIn(from, `
+import socket, hashlib
+data = hashlib.sha256(b'rvpn').digest() * (${size} // 32)
+s = socket.create_connection(('${addr}', ${port}), timeout=10); s.sendall(data); s.close()
+print(len(data), hashlib.sha256(data).hexdigest())`);
+  return [client, await server];
+}
+
 describe.skipIf(!isRoot)('real TUN with offload on (TSO)', () => {
   it('carries a TCP stream between two namespaces as super-packets, byte for byte', async () => {
     const tag = randomBytes(3).toString('hex');
@@ -78,22 +101,8 @@ describe.skipIf(!isRoot)('real TUN with offload on (TSO)', () => {
       a.start((batch, gso) => b.writeBatch(batch, gso));
       b.start((batch, gso) => a.writeBatch(batch, gso));
       const size = 32 * 1024 * 1024;
-      const server = pyIn(nsB, `
-import socket, hashlib
-s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind(('198.18.202.1', 5555)); s.listen(1)
-c, _ = s.accept(); h = hashlib.sha256(); n = 0
-while True:
-    d = c.recv(1 << 20)
-    if not d: break
-    h.update(d); n += len(d)
-print(n, h.hexdigest())`);
-      await new Promise((r) => setTimeout(r, 300));
-      const client = await pyIn(nsA, `
-import socket, hashlib
-data = hashlib.sha256(b'rvpn').digest() * (${size} // 32)
-s = socket.create_connection(('198.18.202.1', 5555), timeout=30); s.sendall(data); s.close()
-print(len(data), hashlib.sha256(data).hexdigest())`);
-      expect(await server).toBe(client);
+      const [sent, received] = await streamSha256(nsA, nsB, '198.18.202.1', 5555, size);
+      expect(received).toBe(sent);
       const sa = a.stats();
       expect(sa.offload).toBe(true);
       expect(sa.gsoPacketsRead).toBeGreaterThan(0);
@@ -164,22 +173,8 @@ describe.skipIf(!isRoot)('real TAP with coalesced writes (gro.ts)', () => {
       b.start((batch) => a.writeBatch(coalesceTcp(unpackBatch(batch), 14, stats), true));
       const size = 16 * 1024 * 1024;
       for (const [family, addr] of [['AF_INET', '198.18.204.2'], ['AF_INET6', 'fd00:204::2']] as const) {
-        const server = pyIn(nsC, `
-import socket, hashlib
-s = socket.socket(socket.${family}); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind(('${addr}', 5556)); s.listen(1)
-s.settimeout(20); c, _ = s.accept(); c.settimeout(10); h = hashlib.sha256(); n = 0
-while True:
-    d = c.recv(1 << 20)
-    if not d: break
-    h.update(d); n += len(d)
-print(n, h.hexdigest())`);
-        await new Promise((r) => setTimeout(r, 300));
-        const client = await pyIn(nsA, `
-import socket, hashlib
-data = hashlib.sha256(b'rvpn-gro').digest() * (${size} // 32)
-s = socket.create_connection(('${addr}', 5556), timeout=10); s.sendall(data); s.close()
-print(len(data), hashlib.sha256(data).hexdigest())`);
-        expect(await server).toBe(client);
+        const [sent, received] = await streamSha256(nsA, nsC, addr, 5556, size, family);
+        expect(received).toBe(sent);
       }
       // most data segments joined a super-frame, and the kernel took every write
       expect(stats.merged).toBeGreaterThan((2 * size) / 1448 / 2);
