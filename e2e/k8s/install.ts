@@ -9,7 +9,7 @@ import { writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { REPO_ROOT } from '@rvpn/tools';
-import { NODES, SHOOT, SNI_PROXY } from '@rvpn/tools/testbed';
+import { NODES, SHOOT, SNI_PROXY, waitApiReady } from '@rvpn/tools/testbed';
 import { getJson, helm, k } from './harness.js';
 
 export const CHART = join(REPO_ROOT, 'charts', 'reversed-vpn');
@@ -74,6 +74,9 @@ export async function installShootSide(mode: Mode): Promise<void> {
 export async function uninstallAll(): Promise<void> {
   await helm('shoot', ['uninstall', SHOOT_RELEASE, '-n', 'kube-system', '--wait', '--ignore-not-found'], { allowFail: true });
   await helm('seed', ['uninstall', SEED_RELEASE, '-n', SHOOT.namespace, '--wait', '--ignore-not-found'], { allowFail: true });
+  // the unwiring rolls the kube-apiserver: the next suite starts on a settled one
+  await apiserverRolledOut();
+  await waitApiReady('shoot');
 }
 
 /** Names of the objects of some kinds in a namespace (to compare before an install and after the uninstall). */

@@ -146,7 +146,10 @@ export function shootControlPlane(opts: { apiserverReplicas?: number } = {}): Ob
   const shoot = NODES.shoot;
   const apiserver = deployment('kube-apiserver', opts.apiserverReplicas ?? 1, {
     containers: [container('kube-apiserver', ['/usr/local/bin/kube-apiserver', ...apiserverFlags('shoot', PKI_MOUNT, `http://etcd-main-client.${ns}.svc.cluster.local:2379`),
-      '--bind-address=0.0.0.0', '--secure-port=443', `--advertise-address=${SHOOT.advertiseAddress}`, '--endpoint-reconciler-type=none'], {
+      '--bind-address=0.0.0.0', '--secure-port=443', `--advertise-address=${SHOOT.advertiseAddress}`, '--endpoint-reconciler-type=none',
+      // as Gardener's: a replica being replaced keeps serving while kube-proxy drops it from the Service
+      // (without, each rollout of the wiring refused the first connections: `Unable to connect: EOF`)
+      '--shutdown-delay-duration=5s'], {
       ports: [{ name: 'https', containerPort: 443, protocol: 'TCP' }],
       readinessProbe: { httpGet: { path: '/readyz', port: 443, scheme: 'HTTPS' }, periodSeconds: 2, failureThreshold: 3 },
       livenessProbe: { httpGet: { path: '/livez', port: 443, scheme: 'HTTPS' }, periodSeconds: 10, failureThreshold: 6, initialDelaySeconds: 15 },
