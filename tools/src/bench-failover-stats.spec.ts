@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { distribution, evaluateTargets, nearestRank, summarize, type FailoverRun, type ScenarioSummary } from './bench-failover-stats.js';
+import { distribution, evaluateTargets, nearestRank, runMisses, summarize, type FailoverRun, type ScenarioSummary } from './bench-failover-stats.js';
 
 const run = (scenario: string, i: number, over: Partial<FailoverRun> = {}): FailoverRun => ({
   scenario, run: i, gap_ms: 100, gap_measured_on: 'stream', stream_gap_ms: 100, short_request_gap_ms: 200,
@@ -101,5 +101,20 @@ describe('targets (issue 11)', () => {
     const t = evaluateTargets(s);
     expect(t.met).toBe(false);
     expect(t.checks.find((c) => c.scenario === 'shoot_pod_frozen')).toMatchObject({ value: null, met: false });
+  });
+});
+
+describe('runMisses: the targets a single run misses on its own', () => {
+  it('names the gap target of a slow shoot-pod run and the broken-connection target of a seed-server run', () => {
+    expect(runMisses(run('shoot_pod_kill', 1, { gap_ms: 999 }))).toEqual([]);
+    expect(runMisses(run('shoot_pod_kill', 2, { gap_ms: 1000 }))).toEqual(['killed_shoot_pod_gap_p95_ms_lt']);
+    expect(runMisses(run('shoot_pod_frozen', 1, { gap_ms: 3249 }))).toEqual(['frozen_shoot_pod_gap_p95_ms_lt']);
+    expect(runMisses(run('server_kill', 1, { gap_ms: 4508, broken_connections: 1 }))).toEqual(['server_kill_broken_connections_total_eq']);
+    expect(runMisses(run('server_silent', 1, { broken_connections: 0 }))).toEqual([]);
+  });
+
+  it('a scenario without targets has nothing to miss, and a broken flow of a killed shoot pod is allowed', () => {
+    expect(runMisses(run('rolling_restart', 1, { gap_ms: 9000, broken_connections: 2 }))).toEqual([]);
+    expect(runMisses(run('shoot_pod_kill', 1, { gap_ms: 300, broken_connections: 1 }))).toEqual([]);
   });
 });

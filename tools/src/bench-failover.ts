@@ -17,7 +17,7 @@ import { REPO_ROOT } from './lab/stack.js';
 import { run, sleep, waitFor } from './lab/sh.js';
 import { broke, flow, longestGap } from './lab/traffic.js';
 import { metric } from './lab/metrics.js';
-import { PERCENTILE_METHOD, evaluateTargets, summarize, type FailoverRun, type ScenarioSummary } from './bench-failover-stats.js';
+import { PERCENTILE_METHOD, evaluateTargets, runMisses, summarize, type FailoverRun, type ScenarioSummary } from './bench-failover-stats.js';
 
 const log = (l: string) => console.log(`[failover ${new Date().toISOString().slice(11, 19)}] ${l}`);
 
@@ -37,6 +37,8 @@ export interface FailoverBenchOptions {
   command?: string;
   /** Aborting (Ctrl-C) removes the lab at once and rejects; nothing stays behind. */
   signal?: AbortSignal;
+  /** The apps' log level (FAILOVER_LOG_LEVEL; default warn): info logs every path and bond move. */
+  logLevel?: string;
 }
 
 export async function runFailoverBench(opts: FailoverBenchOptions = {}): Promise<{ file: string; runs: FailoverRun[]; summaries: Record<string, ScenarioSummary>; targetsMet: boolean }> {
@@ -44,7 +46,7 @@ export async function runFailoverBench(opts: FailoverBenchOptions = {}): Promise
   if (!Number.isInteger(runs) || runs < 1) throw new RangeError(`runs must be a positive integer, not ${runs}`);
   const { signal } = opts;
   signal?.throwIfAborted();
-  const s = new HaStack({ log, logLevel: 'warn' });
+  const s = new HaStack({ log, logLevel: opts.logLevel ?? 'warn' });
   const measured: FailoverRun[] = [];
   const kapi = (i: 0 | 1) => s.topo.ns[i === 0 ? 'kapi0' : 'kapi1'];
   const linksUp = async (app: HaApp) => {
@@ -112,7 +114,14 @@ export async function runFailoverBench(opts: FailoverBenchOptions = {}): Promise
       short_requests_failed: shortFailed,
       ...(detection !== undefined ? { detection_ms: detection } : {}),
     };
-    log(`${name} ${round}/${runs}: gap ${r.gap_ms} ms (${r.gap_measured_on}), broken ${r.broken_connections}, short requests failed ${shortFailed}/${shortTotal}${detection !== undefined ? `, path moved after ${detection} ms` : ''}`);
+    const missed = runMisses(r);
+    if (missed.length) {
+      // the apps' logs of this lab are all there is to explain a miss: they stay, and the run says when
+      s.keepWorkDir = true;
+      r.missed = missed;
+      r.failure_at = new Date(Date.now() - (performance.now() - tEvent)).toISOString();
+    }
+    log(`${name} ${round}/${runs}: gap ${r.gap_ms} ms (${r.gap_measured_on}), broken ${r.broken_connections}, short requests failed ${shortFailed}/${shortTotal}${detection !== undefined ? `, path moved after ${detection} ms` : ''}${missed.length ? ` — MISSED ${missed.join(', ')} (failure injected at ${r.failure_at})` : ''}`);
     return r;
   }
 
@@ -211,6 +220,8 @@ export async function runFailoverBench(opts: FailoverBenchOptions = {}): Promise
   }
   const targets = evaluateTargets(summaries);
   for (const c of targets.checks) log(`target ${c.target} (${c.scenario} ${c.measured} = ${c.value}): ${c.met ? 'met' : 'MISSED'}`);
+  const logsKept = s.keepWorkDir ? s.dir : undefined;
+  if (logsKept) log(`the lab's logs of the runs that missed a target are kept in ${logsKept} (each such run has failure_at in the JSON)`);
   const out = {
     benchmark: 'failover',
     date: new Date().toISOString(),
@@ -221,6 +232,8 @@ export async function runFailoverBench(opts: FailoverBenchOptions = {}): Promise
     runs_per_scenario: runs,
     order: 'rounds: run 1 of every scenario, then run 2 of every scenario, …; one lab for all runs',
     percentile_method: PERCENTILE_METHOD,
+    app_log_level: opts.logLevel ?? 'warn',
+    ...(logsKept ? { logs_kept_in: logsKept } : {}),
     targets,
     scenarios: scenarioOut,
   };

@@ -12,7 +12,8 @@
  * process of the path (cpu_s_per_gb*: /proc/<pid>/stat utime + stime over the run, per GB received).
  * Then the same rounds on the HA lab (`ha` in tunnel.json; BENCH_HA=0 skips them).
  * Env: BENCH_DURATION (iperf3 seconds, default 10), BENCH_ROUNDS (alternating rounds, default 3),
- * FAILOVER_RUNS (runs of each failover scenario, default 5), BENCH_SNI_RELAY_MODE=native|stream (sni-proxy's
+ * FAILOVER_RUNS (runs of each failover scenario, default 5), FAILOVER_LOG_LEVEL (the HA apps' log level in
+ * the failover lab, default warn; a run that misses a target keeps the lab's logs), BENCH_SNI_RELAY_MODE=native|stream (sni-proxy's
  * RELAY_MODE in the tunnel, HA and scale labs, to compare the native relay with Node stream pipes;
  * unset: the shipped default, native),
  * BENCH_ONLY=memory|tunnel|failover|scale (`pnpm bench:memory` is BENCH_ONLY=memory, `pnpm bench:scale`
@@ -35,6 +36,8 @@ import { benchSniEnv, runScaleBench } from './bench-scale.js';
 const DURATION = Number(process.env.BENCH_DURATION ?? '10');
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? '3');
 const FAILOVER_RUNS = process.env.FAILOVER_RUNS ?? '5';
+const FAILOVER_LOG_LEVEL = process.env.FAILOVER_LOG_LEVEL ?? 'warn';
+const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal'];
 const OUT_DIR = join(REPO_ROOT, 'bench-out');
 const OVPN_NS = 'shoot--bench--openvpn';
 const OVPN_SRV_IP = '192.168.123.1';
@@ -419,6 +422,10 @@ async function main(): Promise<number> {
     console.error(`bench: FAILOVER_RUNS must be a positive integer, not ${JSON.stringify(FAILOVER_RUNS)}`);
     return 2;
   }
+  if (!LOG_LEVELS.includes(FAILOVER_LOG_LEVEL)) {
+    console.error(`bench: FAILOVER_LOG_LEVEL must be one of ${LOG_LEVELS.join(', ')}, not ${JSON.stringify(FAILOVER_LOG_LEVEL)}`);
+    return 2;
+  }
   if (!only || only === 'memory') {
     if (process.getuid?.() !== 0) {
       console.error('bench: must run as root');
@@ -453,9 +460,9 @@ async function main(): Promise<number> {
       return 2;
     }
     const runs = Number(FAILOVER_RUNS);
-    const env = [only ? `BENCH_ONLY=${only}` : '', process.env.FAILOVER_RUNS ? `FAILOVER_RUNS=${runs}` : ''].filter(Boolean);
+    const env = [only ? `BENCH_ONLY=${only}` : '', process.env.FAILOVER_RUNS ? `FAILOVER_RUNS=${runs}` : '', process.env.FAILOVER_LOG_LEVEL ? `FAILOVER_LOG_LEVEL=${FAILOVER_LOG_LEVEL}` : ''].filter(Boolean);
     try {
-      const { file, targetsMet } = await runFailoverBench({ runs, signal: stop.signal, command: [...env, 'node tools/dist/bench.js'].join(' ') });
+      const { file, targetsMet } = await runFailoverBench({ runs, signal: stop.signal, logLevel: FAILOVER_LOG_LEVEL, command: [...env, 'node tools/dist/bench.js'].join(' ') });
       log(`wrote ${file} (issue 11's failover targets ${targetsMet ? 'met' : 'NOT met'})`);
     } catch (err) {
       if (stop.signal.aborted) {
