@@ -23,6 +23,7 @@
 import { mkdirSync, writeFileSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { cpus, release } from 'node:os';
+import { LOG_LEVELS } from '@rvpn/config';
 import { issueCertificate, createCa, writePkiFiles } from '@rvpn/pki';
 import { Stack, REPO_ROOT, connectHeaderValue } from './lab/stack.js';
 import { HaStack } from './lab/ha-stack.js';
@@ -37,7 +38,6 @@ const DURATION = Number(process.env.BENCH_DURATION ?? '10');
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? '3');
 const FAILOVER_RUNS = process.env.FAILOVER_RUNS ?? '5';
 const FAILOVER_LOG_LEVEL = process.env.FAILOVER_LOG_LEVEL ?? 'warn';
-const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal'];
 const OUT_DIR = join(REPO_ROOT, 'bench-out');
 const OVPN_NS = 'shoot--bench--openvpn';
 const OVPN_SRV_IP = '192.168.123.1';
@@ -422,7 +422,7 @@ async function main(): Promise<number> {
     console.error(`bench: FAILOVER_RUNS must be a positive integer, not ${JSON.stringify(FAILOVER_RUNS)}`);
     return 2;
   }
-  if (!LOG_LEVELS.includes(FAILOVER_LOG_LEVEL)) {
+  if (!(LOG_LEVELS as readonly string[]).includes(FAILOVER_LOG_LEVEL)) {
     console.error(`bench: FAILOVER_LOG_LEVEL must be one of ${LOG_LEVELS.join(', ')}, not ${JSON.stringify(FAILOVER_LOG_LEVEL)}`);
     return 2;
   }

@@ -28,6 +28,7 @@ export type { ShootConfig } from './apps/shoot.js';
 export { sniProxySchema, loadSniProxyConfig, DEFAULT_ALLOW_PATTERNS } from './apps/sni-proxy.js';
 export type { SniProxyConfig } from './apps/sni-proxy.js';
 export { haIndexOf, planNetworkMappingFromEnv, NETWORK_ENV, MAPPED_V6_ENV } from './apps/common.js';
+export { LOG_LEVELS } from './apps/log-level.js';
 export { pathControllerSchema, loadPathControllerConfig } from './apps/path-controller.js';
 export type { PathControllerConfig } from './apps/path-controller.js';
 export { readTlsFiles } from './tls-files.js';

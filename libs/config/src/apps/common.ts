@@ -6,6 +6,7 @@ import {
   MappingReservedRangeError, planNetworkMapping, type MappedKind, type MappingMode, type NetworkKind, type NetworkMapping, type NetworkMappingOptions,
 } from '../mapping.js';
 import type { RvpnError } from '../errors.js';
+import { logLevelField } from './log-level.js';
 
 export const ipFamilies: Field<IpFamily[]> = {
   env: 'IP_FAMILIES',
@@ -46,7 +47,7 @@ export const networkFields = {
   mtu: t.int({ env: 'MTU', default: '1500', min: 1280, max: 65535, doc: 'MTU of the TUN device.' }),
   keepaliveIntervalMs: t.duration({ env: 'KEEPALIVE_INTERVAL', default: '250ms', min: 10, doc: 'How often a keepalive PING is sent.' }),
   keepaliveTimeoutMs: t.duration({ env: 'KEEPALIVE_TIMEOUT', default: '1000ms', min: 50, doc: 'A peer that sent nothing for this long is declared dead (Gardener: 30-60 s).' }),
-  logLevel: t.enumOf(['fatal', 'error', 'warn', 'info', 'debug', 'trace'] as const, { env: 'LOG_LEVEL', default: 'info', doc: 'Level of the structured JSON logs.' }),
+  logLevel: logLevelField,
 };
 
 /** The non-HA TUN's offload (vpn-seed-server, vpn-shoot). */

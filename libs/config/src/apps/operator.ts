@@ -5,6 +5,7 @@
  */
 import { accessSync, constants } from 'node:fs';
 import { join } from 'node:path';
+import { logLevelField } from './log-level.js';
 import { loadConfig, optional, t, type ConfigOf } from '../schema.js';
 
 const readable = (p: string) => {
@@ -38,7 +39,7 @@ export const operatorSchema = {
   renewDeadlineMs: t.duration({ env: 'LEADER_ELECTION_RENEW_DEADLINE', default: '10s', min: 500, doc: 'The leader stops reconciling when it could not renew for this long (less than the lease duration).' }),
   retryPeriodMs: t.duration({ env: 'LEADER_ELECTION_RETRY_PERIOD', default: '2s', min: 100, doc: 'How often the leader renews and a standby tries to acquire.' }),
   statusListen: t.hostPort({ env: 'STATUS_LISTEN', default: '0.0.0.0:15000', doc: 'Where /healthz, /readyz and /metrics are served.' }),
-  logLevel: t.enumOf(['fatal', 'error', 'warn', 'info', 'debug', 'trace'] as const, { env: 'LOG_LEVEL', default: 'info', doc: 'Level of the structured JSON logs.' }),
+  logLevel: logLevelField,
   // --- shoot-setup / shoot-teardown (one shoot without the CRD: the chart's hook Job and renewal CronJob)
   namespace: t.string({ env: 'NAMESPACE', default: '', doc: 'shoot-setup/-teardown: the shoot\'s control-plane namespace in the seed (certificate Secrets, kube-apiserver Deployment).' }),
   shootSpecFile: optional(t.file({ env: 'SHOOT_SPEC_FILE', doc: 'shoot-setup/-teardown: JSON file `{"spec": <ShootVpn spec>, "mode": {"reversed": bool, "ha": bool}}` (the chart mounts it from a ConfigMap).' })),

@@ -1,4 +1,5 @@
 /** sni-proxy configuration. */
+import { logLevelField } from './log-level.js';
 import { loadConfig, t, type ConfigOf } from '../schema.js';
 
 /** Gardener's allow-list for the CONNECT routing header. */
@@ -29,7 +30,7 @@ export const sniProxySchema = {
   idleTimeoutMs: t.duration({ env: 'IDLE_TIMEOUT', default: '1h', min: 1000, doc: 'A piped connection idle this long is closed.' }),
   refusalLogIntervalMs: t.duration({ env: 'REFUSAL_LOG_INTERVAL', default: '10s', min: 100, max: 3_600_000, doc: 'Refusals and accept errors are logged once per interval and kind, with the count of those not logged (the metrics count every one).' }),
   allowPatterns: t.regexList({ env: 'ALLOW_PATTERNS', default: DEFAULT_ALLOW_PATTERNS.join(';;'), doc: "Regular expressions (separated by ';;' or newlines) a CONNECT header value must match." }),
-  logLevel: t.enumOf(['fatal', 'error', 'warn', 'info', 'debug', 'trace'] as const, { env: 'LOG_LEVEL', default: 'info', doc: 'Level of the structured JSON logs.' }),
+  logLevel: logLevelField,
 };
 
 export type SniProxyConfig = ConfigOf<typeof sniProxySchema>;
