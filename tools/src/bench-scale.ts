@@ -34,6 +34,7 @@ import { createCa, issueCertificate, writePkiFiles } from '@rvpn/pki';
 import { Stack, REPO_ROOT } from './lab/stack.js';
 import { ADDR } from './lab/topology.js';
 import { inNs, missingTools, run, sleep, spawnLogged, waitFor } from './lab/sh.js';
+import type { LoopDelay } from './fixtures/loop-delay.js';
 import { metric } from './lab/metrics.js';
 import { cpuSeconds } from './lab/procs.js';
 import { readProcMemory } from './bench-memory.js';
@@ -117,6 +118,14 @@ class Clients {
   }
 }
 
+/** One keepalive-RTT window's figures (idle, or with the data stream running). */
+export interface RttWindowFigures {
+  samples: number; lost: number; p50_ms: number; p99_ms: number; max_ms: number;
+  sni_proxy_cpu_s_per_s: number; sni_proxy_eventloop_delay_p99_ms: number; sni_proxy_eventloop_delay_max_ms: number;
+  light_peers_cpu_s_per_s: number; light_clients_eventloop_delay_p99_ms: number; light_clients_eventloop_delay_max_ms: number;
+  upstream_fixture_eventloop_delay_p99_ms: number; upstream_fixture_eventloop_delay_max_ms: number;
+}
+
 export interface ScaleResult {
   benchmark: 'sni-proxy-scale';
   date: string;
@@ -125,8 +134,8 @@ export interface ScaleResult {
   setup: Record<string, unknown>;
   tunnels: number;
   open: { ok: number; failed: number; seconds: number; per_s: number; errors: Record<string, number>; sni_proxy_cpu_s: number };
-  keepalive_rtt_idle: { samples: number; lost: number; p50_ms: number; p99_ms: number; max_ms: number; sni_proxy_cpu_s_per_s: number; sni_proxy_eventloop_delay_p99_ms: number; sni_proxy_eventloop_delay_max_ms: number; light_peers_cpu_s_per_s: number; light_clients_eventloop_delay_p99_ms: number; light_clients_eventloop_delay_max_ms: number; upstream_fixture_eventloop_delay_p99_ms: number; upstream_fixture_eventloop_delay_max_ms: number };
-  keepalive_rtt_under_load: { samples: number; lost: number; p50_ms: number; p99_ms: number; max_ms: number; sni_proxy_cpu_s_per_s: number; sni_proxy_eventloop_delay_p99_ms: number; sni_proxy_eventloop_delay_max_ms: number; light_peers_cpu_s_per_s: number; light_clients_eventloop_delay_p99_ms: number; light_clients_eventloop_delay_max_ms: number; upstream_fixture_eventloop_delay_p99_ms: number; upstream_fixture_eventloop_delay_max_ms: number; data_stream_gbps: number; tunnels_dropped: number };
+  keepalive_rtt_idle: RttWindowFigures;
+  keepalive_rtt_under_load: RttWindowFigures & { data_stream_gbps: number; tunnels_dropped: number };
   connect_rate: { ok: number; failed: number; seconds: number; per_s: number; p50_ms: number; p99_ms: number; concurrency: number; sni_proxy_cpu_s_per_s: number; light_peers_cpu_s_per_s: number; upstream_lookups: number | null; upstream_lookups_by_cause: Record<string, number> | null; upstream_lookups_per_connect: number | null };
   memory: { rss_anon_mib_before: number; rss_anon_mib_at_tunnels: number; mib_per_extra_tunnel: number; kib_per_extra_tunnel: number };
   sni_proxy_cpu_s_total: number;
@@ -214,14 +223,14 @@ export async function runScaleBench(opts: { signal?: AbortSignal } = {}): Promis
     const harnessCpu = () => cpuSeconds(clients!.pid) + cpuSeconds(fixture.pid);
     /** The fixture's own loop delay since the last call (SIGUSR2; scale-upstream.ts prints it to its log). */
     let fixtureLoopSeq = 0;
-    const fixtureLoop = async (): Promise<{ p99_ms: number; max_ms: number }> => {
+    const fixtureLoop = async (): Promise<LoopDelay> => {
       const seq = ++fixtureLoopSeq;
       process.kill(fixture.pid, 'SIGUSR2');
-      let found: { p99_ms: number; max_ms: number } | undefined;
+      let found: LoopDelay | undefined;
       await waitFor('the scale upstream\'s loop figures', () => {
         for (const line of readFileSync(fixture.logFile, 'utf8').split('\n')) {
           if (!line.includes('"loop"')) continue;
-          const o = JSON.parse(line) as { seq: number; p99_ms: number; max_ms: number };
+          const o = JSON.parse(line) as LoopDelay & { seq: number };
           if (o.seq === seq) found = o;
         }
         return found !== undefined;
@@ -247,6 +256,12 @@ export async function runScaleBench(opts: { signal?: AbortSignal } = {}): Promis
       log(`${label}: keepalive RTT p50 ${r.p50_ms.toFixed(2)} ms, p99 ${r.p99_ms.toFixed(2)} ms, max ${r.max_ms.toFixed(2)} ms (${r.samples} samples, ${r.lost} lost); sni-proxy ${cpu.toFixed(2)} CPU s/s (event loop delay p99 ${lag.p99_ms.toFixed(1)} ms, max ${lag.max_ms.toFixed(1)}), light peers ${harness.toFixed(2)} (own loop delay p99 / max: clients ${r.loop_delay_p99_ms.toFixed(1)} / ${r.loop_delay_max_ms.toFixed(1)} ms, fixture ${fx.p99_ms.toFixed(1)} / ${fx.max_ms.toFixed(1)} ms)`);
       return { r, cpu, harness, lag, extra, fx };
     };
+    const windowFigures = (w: Awaited<ReturnType<typeof window>>): RttWindowFigures => ({
+      samples: w.r.samples, lost: w.r.lost, p50_ms: round(w.r.p50_ms), p99_ms: round(w.r.p99_ms), max_ms: round(w.r.max_ms),
+      sni_proxy_cpu_s_per_s: round(w.cpu), sni_proxy_eventloop_delay_p99_ms: round(w.lag.p99_ms, 1), sni_proxy_eventloop_delay_max_ms: round(w.lag.max_ms, 1),
+      light_peers_cpu_s_per_s: round(w.harness), light_clients_eventloop_delay_p99_ms: round(w.r.loop_delay_p99_ms, 1), light_clients_eventloop_delay_max_ms: round(w.r.loop_delay_max_ms, 1),
+      upstream_fixture_eventloop_delay_p99_ms: round(w.fx.p99_ms, 1), upstream_fixture_eventloop_delay_max_ms: round(w.fx.max_ms, 1),
+    });
     await sleep(2000); // every tunnel past its first PINGs
     const idle = await window(`${N} tunnels idle, ${WINDOW_S} s`);
 
@@ -307,8 +322,8 @@ export async function runScaleBench(opts: { signal?: AbortSignal } = {}): Promis
       },
       tunnels: N,
       open: { ok: opened.ok, failed: opened.failed, seconds: round(opened.ms / 1000, 2), per_s: round(opened.ok / (opened.ms / 1000), 1), errors: opened.errors, sni_proxy_cpu_s: round(openCpu, 2) },
-      keepalive_rtt_idle: { samples: idle.r.samples, lost: idle.r.lost, p50_ms: round(idle.r.p50_ms), p99_ms: round(idle.r.p99_ms), max_ms: round(idle.r.max_ms), sni_proxy_cpu_s_per_s: round(idle.cpu), sni_proxy_eventloop_delay_p99_ms: round(idle.lag.p99_ms, 1), sni_proxy_eventloop_delay_max_ms: round(idle.lag.max_ms, 1), light_peers_cpu_s_per_s: round(idle.harness), light_clients_eventloop_delay_p99_ms: round(idle.r.loop_delay_p99_ms, 1), light_clients_eventloop_delay_max_ms: round(idle.r.loop_delay_max_ms, 1), upstream_fixture_eventloop_delay_p99_ms: round(idle.fx.p99_ms, 1), upstream_fixture_eventloop_delay_max_ms: round(idle.fx.max_ms, 1) },
-      keepalive_rtt_under_load: { samples: loadedR.samples, lost: loadedR.lost, p50_ms: round(loadedR.p50_ms), p99_ms: round(loadedR.p99_ms), max_ms: round(loadedR.max_ms), sni_proxy_cpu_s_per_s: round(loaded.cpu), sni_proxy_eventloop_delay_p99_ms: round(loaded.lag.p99_ms, 1), sni_proxy_eventloop_delay_max_ms: round(loaded.lag.max_ms, 1), light_peers_cpu_s_per_s: round(loaded.harness), light_clients_eventloop_delay_p99_ms: round(loadedR.loop_delay_p99_ms, 1), light_clients_eventloop_delay_max_ms: round(loadedR.loop_delay_max_ms, 1), upstream_fixture_eventloop_delay_p99_ms: round(loaded.fx.p99_ms, 1), upstream_fixture_eventloop_delay_max_ms: round(loaded.fx.max_ms, 1), data_stream_gbps: round(loaded.extra), tunnels_dropped: loadedR.dropped },
+      keepalive_rtt_idle: windowFigures(idle),
+      keepalive_rtt_under_load: { ...windowFigures(loaded), data_stream_gbps: round(loaded.extra), tunnels_dropped: loadedR.dropped },
       connect_rate: { ok: rate.ok, failed: rate.failed, seconds: round(rate.seconds, 2), per_s: round(rate.per_s, 1), p50_ms: round(rate.p50_ms), p99_ms: round(rate.p99_ms), concurrency: RATE_C, sni_proxy_cpu_s_per_s: round(rateCpu), light_peers_cpu_s_per_s: round(rateHarness), upstream_lookups: lookups, upstream_lookups_by_cause: byCause, upstream_lookups_per_connect: lookupsPer === null ? null : round(lookupsPer, 4) },
       memory: { rss_anon_mib_before: round(rssBefore, 1), rss_anon_mib_at_tunnels: round(rssAt, 1), mib_per_extra_tunnel: round(perTunnel, 4), kib_per_extra_tunnel: round(perTunnel * 1024, 1) },
       sni_proxy_cpu_s_total: round(cpuTotal, 2),
