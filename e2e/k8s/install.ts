@@ -5,7 +5,7 @@
  * certificate Secret into the shoot through the shoot access Secret, and wires the kube-apiserver), and
  * the shoot side in the shoot's kube-system — all with the same `global` values.
  */
-import { writeFileSync } from 'node:fs';
+import { rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { REPO_ROOT } from '@rvpn/tools';
@@ -42,10 +42,15 @@ export function testbedNetworks() {
   };
 }
 
-function valuesFile(name: string, values: unknown): string {
+/** Writes Helm values to a file for `use`, and removes it afterwards (each install wrote one and left it). */
+async function withValuesFile<T>(name: string, values: unknown, use: (file: string) => Promise<T>): Promise<T> {
   const f = join(tmpdir(), `rvtb-e2e-${name}-${process.pid}.json`);
   writeFileSync(f, JSON.stringify(values, null, 2));
-  return f;
+  try {
+    return await use(f);
+  } finally {
+    rmSync(f, { force: true });
+  }
 }
 
 const connectKey = (server: string) => `outbound|1194||${server}.${SHOOT.namespace}.svc.cluster.local`;
@@ -56,19 +61,19 @@ export async function setEntryRoutes(mode: Mode | 'none'): Promise<void> {
   const connect: Record<string, string> = { [`outbound|443||kube-apiserver.${SHOOT.namespace}.svc.cluster.local`]: `kube-apiserver.${SHOOT.namespace}.svc.cluster.local:443` };
   if (mode === 'reversed') connect[connectKey('vpn-seed-server')] = upstream('vpn-seed-server');
   if (mode === 'ha') for (const i of [0, 1]) connect[connectKey(`vpn-seed-server-${i}`)] = upstream(`vpn-seed-server-${i}`);
-  const f = valuesFile('routes', { 'sni-proxy': { routes: { connect } } });
-  await helm('seed', ['upgrade', SNI_PROXY.release, CHART, '-n', SNI_PROXY.namespace, '--reuse-values', '-f', f, '--wait', '--timeout', '3m']);
+  await withValuesFile('routes', { 'sni-proxy': { routes: { connect } } }, (f) =>
+    helm('seed', ['upgrade', SNI_PROXY.release, CHART, '-n', SNI_PROXY.namespace, '--reuse-values', '-f', f, '--wait', '--timeout', '3m']));
 }
 
 export async function installSeedSide(mode: Mode, classicEndpoint?: string): Promise<void> {
-  const f = valuesFile('seed', { global: globalValues(mode, classicEndpoint), 'vpn-seed-server': { enabled: true, setup: { shootKubeconfigSecret: 'shoot-access-admin' } } });
   // no --wait: the seed server is ready only once the shoot side has dialed in
-  await helm('seed', ['upgrade', '--install', SEED_RELEASE, CHART, '-n', SHOOT.namespace, '-f', f, '--timeout', '5m']);
+  await withValuesFile('seed', { global: globalValues(mode, classicEndpoint), 'vpn-seed-server': { enabled: true, setup: { shootKubeconfigSecret: 'shoot-access-admin' } } }, (f) =>
+    helm('seed', ['upgrade', '--install', SEED_RELEASE, CHART, '-n', SHOOT.namespace, '-f', f, '--timeout', '5m']));
 }
 
 export async function installShootSide(mode: Mode): Promise<void> {
-  const f = valuesFile('shoot', { global: globalValues(mode), 'vpn-shoot': { enabled: true } });
-  await helm('shoot', ['upgrade', '--install', SHOOT_RELEASE, CHART, '-n', 'kube-system', '-f', f, '--timeout', '5m']);
+  await withValuesFile('shoot', { global: globalValues(mode), 'vpn-shoot': { enabled: true } }, (f) =>
+    helm('shoot', ['upgrade', '--install', SHOOT_RELEASE, CHART, '-n', 'kube-system', '-f', f, '--timeout', '5m']));
 }
 
 export async function uninstallAll(): Promise<void> {
