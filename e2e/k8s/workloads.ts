@@ -4,7 +4,7 @@
  * kube-apiserver (in the seed) can only reach through the VPN.
  */
 import { createCa, issueCertificate } from '@rvpn/pki';
-import { IMAGES, waitApiReady } from '@rvpn/tools/testbed';
+import { IMAGES } from '@rvpn/tools/testbed';
 import { applyObjects, k } from './harness.js';
 
 export const E2E_NS = 'rvtb-e2e';
@@ -30,7 +30,6 @@ function deployment(name: string, args: string[], extra: Record<string, unknown>
 
 /** Deploys the workloads (idempotent) and returns the webhook's CA for its configuration. */
 export async function deployWorkloads(): Promise<{ webhookCa: string }> {
-  await waitApiReady('shoot'); // a suite may start while the last one's unwiring still rolls the kube-apiserver
   const ca = await createCa({ commonName: 'rvtb-e2e-webhook-ca' });
   const cert = await issueCertificate(ca, { commonName: 'webhook', usage: 'server', dnsNames: [`webhook.${E2E_NS}.svc`, `webhook.${E2E_NS}.svc.cluster.local`] });
   await applyObjects('shoot', [
