@@ -43,7 +43,7 @@ export interface FairQueueOptions {
   /** The packets are Ethernet frames (a TAP device, the HA bond): flows and ECN are read past the
    * 14-byte header when it carries IPv4 or IPv6. Default false (IP packets of a TUN device). */
   ethernet?: boolean;
-  /** Batches come in the GSO layout (device.ts: a virtio_net_hdr before each IP packet). Default false. */
+  /** Batches come in the GSO layout (device.ts: a virtio_net_hdr before each IP packet, or Ethernet frame). Default false. */
   gso?: boolean;
   /** Clock in milliseconds (tests inject one). Default performance.now. */
   now?: () => number;
@@ -173,7 +173,6 @@ export class FairQueue {
     this.ecn = opts.ecn ?? true;
     this.ethernet = opts.ethernet ?? false;
     this.hdr = opts.gso ? VNET_HDR_BYTES : 0;
-    if (opts.gso && this.ethernet) throw new RangeError('gso is for IP packets (a TUN), not Ethernet frames');
     if (!(this.quantum > 0) || !(this.target > 0) || !(this.interval > 0) || !(this.limit > 0)) throw new RangeError('quantum, targetMs, intervalMs and limitBytes must be positive');
     this.now = opts.now ?? (() => performance.now());
   }
@@ -193,8 +192,8 @@ export class FairQueue {
       const start = off + 2;
       off = start + len;
       if (off > packed.length || len === this.hdr) break;
-      const ip = this.ethernet ? ethernetPayload(packed, start, len) : start + this.hdr;
-      const i = (ip >= 0 ? flowHash(packed, ip, len - (ip - start)) : flowHash(packed, start, Math.min(len, 14))) & this.mask;
+      const ip = this.ethernet ? ethernetPayload(packed, start + this.hdr, len - this.hdr) : start + this.hdr;
+      const i = (ip >= 0 ? flowHash(packed, ip, len - (ip - start)) : flowHash(packed, start + this.hdr, Math.min(len - this.hdr, 14))) & this.mask;
       const f = (this.flows[i] ??= new Flow());
       f.push(packed, start, len, t);
       this.stats.backlogPackets++;
@@ -362,7 +361,7 @@ export class FairQueue {
     const b = f.bufs[f.head]!;
     const off = f.offs[f.head]!;
     const len = f.lens[f.head]!;
-    const ip = this.ethernet ? ethernetPayload(b, off, len) : off + this.hdr;
+    const ip = this.ethernet ? ethernetPayload(b, off + this.hdr, len - this.hdr) : off + this.hdr;
     if (this.ecn && ip >= 0 && markCe(b, ip, len - (ip - off))) {
       this.stats.ecnMarks++;
       return true;

@@ -85,9 +85,10 @@ export const MIN_GSO_SIZE = 88;
  * - gso_type: none (and no gso_size), or TCPV4 for an IPv4 and TCPV6 for an IPv6 TCP packet
  *   (ECN bit allowed), with NEEDS_CSUM, a gso_size of at least MIN_GSO_SIZE, the IP length field
  *   equal to the packet's, and headers that fit; UDP and anything else is refused.
- * Returns true when the header may be handed to the kernel.
+ * `l2`: the bytes in front of the IP packet that csum_start counts too (14 for an Ethernet frame of a
+ * TAP, 0 for a TUN's IP packet). Returns true when the header may be handed to the kernel.
  */
-export function checkVnetHeader(b: Buffer, h: number, ip: number, len: number): boolean {
+export function checkVnetHeader(b: Buffer, h: number, ip: number, len: number, l2 = 0): boolean {
   const flags = b[h]!;
   const type = b[h + 1]!;
   const gsoSize = b[h + 4]! | (b[h + 5]! << 8);
@@ -121,7 +122,7 @@ export function checkVnetHeader(b: Buffer, h: number, ip: number, len: number): 
     return false;
   }
   const field = proto === 6 ? 16 : proto === 17 && gso === VNET_GSO_NONE ? 6 : -1;
-  if (field < 0 || csumStart !== l4 || csumOffset !== field || l4 + field + 2 > len) return false;
+  if (field < 0 || csumStart !== l2 + l4 || csumOffset !== field || l4 + field + 2 > len) return false;
   // a super-packet: the whole TCP header fits, and there is payload to cut
   if (gso !== VNET_GSO_NONE) {
     const tcpLen = (b[ip + l4 + 12]! >> 4) * 4;

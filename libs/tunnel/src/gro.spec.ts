@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { unpackBatch, VNET_HDR_BYTES } from './device.js';
 import { coalesceTcp, MAX_COALESCED_BYTES, onesSum, onesSumJs, type CoalesceStats } from './gro.js';
 import { loadNativeAddon } from './addon.js';
+import { splitGso } from './gso-split.js';
 
 // An independent checksum for the test (not gro.ts's).
 function csum(...parts: Uint8Array[]): number {
@@ -255,5 +256,93 @@ describe('coalesceTcp', () => {
     }
     expect(onesSum(Buffer.alloc(64, 0xff), 0, 64)).toBe(0xffff);
     expect(() => onesSum(b, 10, 1601)).toThrow(RangeError);
+  });
+});
+
+describe('splitGso (gso-split.ts): super-frames for a peer without offload', () => {
+  const withHeader = (e: Entry) => {
+    const h = Buffer.alloc(VNET_HDR_BYTES);
+    h[0] = e.flags;
+    h[1] = e.gsoType;
+    h.writeUInt16LE(e.hdrLen, 2);
+    h.writeUInt16LE(e.gsoSize, 4);
+    h.writeUInt16LE(e.csumStart, 6);
+    h.writeUInt16LE(e.csumOffset, 8);
+    return Buffer.concat([h, e.frame]);
+  };
+
+  it('cuts a super-frame back into the very segments it was made of (IPv4 and IPv6, a short last one with PSH)', () => {
+    for (const v6 of [false, true]) {
+      const segs = [...run(7, { v6 }), segment({ v6, seq: 1 + 7 * 1448, payload: 600, id: 107, flags: 0x18, fill: 7 })];
+      const out = entries(coalesceTcp(segs, 14));
+      expect(out).toHaveLength(1);
+      expect(splitGso(withHeader(out[0]!), 14)).toEqual(segs);
+      // and as an independent segmenter would
+      expect(splitGso(withHeader(out[0]!), 14)).toEqual(segmentLikeTso(out[0]!));
+    }
+  });
+
+  it('cuts IP packets without an Ethernet header (l2 = 0), with FIN on the last segment and CWR on the first only', () => {
+    const segs = run(3).map((f) => Buffer.from(f.subarray(14)));
+    const e = entries(coalesceTcp(segs, 0))[0]!;
+    e.frame[20 + 13] = 0x10 | 0x80 | 0x01; // ACK CWR FIN on the super-packet
+    const cut = splitGso(withHeader(e), 0);
+    expect(cut.map((p) => p[33])).toEqual([0x90, 0x10, 0x11]);
+    for (const p of cut) {
+      expect(csum(p.subarray(0, 20))).toBe(0xffff);
+      const l4len = p.length - 20;
+      expect(csum(p.subarray(12, 20), Buffer.from([0, 6, l4len >> 8, l4len & 0xff]), p.subarray(20))).toBe(0xffff);
+    }
+    expect(cut.map((p) => p.readUInt32BE(24))).toEqual([1, 1 + 1448, 1 + 2 * 1448]);
+  });
+
+  it('completes the checksum of a NEEDS_CSUM packet (TCP and UDP) and passes plain ones through as views', () => {
+    const seg = segment({ seq: 5, payload: 300 });
+    const partial = Buffer.from(seg);
+    const l4len = seg.length - 34;
+    const seed = csum(seg.subarray(26, 34), Buffer.from([0, 6, l4len >> 8, l4len & 0xff]));
+    partial.writeUInt16BE(seed, 34 + 16);
+    const h = Buffer.alloc(VNET_HDR_BYTES);
+    h[0] = 1;
+    h.writeUInt16LE(34, 6);
+    h.writeUInt16LE(16, 8);
+    const entry = Buffer.concat([h, partial]);
+    expect(splitGso(entry, 14)).toEqual([seg]);
+    expect(entry.subarray(VNET_HDR_BYTES)).toEqual(partial); // the entry itself is left alone
+    // UDP whose sum folds to zero sends 0xffff
+    const udp = Buffer.alloc(14 + 20 + 8 + 2);
+    udp.writeUInt16BE(0x0800, 12);
+    udp[14] = 0x45;
+    udp[14 + 9] = 17;
+    udp.writeUInt16BE(8 + 2, 34 + 4);
+    const uh = Buffer.alloc(VNET_HDR_BYTES);
+    uh[0] = 1;
+    uh.writeUInt16LE(34, 6);
+    uh.writeUInt16LE(6, 8);
+    // all-zero addresses and ports: the seed is 17 + 10 + 10; make the payload cancel the rest
+    udp.writeUInt16BE(37, 34 + 6);
+    udp.writeUInt16BE(0xffff - 37 - 10, 42);
+    const [u] = splitGso(Buffer.concat([uh, udp]), 14);
+    expect(u!.readUInt16BE(34 + 6)).toBe(0xffff);
+    const plain = Buffer.concat([Buffer.alloc(VNET_HDR_BYTES), seg]);
+    const [v] = splitGso(plain, 14);
+    expect(v!.buffer).toBe(plain.buffer);
+    expect(v).toEqual(seg);
+  });
+
+  it('returns nothing for a header that does not describe the packet', () => {
+    const e = entries(coalesceTcp(run(3), 14))[0]!;
+    const bad = (patch: (b: Buffer) => void) => {
+      const b = withHeader(e);
+      patch(b);
+      return splitGso(b, 14);
+    };
+    expect(bad((b) => (b[1] = 3))).toEqual([]); // UDP GSO
+    expect(bad((b) => b.writeUInt16LE(0, 4))).toEqual([]); // gso_size 0
+    expect(bad((b) => b.writeUInt16LE(30, 6))).toEqual([]); // csum_start not the TCP header
+    expect(bad((b) => (b[1] = 4))).toEqual([]); // TCPV6 on an IPv4 packet
+    expect(splitGso(Buffer.alloc(VNET_HDR_BYTES), 14)).toEqual([]);
+    const csumPast = withHeader({ ...e, gsoType: 0, gsoSize: 0, frame: e.frame.subarray(0, 40) });
+    expect(splitGso(csumPast, 14)).toEqual([]);
   });
 });

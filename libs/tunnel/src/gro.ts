@@ -68,14 +68,15 @@ interface Group {
 }
 
 /** One's-complement sum of 16-bit big-endian words of b[start, end), not folded. */
-function sum16(b: Uint8Array, start: number, end: number, acc = 0): number {
+export function sum16(b: Uint8Array, start: number, end: number, acc = 0): number {
   let i = start;
   for (; i + 1 < end; i += 2) acc += (b[i]! << 8) | b[i + 1]!;
   if (i < end) acc += b[i]! << 8;
   return acc;
 }
 
-function fold(sum: number): number {
+/** Folds a one's-complement sum to 16 bits. */
+export function fold(sum: number): number {
   while (sum > 0xffff) sum = (sum & 0xffff) + Math.floor(sum / 0x10000);
   return sum;
 }
@@ -101,7 +102,7 @@ export function onesSum(b: Uint8Array, start: number, end: number): number {
 }
 
 /** The pseudo-header's sum (addresses, protocol TCP, the TCP length), not folded. */
-function pseudoSum(f: Uint8Array, s: { v6: boolean; l3: number }, tcpLength: number): number {
+export function pseudoSum(f: Uint8Array, s: { v6: boolean; l3: number }, tcpLength: number): number {
   const a = s.v6 ? s.l3 + 8 : s.l3 + 12;
   return sum16(f, a, a + (s.v6 ? 32 : 8)) + 6 + tcpLength;
 }

@@ -13,6 +13,7 @@
 export { packBatch, packGsoBatch, unpackBatch, countPackets, VNET_HDR_BYTES } from './device.js';
 export type { PacketDevice, DeviceMode } from './device.js';
 export { coalesceTcp, MAX_COALESCED_BYTES } from './gro.js';
+export { splitGso } from './gso-split.js';
 export type { CoalesceStats } from './gro.js';
 export { openTunDevice } from './tun.js';
 export type { TunDevice, TunStats, OpenTunOptions } from './tun.js';
@@ -41,7 +42,7 @@ export {
 export type { Role, TunnelAssignment, HelloBody, Hello } from './protocol.js';
 export { TunnelSession, establishSession } from './session.js';
 export type { LocalHello, PeerHello, SessionEnd, SessionStats, EstablishOptions } from './session.js';
-export { filterBatch, checkPacket, ipv6UpperLayer, MAX_EXT_HEADERS } from './filter.js';
+export { filterBatch, checkPacket, checkVnetHeader, ipv6UpperLayer, MAX_EXT_HEADERS } from './filter.js';
 export type { FilterRules, FilterResult, FilterDropReason } from './filter.js';
 export { TunnelDataPath } from './datapath.js';
 export { SessionSender, DEFAULT_SESSION_BUFFER_BYTES } from './sender.js';

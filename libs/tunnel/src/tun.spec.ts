@@ -7,7 +7,8 @@ import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { describeDeviceCompliance } from './testing/device-compliance.js';
 import { openTunDevice } from './tun.js';
-import { unpackBatch } from './device.js';
+import { packBatch, unpackBatch } from './device.js';
+import { splitGso } from './gso-split.js';
 import { coalesceTcp, type CoalesceStats } from './gro.js';
 
 const isRoot = process.getuid?.() === 0;
@@ -129,12 +130,14 @@ describe.skipIf(!isRoot)('real TUN with offload on (TSO)', () => {
   });
 });
 
-describe.skipIf(!isRoot)('real TAP with coalesced writes (gro.ts)', () => {
-  it('carries TCP streams (IPv4 and IPv6) as coalesced super-frames, byte for byte, through a software-checksummed hop', async () => {
-    // A ── TAP a ══ JS (coalesceTcp) ══ TAP b ── B (forwards) ── veth without checksum offload, TSO
-    // or GSO ── C. B's kernel segments each super-frame and completes every checksum in software
-    // from the seed coalesceTcp left in the TCP header, and C verifies them: a wrong seed stalls the
-    // stream (a receiver in B itself would trust a partial checksum without computing it).
+describe.skipIf(!isRoot)('real TAP with coalesced writes (gro.ts) and offload reads', () => {
+  /**
+   * A ── TAP a ══ JS ══ TAP b ── B (forwards) ── veth without checksum offload, TSO or GSO ── C.
+   * B's kernel segments each super-frame and completes every checksum in software from the seed left
+   * in the TCP header, and C verifies them: a wrong seed or a wrong cut stalls the stream (a receiver
+   * in B itself would trust a partial checksum without computing it). `wire(a, b)` connects the TAPs.
+   */
+  async function overTaps(wire: (a: ReturnType<typeof openTunDevice>, b: ReturnType<typeof openTunDevice>) => void, size: number) {
     const tag = randomBytes(3).toString('hex');
     const [nsA, nsB, nsC] = [`rvga${tag}`, `rvgb${tag}`, `rvgc${tag}`];
     for (const ns of [nsA, nsB, nsC]) ip('netns', 'add', ns);
@@ -162,30 +165,57 @@ describe.skipIf(!isRoot)('real TAP with coalesced writes (gro.ts)', () => {
       ip('-n', nsC, '-6', 'route', 'add', 'fd00:203::/64', 'via', 'fd00:204::1');
       const [a, b] = devs as [ReturnType<typeof openTunDevice>, ReturnType<typeof openTunDevice>];
       expect(a.gsoWrites).toBe(true);
-      expect(a.offloadCapable).toBe(false);
-      expect(() => a.setOffload(true)).toThrow(/TAP/);
-      // the "bond": plain frames read on one side, coalesced into the other's writes
-      const stats: CoalesceStats = { packets: 0, entries: 0, merged: 0 };
+      wire(a, b);
+      for (const [family, addr] of [['AF_INET', '198.18.204.2'], ['AF_INET6', 'fd00:204::2']] as const) {
+        const [sent, received] = await streamSha256(nsA, nsC, addr, 5556, size, family);
+        expect(received).toBe(sent);
+      }
+      expect(b.stats().writeDrops).toBe(0);
+      expect(a.stats().writeDrops).toBe(0);
+      return [a, b] as const;
+    } finally {
+      for (const d of devs) d.close();
+      for (const ns of [nsA, nsB, nsC]) ip('netns', 'del', ns);
+    }
+  }
+
+  it('carries TCP streams (IPv4 and IPv6) as coalesced super-frames, byte for byte, through a software-checksummed hop', async () => {
+    // the "bond": plain frames read on one side, coalesced into the other's writes
+    const stats: CoalesceStats = { packets: 0, entries: 0, merged: 0 };
+    const size = 16 * 1024 * 1024;
+    const [, b] = await overTaps((a, b) => {
       a.start((batch, gso) => {
         expect(gso).toBe(false);
         b.writeBatch(coalesceTcp(unpackBatch(batch), 14, stats), true);
       });
       b.start((batch) => a.writeBatch(coalesceTcp(unpackBatch(batch), 14, stats), true));
-      const size = 16 * 1024 * 1024;
-      for (const [family, addr] of [['AF_INET', '198.18.204.2'], ['AF_INET6', 'fd00:204::2']] as const) {
-        const [sent, received] = await streamSha256(nsA, nsC, addr, 5556, size, family);
-        expect(received).toBe(sent);
-      }
-      // most data segments joined a super-frame, and the kernel took every write
-      expect(stats.merged).toBeGreaterThan((2 * size) / 1448 / 2);
-      expect(b.stats().packetsWritten).toBeLessThan((2 * size) / 1448 / 2);
-      expect(b.stats().writeDrops).toBe(0);
-      expect(a.stats().writeDrops).toBe(0);
-    } finally {
-      for (const d of devs) d.close();
-      for (const ns of [nsA, nsB, nsC]) ip('netns', 'del', ns);
-    }
+    }, size);
+    // most data segments joined a super-frame, and the kernel took every write
+    expect(stats.merged).toBeGreaterThan((2 * size) / 1448 / 2);
+    expect(b.stats().packetsWritten).toBeLessThan((2 * size) / 1448 / 2);
   }, 90_000);
+
+  it('reads super-frames from a TAP with offload on; they cross whole, or cut for a plain peer (splitGso), byte for byte', async () => {
+    const size = 16 * 1024 * 1024;
+    for (const cut of [false, true]) {
+      let entries = 0;
+      const [a, b] = await overTaps((a, b) => {
+        a.setOffload(true);
+        a.start((batch, gso) => {
+          expect(gso).toBe(true);
+          const all = unpackBatch(batch, true);
+          entries += all.length;
+          if (!cut) b.writeBatch(batch, true);
+          else b.writeBatch(packBatch(all.flatMap((e) => splitGso(e, 14))));
+        });
+        b.start((batch) => a.writeBatch(coalesceTcp(unpackBatch(batch), 14), true));
+      }, size);
+      // the sender's kernel handed over 64 KiB super-frames: far fewer reads than 1.4 KiB segments
+      expect(a.stats().gsoPacketsRead).toBeGreaterThan(0);
+      expect(entries).toBeLessThan((2 * size) / 1448 / 4);
+      if (cut) expect(b.stats().packetsWritten).toBeGreaterThan((2 * size) / 1448);
+    }
+  }, 120_000);
 });
 
 describe.skipIf(!isRoot)('real TUN specifics', () => {

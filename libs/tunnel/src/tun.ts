@@ -46,9 +46,10 @@ export interface OpenTunOptions {
   /** Most packets per JS call. Default 64. */
   maxBatchPackets?: number;
   /**
-   * Open with a virtio-net header (IFF_VNET_HDR). A TUN can then switch checksum offload and TSO on
-   * per session (setOffload); a TAP keeps plain reads and takes writes in the GSO layout (coalesced
-   * TCP super-frames, gro.ts). Default false.
+   * Open with a virtio-net header (IFF_VNET_HDR). Checksum offload and TSO can then be switched on
+   * (setOffload: a TUN per session, a TAP for the HA bond, whose links carry the super-frames or split
+   * them for a peer without "gso"), and writes take the GSO layout (super-packets from the peer, or
+   * TCP runs coalesced in JS, gro.ts). Default false.
    */
   offload?: boolean;
 }
@@ -56,7 +57,7 @@ export interface OpenTunOptions {
 export interface TunDevice extends PacketDevice {
   stats(): TunStats;
   readonly offloadCapable: boolean;
-  /** Checksum offload and TSO on or off (throws TypeError on a TAP, or on a device not opened with `offload`). */
+  /** Checksum offload and TSO on or off (throws TypeError on a device not opened with `offload`). */
   setOffload(on: boolean): void;
 }
 
@@ -94,11 +95,9 @@ export function openTunDevice(opts: OpenTunOptions = {}): TunDevice {
     writeBatch(batch, gso) {
       try { return native.writeBatch(batch, gso ?? false); } catch (err) { rethrow(err); }
     },
-    // a TAP carries Ethernet frames through the bond and the switch one by one: its reads stay plain
-    offloadCapable: (opts.offload ?? false) && mode === 'tun',
+    offloadCapable: opts.offload ?? false,
     gsoWrites: opts.offload ?? false,
     setOffload(on) {
-      if (mode === 'tap') throw new TypeError('a TAP device reads plain frames; its offload is for writes only');
       try { native.setOffload(on); } catch (err) { rethrow(err); }
     },
     pause() {

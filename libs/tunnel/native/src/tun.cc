@@ -9,8 +9,10 @@
 // Writing: writeBatch(packed) loops write() over the entries synchronously; a TUN write either takes
 // the packet or fails at once, so nothing is retained after the call returns.
 //
-// A TAP opened with vnetHdr keeps plain reads (TUNSETOFFLOAD stays 0) and takes GSO-layout writes:
-// TCP super-frames coalesced in JS (gro.ts), for the HA bond's frames.
+// A TAP opened with vnetHdr takes GSO-layout writes (TCP super-frames coalesced in JS, gro.ts, or
+// carried whole from the peer) and, with setOffload(true), reads Ethernet super-frames in the GSO
+// layout too (the HA bond: the length then counts the Ethernet frame, which TCP's size goal keeps
+// under 65535; a longer one is dropped as a read error).
 //
 // Offload (opened with vnetHdr): the device carries a 10-byte virtio_net_hdr before every packet
 // (IFF_VNET_HDR). setOffload(true) asks the kernel for checksum offload and TSO4/TSO6
@@ -86,7 +88,6 @@ class TunDevice : public Napi::ObjectWrap<TunDevice> {
     std::string name = info[0].As<Napi::String>().Utf8Value();
     bool tap = info[1].As<Napi::Boolean>().Value();
     vnet_ = info.Length() > 3 && info[3].IsBoolean() && info[3].As<Napi::Boolean>().Value();
-    tap_ = tap;
     int64_t maxBatch = info[2].As<Napi::Number>().Int64Value();
     if (name.size() >= IFNAMSIZ) {
       ThrowErrno(env, "RVPN_ERR_TUN_OPEN", "interface name longer than 15 characters", EINVAL);
@@ -331,8 +332,8 @@ class TunDevice : public Napi::ObjectWrap<TunDevice> {
     Napi::Env env = info.Env();
     if (!CheckOpen(env)) return env.Undefined();
     bool on = info.Length() > 0 && info[0].ToBoolean().Value();
-    if (!vnet_ || tap_) {
-      if (on) Napi::TypeError::New(env, tap_ ? "a TAP device reads plain frames; its vnetHdr is for coalesced writes" : "offload needs a device opened with vnetHdr").ThrowAsJavaScriptException();
+    if (!vnet_) {
+      if (on) Napi::TypeError::New(env, "offload needs a device opened with vnetHdr").ThrowAsJavaScriptException();
       return env.Undefined();
     }
     unsigned flags = on ? kOffloadFlags : 0;
@@ -402,7 +403,6 @@ class TunDevice : public Napi::ObjectWrap<TunDevice> {
   uv_poll_t* poll_ = nullptr;
   bool polling_ = false;
   bool vnet_ = false;     // opened with IFF_VNET_HDR
-  bool tap_ = false;      // a TAP: reads stay plain (TUNSETOFFLOAD refused), writes may be GSO
   bool offload_ = false;  // TUNSETOFFLOAD on: reads in the GSO layout
   Napi::FunctionReference callback_;
   uint64_t packets_read_ = 0, bytes_read_ = 0, read_batches_ = 0, read_errors_ = 0;

@@ -30,7 +30,7 @@ export interface FakeDeviceOptions {
   maxBatchPackets?: number;
   /** Packets the device queues while paused or not started, beyond which it drops. Default 1024. */
   queueLimit?: number;
-  /** Behave like a device opened for offload: a TUN switches it (setOffload, GSO batches), a TAP takes GSO-layout writes. Default false. */
+  /** Behave like a device opened for offload: setOffload switches GSO batches on, writes take the GSO layout. Default false. */
   offload?: boolean;
 }
 
@@ -84,10 +84,10 @@ export function createFakeDevice(opts: FakeDeviceOptions = {}): FakeDevice {
     get offloadDrops() {
       return offloadDrops;
     },
-    // like the real device: a TUN opened for offload switches it per session; a TAP keeps plain
-    // reads and only takes GSO-layout writes (coalesced frames)
+    // like the real device: one opened for offload switches it (a TUN per session, the HA bond's
+    // TAP at start) and takes GSO-layout writes
     ...(opts.offload ? { gsoWrites: true } : {}),
-    ...(opts.offload && opts.mode !== 'tap'
+    ...(opts.offload
       ? {
           offloadCapable: true,
           setOffload(on: boolean) {
