@@ -17,7 +17,7 @@
  * - Optional primary with fail-back after it stayed healthy for failbackDelayMs (hysteresis).
  * balance-rr: unicast frames rotate over the healthy links that reach the destination.
  */
-import { announcements, formatMac, isGroup, macAt, sameMac } from './ethernet.js';
+import { announcements, formatMac, macAt, sameMac } from './ethernet.js';
 
 export type BondMode = 'active-backup' | 'balance-rr';
 
@@ -32,8 +32,9 @@ export interface BondOptions {
   /** This bond's MAC (see macFromAddress) and addresses (announced after a switch). */
   mac: Buffer;
   addresses: readonly string[];
-  send: (linkId: string, frames: Buffer[]) => void;
-  deliver: (frames: Buffer[]) => void;
+  /** `hdr`: the bytes in front of each frame (offload.ts: a virtio_net_hdr, or 0 for plain frames). */
+  send: (linkId: string, frames: Buffer[], hdr: number) => void;
+  deliver: (frames: Buffer[], hdr: number) => void;
   onSwitch?: (event: { from: string | undefined; to: string | undefined; reason: string }) => void;
   now?: () => number;
 }
@@ -120,18 +121,21 @@ export class Bond {
     this.link(id).macs = new Set(macs);
   }
 
-  /** Frames received from a link; delivered if that link is healthy, whichever is active. */
-  receiveFromLink(id: string, frames: Buffer[]): void {
+  /**
+   * Frames received from a link; delivered if that link is healthy, whichever is active. `hdr`: bytes
+   * in front of each frame (a virtio_net_hdr in the GSO layout), passed on to `deliver`.
+   */
+  receiveFromLink(id: string, frames: Buffer[], hdr = 0): void {
     if (!this.link(id).up) {
       this.stats.dropped.linkDown += frames.length;
       return;
     }
     this.stats.framesIn += frames.length;
-    this.opts.deliver(frames);
+    this.opts.deliver(frames, hdr);
   }
 
-  /** Frames read from the TAP device: choose a link per frame. */
-  sendFromDevice(frames: readonly Buffer[]): void {
+  /** Frames read from the TAP device (`hdr` bytes in front of each): choose a link per frame. */
+  sendFromDevice(frames: readonly Buffer[], hdr = 0): void {
     const healthy = this.healthy();
     if (healthy.length === 0) {
       this.stats.dropped.noLink += frames.length;
@@ -148,13 +152,14 @@ export class Bond {
     let reaching: LinkState[] = [];
     let dst = '';
     for (const f of frames) {
-      if (f.length < 14) continue;
-      if (isGroup(f)) {
+      if (f.length < hdr + 14) continue;
+      if (f[hdr]! & 1) {
+        // broadcast, multicast
         for (const l of healthy) push(l.id, f);
         continue;
       }
-      if (prev === undefined || !sameMac(prev, 0, f, 0)) {
-        dst = macAt(f, 0);
+      if (prev === undefined || !sameMac(prev, hdr, f, hdr)) {
+        dst = macAt(f, hdr);
         reaching = healthy.filter((l) => l.macs.has(dst));
         prev = f;
       }
@@ -172,7 +177,7 @@ export class Bond {
     }
     for (const [id, fs] of out) {
       this.stats.framesOut += fs.length;
-      this.opts.send(id, fs);
+      this.opts.send(id, fs, hdr);
     }
   }
 
@@ -200,7 +205,7 @@ export class Bond {
     this.stats.switches++;
     this.opts.onSwitch?.({ from, to: this._active, reason });
     if (this._active && this.mode === 'active-backup' && this.opts.addresses.length > 0) {
-      this.opts.send(this._active, announcements(this.opts.mac, this.opts.addresses));
+      this.opts.send(this._active, announcements(this.opts.mac, this.opts.addresses), 0);
     }
   }
 }

@@ -4,13 +4,15 @@
  * joined by a Bond. Link health is the tunnel session: up while a session is attached, down when it
  * ends (dead after about a second of silence); MAC announcements from the servers steer frames per
  * destination. The TAP's address and MAC never change while the endpoint runs, so flows survive a
- * server's death.
+ * server's death. With `offload`, TCP super-frames cross the links whole (offload.ts).
  */
 import { errorCode, type NetworkMapping } from '@rvpn/config';
 import {
   coalesceTcp,
+  FEATURE_GSO,
   FrameType,
-  packBatch,
+  packGsoBatch,
+  VNET_HDR_BYTES,
   peerText,
   SessionSender,
   TunnelConfigMismatchError,
@@ -26,6 +28,7 @@ import {
 import { Bond, type BondMode } from './bond.js';
 import { decodeMacAnnouncement } from './announce.js';
 import { ETH_HEADER, macFromAddress } from './ethernet.js';
+import { asksOffload, checkFrameHeader, packForGso, packPlain } from './offload.js';
 
 export interface BondServerTarget {
   /** Link id, e.g. `vpn-seed-server-0`. */
@@ -58,6 +61,13 @@ export interface BondEndpointOptions {
   failbackDelayMs?: number;
   backoff?: { minMs: number; maxMs: number };
   protocolMinor?: number;
+  /**
+   * Offload (offload.ts): the TAP (opened with `offload`) reads TCP super-frames, and the links offer
+   * "gso" to carry them whole (a link whose server lacks it gets them cut). Default false.
+   */
+  offload?: boolean;
+  /** Coalesce TCP runs of plain frames from the links before the TAP write (gro.ts; a device with gsoWrites). Default true. */
+  coalesce?: boolean;
   /** Kernel buffer caps of each link's socket (TUNNEL_SOCKET_CAPS of @rvpn/tunnel); default the kernel's. */
   socketBuffers?: SocketBufferCaps;
   logger?: TunnelLogger;
@@ -81,6 +91,9 @@ export class BondEndpoint {
   private started = false;
   /** Frames delivered to the TAP, the entries written for them, and the segments merged (a TAP with gsoWrites). */
   readonly coalesce: CoalesceStats = { packets: 0, entries: 0, merged: 0 };
+  /** Offload (offload.ts): super-frames cut for a link without "gso"; frames from a link whose virtio_net_hdr was refused. */
+  readonly offload = { split: 0, badHeaders: 0 };
+  private badHeaderLoggedAt = 0;
 
   constructor(opts: BondEndpointOptions) {
     this.opts = { ...opts };
@@ -89,6 +102,18 @@ export class BondEndpoint {
 
   get bond(): Bond {
     return this._bond;
+  }
+
+  /** Links that carry super-frames whole now (their sessions negotiated "gso"). */
+  get gsoLinks(): number {
+    let n = 0;
+    for (const s of this.senders.values()) if (s.gso) n++;
+    return n;
+  }
+
+  /** The TAP reads super-frames and the links offer "gso" (`offload` on a device opened for it). */
+  get offloading(): boolean {
+    return (this.opts.offload ?? false) && this.opts.device.offloadCapable === true && this.opts.device.setOffload !== undefined;
   }
 
   private makeBond(): Bond {
@@ -100,20 +125,58 @@ export class BondEndpoint {
       ...(opts.failbackDelayMs !== undefined ? { failbackDelayMs: opts.failbackDelayMs } : {}),
       mac: macFromAddress(opts.address),
       addresses: opts.addresses,
-      send: (id, frames) => {
-        this.senders.get(id)?.send(packBatch(frames));
+      send: (id, frames, hdr) => {
+        const sender = this.senders.get(id);
+        if (!sender) return;
+        // a link with "gso" takes every frame in the GSO layout, one without gets plain (cut) frames
+        if (sender.gso) sender.send(packForGso(frames, hdr), true);
+        else sender.send(packPlain(frames, hdr, this.offload));
       },
-      deliver: (frames) => {
-        if (opts.device.closed) return;
-        // a TAP opened for it takes TCP runs as super-frames (gro.ts): one write per 64 KiB
-        if (opts.device.gsoWrites) opts.device.writeBatch(coalesceTcp(frames, ETH_HEADER, this.coalesce), true);
-        else opts.device.writeBatch(packBatch(frames));
-      },
+      deliver: (frames, hdr) => this.deliver(frames, hdr),
       onSwitch: (e) => {
         opts.logger?.info({ from: e.from, to: e.to, reason: e.reason }, 'bond switched its active link');
         opts.onSwitch?.(e);
       },
     });
+  }
+
+  /**
+   * Writes what the links delivered into the TAP. A TAP opened for it takes the GSO layout: super-
+   * frames from a "gso" link go whole (their headers were checked), and runs of plain frames — from
+   * a link without "gso", or frames the far kernel did not merge (forwarded traffic) — are coalesced
+   * (gro.ts: one write per 64 KiB), in their order.
+   */
+  private deliver(frames: Buffer[], hdr: number): void {
+    const dev = this.opts.device;
+    if (dev.closed) return;
+    const coalesce = (plain: Buffer[]) => (this.opts.coalesce ?? true ? coalesceTcp(plain, ETH_HEADER, this.coalesce) : packForGso(plain, 0));
+    if (!dev.gsoWrites) {
+      dev.writeBatch(packPlain(frames, hdr, this.offload));
+      return;
+    }
+    if (hdr === 0) {
+      dev.writeBatch(coalesce(frames), true);
+      return;
+    }
+    let plain: Buffer[] = [];
+    let whole: Buffer[] = [];
+    for (const e of frames) {
+      if (asksOffload(e)) {
+        if (plain.length > 0) {
+          dev.writeBatch(coalesce(plain), true);
+          plain = [];
+        }
+        whole.push(e);
+      } else {
+        if (whole.length > 0) {
+          dev.writeBatch(packGsoBatch(whole), true);
+          whole = [];
+        }
+        plain.push(e.subarray(VNET_HDR_BYTES));
+      }
+    }
+    if (plain.length > 0) dev.writeBatch(coalesce(plain), true);
+    if (whole.length > 0) dev.writeBatch(packGsoBatch(whole), true);
   }
 
   /**
@@ -138,9 +201,10 @@ export class BondEndpoint {
     if (this.started) return;
     this.started = true;
     const o = this.opts;
-    o.device.start((batch) => {
+    if (this.offloading) o.device.setOffload!(true);
+    o.device.start((batch, gso) => {
       try {
-        this._bond.sendFromDevice(unpackBatch(batch));
+        this._bond.sendFromDevice(unpackBatch(batch, gso), gso ? VNET_HDR_BYTES : 0);
       } catch (err) {
         o.logger?.warn({ err: (err as Error).message }, 'malformed batch from the TAP device');
       }
@@ -163,6 +227,7 @@ export class BondEndpoint {
           vpnNetwork: o.vpnNetwork,
           mtu: o.mtu,
           bond: { address: o.address },
+          ...(this.offloading ? { features: [FEATURE_GSO] } : {}),
           ...(o.mapping ? { mapping: o.mapping.fingerprint() } : {}),
         }),
         validatePeerHello: (peer) => {
@@ -189,10 +254,24 @@ export class BondEndpoint {
     const bond = this._bond;
     this.sessions.set(id, session);
     this.senders.get(id)?.close();
-    this.senders.set(id, new SessionSender(session, { queue: { ethernet: true }, onDrop: (reason, n) => o.onSendDrop?.(id, reason, n) }));
-    session.onPackets((packed) => {
+    this.senders.set(id, new SessionSender(session, { queue: { ethernet: true, gso: session.gso }, onDrop: (reason, n) => o.onSendDrop?.(id, reason, n) }));
+    session.onPackets((packed, gso) => {
       try {
-        bond.receiveFromLink(id, unpackBatch(packed));
+        if (!gso) bond.receiveFromLink(id, unpackBatch(packed));
+        else {
+          // the server checked what a shoot sent; this kernel is checked for again (offload.ts)
+          const all = unpackBatch(packed, true);
+          const ok = all.filter(checkFrameHeader);
+          if (ok.length < all.length) {
+            this.offload.badHeaders += all.length - ok.length;
+            const now = Date.now();
+            if (now - this.badHeaderLoggedAt >= 10_000) {
+              this.badHeaderLoggedAt = now;
+              o.logger?.warn({ link: id, droppedSinceStart: this.offload.badHeaders }, 'frames whose virtio_net_hdr does not describe them dropped (logged at most every 10 s)');
+            }
+          }
+          bond.receiveFromLink(id, ok, VNET_HDR_BYTES);
+        }
       } catch (err) {
         o.logger?.warn({ link: id, err: (err as Error).message }, 'malformed batch from a server');
       }

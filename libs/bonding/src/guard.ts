@@ -14,12 +14,15 @@
  *   solicitations are dropped; so a port cannot fill the endpoints' neighbour tables with entries
  *   for addresses it does not own.
  * - Other EtherTypes (VLAN tags, anything not IPv4, IPv6 or ARP) are dropped.
+ * - In the GSO layout (offload.ts), the virtio_net_hdr must describe its frame (checkFrameHeader):
+ *   the kernel behind the bond trusts it to cut the frame and complete its checksum.
  */
 import { Cidr, CidrSet, parseIp } from '@rvpn/config';
 import { checkPacket, ipv6UpperLayer, type FilterRules } from '@rvpn/tunnel';
 import { ETH_HEADER, ETHERTYPE_ARP, ETHERTYPE_IPV4, ETHERTYPE_IPV6 } from './ethernet.js';
+import { checkFrameHeader } from './offload.js';
 
-export type GuardDropReason = 'ip_spoofed' | 'icmp' | 'arp_spoofed' | 'nd_spoofed' | 'ethertype' | 'malformed';
+export type GuardDropReason = 'ip_spoofed' | 'icmp' | 'arp_spoofed' | 'nd_spoofed' | 'ethertype' | 'malformed' | 'gso_header';
 
 export interface PortGuardOptions {
   /** The port's pinned MAC (6 bytes). */
@@ -33,8 +36,11 @@ export interface PortGuardOptions {
 }
 
 export interface PortGuard {
-  /** undefined when the frame may pass; else why it is dropped. */
-  check(frame: Buffer): GuardDropReason | undefined;
+  /**
+   * undefined when the frame may pass; else why it is dropped. `hdr`: a virtio_net_hdr in front of
+   * the frame (VNET_HDR_BYTES, offload.ts), checked against it first (drop reason `gso_header`).
+   */
+  check(frame: Buffer, hdr?: number): GuardDropReason | undefined;
 }
 
 const host = (a: string) => Cidr.of(parseIp(a)!, a.includes(':') ? 128 : 32);
@@ -79,7 +85,9 @@ export function createPortGuard(opts: PortGuardOptions): PortGuard {
   };
 
   return {
-    check(f) {
+    check(entry, hdr = 0) {
+      if (hdr > 0 && !checkFrameHeader(entry)) return 'gso_header';
+      const f = hdr > 0 ? entry.subarray(hdr) : entry;
       if (f.length < ETH_HEADER) return 'malformed';
       const type = f.readUInt16BE(12);
       if (type === ETHERTYPE_ARP) return arp(f);

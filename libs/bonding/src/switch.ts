@@ -19,14 +19,14 @@
  */
 import { defineError } from '@rvpn/config';
 import { MAX_ANNOUNCED_MACS } from './announce.js';
-import { isGroup, macAt, sameMac } from './ethernet.js';
+import { macAt, sameMac } from './ethernet.js';
 import type { GuardDropReason, PortGuard } from './guard.js';
 
 export const SwitchFullError = defineError('RVPN_ERR_SWITCH_FULL', 'The HA seed server has HA_MAX_PORTS endpoints attached already; the new one was refused. Raise HA_MAX_PORTS only if this many endpoints are legitimate.');
 
 export interface SwitchOptions {
-  /** Sends frames out of a port (one call per port and batch). */
-  send: (portId: string, frames: Buffer[]) => void;
+  /** Sends frames out of a port (one call per port and batch); `hdr` as `receive` got it. */
+  send: (portId: string, frames: Buffer[], hdr: number) => void;
   /** Called when the set of attached MACs changed. */
   onMacsChanged?: (macs: string[]) => void;
   maxMacsPerPort?: number;
@@ -72,7 +72,7 @@ export class L2Switch {
   private readonly buckets = new Map<string, Bucket>();
   readonly stats: SwitchStats = {
     framesIn: 0, flooded: 0, unicast: 0, moves: 0, refusedPorts: 0,
-    dropped: { hairpin: 0, macLimit: 0, runt: 0, unknownPort: 0, spoofed: 0, broadcastLimit: 0, ip_spoofed: 0, icmp: 0, arp_spoofed: 0, nd_spoofed: 0, ethertype: 0, malformed: 0 },
+    dropped: { hairpin: 0, macLimit: 0, runt: 0, unknownPort: 0, spoofed: 0, broadcastLimit: 0, ip_spoofed: 0, icmp: 0, arp_spoofed: 0, nd_spoofed: 0, ethertype: 0, malformed: 0, gso_header: 0 },
   };
 
   constructor(opts: SwitchOptions) {
@@ -169,8 +169,11 @@ export class L2Switch {
     return true;
   }
 
-  /** Switches a batch of frames that arrived on `port`. */
-  receive(port: string, frames: readonly Buffer[]): void {
+  /**
+   * Switches a batch of frames that arrived on `port`. `hdr`: bytes in front of each frame (a
+   * virtio_net_hdr in the GSO layout, offload.ts; the port's guard checks it), 0 for plain frames.
+   */
+  receive(port: string, frames: readonly Buffer[], hdr = 0): void {
     if (!this.ports.has(port)) {
       this.stats.dropped.unknownPort += frames.length;
       return;
@@ -190,26 +193,26 @@ export class L2Switch {
     let dstMac = '';
     for (const f of frames) {
       this.stats.framesIn++;
-      if (f.length < 14) {
+      if (f.length < hdr + 14) {
         this.stats.dropped.runt++;
         continue;
       }
-      if (f[6]! & 1) {
+      if (f[hdr + 6]! & 1) {
         // a group address as source is invalid
         this.stats.dropped.runt++;
         continue;
       }
-      const sameSrc = prev !== undefined && sameMac(prev, 6, f, 6);
-      const sameDst = prev !== undefined && sameMac(prev, 0, f, 0);
-      if (!sameSrc) src = macAt(f, 6);
-      if (!sameDst) dstMac = macAt(f, 0);
+      const sameSrc = prev !== undefined && sameMac(prev, hdr + 6, f, hdr + 6);
+      const sameDst = prev !== undefined && sameMac(prev, hdr, f, hdr);
+      if (!sameSrc) src = macAt(f, hdr + 6);
+      if (!sameDst) dstMac = macAt(f, hdr);
       prev = f;
       if (allowed && !allowed.has(src)) {
         this.stats.dropped.spoofed++;
         continue;
       }
       if (guard) {
-        const why = guard.check(f);
+        const why = guard.check(f, hdr);
         if (why) {
           this.stats.dropped[why]++;
           continue;
@@ -219,7 +222,7 @@ export class L2Switch {
         this.stats.dropped.macLimit++;
         continue;
       }
-      if (!isGroup(f)) {
+      if ((f[hdr]! & 1) === 0) {
         const dst = this.table.get(dstMac);
         if (dst) {
           if (dst.port === port) this.stats.dropped.hairpin++;
@@ -237,7 +240,7 @@ export class L2Switch {
       this.stats.flooded++;
       for (const p of this.ports) if (p !== port) push(p, f);
     }
-    for (const [p, fs] of out) this.opts.send(p, fs);
+    for (const [p, fs] of out) this.opts.send(p, fs, hdr);
   }
 
   /** One flooded frame from `port`: a token bucket of `broadcastRate` per second, one second deep. */
