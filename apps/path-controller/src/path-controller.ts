@@ -27,8 +27,8 @@
 import { CidrSet, errorCode, readTlsFiles, type Cidr, type PathControllerConfig } from '@rvpn/config';
 import { BOND_DEFAULT_SYSCTLS, BondEndpoint, endpointBondAddresses, hardenBondDevice, formatMac, macFromAddress, randomEndpointSlot, shootBondAddresses, type BondAddresses } from '@rvpn/bonding';
 import { createEgressProxy, PathGate, proxyDestinationMapper, type EgressProxy } from '@rvpn/egress';
-import { Counter, createIntervalLog, createStatusServer, Gauge, watchCertificates, watchDescriptors, type DescriptorWatch, type FileWatch, type Logger, type Registry } from '@rvpn/observability';
-import { NetConfig, openTunDevice, TUNNEL_SOCKET_CAPS, type CoalesceStats, type TunDevice } from '@rvpn/tunnel';
+import { bondTapGauges, Counter, createIntervalLog, createStatusServer, Gauge, watchCertificates, watchDescriptors, type BondTapSource, type DescriptorWatch, type FileWatch, type Logger, type Registry } from '@rvpn/observability';
+import { NetConfig, openTunDevice, TUNNEL_SOCKET_CAPS, type TunDevice } from '@rvpn/tunnel';
 import { PathSelector } from './path-selector.js';
 import { probeThrough } from './probe.js';
 
@@ -85,14 +85,14 @@ export class PathController {
     this.slot = cfg.bondSlot >= 0 ? cfg.bondSlot : randomEndpointSlot(deps.random);
     this.addrs = endpointBondAddresses(nets, this.slot);
     this.probePortNext = Array.from({ length: cfg.haVpnClients }, () => 0);
-    this.m = metrics(deps.registry, () => this.endpoint?.coalesce);
+    this.m = metrics(deps.registry, () => this.endpoint);
   }
 
   async start(): Promise<void> {
     const cfg = this.cfg;
     try {
       for (const [name, value] of Object.entries(PATH_CONTROLLER_SYSCTLS)) await this.net.setSysctl(name, value);
-      this.device = openTunDevice({ name: cfg.bondDevice, mode: 'tap', offload: cfg.bondCoalesce });
+      this.device = openTunDevice({ name: cfg.bondDevice, mode: 'tap', offload: cfg.bondCoalesce || cfg.bondOffload });
       const dev = this.device.name;
       await this.net.setMtu(dev, cfg.mtu);
       await hardenBondDevice(this.net, dev);
@@ -152,6 +152,8 @@ export class PathController {
       tls: () => readTlsFiles(cfg.tls),
       // per socket: the kube-apiserver's network namespace keeps its kernel defaults (no pod sysctl)
       socketBuffers: TUNNEL_SOCKET_CAPS,
+      offload: cfg.bondOffload,
+      coalesce: cfg.bondCoalesce,
       role: 'seed',
       identity: `path-controller/${cfg.namespace}/${cfg.podName}`,
       address: this.addrs.v6,
@@ -363,14 +365,11 @@ export function pathFirewall(bond: string, paths: number, portBase: number): str
   ].join('\n');
 }
 
-function metrics(registry: Registry, coalesce: () => CoalesceStats | undefined) {
+function metrics(registry: Registry, endpoint: BondTapSource) {
   const p = 'rvpn_path_controller_';
   const r = [registry];
   return {
-    bondCoalesce: new Gauge({ name: `${p}bond_coalesce`, help: 'Frames from the links to the bond TAP since start (BOND_COALESCE): frames in, writes (super-frames and frames as they came), segments merged into a super-frame', labelNames: ['count'], registers: r, collect() {
-      const c = coalesce();
-      if (c) for (const [k, v] of [['frames', c.packets], ['writes', c.entries], ['merged', c.merged]] as const) this.set({ count: k }, v);
-    } }),
+    bondTap: bondTapGauges(registry, p, endpoint),
     activePath: new Gauge({ name: `${p}active_path`, help: 'Index of the shoot pod the routes point at (-1: none usable)', registers: r }),
     pathSwitches: new Counter({ name: `${p}path_switches_total`, help: 'Changes of the active shoot path', registers: r }),
     probeSuccess: new Gauge({ name: `${p}probe_success`, help: '1 when the last probe through the path passed', labelNames: ['path'], registers: r }),

@@ -32,6 +32,8 @@ import {
   isEndpointAddress,
   L2Switch,
   macFromAddress,
+  packForGso,
+  packPlain,
   shootBondAddresses,
   shootIndexOf,
   SwitchFullError,
@@ -39,15 +41,16 @@ import {
 import { Counter, createIntervalLog, createStatusServer, Gauge, watchCertificates, type DescriptorWatch, type FileWatch, type IntervalLog, type Logger, type Registry } from '@rvpn/observability';
 import {
   authorizeByIdentity,
+  FEATURE_GSO,
   FrameType,
   knownCode,
-  packBatch,
   peerText,
   SessionSender,
   TunnelConfigMismatchError,
   TunnelListener,
   TUNNEL_SOCKET_CAPS,
   unpackBatch,
+  VNET_HDR_BYTES,
   type LocalHello,
   type PeerHello,
   type TunnelSession,
@@ -85,6 +88,8 @@ export class HaSeedServer {
   private readonly registry: Registry;
   readonly index: number;
   readonly switch: L2Switch;
+  /** Super-frames the switch cut for ports without "gso" (offload.ts), since start. */
+  readonly offload = { split: 0 };
   private readonly ports = new Map<string, Port>();
   private listener: TunnelListener | undefined;
   private status: ReturnType<typeof createStatusServer> | undefined;
@@ -111,7 +116,13 @@ export class HaSeedServer {
     this.registry = deps.registry;
     this.index = haIndexOf(cfg.podName) ?? 0;
     this.switch = new L2Switch({
-      send: (portId, frames) => this.ports.get(portId)?.sender.send(packBatch(frames)),
+      send: (portId, frames, hdr) => {
+        const sender = this.ports.get(portId)?.sender;
+        if (!sender) return;
+        // a port with "gso" takes every frame in the GSO layout; one without gets them cut (offload.ts)
+        if (sender.gso) sender.send(packForGso(frames, hdr), true);
+        else sender.send(packPlain(frames, hdr, this.offload));
+      },
       onMacsChanged: () => this.scheduleAnnounce(),
       maxMacsPerPort: 1,
       maxPorts: cfg.haMaxPorts,
@@ -141,6 +152,8 @@ export class HaSeedServer {
       this.set({ how: 'unicast' }, sw.stats.unicast);
       this.set({ how: 'flooded' }, sw.stats.flooded);
     } });
+    const offload = this.offload;
+    new Gauge({ name: `${p}split_superframes`, help: 'Super-frames the switch cut into frames for a port without "gso" (an older endpoint, or one with offload off), since start', registers: r, collect() { this.set(offload.split); } });
     new Gauge({ name: `${p}dropped_frames`, help: 'Frames the switch dropped since start, by reason', labelNames: ['reason'], registers: r, collect() {
       for (const [reason, n] of Object.entries(sw.stats.dropped)) this.set({ reason }, n);
     } });
@@ -156,6 +169,7 @@ export class HaSeedServer {
       mtu: this.cfg.mtu,
       bond: { serverIndex: this.index },
       mapping: this.cfg.mapping.fingerprint(),
+      ...(this.cfg.tunnelOffload ? { features: [FEATURE_GSO] } : {}),
     };
   }
 
@@ -266,7 +280,7 @@ export class HaSeedServer {
       }
     }
     const id = `${name}#${this.nextPort++}`;
-    const sender = new SessionSender(session, { queue: { ethernet: true }, onDrop: (reason, n) => this.sendDrops.inc({ reason }, n) });
+    const sender = new SessionSender(session, { queue: { ethernet: true, gso: session.gso }, onDrop: (reason, n) => this.sendDrops.inc({ reason }, n) });
     const port: Port = { id, session, sender, role: peer.role, address, identity: peer.identity, sentVersion: -1 };
     const mac = macFromAddress(address);
     const j = peer.role === 'shoot' ? shootIndexOf(this.cfg.vpnNetwork, address) : undefined;
@@ -282,9 +296,9 @@ export class HaSeedServer {
     }
     this.ports.set(port.id, port);
     this.sessions.inc({ role: port.role });
-    session.onPackets((packed) => {
+    session.onPackets((packed, gso) => {
       try {
-        this.switch.receive(port.id, unpackBatch(packed));
+        this.switch.receive(port.id, unpackBatch(packed, gso), gso ? VNET_HDR_BYTES : 0);
       } catch (err) {
         this.events.log('malformed', { port: port.id, err: (err as Error).message }, 'malformed batch from endpoint');
       }

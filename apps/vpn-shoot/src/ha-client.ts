@@ -16,7 +16,7 @@
  */
 import { haIndexOf, readTlsFiles, type ShootConfig } from '@rvpn/config';
 import { BOND_DEFAULT_SYSCTLS, BondEndpoint, formatMac, hardenBondDevice, macFromAddress, shootBondAddresses } from '@rvpn/bonding';
-import { Counter, createStatusServer, Gauge, type Logger, type Registry } from '@rvpn/observability';
+import { bondTapGauges, Counter, createStatusServer, Gauge, type Logger, type Registry } from '@rvpn/observability';
 import { flushMappedConntrack, NetConfig, openTunDevice, shootMappingChain, shootMappingForwardRules, TUNNEL_SOCKET_CAPS, type TunDevice } from '@rvpn/tunnel';
 import { SHOOT_SYSCTLS, shootFirewall } from './shoot-client.js';
 
@@ -49,11 +49,7 @@ export class HaShootClient {
     this.sendDrops = new Counter({ name: 'rvpn_vpn_shoot_bond_send_dropped_frames_total', help: 'Frames the per-link send queues dropped, by server and reason (queue_full: over the byte cap; codel: a standing queue)', labelNames: ['server', 'reason'], registers: r });
     this.linkUp = new Gauge({ name: 'rvpn_vpn_shoot_bond_link_up', help: '1 while the link to a server is up', labelNames: ['server'], registers: r });
     this.activeLink = new Gauge({ name: 'rvpn_vpn_shoot_bond_active_link', help: '1 for the server the bond currently sends through', labelNames: ['server'], registers: r });
-    const coalesce = () => this.endpoint?.coalesce;
-    new Gauge({ name: 'rvpn_vpn_shoot_bond_coalesce', help: 'Frames from the links to the bond TAP since start (BOND_COALESCE): frames in, writes (super-frames and frames as they came), segments merged into a super-frame', labelNames: ['count'], registers: r, collect() {
-      const c = coalesce();
-      if (c) for (const [k, v] of [['frames', c.packets], ['writes', c.entries], ['merged', c.merged]] as const) this.set({ count: k }, v);
-    } });
+    bondTapGauges(deps.registry, 'rvpn_vpn_shoot_', () => this.endpoint);
   }
 
   async start(): Promise<void> {
@@ -61,7 +57,7 @@ export class HaShootClient {
     try {
       const addrs = shootBondAddresses({ v6: cfg.vpnNetwork, v4: cfg.ipFamilies.includes(4) ? cfg.bondNetworkV4 : undefined }, this.index);
       for (const [name, value] of Object.entries(SHOOT_HA_SYSCTLS)) await this.net.setSysctl(name, value);
-      this.device = openTunDevice({ name: cfg.bondDevice, mode: 'tap', offload: cfg.bondCoalesce });
+      this.device = openTunDevice({ name: cfg.bondDevice, mode: 'tap', offload: cfg.bondCoalesce || cfg.bondOffload });
       const dev = this.device.name;
       const mac = formatMac(macFromAddress(addrs.v6));
       await this.net.setLinkAddress(dev, mac);
@@ -104,6 +100,8 @@ export class HaShootClient {
         backoff: { minMs: cfg.reconnectMinMs, maxMs: cfg.reconnectMaxMs },
         protocolMinor: cfg.protocolMinor,
         socketBuffers: TUNNEL_SOCKET_CAPS,
+        offload: cfg.bondOffload,
+        coalesce: cfg.bondCoalesce,
         logger: this.log,
         onSwitch: (e) => {
           this.switches.inc();

@@ -19,3 +19,4 @@ export type { IntervalLog, IntervalLogOptions, LevelLogger } from './interval-lo
 export type { FileWatch } from './watch-files.js';
 export { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from './metrics.js';
 export { dataPathGauges, type SendQueueSource, type OffloadSource } from './send-queue-metrics.js';
+export { bondTapGauges, type BondTapSource } from './bond-metrics.js';

@@ -52,13 +52,14 @@ export const networkFields = {
 
 /** The non-HA TUN's offload (vpn-seed-server, vpn-shoot). */
 export const offloadFields = {
-  tunnelOffload: t.bool({ env: 'TUNNEL_OFFLOAD', default: 'true', doc: 'Non-HA TUN: open the device with a virtio-net header and, when the peer offers it too (HELLO feature "gso", protocol 1.2), turn on checksum offload and TSO so TCP super-packets of up to 64 KiB cross the tunnel whole (one read, frame and write per 64 KiB). Headers from the peer are validated before the kernel sees them. false: plain packets only.' }),
+  tunnelOffload: t.bool({ env: 'TUNNEL_OFFLOAD', default: 'true', doc: 'Non-HA TUN: open the device with a virtio-net header and, when the peer offers it too (HELLO feature "gso", protocol 1.2), turn on checksum offload and TSO so TCP super-packets of up to 64 KiB cross the tunnel whole (one read, frame and write per 64 KiB). Headers from the peer are validated before the kernel sees them. An HA seed server (no TUN) offers "gso" to the bond endpoints with it: its switch carries their super-frames whole, and cuts them for a port without the feature. false: plain packets only.' }),
 };
 
 /** Fields of the HA bond (vpn-shoot in HA mode, path-controller). */
 export const bondFields = {
   bondDevice: t.string({ env: 'BOND_DEVICE', default: 'bond0', doc: 'HA: name of the TAP device that presents the bonded links (at most 15 characters).' }),
   bondCoalesce: t.bool({ env: 'BOND_COALESCE', default: 'true', doc: 'HA: open the bond TAP with a virtio-net header and coalesce consecutive TCP segments that arrive from the links into super-frames of up to 64 KiB before writing them (one write and one trip through the kernel per super-frame instead of per 1.5 KiB frame; every merged segment\'s checksums are verified first). false: one write per frame.' }),
+  bondOffload: t.bool({ env: 'BOND_OFFLOAD', default: 'true', doc: 'HA: turn on checksum offload and TSO on the bond TAP, so it reads TCP super-frames of up to 64 KiB, and offer "gso" (protocol 1.2) on the links: a link whose seed server offers it too carries them whole (one read, frame and write per 64 KiB), one whose server does not gets them cut into frames here. Headers from the links are validated before the kernel sees them. false: one read per 1.5 KiB frame.' }),
   bondNetworkV4: t.cidr({ env: 'BOND_NETWORK_V4', default: '192.168.123.0/24', doc: 'HA: IPv4 bond network (a /24 or larger) so IPv4 flows keep their source on the bond; shoot j takes .16+j, apiserver endpoints .64-.254.' }),
   bondingMode: t.enumOf(['active-backup', 'balance-rr'] as const, { env: 'BONDING_MODE', default: 'active-backup', doc: 'HA: how the bond uses its links (vpn2 name).' }),
   bondFailbackDelayMs: t.duration({ env: 'BOND_FAILBACK_DELAY', default: '2s', min: 0, doc: 'HA: the bond returns to the link of server 0 only after it stayed healthy this long.' }),
