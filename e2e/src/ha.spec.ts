@@ -4,6 +4,10 @@
  * transfer run; the suite asserts that no connection breaks where none may and that traffic resumes.
  * Times are measured by `pnpm bench` (bench-out/failover.json), not asserted here.
  */
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { ADDR, HaStack, URLS, broke, deterministicSha256, flow, run, sleep, sweep, waitFor, type HaApp } from '@rvpn/tools';
 import { metric, requireRoot } from './harness.js';
@@ -47,6 +51,51 @@ describe('HA: failover without broken connections', () => {
       expect((await s.curlViaProxy(i, URLS.podV6)).stdout).toContain('hello from pod6');
       expect((await s.curlViaProxy(i, URLS.service)).stdout).toContain('hello from pod');
       expect((await s.curlViaProxy(i, URLS.kubelet)).stdout).toContain('kubelet: logs of');
+    }
+  });
+
+  it('carries TCP super-frames whole over every link (BOND_OFFLOAD), and cut for vpn-shoots of protocol 1.1 (version skew)', async () => {
+    await allLinksUp();
+    const gsoLinks = async (app: HaApp) => metric(await s.statusBody(app, 'metrics'), app.startsWith('path') ? 'rvpn_path_controller_bond_gso_links' : 'rvpn_vpn_shoot_bond_gso_links');
+    const split = async () => {
+      let n = 0;
+      for (const app of ['vpn-seed-server-0', 'vpn-seed-server-1'] as HaApp[]) n += metric(await s.statusBody(app, 'metrics'), 'rvpn_seed_server_ha_split_superframes');
+      return n;
+    };
+    for (const app of ['path-controller-0', 'vpn-shoot-0', 'vpn-shoot-1'] as HaApp[]) expect(await gsoLinks(app)).toBe(2);
+    const dir = mkdtempSync(join(tmpdir(), 'rvpn-ha-upload-'));
+    try {
+      // toward the shoot: path-controller-0's own TCP connection, so its TAP reads 64 KiB super-frames
+      const file = join(dir, 'payload');
+      const data = randomBytes(8_000_000);
+      writeFileSync(file, data);
+      const want = `${createHash('sha256').update(data).digest('hex')} ${data.length}`;
+      const upload = async () => (await run(['curl', '-sS', '-m', '60', ...s.proxyArgs(), '--data-binary', `@${file}`, `http://${ADDR.pod}:${ADDR.podPort}/upload`], { ns: kapiNs(0) })).stdout.trim();
+      const download = async () => (await run(['bash', '-c', `curl -sS -m 60 ${s.proxyArgs().map((a) => `'${a}'`).join(' ')} '${bytesUrl(8_000_000)}' | sha256sum`], { ns: kapiNs(0) })).stdout.slice(0, 64);
+      const before = await split();
+      expect(await upload()).toBe(want);
+      expect(await download()).toBe(deterministicSha256(8_000_000));
+      expect(await split()).toBe(before);
+      // both shoot clients speak 1.1 (no "gso"): the servers' switches cut what the path-controllers send
+      for (const app of ['vpn-shoot-0', 'vpn-shoot-1'] as HaApp[]) {
+        await s.stopApp(app);
+        await s.startApp(app, { TUNNEL_PROTOCOL_MINOR: '1' });
+      }
+      await allLinksUp();
+      await waitFor('a path through an old vpn-shoot', () => ok(0), 20_000, 100);
+      expect(await gsoLinks('vpn-shoot-0')).toBe(0);
+      expect(await gsoLinks('path-controller-0')).toBe(2);
+      expect(await upload()).toBe(want);
+      expect(await download()).toBe(deterministicSha256(8_000_000));
+      expect(await split()).toBeGreaterThan(before);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+      for (const app of ['vpn-shoot-0', 'vpn-shoot-1'] as HaApp[]) {
+        await s.stopApp(app);
+        await s.startApp(app);
+      }
+      await allLinksUp();
+      await waitFor('paths through both shoot pods again', () => ok(0), 20_000, 100);
     }
   });
 
