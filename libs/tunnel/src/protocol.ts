@@ -33,7 +33,9 @@
  *                    little-endian fields): a TCP super-packet of up to 64 KiB with its segment size,
  *                    or a packet whose checksum is left to the receiver's kernel. The receiver
  *                    validates every header (filter.ts checkVnetHeader) before its kernel sees it.
- *                    A session without "gso" on both ends carries plain DATA_BATCH only.
+ *                    A session without "gso" on both ends carries plain DATA_BATCH only. On an HA
+ *                    link (a TAP's Ethernet frames) the length counts the Ethernet frame and
+ *                    csum_start counts from its first byte, as the TAP's kernel reads and writes it.
  *   0x80-0xff        optional extensions: ignored by receivers that do not know them.
  *   0x80 MAC_ANNOUNCE  (extension, HA) count u16 | count × MAC (6 bytes): the MACs attached to the
  *                    sending HA seed server's switch; bonds use it to pick a link per destination
