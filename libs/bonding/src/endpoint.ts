@@ -94,6 +94,7 @@ export class BondEndpoint {
   /** Offload (offload.ts): super-frames cut for a link without "gso"; frames from a link whose virtio_net_hdr was refused. */
   readonly offload = { split: 0, badHeaders: 0 };
   private badHeaderLoggedAt = 0;
+  private offloadOn = false;
 
   constructor(opts: BondEndpointOptions) {
     this.opts = { ...opts };
@@ -111,9 +112,9 @@ export class BondEndpoint {
     return n;
   }
 
-  /** The TAP reads super-frames and the links offer "gso" (`offload` on a device opened for it). */
+  /** The TAP reads super-frames and the links offer "gso" (`offload` on a device opened for it, switched on at start). */
   get offloading(): boolean {
-    return (this.opts.offload ?? false) && this.opts.device.offloadCapable === true && this.opts.device.setOffload !== undefined;
+    return this.offloadOn;
   }
 
   private makeBond(): Bond {
@@ -201,7 +202,15 @@ export class BondEndpoint {
     if (this.started) return;
     this.started = true;
     const o = this.opts;
-    if (this.offloading) o.device.setOffload!(true);
+    if (o.offload && o.device.offloadCapable && o.device.setOffload) {
+      try {
+        o.device.setOffload(true);
+        this.offloadOn = true;
+      } catch (err) {
+        // a kernel that refuses TSO on a TAP: plain frames, and no "gso" offered
+        o.logger?.warn({ err: (err as Error).message, code: errorCode(err) }, 'bond TAP offload refused; reading plain frames');
+      }
+    }
     o.device.start((batch, gso) => {
       try {
         this._bond.sendFromDevice(unpackBatch(batch, gso), gso ? VNET_HDR_BYTES : 0);
