@@ -14,11 +14,9 @@
  * The bond and the switch take `hdr`, the bytes in front of each frame: VNET_HDR_BYTES in the GSO
  * layout, 0 for plain frames.
  */
-import { checkVnetHeader, packBatch, packGsoBatch, splitGso, VNET_HDR_BYTES } from '@rvpn/tunnel';
+import { checkVnetHeader, packBatch, packGsoBatch, splitGso, VNET_F_DATA_VALID, VNET_F_NEEDS_CSUM, VNET_HDR_BYTES } from '@rvpn/tunnel';
 import { ETH_HEADER, ETHERTYPE_IPV4, ETHERTYPE_IPV6 } from './ethernet.js';
 
-const VNET_F_NEEDS_CSUM = 1;
-const VNET_F_DATA_VALID = 2;
 
 /**
  * Whether the virtio_net_hdr in front of an Ethernet frame (`entry`: header, then frame) may be

@@ -26,6 +26,17 @@ export type DeviceMode = 'tun' | 'tap';
 
 /** Bytes of the virtio_net_hdr in front of each packet of a GSO batch. */
 export const VNET_HDR_BYTES = 10;
+// Its fields (linux/virtio_net.h): flags u8, gso_type u8, then hdr_len, gso_size, csum_start and
+// csum_offset as little-endian u16 (the devices are set to little-endian headers, TUNSETVNETLE).
+/** flags: the checksum from csum_start on is left to the receiver (the field holds the pseudo-header's sum). */
+export const VNET_F_NEEDS_CSUM = 1;
+/** flags: the checksum was verified (never taken from a peer: cleared on what passes the checks). */
+export const VNET_F_DATA_VALID = 2;
+export const VNET_GSO_NONE = 0;
+export const VNET_GSO_TCPV4 = 1;
+export const VNET_GSO_TCPV6 = 4;
+/** gso_type bit: the super-packet carries CWR (ECN). */
+export const VNET_GSO_ECN = 0x80;
 /** What each entry of a batch adds to its packet: the length, and the header in the GSO layout. */
 export const entryOverhead = (gso: boolean): number => (gso ? 2 + VNET_HDR_BYTES : 2);
 

@@ -33,7 +33,7 @@
  * rules see whole packets. Overlapping fragments are dropped by the kernel.
  */
 import type { CidrSet } from '@rvpn/config';
-import { VNET_HDR_BYTES } from './device.js';
+import { VNET_F_DATA_VALID, VNET_F_NEEDS_CSUM, VNET_GSO_ECN, VNET_GSO_NONE, VNET_GSO_TCPV4, VNET_GSO_TCPV6, VNET_HDR_BYTES } from './device.js';
 
 export interface FilterRules {
   allowSource: CidrSet;
@@ -65,14 +65,6 @@ const MALFORMED = 5;
 const GSO_HEADER = 6;
 const REASONS: Array<FilterDropReason | undefined> = [undefined, 'source', 'destination', 'ext_header', 'icmp_error', undefined, 'gso_header'];
 
-// virtio_net_hdr (linux/virtio_net.h): flags, gso_type, then hdr_len, gso_size, csum_start,
-// csum_offset as little-endian u16 (the TUN is set to little-endian headers, TUNSETVNETLE).
-const VNET_F_NEEDS_CSUM = 1;
-const VNET_F_DATA_VALID = 2;
-const VNET_GSO_NONE = 0;
-const VNET_GSO_TCPV4 = 1;
-const VNET_GSO_TCPV6 = 4;
-const VNET_GSO_ECN = 0x80;
 /** Smallest segment size a super-packet may ask for (the kernel's TCP_MIN_MSS): a smaller one would
  * make the receiving kernel cut 64 KiB into thousands of packets. */
 export const MIN_GSO_SIZE = 88;

@@ -18,11 +18,8 @@
  * changes.
  */
 import { loadNativeAddon } from './addon.js';
-import { VNET_HDR_BYTES } from './device.js';
+import { VNET_F_NEEDS_CSUM, VNET_GSO_TCPV4, VNET_GSO_TCPV6, VNET_HDR_BYTES } from './device.js';
 
-const VNET_F_NEEDS_CSUM = 1;
-const VNET_GSO_TCPV4 = 1;
-const VNET_GSO_TCPV6 = 4;
 const TCP_ACK = 0x10;
 const TCP_PSH = 0x08;
 /** The largest entry of a batch (its length is a u16): a super-frame, Ethernet header included. */

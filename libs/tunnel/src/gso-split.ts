@@ -18,14 +18,9 @@
  *   peer are validated (checkVnetHeader) before they get here; this is the last line.
  * The entry is never changed (a switch may send the same entry to several ports).
  */
-import { VNET_HDR_BYTES } from './device.js';
+import { VNET_F_NEEDS_CSUM, VNET_GSO_ECN, VNET_GSO_NONE, VNET_GSO_TCPV4, VNET_GSO_TCPV6, VNET_HDR_BYTES } from './device.js';
 import { fold, onesSum, pseudoSum, sum16 } from './gro.js';
 
-const VNET_F_NEEDS_CSUM = 1;
-const VNET_GSO_NONE = 0;
-const VNET_GSO_TCPV4 = 1;
-const VNET_GSO_TCPV6 = 4;
-const VNET_GSO_ECN = 0x80;
 const TCP_FIN = 0x01;
 const TCP_PSH = 0x08;
 const TCP_CWR = 0x80;

@@ -10,7 +10,7 @@
  *     onSession: (s) => datapath.attach(s) });
  *   await listener.start();
  */
-export { packBatch, packGsoBatch, unpackBatch, countPackets, VNET_HDR_BYTES } from './device.js';
+export { packBatch, packGsoBatch, unpackBatch, countPackets, VNET_HDR_BYTES, VNET_F_NEEDS_CSUM, VNET_F_DATA_VALID, VNET_GSO_NONE, VNET_GSO_TCPV4, VNET_GSO_TCPV6, VNET_GSO_ECN } from './device.js';
 export type { PacketDevice, DeviceMode } from './device.js';
 export { coalesceTcp, MAX_COALESCED_BYTES } from './gro.js';
 export { splitGso } from './gso-split.js';
