@@ -32,8 +32,7 @@ import {
   isEndpointAddress,
   L2Switch,
   macFromAddress,
-  packForGso,
-  packPlain,
+  sendFrames,
   shootBondAddresses,
   shootIndexOf,
   SwitchFullError,
@@ -118,10 +117,7 @@ export class HaSeedServer {
     this.switch = new L2Switch({
       send: (portId, frames, hdr) => {
         const sender = this.ports.get(portId)?.sender;
-        if (!sender) return;
-        // a port with "gso" takes every frame in the GSO layout; one without gets them cut (offload.ts)
-        if (sender.gso) sender.send(packForGso(frames, hdr), true);
-        else sender.send(packPlain(frames, hdr, this.offload));
+        if (sender) sendFrames(sender, frames, hdr, this.offload);
       },
       onMacsChanged: () => this.scheduleAnnounce(),
       maxMacsPerPort: 1,

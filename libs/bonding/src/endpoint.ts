@@ -28,7 +28,7 @@ import {
 import { Bond, type BondMode } from './bond.js';
 import { decodeMacAnnouncement } from './announce.js';
 import { ETH_HEADER, macFromAddress } from './ethernet.js';
-import { asksOffload, checkFrameHeader, packForGso, packPlain } from './offload.js';
+import { asksOffload, checkFrameHeader, packForGso, packPlain, sendFrames } from './offload.js';
 
 export interface BondServerTarget {
   /** Link id, e.g. `vpn-seed-server-0`. */
@@ -128,10 +128,7 @@ export class BondEndpoint {
       addresses: opts.addresses,
       send: (id, frames, hdr) => {
         const sender = this.senders.get(id);
-        if (!sender) return;
-        // a link with "gso" takes every frame in the GSO layout, one without gets plain (cut) frames
-        if (sender.gso) sender.send(packForGso(frames, hdr), true);
-        else sender.send(packPlain(frames, hdr, this.offload));
+        if (sender) sendFrames(sender, frames, hdr, this.offload);
       },
       deliver: (frames, hdr) => this.deliver(frames, hdr),
       onSwitch: (e) => {

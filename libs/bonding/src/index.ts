@@ -42,6 +42,6 @@ export {
 } from './addresses.js';
 export type { BondNetworks, BondAddresses } from './addresses.js';
 export { BondEndpoint } from './endpoint.js';
-export { checkFrameHeader, packForGso, packPlain, asksOffload } from './offload.js';
+export { checkFrameHeader, packForGso, packPlain, asksOffload, sendFrames } from './offload.js';
 export { BOND_DEFAULT_SYSCTLS, bondDeviceSysctls, hardenBondDevice } from './harden.js';
 export type { BondEndpointOptions, BondServerTarget } from './endpoint.js';

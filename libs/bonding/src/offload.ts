@@ -14,7 +14,7 @@
  * The bond and the switch take `hdr`, the bytes in front of each frame: VNET_HDR_BYTES in the GSO
  * layout, 0 for plain frames.
  */
-import { checkVnetHeader, packBatch, packGsoBatch, splitGso, VNET_F_DATA_VALID, VNET_F_NEEDS_CSUM, VNET_HDR_BYTES } from '@rvpn/tunnel';
+import { checkVnetHeader, packBatch, packGsoBatch, splitGso, VNET_F_DATA_VALID, VNET_F_NEEDS_CSUM, VNET_HDR_BYTES, type SessionSender } from '@rvpn/tunnel';
 import { ETH_HEADER, ETHERTYPE_IPV4, ETHERTYPE_IPV6 } from './ethernet.js';
 
 
@@ -75,4 +75,13 @@ export function packPlain(frames: readonly Buffer[], hdr: number, stats?: { spli
     for (const p of parts) plain.push(p);
   }
   return packBatch(plain);
+}
+
+/**
+ * Sends frames (`hdr` bytes in front of each) into one link's or port's sender: a sender with "gso"
+ * takes every frame in the GSO layout, one without gets plain frames, super-frames cut (packPlain).
+ */
+export function sendFrames(sender: SessionSender, frames: readonly Buffer[], hdr: number, stats?: { split: number }): void {
+  if (sender.gso) sender.send(packForGso(frames, hdr), true);
+  else sender.send(packPlain(frames, hdr, stats));
 }
