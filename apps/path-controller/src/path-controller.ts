@@ -238,7 +238,10 @@ export class PathController {
 
   /**
    * Sets the bond's MAC and addresses. The new addresses are added before the old ones go, so the
-   * connected route of the bond network never disappears (the kernel would flush every route via it).
+   * IPv6 connected route of the bond network never disappears (the kernel would flush every route via
+   * it). IPv4 cannot keep it so: the new address is a secondary of the old one's subnet, and without
+   * promote_secondaries the kernel deletes it with the primary; it is added again, and readdress()
+   * reinstalls the routes after this.
    */
   private async applyAddresses(old: BondAddresses | undefined): Promise<void> {
     const dev = this.device!.name;
@@ -247,7 +250,10 @@ export class PathController {
     if (this.addrs.v4) await this.net.addAddress(dev, `${this.addrs.v4}/${this.cfg.bondNetworkV4.prefix}`);
     if (old) {
       await this.net.deleteAddress(dev, `${old.v6}/${this.cfg.vpnNetwork.prefix}`).catch(() => undefined);
-      if (old.v4) await this.net.deleteAddress(dev, `${old.v4}/${this.cfg.bondNetworkV4.prefix}`).catch(() => undefined);
+      if (old.v4) {
+        await this.net.deleteAddress(dev, `${old.v4}/${this.cfg.bondNetworkV4.prefix}`).catch(() => undefined);
+        if (this.addrs.v4) await this.net.addAddress(dev, `${this.addrs.v4}/${this.cfg.bondNetworkV4.prefix}`);
+      }
     }
   }
 
