@@ -247,6 +247,10 @@ describe.skipIf(!isRoot)('vpn-seed-server out of file descriptors (root)', () =>
     expect(lines).toBeGreaterThanOrEqual(1);
     expect(lines).toBeLessThanOrEqual(2);
     expect(Number(/rvpn_seed_server_descriptor_exhausted_seconds_total (\d+)/.exec(metrics)?.[1])).toBeGreaterThan(lines);
+    // the log line leaves the child in the same turn as the gauge, but the curls above ran
+    // synchronously here: its bytes may still wait in the pipe for this process's loop
+    const logDeadline = Date.now() + 5000;
+    while (!out.includes('file descriptors available again') && Date.now() < logDeadline) await new Promise((r) => setTimeout(r, 50));
     expect(out).toContain('file descriptors available again');
     // and it serves again: both listeners take new connections
     expect(Number(sh(`ip netns exec ${ns} python3 -c "${flood(9443, 2, 0)}"`).trim())).toBe(2);
