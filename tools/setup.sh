@@ -14,7 +14,7 @@ if [ "$(id -u)" != 0 ]; then
 fi
 
 need_apt=0
-for t in ip nft iptables iperf3 openvpn ping curl openssl jq podman runc containerd ctr debootstrap conntrack nsenter findmnt; do command -v "$t" >/dev/null || need_apt=1; done
+for t in ip nft iptables iperf3 openvpn ping curl openssl jq tcpdump podman runc containerd ctr debootstrap conntrack nsenter findmnt; do command -v "$t" >/dev/null || need_apt=1; done
 [ -x /usr/lib/cni/bridge ] || need_apt=1
 if [ "$need_apt" = 1 ]; then
   echo "setup: installing Debian packages (data path tools, podman + runc, containerd, CNI plugins, debootstrap)"
@@ -22,7 +22,7 @@ if [ "$need_apt" = 1 ]; then
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends \
     iproute2 nftables iptables iperf3 openvpn iputils-ping curl openssl jq ca-certificates procps \
-    podman runc containerd containernetworking-plugins conntrack socat ethtool ebtables debootstrap util-linux >/dev/null
+    podman runc containerd containernetworking-plugins conntrack socat tcpdump ethtool ebtables debootstrap util-linux >/dev/null
 fi
 
 if ! command -v pnpm >/dev/null; then

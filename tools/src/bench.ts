@@ -16,33 +16,32 @@
  * the failover lab, default warn; a run that misses a target keeps the lab's logs), BENCH_SNI_RELAY_MODE=native|stream (sni-proxy's
  * RELAY_MODE in the tunnel, HA and scale labs, to compare the native relay with Node stream pipes;
  * unset: the shipped default, native),
- * BENCH_ONLY=memory|tunnel|failover|scale (`pnpm bench:memory` is BENCH_ONLY=memory, `pnpm bench:scale`
- * BENCH_ONLY=scale: sni-proxy with 1,000 tunnels, bench-scale.ts → bench-out/sni-proxy-scale.json).
- * Ctrl-C (or SIGTERM/SIGHUP) during the tunnel, failover or scale part removes that part's lab and exits 130.
+ * BENCH_ONLY=memory|tunnel|hops|failover|scale (`pnpm bench:memory` is BENCH_ONLY=memory; `pnpm bench:hops`
+ * BENCH_ONLY=hops: where an idle ping's time goes, hop by hop, ours beside OpenVPN, bench-hops.ts →
+ * bench-out/idle-latency-hops.json; `pnpm bench:scale` BENCH_ONLY=scale: sni-proxy with 1,000 tunnels,
+ * bench-scale.ts → bench-out/sni-proxy-scale.json).
+ * Ctrl-C (or SIGTERM/SIGHUP) during the tunnel, hops, failover or scale part removes that part's lab and exits 130.
  */
 import { mkdirSync, writeFileSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { cpus, release } from 'node:os';
 import { LOG_LEVELS } from '@rvpn/config';
-import { issueCertificate, createCa, writePkiFiles } from '@rvpn/pki';
-import { Stack, REPO_ROOT, connectHeaderValue } from './lab/stack.js';
+import { Stack, REPO_ROOT } from './lab/stack.js';
+import { OpenVpnPeer } from './lab/openvpn-peer.js';
 import { HaStack } from './lab/ha-stack.js';
 import { ADDR } from './lab/topology.js';
-import { missingTools, run, sleep, spawnLogged, waitFor, type Spawned } from './lab/sh.js';
+import { missingTools, run, sleep, spawnLogged, waitFor } from './lab/sh.js';
 import { cpuSeconds } from './lab/procs.js';
 import { runFailoverBench } from './bench-failover.js';
 import { runIdleMemoryBench } from './bench-memory.js';
 import { benchSniEnv, runScaleBench } from './bench-scale.js';
+import { runHopsBench } from './bench-hops.js';
 
 const DURATION = Number(process.env.BENCH_DURATION ?? '10');
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? '3');
 const FAILOVER_RUNS = process.env.FAILOVER_RUNS ?? '5';
 const FAILOVER_LOG_LEVEL = process.env.FAILOVER_LOG_LEVEL ?? 'warn';
 const OUT_DIR = join(REPO_ROOT, 'bench-out');
-const OVPN_NS = 'shoot--bench--openvpn';
-const OVPN_SRV_IP = '192.168.123.1';
-const OVPN_CLI_IP = '192.168.123.2';
-const OVPN_PORT = 1195;
 
 const log = (l: string) => console.log(`[bench ${new Date().toISOString().slice(11, 19)}] ${l}`);
 
@@ -164,58 +163,6 @@ const median = (xs: number[]) => {
   return s.length % 2 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
 };
 const round = (x: number, d = 3) => Math.round(x * 10 ** d) / 10 ** d;
-
-class OpenVpnPeer {
-  private server: Spawned | undefined;
-  private client: Spawned | undefined;
-  constructor(private readonly stack: Stack) {}
-
-  /** The processes of OpenVPN's path: its server and client, and the same sni-proxy as ours. */
-  pathPids(): Record<string, number> {
-    return { 'openvpn-server': this.server!.pid, 'sni-proxy': this.stack.procs.get('sni-proxy')!.pid, 'openvpn-client': this.client!.pid };
-  }
-
-  async start(): Promise<void> {
-    const s = this.stack;
-    const dir = join(s.dir, 'openvpn');
-    const ca = await createCa({ commonName: 'openvpn-bench-ca' });
-    const [srv, cli] = await Promise.all([
-      issueCertificate(ca, { commonName: 'server', usage: 'server' }),
-      issueCertificate(ca, { commonName: 'client', usage: 'client' }),
-    ]);
-    await writePkiFiles(dir, { 'ca.crt': ca.certPem, 'server.crt': srv.certPem, 'server.key': srv.keyPem, 'client.crt': cli.certPem, 'client.key': cli.keyPem });
-    const common = ['dev-type tun', 'data-ciphers AES-256-GCM', 'data-ciphers-fallback AES-256-GCM', 'disable-dco', 'verb 3', `ca ${dir}/ca.crt`];
-    writeFileSync(join(dir, 'server.conf'), [...common, 'dev ovpnb', 'proto tcp-server', `local ${ADDR.srv}`, `lport ${OVPN_PORT}`, `ifconfig ${OVPN_SRV_IP} ${OVPN_CLI_IP}`, 'tls-server', 'dh none', `cert ${dir}/server.crt`, `key ${dir}/server.key`].join('\n') + '\n');
-    writeFileSync(join(dir, 'client.conf'), [...common, 'dev ovpnb', 'proto tcp-client', `remote ${ADDR.srv} ${OVPN_PORT}`,
-      `http-proxy ${ADDR.lbWan} 8132`, `http-proxy-option CUSTOM-HEADER Reversed-VPN ${connectHeaderValue(OVPN_NS)}`,
-      'nobind', 'connect-retry 1', `ifconfig ${OVPN_CLI_IP} ${OVPN_SRV_IP}`, 'tls-client', 'remote-cert-tls server', `cert ${dir}/client.crt`, `key ${dir}/client.key`].join('\n') + '\n');
-    // sni-proxy routes OpenVPN's header to the OpenVPN server, exactly as it does for ours
-    const routes = s.defaultRoutes();
-    s.writeRoutes({ ...routes, connect: { ...routes.connect, [connectHeaderValue(OVPN_NS)]: `${ADDR.srv}:${OVPN_PORT}` } });
-    await sleep(500);
-    this.server = spawnLogged(['openvpn', '--config', join(dir, 'server.conf')], { ns: s.topo.ns.srv, logFile: s.logFile('openvpn-server') });
-    s.topo.trackPid(this.server.pid);
-    await sleep(500);
-    this.client = spawnLogged(['openvpn', '--config', join(dir, 'client.conf')], { ns: s.topo.ns.vsh, logFile: s.logFile('openvpn-client') });
-    s.topo.trackPid(this.client.pid);
-    await waitFor('OpenVPN to connect', () => readFileSync(s.logFile('openvpn-client'), 'utf8').includes('Initialization Sequence Completed'), 30_000, 200);
-    // the same target as ours: the pod, through the shoot side's forwarding and masquerade
-    await run(['ip', 'route', 'add', `${ADDR.pod}/32`, 'dev', 'ovpnb'], { ns: s.topo.ns.srv });
-    await run(['nft', '-f', '-'], { ns: s.topo.ns.vsh, input: `table ip rvbench {\n  chain post {\n    type nat hook postrouting priority srcnat; policy accept;\n    oifname "eth0" ip saddr ${OVPN_SRV_IP} masquerade\n  }\n}\n` });
-  }
-
-  async stop(): Promise<void> {
-    const s = this.stack;
-    await run(['ip', 'route', 'del', `${ADDR.pod}/32`, 'dev', 'ovpnb'], { ns: s.topo.ns.srv, allowFail: true });
-    await run(['nft', 'delete', 'table', 'ip', 'rvbench'], { ns: s.topo.ns.vsh, allowFail: true });
-    for (const p of [this.client, this.server]) {
-      if (!p) continue;
-      p.child.kill('SIGTERM');
-      await Promise.race([p.exited, sleep(3000)]);
-      p.child.kill('SIGKILL');
-    }
-  }
-}
 
 let nextPort = 5201;
 
@@ -414,8 +361,8 @@ async function runTunnelBench(signal: AbortSignal): Promise<number> {
 
 async function main(): Promise<number> {
   const only = process.env.BENCH_ONLY;
-  if (only && only !== 'memory' && only !== 'tunnel' && only !== 'failover' && only !== 'scale') {
-    console.error('bench: BENCH_ONLY must be memory, tunnel, failover or scale');
+  if (only && only !== 'memory' && only !== 'tunnel' && only !== 'hops' && only !== 'failover' && only !== 'scale') {
+    console.error('bench: BENCH_ONLY must be memory, tunnel, hops, failover or scale');
     return 2;
   }
   if (!/^[1-9][0-9]*$/.test(FAILOVER_RUNS)) {
@@ -453,6 +400,15 @@ async function main(): Promise<number> {
   if (!only || only === 'tunnel') {
     const c = await runTunnelBench(stop.signal);
     if (c !== 0) return c;
+  }
+  if (!only || only === 'hops') {
+    try {
+      const { file } = await runHopsBench({ signal: stop.signal });
+      log(`wrote ${file}`);
+    } catch (err) {
+      console.error(`hops bench failed: ${(err as Error).message}`);
+      return 1;
+    }
   }
   if (!only || only === 'failover') {
     if (process.getuid?.() !== 0) {
