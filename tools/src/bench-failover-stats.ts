@@ -7,6 +7,8 @@
  * sample: with the default 5 runs "p95 < 1 s" means "every run < 1 s", and the JSON says so.
  */
 
+import { nearestRank } from './stats.js';
+
 export type GapSource = 'stream' | 'short_requests';
 
 /** One run of one scenario, as measured (bench-failover.ts). */
@@ -41,13 +43,7 @@ export interface Distribution {
 export const PERCENTILE_METHOD =
   'nearest-rank: pP is the ceil(P/100 * n)-th smallest run (a measured value, no interpolation); for n <= 19 runs p95 is the largest run (the max), so with 5 runs p95 = max; p50 is the 3rd of 5';
 
-/** The nearest-rank P-th percentile of the samples (NaN when there are none). */
-export function nearestRank(samples: readonly number[], p: number): number {
-  if (!(p > 0 && p <= 100)) throw new RangeError(`percentile ${p} is not in (0, 100]`);
-  if (samples.length === 0) return NaN;
-  const sorted = [...samples].sort((a, b) => a - b);
-  return sorted[Math.ceil((p / 100) * sorted.length) - 1]!;
-}
+export { nearestRank };
 
 export function distribution(samples: readonly number[]): Distribution {
   if (samples.length === 0) throw new RangeError('a distribution needs at least one sample');

@@ -31,6 +31,7 @@ import { Stack, REPO_ROOT } from './lab/stack.js';
 import { ADDR } from './lab/topology.js';
 import { OpenVpnPeer, OVPN_DEVICE, OVPN_PORT } from './lab/openvpn-peer.js';
 import { missingTools, run, sleep, spawnLogged, waitFor, type Spawned } from './lab/sh.js';
+import { mean, median, round } from './stats.js';
 
 /** The apps' TUN_DEVICE default, which the lab keeps. */
 const OUR_DEVICE = 'tun0';
@@ -149,13 +150,6 @@ export function hopSteps(c: Captures): number[][] {
   return out;
 }
 
-const round = (x: number, d = 1) => Math.round(x * 10 ** d) / 10 ** d;
-const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  const mid = Math.floor(s.length / 2);
-  return s.length % 2 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
-};
 
 export interface HopFigures {
   samples: number;
@@ -168,11 +162,11 @@ export interface HopFigures {
 export function summarizeHops(steps: number[][]): HopFigures {
   const hops = HOPS.map((h, i) => {
     const xs = steps.map((s) => s[i]!);
-    return { hop: h.hop, holder: h.holder, median_us: xs.length ? round(median(xs)) : NaN, mean_us: xs.length ? round(mean(xs)) : NaN };
+    return { hop: h.hop, holder: h.holder, median_us: round(median(xs), 1), mean_us: round(mean(xs), 1) };
   });
   const by = { seed_process: 0, sni_proxy: 0, shoot_process: 0, kernel_and_links: 0, pod: 0 } as Record<Holder, number>;
-  for (const h of hops) by[h.holder] = round(by[h.holder] + h.median_us);
-  return { samples: steps.length, hops, by_holder_median_us: by, total_median_us: steps.length ? round(median(steps.map((s) => s.reduce((a, b) => a + b, 0)))) : NaN };
+  for (const h of hops) by[h.holder] = round(by[h.holder] + h.median_us, 1);
+  return { samples: steps.length, hops, by_holder_median_us: by, total_median_us: round(median(steps.map((s) => s.reduce((a, b) => a + b, 0))), 1) };
 }
 
 interface PathFigures extends HopFigures {

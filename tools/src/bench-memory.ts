@@ -22,6 +22,7 @@ import { HA_ADDR, Topology, type Role } from './lab/topology.js';
 import { APP_ENV, appArgv, appProcessEnv, BUNDLED_APPS, REPO_ROOT } from './lab/paths.js';
 import { sleep, spawnLogged, waitFor, type Spawned } from './lab/sh.js';
 import { cpuSeconds, stopProcess } from './lab/procs.js';
+import { median, round } from './stats.js';
 
 /** The apps the target is for: the four long-running ones, each started from its bundle. */
 export const MEMORY_APPS = BUNDLED_APPS;
@@ -57,8 +58,6 @@ export function readProcMemory(pid: number): ProcMemory {
 
 const STARTUP_S = 10;
 
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
-const round1 = (x: number) => Math.round(x * 10) / 10;
 
 async function sample(pid: number, n = 3): Promise<ProcMemory> {
   const xs: ProcMemory[] = [];
@@ -66,7 +65,7 @@ async function sample(pid: number, n = 3): Promise<ProcMemory> {
     if (i) await sleep(1000);
     xs.push(readProcMemory(pid));
   }
-  const pick = (k: keyof ProcMemory) => round1(median(xs.map((x) => x[k])));
+  const pick = (k: keyof ProcMemory) => round(median(xs.map((x) => x[k])), 1);
   return { rss_anon_mib: pick('rss_anon_mib'), rss_file_mib: pick('rss_file_mib'), rss_shmem_mib: pick('rss_shmem_mib'), pss_mib: pick('pss_mib') };
 }
 
@@ -193,7 +192,7 @@ export async function runIdleMemoryBench(opts: { log?: (l: string) => void; sett
       idle_rss_file_mib: per('rss_file_mib'),
       idle_rss_shmem_mib: per('rss_shmem_mib'),
       idle_pss_mib: per('pss_mib'),
-      idle_rss_anon_added_mib: Object.fromEntries(MEMORY_APPS.map((a) => [a, round1(m[a].rss_anon_mib - m.baseline.rss_anon_mib)])) as Record<MemoryApp, number>,
+      idle_rss_anon_added_mib: Object.fromEntries(MEMORY_APPS.map((a) => [a, round(m[a].rss_anon_mib - m.baseline.rss_anon_mib, 1)])) as Record<MemoryApp, number>,
       startup_s: STARTUP_S,
       startup_baseline_node: early.baseline,
       startup_rss_anon_mib: Object.fromEntries(MEMORY_APPS.map((a) => [a, early[a].rss_anon_mib])) as Record<MemoryApp, number>,

@@ -38,6 +38,7 @@ import type { LoopDelay } from './fixtures/loop-delay.js';
 import { metric } from './lab/metrics.js';
 import { cpuSeconds } from './lab/procs.js';
 import { readProcMemory } from './bench-memory.js';
+import { median, round } from './stats.js';
 
 const log = (l: string) => console.log(`[scale ${new Date().toISOString().slice(11, 19)}] ${l}`);
 const num = (name: string, def: number) => {
@@ -65,8 +66,6 @@ const SERVERNAME = 'vpn-seed-server';
 export const scaleUpstreamName = (i: number) => `vpn-seed-server.shoot--scale--${String(i).padStart(4, '0')}.svc.cluster.local`;
 export const scaleHeaderValue = (i: number) => `outbound|1194||${scaleUpstreamName(i)}`;
 
-const round = (x: number, d = 3) => Math.round(x * 10 ** d) / 10 ** d;
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
 /** The client process: one command a line in, one JSON event a line out. */
 class Clients {

@@ -36,6 +36,7 @@ import { runFailoverBench } from './bench-failover.js';
 import { runIdleMemoryBench } from './bench-memory.js';
 import { benchSniEnv, runScaleBench } from './bench-scale.js';
 import { runHopsBench } from './bench-hops.js';
+import { mean, median, nearestRank as percentile, round } from './stats.js';
 
 const DURATION = Number(process.env.BENCH_DURATION ?? '10');
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? '3');
@@ -149,20 +150,8 @@ async function idlePing(stack: Place, label: string, r: PathResult, when: 'cold'
   log(`${label}: ${when === 'cold' ? 'ping' : 'ping after the traffic'} avg ${p.avg} ms, p99 ${p.p99} ms, max ${p.max} ms, loss ${p.loss}%`);
 }
 
-const mean = (xs: number[]) => (xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : NaN);
-const percentile = (xs: number[], p: number) => {
-  if (!xs.length) return NaN;
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.ceil((p / 100) * s.length) - 1)]!;
-};
 
 const rssMiB = (pid: number) => Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? NaN) / 1024;
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  const mid = Math.floor(s.length / 2);
-  return s.length % 2 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
-};
-const round = (x: number, d = 3) => Math.round(x * 10 ** d) / 10 ** d;
 
 let nextPort = 5201;
 

@@ -28,6 +28,7 @@ import { runChecks } from './checks.js';
 import { REPO_ROOT } from './lab/paths.js';
 import { procStats } from './hostile/lab.js';
 import { parseDuration } from './hostile/common.js';
+import { median } from './stats.js';
 
 const RSS_BOUND_MIB = 32;
 const FD_BOUND = 10;
@@ -77,10 +78,6 @@ const onSignal = (sig: NodeJS.Signals) => {
 };
 for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(sig, onSignal);
 
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length ? s[Math.floor(s.length / 2)]! : NaN;
-};
 
 /** Waits `ms`, or less when a stop was asked for. */
 async function wait(ms: number): Promise<void> {
