@@ -90,3 +90,4 @@ export { TUNNEL_TCP_SYSCTLS, TUNNEL_SOCKET_CAPS } from './sockopt.js';
 export type { SocketBufferCaps } from './sockopt.js';
 export { relaySockets, relayTotals, type RelayEnd, type RelayEndReason, type RelayOptions, type RelayTotals, type SocketRelay } from './relay.js';
 export { tcpProbe, tcpProbesActive, type TcpProbeOptions, type TcpProbeResult } from './probe.js';
+export { HeapTrimmer, nativeMallocTrim, withHeapTrim, type HeapTrimDeps, type HeapTrimEvent, type HeapTrimOptions } from './heap-trim.js';

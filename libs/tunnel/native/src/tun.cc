@@ -31,6 +31,7 @@
 #include <fcntl.h>
 #include <linux/if.h>
 #include <linux/if_tun.h>
+#include <malloc.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
@@ -483,6 +484,16 @@ Napi::Value OnesSum(const Napi::CallbackInfo& info) {
   return Napi::Number::New(env, folded);
 }
 
+// Returns the free memory of glibc's heaps to the kernel (malloc_trim(0)): true when some was
+// returned. Elsewhere than glibc there is nothing to call, and it returns false.
+Napi::Value MallocTrim(const Napi::CallbackInfo& info) {
+#ifdef __GLIBC__
+  return Napi::Boolean::New(info.Env(), malloc_trim(0) != 0);
+#else
+  return Napi::Boolean::New(info.Env(), false);
+#endif
+}
+
 }  // namespace
 
 namespace rvpn {
@@ -495,6 +506,7 @@ namespace {
 Napi::Object InitAll(Napi::Env env, Napi::Object exports) {
   exports.Set("setSocketInt", Napi::Function::New(env, SetSocketInt));
   exports.Set("onesSum", Napi::Function::New(env, OnesSum));
+  exports.Set("mallocTrim", Napi::Function::New(env, MallocTrim));
   rvpn::InitRelay(env, exports);
   rvpn::InitProbe(env, exports);
   return TunDevice::Init(env, exports);
