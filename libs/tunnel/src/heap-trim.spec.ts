@@ -79,6 +79,27 @@ describe('HeapTrimmer', () => {
     expect(p.trims).toBe(1);
   });
 
+  it('a tick that cannot read RSS (out of descriptors: EMFILE on /proc/self/stat) is skipped, never thrown', () => {
+    const { p, deps, pass } = fakeProcess();
+    let emfile = false;
+    const t = new HeapTrimmer({}, { ...deps, rss: () => { if (emfile) throw Object.assign(new Error('EMFILE: too many open files, uv_resident_set_memory'), { code: 'EMFILE' }); return p.rss; } });
+    emfile = true;
+    p.rss += 10 * MiB;
+    pass(10_000, 10);
+    expect(() => t.check()).not.toThrow();
+    expect(p.trims).toBe(0);
+    // descriptors are back: the next quiet tick trims
+    emfile = false;
+    pass(10_000, 10);
+    expect(t.check()?.released).toBe(true);
+    // unreadable from the start: no throw, and the first read sets the mark
+    emfile = true;
+    const t2 = new HeapTrimmer({}, { ...deps, rss: () => { if (emfile) throw new Error('EMFILE'); return p.rss; } });
+    emfile = false;
+    pass(10_000, 10);
+    expect(t2.check()).toBeUndefined();
+  });
+
   it('withHeapTrim starts the trimmer after the component and stops it before', async () => {
     const order: string[] = [];
     const c = withHeapTrim({ start: async () => void order.push('start'), stop: async () => void order.push('stop') }, { debug: () => undefined }, { intervalMs: 60_000 });

@@ -81,12 +81,23 @@ export class HeapTrimmer {
     this.deps = deps;
     this.lastCpu = deps.cpuMicros();
     this.lastAt = deps.now();
-    this.baseline = deps.rss();
+    try {
+      this.baseline = deps.rss();
+    } catch {
+      // unreadable now (EMFILE): the first RSS read later sets the mark
+      this.baseline = Infinity;
+    }
   }
 
   start(): void {
     if (this.timer) return;
-    this.timer = setInterval(() => this.check(), this.intervalMs);
+    this.timer = setInterval(() => {
+      try {
+        this.check();
+      } catch {
+        // never the process's end: a tick that cannot look is skipped
+      }
+    }, this.intervalMs);
     this.timer.unref();
   }
 
@@ -102,12 +113,23 @@ export class HeapTrimmer {
     const busy = (cpu - this.lastCpu) / 1000 > this.quiet * Math.max(1, at - this.lastAt);
     this.lastCpu = cpu;
     this.lastAt = at;
-    const rss = this.deps.rss();
+    let rss: number;
+    try {
+      rss = this.deps.rss();
+    } catch {
+      // reading RSS opens /proc/self/stat: out of descriptors (EMFILE) this tick looks no further
+      return undefined;
+    }
     // a process that shrank on its own sets a lower mark to grow from
     if (rss < this.baseline) this.baseline = rss;
     if (busy || rss - this.baseline < this.minGrowth) return undefined;
     const released = this.deps.trim();
-    const rssAfter = this.deps.rss();
+    let rssAfter = rss;
+    try {
+      rssAfter = this.deps.rss();
+    } catch {
+      /* counted as nothing freed; the mark moves to the RSS before */
+    }
     const ev: HeapTrimEvent = { rssBefore: rss, rssAfter, released, ms: this.deps.now() - at };
     this.trims++;
     this.freedBytes += Math.max(0, rss - rssAfter);
