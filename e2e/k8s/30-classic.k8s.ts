@@ -69,6 +69,8 @@ describe('classic VPN (the seed dials the shoot), Helm install', () => {
       await uninstallAll();
       await timeUntil('the firewall to close', async () => (await shootInboundOpenings()).length === 0, 30_000, 500);
       await timeUntil('the seed namespace to be as before', async () => JSON.stringify(await inventory('seed', NS)) === JSON.stringify(before.seed), 120_000, 1000);
+      // the shoot's pods go after their Deployment, by the garbage collector's cascade: wait, then compare
+      await timeUntil('the shoot\'s kube-system to be as before', async () => JSON.stringify(await inventory('shoot', 'kube-system')) === JSON.stringify(before.shoot), 120_000, 1000).catch(() => undefined);
       expect(await inventory('shoot', 'kube-system')).toEqual(before.shoot);
       expect((await apiserverWiring()).flag).toBe(false);
     });
