@@ -128,20 +128,21 @@ export function hopSteps(c: Captures): number[][] {
   const out: number[][] = [];
   for (const [seq, a] of [...sReq].sort((x, y) => x[0] - y[0])) {
     const pts: (number | undefined)[] = [a];
-    const push = (t: number | undefined) => pts.push(t);
-    push(next(c.seedOut, a));
-    push(pts[1] === undefined ? undefined : next(c.lbSeedFromSrv, pts[1]));
-    push(pts[2] === undefined ? undefined : next(c.lbWanOut, pts[2]));
-    push(pts[3] === undefined ? undefined : next(c.shootIn, pts[3]));
-    push(vReq.get(seq));
-    push(pReq.get(seq));
-    push(pRep.get(seq));
-    push(vRep.get(seq));
-    push(pts[8] === undefined ? undefined : next(c.shootOut, pts[8]));
-    push(pts[9] === undefined ? undefined : next(c.lbWanIn, pts[9]));
-    push(pts[10] === undefined ? undefined : next(c.lbSeedToSrv, pts[10]));
-    push(pts[11] === undefined ? undefined : next(c.seedIn, pts[11]));
-    push(sRep.get(seq));
+    // a TLS hop: the first segment with payload after the chain's last point
+    const after = (times: number[]) => {
+      const last = pts.at(-1);
+      pts.push(last === undefined ? undefined : next(times, last));
+    };
+    after(c.seedOut);
+    after(c.lbSeedFromSrv);
+    after(c.lbWanOut);
+    after(c.shootIn);
+    pts.push(vReq.get(seq), pReq.get(seq), pRep.get(seq), vRep.get(seq));
+    after(c.shootOut);
+    after(c.lbWanIn);
+    after(c.lbSeedToSrv);
+    after(c.seedIn);
+    pts.push(sRep.get(seq));
     if (pts.some((p) => p === undefined)) continue;
     const steps = pts.slice(1).map((p, i) => (p! - pts[i]!) * 1e6);
     if (steps.some((d) => d < 0 || d > MAX_STEP_US)) continue;
