@@ -31,6 +31,7 @@ import { Stack, REPO_ROOT } from './lab/stack.js';
 import { ADDR } from './lab/topology.js';
 import { OpenVpnPeer, OVPN_DEVICE, OVPN_PORT } from './lab/openvpn-peer.js';
 import { missingTools, run, sleep, spawnLogged, waitFor, type Spawned } from './lab/sh.js';
+import { envNumber } from './env.js';
 import { mean, median, round } from './stats.js';
 
 /** The apps' TUN_DEVICE default, which the lab keeps. */
@@ -179,17 +180,14 @@ interface PathFigures extends HopFigures {
 }
 
 const log = (l: string) => console.log(`[hops ${new Date().toISOString().slice(11, 19)}] ${l}`);
-const num = (name: string, def: number) => {
-  const v = Number(process.env[name] ?? def);
-  if (!Number.isInteger(v) || v <= 0) throw new Error(`${name} must be a positive integer`);
-  return v;
-};
+/** HOPS_PINGS, HOPS_FLOOD and HOPS_WARMUP_S (tools/README.md); bench.ts reads them before any part starts. */
+export function hopsSettings(env: NodeJS.ProcessEnv = process.env): { pings: number; flood: number; warmupS: number } {
+  return { pings: envNumber('HOPS_PINGS', 200, {}, env), flood: envNumber('HOPS_FLOOD', 5000, {}, env), warmupS: envNumber('HOPS_WARMUP_S', 3, {}, env) };
+}
 
 /** `signal` (bench.ts aborts it on SIGINT/SIGTERM/SIGHUP): the lab goes and the process exits 130. */
 export async function runHopsBench(opts: { signal?: AbortSignal } = {}): Promise<{ file: string; result: Record<string, unknown> }> {
-  const PINGS = num('HOPS_PINGS', 200);
-  const FLOOD = num('HOPS_FLOOD', 5000);
-  const WARMUP_S = num('HOPS_WARMUP_S', 3);
+  const { pings: PINGS, flood: FLOOD, warmupS: WARMUP_S } = hopsSettings();
   if (process.getuid?.() !== 0) throw new Error('must run as root');
   const missing = await missingTools(['ip', 'nft', 'iperf3', 'openvpn', 'ping', 'tcpdump']);
   if (missing.length) throw new Error(`missing tools: ${missing.join(', ')} (run: bash tools/setup.sh)`);

@@ -22,6 +22,7 @@ import { HA_ADDR, Topology, type Role } from './lab/topology.js';
 import { APP_ENV, appArgv, appProcessEnv, BUNDLED_APPS, REPO_ROOT } from './lab/paths.js';
 import { sleep, spawnLogged, waitFor, type Spawned } from './lab/sh.js';
 import { cpuSeconds, stopProcess } from './lab/procs.js';
+import { envNumber } from './env.js';
 import { median, round } from './stats.js';
 
 /** The apps the target is for: the four long-running ones, each started from its bundle. */
@@ -111,9 +112,14 @@ export interface IdleMemoryResult {
   idle_cpu_pct: Record<'baseline_node' | MemoryApp, number>;
 }
 
+/** MEMORY_SETTLE_S: when the second sample is taken, in seconds after the start (at least the first's, STARTUP_S). */
+export function memorySettleS(env: NodeJS.ProcessEnv = process.env): number {
+  return envNumber('MEMORY_SETTLE_S', 45, { min: STARTUP_S }, env);
+}
+
 export async function runIdleMemoryBench(opts: { log?: (l: string) => void; settleS?: number } = {}): Promise<{ file: string; result: IdleMemoryResult }> {
   const log = opts.log ?? (() => undefined);
-  const settleS = opts.settleS ?? Number(process.env.MEMORY_SETTLE_S ?? '45');
+  const settleS = opts.settleS ?? memorySettleS();
   const topo = new Topology(undefined, { ha: true });
   const dir = mkdtempSync(join(tmpdir(), `${topo.prefix}-`));
   const procs = new Map<string, Spawned>();

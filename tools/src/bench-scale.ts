@@ -38,14 +38,20 @@ import type { LoopDelay } from './fixtures/loop-delay.js';
 import { metric } from './lab/metrics.js';
 import { cpuSeconds } from './lab/procs.js';
 import { readProcMemory } from './bench-memory.js';
+import { envNumber } from './env.js';
 import { median, round } from './stats.js';
 
 const log = (l: string) => console.log(`[scale ${new Date().toISOString().slice(11, 19)}] ${l}`);
-const num = (name: string, def: number) => {
-  const v = Number(process.env[name] ?? def);
-  if (!Number.isFinite(v) || v <= 0) throw new Error(`${name} must be a positive number`);
-  return v;
-};
+/** SCALE_TUNNELS, SCALE_WINDOW_S, SCALE_RATE_CONCURRENCY, SCALE_OPEN_CONCURRENCY and SCALE_PING_MS (tools/README.md). */
+export function scaleSettings(env: NodeJS.ProcessEnv = process.env): { tunnels: number; windowS: number; rateConcurrency: number; openConcurrency: number; pingMs: number } {
+  return {
+    tunnels: envNumber('SCALE_TUNNELS', 1000, {}, env),
+    windowS: envNumber('SCALE_WINDOW_S', 10, {}, env),
+    rateConcurrency: envNumber('SCALE_RATE_CONCURRENCY', 50, {}, env),
+    openConcurrency: envNumber('SCALE_OPEN_CONCURRENCY', 50, {}, env),
+    pingMs: envNumber('SCALE_PING_MS', 250, {}, env),
+  };
+}
 
 /**
  * sni-proxy's RELAY_MODE in the bench's labs: BENCH_SNI_RELAY_MODE=stream compares the Node stream
@@ -143,11 +149,7 @@ export interface ScaleResult {
 
 /** `signal` (bench.ts aborts it on SIGINT/SIGTERM/SIGHUP): everything is removed and the process exits 130. */
 export async function runScaleBench(opts: { signal?: AbortSignal } = {}): Promise<{ file: string; result: ScaleResult }> {
-  const N = num('SCALE_TUNNELS', 1000);
-  const WINDOW_S = num('SCALE_WINDOW_S', 10);
-  const RATE_C = num('SCALE_RATE_CONCURRENCY', 50);
-  const OPEN_C = num('SCALE_OPEN_CONCURRENCY', 50);
-  const PING_MS = num('SCALE_PING_MS', 250);
+  const { tunnels: N, windowS: WINDOW_S, rateConcurrency: RATE_C, openConcurrency: OPEN_C, pingMs: PING_MS } = scaleSettings();
   if (process.getuid?.() !== 0) throw new Error('must run as root');
   const missing = await missingTools(['ip', 'nft', 'iperf3', 'curl']);
   if (missing.length) throw new Error(`missing tools: ${missing.join(', ')} (run: bash tools/setup.sh)`);

@@ -33,14 +33,15 @@ import { ADDR } from './lab/topology.js';
 import { missingTools, run, sleep, spawnLogged, waitFor } from './lab/sh.js';
 import { cpuSeconds } from './lab/procs.js';
 import { runFailoverBench } from './bench-failover.js';
-import { runIdleMemoryBench } from './bench-memory.js';
-import { benchSniEnv, runScaleBench } from './bench-scale.js';
-import { runHopsBench } from './bench-hops.js';
+import { memorySettleS, runIdleMemoryBench } from './bench-memory.js';
+import { benchSniEnv, runScaleBench, scaleSettings } from './bench-scale.js';
+import { hopsSettings, runHopsBench } from './bench-hops.js';
+import { envNumber, EnvSettingError } from './env.js';
 import { mean, median, nearestRank as percentile, round } from './stats.js';
 
-const DURATION = Number(process.env.BENCH_DURATION ?? '10');
-const ROUNDS = Number(process.env.BENCH_ROUNDS ?? '3');
-const FAILOVER_RUNS = process.env.FAILOVER_RUNS ?? '5';
+// read and checked in main(), with every part's settings, before any part starts
+let DURATION = 10;
+let ROUNDS = 3;
 const FAILOVER_LOG_LEVEL = process.env.FAILOVER_LOG_LEVEL ?? 'warn';
 const OUT_DIR = join(REPO_ROOT, 'bench-out');
 
@@ -354,8 +355,17 @@ async function main(): Promise<number> {
     console.error('bench: BENCH_ONLY must be memory, tunnel, hops, failover or scale');
     return 2;
   }
-  if (!/^[1-9][0-9]*$/.test(FAILOVER_RUNS)) {
-    console.error(`bench: FAILOVER_RUNS must be a positive integer, not ${JSON.stringify(FAILOVER_RUNS)}`);
+  let runs: number;
+  try {
+    DURATION = envNumber('BENCH_DURATION', 10);
+    ROUNDS = envNumber('BENCH_ROUNDS', 3);
+    runs = envNumber('FAILOVER_RUNS', 5);
+    memorySettleS();
+    hopsSettings();
+    scaleSettings();
+  } catch (err) {
+    if (!(err instanceof EnvSettingError)) throw err;
+    console.error(`bench: ${err.message}`);
     return 2;
   }
   if (!(LOG_LEVELS as readonly string[]).includes(FAILOVER_LOG_LEVEL)) {
@@ -404,7 +414,6 @@ async function main(): Promise<number> {
       console.error('bench: must run as root');
       return 2;
     }
-    const runs = Number(FAILOVER_RUNS);
     const env = [only ? `BENCH_ONLY=${only}` : '', process.env.FAILOVER_RUNS ? `FAILOVER_RUNS=${runs}` : '', process.env.FAILOVER_LOG_LEVEL ? `FAILOVER_LOG_LEVEL=${FAILOVER_LOG_LEVEL}` : ''].filter(Boolean);
     try {
       const { file, targetsMet } = await runFailoverBench({ runs, signal: stop.signal, logLevel: FAILOVER_LOG_LEVEL, command: [...env, 'node tools/dist/bench.js'].join(' ') });
