@@ -117,13 +117,25 @@ export function memorySettleS(env: NodeJS.ProcessEnv = process.env): number {
   return envNumber('MEMORY_SETTLE_S', 45, { min: STARTUP_S }, env);
 }
 
-export async function runIdleMemoryBench(opts: { log?: (l: string) => void; settleS?: number } = {}): Promise<{ file: string; result: IdleMemoryResult }> {
+/** `signal` (bench.ts aborts it on SIGINT/SIGTERM/SIGHUP or a closed output): the lab goes and the process exits 130. */
+export async function runIdleMemoryBench(opts: { log?: (l: string) => void; settleS?: number; signal?: AbortSignal } = {}): Promise<{ file: string; result: IdleMemoryResult }> {
   const log = opts.log ?? (() => undefined);
   const settleS = opts.settleS ?? memorySettleS();
   const topo = new Topology(undefined, { ha: true });
   const dir = mkdtempSync(join(tmpdir(), `${topo.prefix}-`));
   const procs = new Map<string, Spawned>();
   const file = (n: string) => join(dir, n);
+  // one teardown for the end of the run and an abort during it, which exits 130 once it is done
+  let downing: Promise<void> | undefined;
+  const down = () =>
+    (downing ??= (async () => {
+      // SIGTERM: the apps remove their TUN, routes and nft tables as in a pod's shutdown
+      await Promise.all([...procs.values()].map((p) => stopProcess(p)));
+      await topo.destroy();
+      rmSync(dir, { recursive: true, force: true });
+    })());
+  const onAbort = () => void down().then(() => process.exit(130));
+  opts.signal?.addEventListener('abort', onAbort, { once: true });
   try {
     log(`creating topology ${topo.prefix} (namespaces only; no peers are started)`);
     await topo.create();
@@ -213,9 +225,7 @@ export async function runIdleMemoryBench(opts: { log?: (l: string) => void; sett
     writeFileSync(out, JSON.stringify(result, null, 2) + '\n');
     return { file: out, result };
   } finally {
-    // SIGTERM: the apps remove their TUN, routes and nft tables as in a pod's shutdown
-    await Promise.all([...procs.values()].map((p) => stopProcess(p)));
-    await topo.destroy();
-    rmSync(dir, { recursive: true, force: true });
+    opts.signal?.removeEventListener('abort', onAbort);
+    await down();
   }
 }

@@ -20,7 +20,7 @@
  * BENCH_ONLY=hops: where an idle ping's time goes, hop by hop, ours beside OpenVPN, bench-hops.ts →
  * bench-out/idle-latency-hops.json; `pnpm bench:scale` BENCH_ONLY=scale: sni-proxy with 1,000 tunnels,
  * bench-scale.ts → bench-out/sni-proxy-scale.json).
- * Ctrl-C (or SIGTERM/SIGHUP) during the tunnel, hops, failover or scale part removes that part's lab and exits 130.
+ * Ctrl-C (or SIGTERM/SIGHUP, or the end of a pipe its output goes to) during any part removes that part's lab and exits 130.
  */
 import { mkdirSync, writeFileSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -37,6 +37,7 @@ import { memorySettleS, runIdleMemoryBench } from './bench-memory.js';
 import { benchSniEnv, runScaleBench, scaleSettings } from './bench-scale.js';
 import { hopsSettings, runHopsBench } from './bench-hops.js';
 import { envNumber, EnvSettingError } from './env.js';
+import { onStopRequest } from './lab/stop.js';
 import { mean, median, nearestRank as percentile, round } from './stats.js';
 
 // read and checked in main(), with every part's settings, before any part starts
@@ -372,6 +373,12 @@ async function main(): Promise<number> {
     console.error(`bench: FAILOVER_LOG_LEVEL must be one of ${LOG_LEVELS.join(', ')}, not ${JSON.stringify(FAILOVER_LOG_LEVEL)}`);
     return 2;
   }
+  // A signal, or our output going away (`pnpm bench | head`), removes the running part's lab before the exit (130).
+  const stop = new AbortController();
+  onStopRequest((why) => {
+    log(`${why}: stopping, removing the lab`);
+    stop.abort(new Error(`stopped: ${why}`));
+  });
   if (!only || only === 'memory') {
     if (process.getuid?.() !== 0) {
       console.error('bench: must run as root');
@@ -379,27 +386,19 @@ async function main(): Promise<number> {
     }
     // first, while nothing else of ours runs
     try {
-      const { file } = await runIdleMemoryBench({ log: (l) => log(`memory: ${l}`) });
+      const { file } = await runIdleMemoryBench({ log: (l) => log(`memory: ${l}`), signal: stop.signal });
       log(`wrote ${file}`);
     } catch (err) {
       console.error(`memory bench failed: ${(err as Error).message}`);
       return 1;
     }
   }
-  // From here on a signal removes the running part's lab before the exit (the memory part, above, has
-  // no teardown of its own yet: a Ctrl-C there ends the process as before, and `pnpm sweep` cleans up).
-  const stop = new AbortController();
-  for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
-    process.on(sig, () => {
-      if (stop.signal.aborted) return; // already stopping: let the teardown finish
-      log(`${sig}: stopping, removing the lab`);
-      stop.abort(new Error(`stopped by ${sig}`));
-    });
-  }
+  if (stop.signal.aborted) return 130; // stopped between two parts: nothing of ours is up
   if (!only || only === 'tunnel') {
     const c = await runTunnelBench(stop.signal);
     if (c !== 0) return c;
   }
+  if (stop.signal.aborted) return 130; // stopped between two parts: nothing of ours is up
   if (!only || only === 'hops') {
     try {
       const { file } = await runHopsBench({ signal: stop.signal });
@@ -409,6 +408,7 @@ async function main(): Promise<number> {
       return 1;
     }
   }
+  if (stop.signal.aborted) return 130; // stopped between two parts: nothing of ours is up
   if (!only || only === 'failover') {
     if (process.getuid?.() !== 0) {
       console.error('bench: must run as root');
@@ -427,6 +427,7 @@ async function main(): Promise<number> {
       return 1;
     }
   }
+  if (stop.signal.aborted) return 130; // stopped between two parts: nothing of ours is up
   if (!only || only === 'scale') {
     try {
       const { file } = await runScaleBench({ signal: stop.signal });

@@ -25,6 +25,7 @@ import { run, sleep, waitFor } from './lab/sh.js';
 import { metric } from './lab/metrics.js';
 import { flow, type Flow } from './lab/traffic.js';
 import { runChecks } from './checks.js';
+import { onStopRequest } from './lab/stop.js';
 import { REPO_ROOT } from './lab/paths.js';
 import { procStats } from './hostile/lab.js';
 import { parseDuration } from './hostile/common.js';
@@ -71,12 +72,11 @@ interface Sample {
 let stopping: string | undefined;
 /** What made the run fail, printed at the end. */
 const problems: string[] = [];
-const onSignal = (sig: NodeJS.Signals) => {
-  if (stopping) return; // already stopping: keep cleaning up
-  stopping = sig;
-  log(`${sig}: stopping, removing the lab`);
-};
-for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(sig, onSignal);
+// a signal, or our output going away (`pnpm soak | head`), stops the run and removes the lab
+onStopRequest((why) => {
+  stopping = why;
+  log(`${why}: stopping, removing the lab`);
+});
 
 
 /** Waits `ms`, or less when a stop was asked for. */
