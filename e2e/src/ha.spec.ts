@@ -162,9 +162,14 @@ describe('HA: failover without broken connections', () => {
       await waitFor('path-controller-1 to leave the frozen pod', async () => metric(await s.statusBody('path-controller-1', 'metrics'), 'rvpn_path_controller_active_path') !== before, 15_000, 100);
       expect(await ok(0)).toBe(true);
       expect(await ok(1)).toBe(true);
+      const m = await s.statusBody('path-controller-0', 'metrics');
+      expect(metric(m, 'rvpn_path_controller_path_usable', { path: String(before) })).toBe(0);
+      expect(metric(m, 'rvpn_path_controller_path_usable', { path: String(1 - before) })).toBe(1);
     } finally {
       await run(['nft', 'delete', 'table', 'inet', 'rvfreeze'], { ns: vsh, allowFail: true });
     }
+    // thawed, the pod is usable again once its probes have passed for PROBE_HEALTHY_PERIOD
+    await waitFor('path-controller-0 to count the thawed pod usable again', async () => metric(await s.statusBody('path-controller-0', 'metrics'), 'rvpn_path_controller_path_usable', { path: String(before) }) === 1, 15_000, 100);
   });
 
   it('a shoot pod killed: new requests succeed again through the other one', async () => {

@@ -54,9 +54,15 @@ export async function runFailoverBench(opts: FailoverBenchOptions = {}): Promise
     const n = app.startsWith('path') ? 'rvpn_path_controller_bond_link_up' : 'rvpn_vpn_shoot_bond_link_up';
     return [0, 1].every((i) => metric(m, n, { server: `vpn-seed-server-${i}` }) === 1);
   };
-  const allLinksUp = () => waitFor('every bond link up', async () => {
+  // both shoot pods usable again at both path-controllers too: a restarted or thawed pod must pass probes for
+  // PROBE_HEALTHY_PERIOD first, and a run that began before that (a slow machine) met a lab with one path
+  const pathsUsable = async (app: 'path-controller-0' | 'path-controller-1') => {
+    const m = await s.statusBody(app, 'metrics');
+    return [0, 1].every((j) => metric(m, 'rvpn_path_controller_path_usable', { path: String(j) }) === 1);
+  };
+  const allLinksUp = () => waitFor('every bond link up and both shoot pods usable', async () => {
     for (const a of ['path-controller-0', 'path-controller-1', 'vpn-shoot-0', 'vpn-shoot-1'] as HaApp[]) if (!(await linksUp(a))) return false;
-    return true;
+    return (await pathsUsable('path-controller-0')) && (await pathsUsable('path-controller-1'));
   }, 60_000, 100);
   const activePath = async () => metric(await s.statusBody('path-controller-0', 'metrics'), 'rvpn_path_controller_active_path');
 

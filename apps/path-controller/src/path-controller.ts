@@ -201,6 +201,7 @@ export class PathController {
   }
 
   private applyChange(change: ReturnType<PathSelector['markDown']>): void {
+    for (let j = 0; j < this.cfg.haVpnClients; j++) this.m.pathUsable.set({ path: String(j) }, this.selector.state(j).usable ? 1 : 0);
     if (!change) return;
     this.m.pathSwitches.inc();
     this.m.activePath.set(change.to ?? -1);
@@ -379,6 +380,7 @@ function metrics(registry: Registry, endpoint: BondTapSource) {
     activePath: new Gauge({ name: `${p}active_path`, help: 'Index of the shoot pod the routes point at (-1: none usable)', registers: r }),
     pathSwitches: new Counter({ name: `${p}path_switches_total`, help: 'Changes of the active shoot path', registers: r }),
     probeSuccess: new Gauge({ name: `${p}probe_success`, help: '1 when the last probe through the path passed', labelNames: ['path'], registers: r }),
+    pathUsable: new Gauge({ name: `${p}path_usable`, help: '1 while the path may carry the routes: its probes pass and, after a failure, have passed for PROBE_HEALTHY_PERIOD', labelNames: ['path'], registers: r }),
     probeRtt: new Gauge({ name: `${p}probe_rtt_seconds`, help: 'Round-trip time of the last passing probe, per path', labelNames: ['path'], registers: r }),
     bondSwitches: new Counter({ name: `${p}bond_switches_total`, help: 'Active-link switches of the bond', registers: r }),
     sendDrops: new Counter({ name: `${p}bond_send_dropped_frames_total`, help: 'Frames the per-link send queues dropped, by server and reason (queue_full: over the byte cap; codel: a standing queue)', labelNames: ['server', 'reason'], registers: r }),
