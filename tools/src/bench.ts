@@ -340,6 +340,8 @@ async function runTunnelBench(signal: AbortSignal): Promise<number> {
     log(`wrote ${join(OUT_DIR, 'tunnel.json')}`);
     return 0;
   } catch (err) {
+    // a stop (Ctrl-C, a closed output) takes the lab down under the run: no failure, nothing to keep
+    if (signal.aborted) return 130;
     console.error(`bench failed: ${(err as Error).message}`);
     stack.keepWorkDir = true;
     return 1;
@@ -404,6 +406,7 @@ async function main(): Promise<number> {
       const { file } = await runHopsBench({ signal: stop.signal });
       log(`wrote ${file}`);
     } catch (err) {
+      if (stop.signal.aborted) return 130; // stopped: the part removed its lab
       console.error(`hops bench failed: ${(err as Error).message}`);
       return 1;
     }
@@ -433,6 +436,7 @@ async function main(): Promise<number> {
       const { file } = await runScaleBench({ signal: stop.signal });
       log(`wrote ${file}`);
     } catch (err) {
+      if (stop.signal.aborted) return 130; // stopped: the part removed its lab
       console.error(`scale bench failed: ${(err as Error).message}`);
       return 1;
     }

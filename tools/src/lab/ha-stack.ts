@@ -46,6 +46,8 @@ export class HaStack {
   /** The routes sni-proxy was given. */
   routes: unknown = {};
   private up = false;
+  /** The teardown under way or done (down()). */
+  private downing: Promise<void> | undefined;
   private readonly log: (l: string) => void;
 
   constructor(opts: { prefix?: string; log?: (l: string) => void; logLevel?: string; env?: Partial<Record<HaApp, Record<string, string>>>; images?: boolean; overlap?: boolean } = {}) {
@@ -212,13 +214,17 @@ export class HaStack {
     return run(['curl', '-sS', '-m', String(timeoutS), '--cacert', this.file('lab-ca.crt'), ...this.proxyArgs(), ...extra, url], { ns: this.topo.ns[i === 0 ? 'kapi0' : 'kapi1'], allowFail: true, timeoutMs: (timeoutS + 5) * 1000 });
   }
 
-  async down(): Promise<void> {
-    if (!this.up) return;
+  /** Stops everything and removes the topology; a second call while the first is under way waits for it (Stack.down). */
+  down(): Promise<void> {
+    if (!this.up) return this.downing ?? Promise.resolve();
     this.up = false;
-    for (const app of [...HA_APPS].reverse()) await this.stopApp(app).catch(() => undefined);
-    await this.pods?.down();
-    await killAll(this.procs);
-    await this.topo.destroy();
-    if (!this.keepWorkDir) rmSync(this.dir, { recursive: true, force: true });
+    this.downing = (async () => {
+      for (const app of [...HA_APPS].reverse()) await this.stopApp(app).catch(() => undefined);
+      await this.pods?.down();
+      await killAll(this.procs);
+      await this.topo.destroy();
+      if (!this.keepWorkDir) rmSync(this.dir, { recursive: true, force: true });
+    })();
+    return this.downing;
   }
 }

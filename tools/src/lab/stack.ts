@@ -92,6 +92,8 @@ export class Stack {
   readonly pods: PodRuntime | undefined;
   private readonly log: (line: string) => void;
   private up = false;
+  /** The teardown under way or done (down()). */
+  private downing: Promise<void> | undefined;
   /** Restart an app that exits on its own (what the kubelet does); the demo turns this on. */
   supervise = false;
   /** Keep the work directory (logs, certificates) after down(); set after a failed start. */
@@ -422,17 +424,24 @@ export class Stack {
     return run(['curl', '-sS', '-m', String(timeoutS), '--cacert', this.file('lab-ca.crt'), ...this.proxyArgs(), ...extra, url], { ns: this.topo.ns.kapi, allowFail: true, timeoutMs: (timeoutS + 5) * 1000 });
   }
 
-  /** Stops everything and removes the topology; safe to call twice. */
-  async down(): Promise<void> {
-    if (!this.up) return;
+  /**
+   * Stops everything and removes the topology; safe to call twice: a second call while the first is under
+   * way (a Ctrl-C during a part, then the part's own cleanup) waits for it instead of returning at once, so
+   * nobody exits the process with half a lab.
+   */
+  down(): Promise<void> {
+    if (!this.up) return this.downing ?? Promise.resolve();
     this.up = false;
-    await this.second?.down();
-    for (const name of ['vpn-shoot', 'vpn-seed-server', 'sni-proxy'] as AppName[]) await this.stopApp(name).catch(() => undefined);
-    await this.pods?.down();
-    await killAll(this.procs);
-    await this.topo.destroy(); // the second shoot's view: nothing (this lab's destroy() removes both shoots)
-    // the second shoot's work directory goes with the lab's
-    if (!this.keepWorkDir && !this.topo.owner) rmSync(this.dir, { recursive: true, force: true });
+    this.downing = (async () => {
+      await this.second?.down();
+      for (const name of ['vpn-shoot', 'vpn-seed-server', 'sni-proxy'] as AppName[]) await this.stopApp(name).catch(() => undefined);
+      await this.pods?.down();
+      await killAll(this.procs);
+      await this.topo.destroy(); // the second shoot's view: nothing (this lab's destroy() removes both shoots)
+      // the second shoot's work directory goes with the lab's
+      if (!this.keepWorkDir && !this.topo.owner) rmSync(this.dir, { recursive: true, force: true });
+    })();
+    return this.downing;
   }
 }
 
