@@ -391,6 +391,7 @@ async function main(): Promise<number> {
       const { file } = await runIdleMemoryBench({ log: (l) => log(`memory: ${l}`), signal: stop.signal });
       log(`wrote ${file}`);
     } catch (err) {
+      if (stop.signal.aborted) return 130; // stopped: the part removed its lab
       console.error(`memory bench failed: ${(err as Error).message}`);
       return 1;
     }
