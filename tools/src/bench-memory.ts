@@ -23,6 +23,7 @@ import { APP_ENV, appArgv, appProcessEnv, BUNDLED_APPS, REPO_ROOT } from './lab/
 import { sleep, spawnLogged, waitFor, type Spawned } from './lab/sh.js';
 import { cpuSeconds, stopProcess } from './lab/procs.js';
 import { envNumber } from './env.js';
+import { teardownOnce } from './lab/stop.js';
 import { median, round } from './stats.js';
 
 /** The apps the target is for: the four long-running ones, each started from its bundle. */
@@ -125,17 +126,12 @@ export async function runIdleMemoryBench(opts: { log?: (l: string) => void; sett
   const dir = mkdtempSync(join(tmpdir(), `${topo.prefix}-`));
   const procs = new Map<string, Spawned>();
   const file = (n: string) => join(dir, n);
-  // one teardown for the end of the run and an abort during it, which exits 130 once it is done
-  let downing: Promise<void> | undefined;
-  const down = () =>
-    (downing ??= (async () => {
-      // SIGTERM: the apps remove their TUN, routes and nft tables as in a pod's shutdown
-      await Promise.all([...procs.values()].map((p) => stopProcess(p)));
-      await topo.destroy();
-      rmSync(dir, { recursive: true, force: true });
-    })());
-  const onAbort = () => void down().then(() => process.exit(130));
-  opts.signal?.addEventListener('abort', onAbort, { once: true });
+  const teardown = teardownOnce(opts.signal, async () => {
+    // SIGTERM: the apps remove their TUN, routes and nft tables as in a pod's shutdown
+    await Promise.all([...procs.values()].map((p) => stopProcess(p)));
+    await topo.destroy();
+    rmSync(dir, { recursive: true, force: true });
+  });
   try {
     log(`creating topology ${topo.prefix} (namespaces only; no peers are started)`);
     await topo.create();
@@ -225,7 +221,7 @@ export async function runIdleMemoryBench(opts: { log?: (l: string) => void; sett
     writeFileSync(out, JSON.stringify(result, null, 2) + '\n');
     return { file: out, result };
   } finally {
-    opts.signal?.removeEventListener('abort', onAbort);
-    await down();
+    teardown.release();
+    await teardown.stop();
   }
 }

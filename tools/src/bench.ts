@@ -37,7 +37,7 @@ import { memorySettleS, runIdleMemoryBench } from './bench-memory.js';
 import { benchSniEnv, runScaleBench, scaleSettings } from './bench-scale.js';
 import { hopsSettings, runHopsBench } from './bench-hops.js';
 import { envNumber, EnvSettingError } from './env.js';
-import { onStopRequest } from './lab/stop.js';
+import { onStopRequest, teardownOnce } from './lab/stop.js';
 import { mean, median, nearestRank as percentile, round } from './stats.js';
 
 // read and checked in main(), with every part's settings, before any part starts
@@ -225,17 +225,6 @@ function summary(r: PathResult) {
   };
 }
 
-/**
- * A lab's teardown, once: the end of a part and a Ctrl-C during it share one `down()`, and the abort
- * exits 130 only after it finished. `release()` hands Ctrl-C back (the lab is gone, another part runs).
- */
-function teardownOnce(signal: AbortSignal, down: () => Promise<void>): { stop: () => Promise<void>; release: () => void } {
-  let downing: Promise<void> | undefined;
-  const stop = () => (downing ??= down());
-  const onAbort = () => void stop().then(() => process.exit(130));
-  signal.addEventListener('abort', onAbort, { once: true });
-  return { stop, release: () => signal.removeEventListener('abort', onAbort) };
-}
 
 /**
  * The HA path (BENCH_HA=0 skips it): the same rounds from kube-apiserver-0's namespace, through its

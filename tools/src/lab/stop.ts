@@ -18,3 +18,15 @@ export function onStopRequest(handler: (why: string) => void, proc: Pick<NodeJS.
   }
   for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) proc.on(sig, () => once(sig));
 }
+
+/**
+ * A lab's teardown, once: the end of a part and a Ctrl-C during it share one `down()`, and the abort
+ * exits 130 only after it finished. `release()` hands Ctrl-C back (the lab is gone, another part runs).
+ */
+export function teardownOnce(signal: AbortSignal | undefined, down: () => Promise<void>): { stop: () => Promise<void>; release: () => void } {
+  let downing: Promise<void> | undefined;
+  const stop = () => (downing ??= down());
+  const onAbort = () => void stop().then(() => process.exit(130));
+  signal?.addEventListener('abort', onAbort, { once: true });
+  return { stop, release: () => signal?.removeEventListener('abort', onAbort) };
+}
