@@ -1,3 +1,4 @@
+import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { mkdtempSync, mkdirSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
@@ -217,6 +218,30 @@ describe('sni-proxy relay (RELAY_MODE native and stream)', () => {
       expect(metric(m, 'rvpn_sni_proxy_bytes_total', { direction: 'downstream' })).toBe(64);
       expect(metric(m, 'rvpn_sni_proxy_relay_ends_total', { reason: 'closed' })).toBe(mode === 'native' ? 1 : 0);
       expect(metric(m, 'rvpn_sni_proxy_relay_fallbacks_total')).toBe(0);
+    });
+
+    it(`${mode}: caps the kernel receive buffer of both piped sockets (RELAY_RECEIVE_BUFFER), and leaves it to the kernel with 0`, async () => {
+      // ss reports each socket's receive buffer (rb; the kernel doubles SO_RCVBUF). The proxy's own two sockets
+      // are the one accepted on the CONNECT port (sport) and the one it dialed to the upstream (dport); the
+      // client's socket (dport = the CONNECT port) has the kernel's default.
+      const rb = (filter: string) =>
+        [...execFileSync('ss', ['-tmnH', 'state', 'established', filter], { encoding: 'utf8' }).matchAll(/rb(\d+)/g)].map((m) => Number(m[1]));
+      for (const cap of [16384, 0]) {
+        const sink = await tagServer('sink');
+        const { proxy } = await startProxy({ connect: { [VALUE]: `127.0.0.1:${sink}` } }, { RELAY_MODE: mode, RELAY_RECEIVE_BUFFER: String(cap) });
+        const port = proxy.ports.connect!;
+        const c = net.connect(port, '127.0.0.1');
+        c.on('error', () => undefined);
+        onCleanup(() => { c.destroy(); });
+        c.write(connectReq('X-Gardener-Destination', VALUE));
+        let got = '';
+        await new Promise<void>((r) => c.on('data', (d) => { got += d.toString('latin1'); if (got.endsWith('sink\n')) r(); }));
+        const [down, up, client] = [rb(`sport = :${port}`), rb(`dport = :${sink}`), rb(`dport = :${port}`)];
+        expect([down.length, up.length, client.length]).toEqual([1, 1, 1]);
+        expect(client[0]).not.toBe(2 * 16384);
+        expect([down[0], up[0]]).toEqual(cap ? [2 * cap, 2 * cap] : [client[0], client[0]]);
+        await proxy.stop();
+      }
     });
 
     it(`${mode}: closes a relayed connection after IDLE_TIMEOUT without a byte, and on stop()`, async () => {
