@@ -1,4 +1,3 @@
-import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { mkdtempSync, mkdirSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
@@ -9,6 +8,7 @@ import { pino } from 'pino';
 import { Registry } from 'prom-client';
 import { afterEach, describe, expect, it } from 'vitest';
 import { loadSniProxyConfig } from '@rvpn/config';
+import { receiveBuffers } from '@rvpn/tunnel/testing';
 import { encodeProxyV1, encodeProxyV2 } from '@rvpn/proxy';
 import { createCa, issueCertificate } from '@rvpn/pki';
 import { cleanup, connectReq, exchange, metric, onCleanup, server, startProxy, tagServer, VALUE, VALUE_B, waitFor } from './harness.test-helper.js';
@@ -224,8 +224,6 @@ describe('sni-proxy relay (RELAY_MODE native and stream)', () => {
       // ss reports each socket's receive buffer (rb; the kernel doubles SO_RCVBUF). The proxy's own two sockets
       // are the one accepted on the CONNECT port (sport) and the one it dialed to the upstream (dport); the
       // client's socket (dport = the CONNECT port) has the kernel's default.
-      const rb = (filter: string) =>
-        [...execFileSync('ss', ['-tmnH', 'state', 'established', filter], { encoding: 'utf8' }).matchAll(/rb(\d+)/g)].map((m) => Number(m[1]));
       for (const cap of [16384, 0]) {
         const sink = await tagServer('sink');
         const { proxy } = await startProxy({ connect: { [VALUE]: `127.0.0.1:${sink}` } }, { RELAY_MODE: mode, RELAY_RECEIVE_BUFFER: String(cap) });
@@ -236,7 +234,7 @@ describe('sni-proxy relay (RELAY_MODE native and stream)', () => {
         c.write(connectReq('X-Gardener-Destination', VALUE));
         let got = '';
         await new Promise<void>((r) => c.on('data', (d) => { got += d.toString('latin1'); if (got.endsWith('sink\n')) r(); }));
-        const [down, up, client] = [rb(`sport = :${port}`), rb(`dport = :${sink}`), rb(`dport = :${port}`)];
+        const [down, up, client] = [receiveBuffers(`sport = :${port}`), receiveBuffers(`dport = :${sink}`), receiveBuffers(`dport = :${port}`)];
         expect([down.length, up.length, client.length]).toEqual([1, 1, 1]);
         expect(client[0]).not.toBe(2 * 16384);
         expect([down[0], up[0]]).toEqual(cap ? [2 * cap, 2 * cap] : [client[0], client[0]]);

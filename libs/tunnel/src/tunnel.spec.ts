@@ -2,7 +2,6 @@
  * Listener and dialer over real TLS on loopback with certificates made here, fake devices and a
  * TunnelDataPath on each side: the whole library minus the kernel.
  */
-import { execFileSync } from 'node:child_process';
 import net from 'node:net';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { Cidr, CidrSet } from '@rvpn/config';
@@ -14,6 +13,7 @@ import type { LocalHello, TunnelSession } from './session.js';
 import { TUNNEL_SOCKET_CAPS, type SocketBufferCaps } from './sockopt.js';
 import { createFakeDevice, type FakeDevice } from './testing/fake-device.js';
 import { icmpEcho, parseIcmpEcho } from './testing/packets.js';
+import { receiveBuffers } from './testing/sockets.js';
 
 let pki: ShootPki;
 let other: ShootPki;
@@ -101,8 +101,7 @@ describe('tunnel over TLS', () => {
 
   it('caps the kernel buffers of both ends when asked (socketBuffers), and leaves them to the kernel otherwise', async () => {
     // ss reports the receive buffer of each end of the connection (the kernel doubles SO_RCVBUF)
-    const rb = (port: number, side: 'sport' | 'dport') =>
-      Number(/rb(\d+)/.exec(execFileSync('ss', ['-tmnH', 'state', 'established', `${side} = :${port}`], { encoding: 'utf8' }))?.[1] ?? NaN);
+    const rb = (port: number, side: 'sport' | 'dport') => receiveBuffers(`${side} = :${port}`)[0] ?? NaN;
     const capped = await seedSide({ socketBuffers: TUNNEL_SOCKET_CAPS });
     const cappedShoot = shootSide(capped.port, { socketBuffers: TUNNEL_SOCKET_CAPS });
     await until(() => cappedShoot.dialer.state === 'connected' && capped.sessions.length === 1);
