@@ -225,7 +225,6 @@ function summary(r: PathResult) {
   };
 }
 
-
 /**
  * The HA path (BENCH_HA=0 skips it): the same rounds from kube-apiserver-0's namespace, through its
  * path-controller's bond and a seed server's switch to the shoot pod. No OpenVPN peer (vpn2's HA is
